@@ -1,0 +1,82 @@
+// Strided matrix product, the workhorse of every non-recurrent product:
+//   C[m, n] = sum_k A(m, k) * B(k, n)  (+ bias[n]) (+ bias2[n])  (+ C[m, n] if ACCUMULATE)
+// with A(m, k) = a[a_off + m * a_rs + k * a_cs] and B(k, n) = b[b_off + k * b_rs + n * b_cs],
+// so one kernel covers X·Wᵀ, dY·W and dYᵀ·X without transposed copies.
+// C is row-major with row stride c_rs: C[m, n] = c[c_off + m * c_rs + n].
+// Each invocation owns a 4x4 block of C; a workgroup of 8x8 owns a 32x32 tile.
+// Sums run over k in ascending order: results are deterministic.
+// Dispatch: (ceil(N / 32), ceil(M / 32), 1).
+
+struct GemmParams {
+    m: u32, n: u32, k: u32,
+    a_off: u32, a_rs: u32, a_cs: u32,
+    b_off: u32, b_rs: u32, b_cs: u32,
+    c_off: u32, c_rs: u32,
+    bias_off: u32, bias2_off: u32,
+    flags: u32,     // bit 0: add bias, bit 1: add bias2, bit 2: accumulate into C
+}
+
+const ADD_BIAS: u32 = 1u;
+const ADD_BIAS2: u32 = 2u;
+const ACCUMULATE: u32 = 4u;
+
+@group(0) @binding(0) var<uniform> p: GemmParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(8, 8)
+fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m0 = gid.y * 4u;
+    let n0 = gid.x * 4u;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    // Clamp the block's rows and columns to the matrix; out-of-range lanes reuse the last
+    // valid row/column (their results are discarded) so the inner loop has no branches.
+    var row: array<u32, 4>;
+    var col: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        row[i] = p.a_off + min(m0 + i, p.m - 1u) * p.a_rs;
+        col[i] = p.b_off + min(n0 + i, p.n - 1u) * p.b_cs;
+    }
+    var acc: array<array<f32, 4>, 4>;
+    for (var kk = 0u; kk < p.k; kk++) {
+        var av: array<f32, 4>;
+        var bv: array<f32, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            av[i] = a[row[i] + kk * p.a_cs];
+            bv[i] = b[col[i] + kk * p.b_rs];
+        }
+        for (var i = 0u; i < 4u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                acc[i][j] = acc[i][j] + av[i] * bv[j];
+            }
+        }
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + i;
+        if (m >= p.m) {
+            break;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + j;
+            if (n >= p.n) {
+                break;
+            }
+            var v = acc[i][j];
+            if ((p.flags & ADD_BIAS) != 0u) {
+                v = v + bias[p.bias_off + n];
+            }
+            if ((p.flags & ADD_BIAS2) != 0u) {
+                v = v + bias[p.bias2_off + n];
+            }
+            let at = p.c_off + m * p.c_rs + n;
+            if ((p.flags & ACCUMULATE) != 0u) {
+                v = c[at] + v;
+            }
+            c[at] = v;
+        }
+    }
+}

@@ -1,0 +1,95 @@
+// Loss forward and backward, fused, one invocation per output row.
+//   y: [R, O] head outputs (pre-activation), targets: [R] class ids (cross-entropy) or
+//   [R, O] f32 values stored as raw bits (bce, mse, mae).
+//   dy[r, o] = d(mean loss)/d y[r, o];  row_loss[r] = sum_o loss(r, o) (not yet averaged).
+// cross-entropy: log-softmax over O; loss = logsumexp(y) - y[target]; dy = softmax - onehot.
+// bce:           BCEWithLogits: max(y, 0) - y·t + log(1 + exp(-|y|)); dy = sigmoid(y) - t.
+// mse / mae:     a = act(y) with act = identity | relu | sigmoid; (a - t)² or |a - t|.
+// Every dy is scaled by inv_count = 1 / (number of averaged elements), PyTorch's "mean".
+// Dispatch: 256 invocations per workgroup over R rows (x + y · groups.x · 256).
+
+struct LossParams {
+    rows: u32,        // R
+    outputs: u32,     // O
+    kind: u32,        // 0 cross-entropy, 1 bce, 2 mse, 3 mae
+    activation: u32,  // for mse/mae: 0 identity, 1 relu, 2 sigmoid
+    inv_count: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+const CROSS_ENTROPY: u32 = 0u;
+const BCE: u32 = 1u;
+const MSE: u32 = 2u;
+const RELU: u32 = 1u;
+const SIGMOID: u32 = 2u;
+
+@group(0) @binding(0) var<uniform> p: LossParams;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
+
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+@compute @workgroup_size(256)
+fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let r = gid.x + gid.y * groups.x * 256u;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.outputs;
+    if (p.kind == CROSS_ENTROPY) {
+        var m = y[base];
+        for (var o = 1u; o < p.outputs; o++) {
+            m = max(m, y[base + o]);
+        }
+        var s = 0.0;
+        for (var o = 0u; o < p.outputs; o++) {
+            s = s + exp(y[base + o] - m);
+        }
+        let target_class = targets[r];
+        let lse = m + log(s);
+        row_loss[r] = lse - y[base + target_class];
+        for (var o = 0u; o < p.outputs; o++) {
+            let prob = exp(y[base + o] - m) / s;
+            dy[base + o] = (prob - select(0.0, 1.0, o == target_class)) * p.inv_count;
+        }
+        return;
+    }
+    var total = 0.0;
+    for (var o = 0u; o < p.outputs; o++) {
+        let x = y[base + o];
+        let t = bitcast<f32>(targets[base + o]);
+        if (p.kind == BCE) {
+            total = total + max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
+            dy[base + o] = (sigmoid(x) - t) * p.inv_count;
+            continue;
+        }
+        var a = x;
+        var da_dx = 1.0;
+        if (p.activation == RELU) {
+            a = max(x, 0.0);
+            da_dx = select(0.0, 1.0, x > 0.0);
+        } else if (p.activation == SIGMOID) {
+            a = sigmoid(x);
+            da_dx = a * (1.0 - a);
+        }
+        let diff = a - t;
+        if (p.kind == MSE) {
+            total = total + diff * diff;
+            dy[base + o] = 2.0 * diff * da_dx * p.inv_count;
+        } else {
+            total = total + abs(diff);
+            dy[base + o] = sign(diff) * da_dx * p.inv_count;
+        }
+    }
+    row_loss[r] = total;
+}

@@ -1,0 +1,101 @@
+// Optimizer updates over the flat parameter buffer, with PyTorch's update rules.
+// Gradients are first scaled by clip_grad_norm_'s coefficient when clipping is on:
+//   coef = min(max_norm / (norm + 1e-6), 1).
+//   sgd:   g += wd·p; buf = (first step ? g : momentum·buf + g); g = nesterov ? g + momentum·buf
+//          : buf (when momentum > 0); p -= lr·g
+//   adam:  (adamw: p *= 1 - lr·wd; adam: g += wd·p); m = lerp(m, g, 1 - β1);
+//          v = β2·v + (1 - β2)·g²; p -= step_size · m / (sqrt(v) / bc2_sqrt + eps)
+//          with step_size = lr / (1 - β1^step) and bc2_sqrt = sqrt(1 - β2^step) from the host.
+// Shapes: params, grads, m, v: [P]; norm: [1].
+// Dispatch: 256 invocations per workgroup over P elements (x + y · groups.x · 256).
+
+struct OptimParams {
+    count: u32,          // P
+    flags: u32,          // bit 0 clip, bit 1 nesterov, bit 2 first step, bit 3 decoupled (adamw)
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    max_norm: f32,
+    _pad: u32,
+}
+
+const CLIP: u32 = 1u;
+const NESTEROV: u32 = 2u;
+const FIRST_STEP: u32 = 4u;
+const DECOUPLED: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: OptimParams;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read> norm: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+
+fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 256u;
+}
+
+fn clipped_grad(i: u32) -> f32 {
+    var g = grads[i];
+    if ((p.flags & CLIP) != 0u) {
+        let coef = min(p.max_norm / (norm[0] + 1e-6), 1.0);
+        g = g * coef;
+    }
+    return g;
+}
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear_index(gid, groups);
+    if (i >= p.count) {
+        return;
+    }
+    let w = params[i];
+    var g = clipped_grad(i);
+    if (p.weight_decay != 0.0) {
+        g = g + p.weight_decay * w;
+    }
+    if (p.momentum != 0.0) {
+        var buf = g;
+        if ((p.flags & FIRST_STEP) == 0u) {
+            buf = p.momentum * m[i] + g;
+        }
+        m[i] = buf;
+        if ((p.flags & NESTEROV) != 0u) {
+            g = g + p.momentum * buf;
+        } else {
+            g = buf;
+        }
+    }
+    params[i] = w - p.lr * g;
+}
+
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear_index(gid, groups);
+    if (i >= p.count) {
+        return;
+    }
+    var w = params[i];
+    var g = clipped_grad(i);
+    if (p.weight_decay != 0.0) {
+        if ((p.flags & DECOUPLED) != 0u) {
+            w = w * (1.0 - p.lr * p.weight_decay);
+        } else {
+            g = g + p.weight_decay * w;
+        }
+    }
+    let m_old = m[i];
+    let m_new = m_old + (1.0 - p.beta1) * (g - m_old);
+    let v_new = v[i] * p.beta2 + (1.0 - p.beta2) * g * g;
+    m[i] = m_new;
+    v[i] = v_new;
+    let denom = sqrt(v_new) / p.bc2_sqrt + p.eps;
+    params[i] = w - p.step_size * (m_new / denom);
+}

@@ -1,0 +1,107 @@
+// Fixed-order reductions (no atomics: the same inputs give the same bits).
+//   loss_sum:        loss_log[slot] = inv_count · sum_r row_loss[r]          one workgroup
+//   column_sum:      grads[dst_off + n] (and grads[dst2_off + n]) = sum_r src[r, n]
+//                    src: [R, N] row-major; one invocation per column, rows in order
+//   square_partials: partials[g] = sum of grads[i]² over i ≡ g·256 + lane (mod G·256)
+//                    dispatch exactly G workgroups
+//   norm_finalize:   norm[0] = sqrt(sum_g partials[g])                       one workgroup
+
+struct ReduceParams {
+    count: u32,      // rows (loss_sum, column_sum) or parameter count (square_partials)
+    columns: u32,    // N (column_sum), G (square_partials, norm_finalize)
+    dst_off: u32,
+    dst2_off: u32,   // 0xffffffff: no second destination
+    inv_count: f32,
+    slot: u32,       // loss_sum: where in loss_log to write (set per chunk)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const NO_DST2: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<uniform> p: ReduceParams;
+
+var<workgroup> scratch: array<f32, 256>;
+
+// Sums scratch[0..256] in a fixed tree order; the result is in scratch[0].
+fn tree_sum(lane: u32) {
+    for (var stride = 128u; stride > 0u; stride = stride / 2u) {
+        workgroupBarrier();
+        if (lane < stride) {
+            scratch[lane] = scratch[lane] + scratch[lane + stride];
+        }
+    }
+    workgroupBarrier();
+}
+
+// ---- loss_sum: bindings 1 (row_loss), 2 (loss_log)
+@group(0) @binding(1) var<storage, read> row_loss: array<f32>;
+@group(0) @binding(2) var<storage, read_write> loss_log: array<f32>;
+
+@compute @workgroup_size(256)
+fn loss_sum(@builtin(local_invocation_index) lane: u32) {
+    var s = 0.0;
+    for (var r = lane; r < p.count; r += 256u) {
+        s = s + row_loss[r];
+    }
+    scratch[lane] = s;
+    tree_sum(lane);
+    if (lane == 0u) {
+        loss_log[p.slot] = scratch[0] * p.inv_count;
+    }
+}
+
+// ---- column_sum: bindings 1 (src), 2 (grads)
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
+
+@compute @workgroup_size(256)
+fn column_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.columns) {
+        return;
+    }
+    var s = 0.0;
+    for (var r = 0u; r < p.count; r++) {
+        s = s + src[r * p.columns + n];
+    }
+    grads[p.dst_off + n] = s;
+    if (p.dst2_off != NO_DST2) {
+        grads[p.dst2_off + n] = s;
+    }
+}
+
+// ---- square_partials: bindings 1 (grads), 2 (partials)
+@group(0) @binding(1) var<storage, read> grads_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+
+@compute @workgroup_size(256)
+fn square_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    var s = 0.0;
+    for (var i = wid.x * 256u + lane; i < p.count; i += p.columns * 256u) {
+        let g = grads_in[i];
+        s = s + g * g;
+    }
+    scratch[lane] = s;
+    tree_sum(lane);
+    if (lane == 0u) {
+        partials[wid.x] = scratch[0];
+    }
+}
+
+// ---- norm_finalize: bindings 1 (partials), 2 (norm)
+@group(0) @binding(1) var<storage, read> partials_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> norm: array<f32>;
+
+@compute @workgroup_size(256)
+fn norm_finalize(@builtin(local_invocation_index) lane: u32) {
+    var s = 0.0;
+    for (var g = lane; g < p.columns; g += 256u) {
+        s = s + partials_in[g];
+    }
+    scratch[lane] = s;
+    tree_sum(lane);
+    if (lane == 0u) {
+        norm[0] = sqrt(scratch[0]);
+    }
+}

@@ -1,0 +1,183 @@
+//! Command-line flags shared by the commands, and their conversion into library configs.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use wgrnn::data::Dataset;
+use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
+use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
+
+fn parse<T: std::str::FromStr<Err = wgrnn::Error>>(s: &str) -> std::result::Result<T, String> {
+    s.parse().map_err(|e: wgrnn::Error| e.to_string())
+}
+
+/// The model's architecture (PyTorch: embedding → nn.RNN(batch_first=True) → nn.Linear).
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Recurrent cell (only the Elman RNN exists so far)
+    #[arg(long, default_value = "rnn", value_parser = ["rnn"])]
+    pub cell: String,
+    /// Nonlinearity of the RNN: tanh | relu
+    #[arg(long, default_value = "tanh", value_parser = parse::<Activation>)]
+    pub activation: Activation,
+    /// Float features per step (dense input)
+    #[arg(long, conflicts_with = "vocab")]
+    pub input_size: Option<usize>,
+    /// Vocabulary size (token-id input through an embedding)
+    #[arg(long)]
+    pub vocab: Option<usize>,
+    /// Embedding width (with --vocab)
+    #[arg(long, requires = "vocab")]
+    pub embed: Option<usize>,
+    /// Hidden units of the RNN
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Outputs of the linear head (classes, or values per output)
+    #[arg(long)]
+    pub output_size: Option<usize>,
+    /// Activation on the head's output: identity | relu | sigmoid | softmax (default: the one the loss is fused with)
+    #[arg(long, value_parser = parse::<OutputActivation>)]
+    pub output_activation: Option<OutputActivation>,
+    /// many-to-many (output at every step) | many-to-one (one output per sequence)
+    #[arg(long, value_parser = parse::<TaskKind>)]
+    pub task: Option<TaskKind>,
+    /// Many-to-one pooling of hidden states: last | mean | max
+    #[arg(long, default_value = "last", value_parser = parse::<Pool>)]
+    pub pool: Pool,
+    /// cross-entropy (softmax) | bce (sigmoid) | mse | mae
+    #[arg(long, default_value = "cross-entropy", value_parser = parse::<Loss>)]
+    pub loss: Loss,
+}
+
+impl ModelArgs {
+    /// The model config, with sizes the flags leave out taken from `data` when given.
+    pub fn config(&self, data: Option<&Dataset>) -> Result<ModelConfig> {
+        let input = match (self.input_size, self.vocab, data.map(|d| &d.inputs)) {
+            (Some(size), None, _) => InputKind::Dense { size },
+            (None, Some(vocab), _) => InputKind::Tokens { vocab, embed: self.embed.unwrap_or(32) },
+            (None, None, Some(wgrnn::data::Inputs::Dense { size, .. })) => InputKind::Dense { size: *size },
+            (None, None, Some(wgrnn::data::Inputs::Tokens { .. })) => InputKind::Tokens {
+                vocab: data.and_then(|d| d.vocab_needed()).unwrap_or(1),
+                embed: self.embed.unwrap_or(32),
+            },
+            (None, None, None) => bail!("give the input: --input-size I (float features) or --vocab V [--embed D] (token ids)"),
+            (Some(_), Some(_), _) => bail!("--input-size and --vocab exclude each other"),
+        };
+        let output_size = match (self.output_size, data) {
+            (Some(o), _) => o,
+            (None, Some(d)) => d.outputs_needed(),
+            (None, None) => bail!("give --output-size (classes, or values per output)"),
+        };
+        let task = match (self.task, data) {
+            (Some(t), _) => t,
+            (None, Some(d)) if !d.targets.per_step() => TaskKind::ManyToOne,
+            _ => TaskKind::ManyToMany,
+        };
+        let config = ModelConfig {
+            input,
+            hidden: self.hidden,
+            output_size,
+            activation: self.activation,
+            output_activation: self
+                .output_activation
+                .unwrap_or(ModelConfig::default_output_activation(self.loss)),
+            task,
+            pool: self.pool,
+            loss: self.loss,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Optimizer flags, with PyTorch's defaults.
+#[derive(Args, Debug, Clone)]
+pub struct OptimizerArgs {
+    /// sgd | adam | adamw
+    #[arg(long, default_value = "adam", value_parser = parse::<OptimizerKind>)]
+    pub optimizer: OptimizerKind,
+    /// Learning rate (PyTorch's default 1e-3)
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// SGD momentum
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f64,
+    /// SGD with Nesterov momentum
+    #[arg(long)]
+    pub nesterov: bool,
+    /// L2 penalty (sgd, adam) or decoupled decay (adamw; default 1e-2)
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f64,
+    #[arg(long, default_value_t = 1e-8)]
+    pub eps: f64,
+    /// Clip the global gradient norm to this (torch.nn.utils.clip_grad_norm_)
+    #[arg(long)]
+    pub clip_norm: Option<f64>,
+}
+
+impl OptimizerArgs {
+    pub fn config(&self, default_lr: f64) -> Result<OptimizerConfig> {
+        let mut c = OptimizerConfig::pytorch_defaults(self.optimizer);
+        c.lr = self.lr.unwrap_or(default_lr);
+        c.momentum = self.momentum;
+        c.momentum_kind = if self.nesterov {
+            Momentum::Nesterov
+        } else {
+            Momentum::Classic
+        };
+        if let Some(wd) = self.weight_decay {
+            c.weight_decay = wd;
+        }
+        c.beta1 = self.beta1;
+        c.beta2 = self.beta2;
+        c.eps = self.eps;
+        c.clip_norm = self.clip_norm;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Data, schedule and output flags of `wgrnn train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Training data (safetensors with `inputs` and `targets`); default: the built-in delayed-echo task
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Validation data, same format
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// Initial weights (safetensors, PyTorch names)
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Where to save the final weights (safetensors, PyTorch names)
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Truncated-BPTT chunk length K: steps 1..K, K+1..2K, ... (default: whole sequences)
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Sequences per batch
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Maximum number of epochs
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Seed for initialisation and shuffling
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Take batches in file order instead of shuffling every epoch
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Print the mean loss every N iterations
+    #[arg(long, default_value_t = 50)]
+    pub log_every: usize,
+    /// Early stopping: the smallest improvement that counts
+    #[arg(long)]
+    pub min_delta: Option<f64>,
+    /// Early stopping: epochs without such an improvement before stopping (default 1 with --min-delta)
+    #[arg(long)]
+    pub patience: Option<usize>,
+}

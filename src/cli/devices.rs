@@ -1,0 +1,51 @@
+//! `wgrnn devices`: every adapter, with the limits and features that matter here.
+
+use anyhow::{bail, Result};
+
+pub fn run() -> Result<()> {
+    let adapters = wgrnn::gpu::list_adapters();
+    if adapters.is_empty() {
+        bail!(
+            "{}",
+            wgrnn::Error::NoAdapter("no adapter found".into()).to_string() + "; " + NO_ADAPTER
+        );
+    }
+    for (i, a) in adapters.iter().enumerate() {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        println!("[{i}] {}", a.name);
+        println!(
+            "    backend: {}   type: {}{}",
+            a.backend,
+            a.device_type,
+            if a.is_software { " (software)" } else { "" }
+        );
+        println!(
+            "    driver: {}",
+            if a.driver.is_empty() { "-" } else { &a.driver }
+        );
+        println!(
+            "    max storage binding: {} MiB   max buffer: {} MiB   storage buffers/stage: {}",
+            a.max_storage_buffer_binding_size >> 20,
+            a.max_buffer_size >> 20,
+            a.max_storage_buffers_per_shader_stage
+        );
+        println!(
+            "    workgroup: x <= {}, invocations <= {}, groups/dim <= {}, shared memory {} KiB",
+            a.max_compute_workgroup_size_x,
+            a.max_compute_invocations_per_workgroup,
+            a.max_compute_workgroups_per_dimension,
+            a.max_compute_workgroup_storage_size >> 10
+        );
+        println!(
+            "    shader-f16: {}   timestamp queries: {}   subgroups: {}",
+            yes(a.shader_f16),
+            yes(a.timestamp_query),
+            yes(a.subgroups)
+        );
+    }
+    Ok(())
+}
+
+const NO_ADAPTER: &str =
+    "install a Vulkan driver, or lavapipe: `sudo apt-get install mesa-vulkan-drivers` \
+(or `sudo .ci/install-adapter.sh` in the wgrnn repository)";

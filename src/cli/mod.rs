@@ -1,0 +1,6 @@
+//! `wgrnn` subcommands.
+
+pub mod args;
+pub mod devices;
+pub mod params;
+pub mod train;

@@ -1,0 +1,135 @@
+//! `wgrnn train`: the training job, on user data or the built-in task.
+
+use super::args::{ModelArgs, OptimizerArgs, TrainArgs};
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use wgrnn::data::{delayed_echo, load_dataset, DelayedEcho, Order};
+use wgrnn::engine::Engine;
+use wgrnn::gpu::{AdapterChoice, Gpu};
+use wgrnn::model::{init_params, ParamLayout};
+use wgrnn::train::{check_dataset, train, TrainOptions};
+
+pub fn run(
+    adapter: &AdapterChoice,
+    model: &ModelArgs,
+    opt: &OptimizerArgs,
+    args: &TrainArgs,
+) -> Result<()> {
+    let builtin = args.data.is_none();
+    let (train_data, val_data) = if let Some(path) = &args.data {
+        let t = load_dataset(path)?;
+        let v = args.val.as_ref().map(|p| load_dataset(p)).transpose()?;
+        (t, v)
+    } else {
+        if args.val.is_some() {
+            anyhow::bail!("--val needs --data");
+        }
+        let task = DelayedEcho::default();
+        println!(
+            "no --data: training the built-in delayed-echo task ({} sequences of {} tokens from a vocabulary of {}; \
+             each target is the token {} steps back)",
+            task.sequences, task.steps, task.vocab, task.delay
+        );
+        (
+            delayed_echo(&task, args.seed.wrapping_add(1)),
+            Some(delayed_echo(
+                &DelayedEcho {
+                    sequences: 128,
+                    ..task
+                },
+                args.seed.wrapping_add(2),
+            )),
+        )
+    };
+    let config = model.config(Some(&train_data))?;
+    check_dataset(
+        &config,
+        &train_data,
+        &args
+            .data
+            .as_ref()
+            .map_or("built-in data".into(), |p| p.display().to_string()),
+    )?;
+    if let (Some(v), Some(p)) = (&val_data, &args.val) {
+        check_dataset(&config, v, &p.display().to_string())?;
+    }
+    let default_lr = if builtin { 1e-2 } else { 1e-3 };
+    let optimizer = opt.config(default_lr)?;
+    let seq_len = args
+        .seq_len
+        .unwrap_or(if builtin { 8 } else { train_data.steps });
+    if seq_len == 0 || args.batch == 0 || args.epochs == 0 {
+        anyhow::bail!("--seq-len, --batch and --epochs must be at least 1");
+    }
+    let layout = ParamLayout::new(&config);
+    let params = match &args.init {
+        Some(p) => wgrnn::weights::load(p, &layout)?,
+        None => init_params(&config, args.seed),
+    };
+
+    let gpu = Gpu::new(adapter)?;
+    println!(
+        "adapter: {} ({}, {})",
+        gpu.adapter().name,
+        gpu.adapter().backend,
+        gpu.adapter().device_type
+    );
+    println!(
+        "model: {:?} input, rnn {} hidden ({}), head {} -> {} ({}), task {}{}, loss {}; {} parameters",
+        config.input,
+        config.hidden,
+        config.activation,
+        config.hidden,
+        config.output_size,
+        config.output_activation,
+        config.task,
+        if config.task == wgrnn::model::TaskKind::ManyToOne { format!(" (pool {})", config.pool) } else { String::new() },
+        config.loss,
+        layout.total
+    );
+    println!(
+        "training: {} sequences x {} steps, batch {}, chunks of {} steps, optimizer {} lr {}",
+        train_data.n, train_data.steps, args.batch, seq_len, optimizer.kind, optimizer.lr
+    );
+    let max_steps = seq_len
+        .min(train_data.steps)
+        .max(val_data.as_ref().map_or(0, |v| seq_len.min(v.steps)));
+    let mut engine = Engine::new(&gpu, config, optimizer, args.batch, max_steps, &params)?;
+    let early_stopping = match (args.min_delta, args.patience) {
+        (None, None) => None,
+        (d, p) => Some((d.unwrap_or(0.0), p.unwrap_or(1).max(1))),
+    };
+    let opts = TrainOptions {
+        epochs: args.epochs,
+        batch: args.batch,
+        seq_len,
+        order: if args.no_shuffle {
+            Order::InOrder
+        } else {
+            Order::Shuffled { seed: args.seed }
+        },
+        log_every: args.log_every,
+        early_stopping,
+    };
+    let report = train(
+        &mut engine,
+        &train_data,
+        val_data.as_ref(),
+        &opts,
+        &mut |line| println!("{line}"),
+    )?;
+    println!(
+        "stopped: {} ({} iterations)",
+        report.stop_reason, report.iterations
+    );
+    if let Some(path) = &args.save {
+        let params = engine.params()?;
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), "pt".to_string());
+        meta.insert("wgrnn.config".to_string(), format!("{config:?}"));
+        wgrnn::weights::save(path, &layout, &params, meta)
+            .with_context(|| format!("saving weights to {}", path.display()))?;
+        println!("saved weights to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Batches of sequences and their chunks (truncated BPTT), as time-major host arrays.
+
+use super::{Dataset, Inputs, Targets};
+use crate::rng::Rng;
+
+/// The order of sequences within an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// File order.
+    InOrder,
+    /// Shuffled per epoch from the seed.
+    Shuffled { seed: u64 },
+}
+
+/// The sequence indices of each batch of one epoch (the last batch may be smaller).
+pub fn batches(n: usize, batch: usize, order: Order, epoch: usize) -> Vec<Vec<usize>> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if let Order::Shuffled { seed } = order {
+        let mut rng = Rng::new(seed ^ (epoch as u64).wrapping_mul(0xd1b5_4a32_d192_ed03));
+        rng.shuffle(&mut idx);
+    }
+    idx.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
+}
+
+/// The step ranges of each chunk: 0..K, K..2K, … (the last may be shorter).
+pub fn chunk_ranges(steps: usize, seq_len: usize) -> Vec<std::ops::Range<usize>> {
+    let k = seq_len.max(1);
+    (0..steps.div_ceil(k))
+        .map(|c| c * k..((c + 1) * k).min(steps))
+        .collect()
+}
+
+/// One chunk's host data, time-major (row r = t·B + b).
+#[derive(Clone, Debug, Default)]
+pub struct ChunkData {
+    pub tokens: Vec<u32>,        // [T, B]
+    pub features: Vec<f32>,      // [T, B, I]
+    pub class_targets: Vec<u32>, // [R]
+    pub value_targets: Vec<f32>, // [R, O]
+}
+
+impl ChunkData {
+    /// Gathers steps `range` of sequences `seqs`; targets per step (many-to-many), or the
+    /// sequences' own targets when `final_targets` (the last chunk of many-to-one).
+    pub fn gather(
+        data: &Dataset,
+        seqs: &[usize],
+        range: std::ops::Range<usize>,
+        with_targets: bool,
+    ) -> Self {
+        let mut c = ChunkData::default();
+        let t_all = data.steps;
+        for t in range.clone() {
+            for &s in seqs {
+                match &data.inputs {
+                    Inputs::Tokens { ids } => c.tokens.push(ids[s * t_all + t]),
+                    Inputs::Dense { values, size } => {
+                        let at = (s * t_all + t) * size;
+                        c.features.extend_from_slice(&values[at..at + size]);
+                    }
+                }
+            }
+        }
+        if !with_targets {
+            return c;
+        }
+        match &data.targets {
+            Targets::Classes {
+                ids,
+                per_step: true,
+            } => {
+                for t in range {
+                    c.class_targets
+                        .extend(seqs.iter().map(|&s| ids[s * t_all + t]));
+                }
+            }
+            Targets::Classes {
+                ids,
+                per_step: false,
+            } => c.class_targets.extend(seqs.iter().map(|&s| ids[s])),
+            Targets::Values {
+                values,
+                width,
+                per_step: true,
+            } => {
+                for t in range {
+                    for &s in seqs {
+                        let at = (s * t_all + t) * width;
+                        c.value_targets.extend_from_slice(&values[at..at + width]);
+                    }
+                }
+            }
+            Targets::Values {
+                values,
+                width,
+                per_step: false,
+            } => {
+                for &s in seqs {
+                    c.value_targets
+                        .extend_from_slice(&values[s * width..(s + 1) * width]);
+                }
+            }
+        }
+        c
+    }
+}

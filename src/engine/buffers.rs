@@ -1,0 +1,89 @@
+//! Every device buffer of a training engine, sized once for the largest chunk.
+//! Rows are time-major: row r = t·B + b.
+
+use crate::error::Result;
+use crate::gpu::{Buffer, Gpu};
+use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::ops::NORM_PARTIALS;
+
+/// Loss slots in the on-device loss log (a ring; the host reads it back in batches).
+pub const LOSS_LOG_SLOTS: usize = 4096;
+
+pub struct EngineBuffers {
+    pub params: Buffer,        // [P] flat parameters, PyTorch order (ParamLayout)
+    pub grads: Buffer,         // [P]
+    pub moment_m: Buffer,      // [P] SGD momentum buffer or Adam's first moment
+    pub moment_v: Buffer,      // [P] Adam's second moment
+    pub tokens: Buffer,        // [T, B] u32 token ids (token input only)
+    pub emb_offsets: Buffer,   // [V + 1] u32 CSR offsets of each token's rows
+    pub emb_positions: Buffer, // [T·B] u32 rows, grouped by token
+    pub x: Buffer,             // [T, B, I] layer input (features, or gathered embeddings)
+    pub dx: Buffer,            // [T, B, D] gradient of the embeddings (token input only)
+    pub pre: Buffer,           // [T, B, H] x·W_ihᵀ + b_ih + b_hh
+    pub hs: Buffer,            // [T + 1, B, H] hidden states; hs[0] = carried state
+    pub carry: Buffer,         // [B, H] hidden state carried to the next chunk
+    pub pool_acc: Buffer,      // [B, H] pooling carry (sum or running max)
+    pub pool_arg: Buffer,      // [B, H] u32 step of the max within the chunk
+    pub z: Buffer,             // [B, H] pooled state (many-to-one)
+    pub dz: Buffer,            // [B, H]
+    pub y: Buffer,             // [R, O] head output (pre-activation); R = T·B or B
+    pub dy: Buffer,            // [R, O]
+    pub targets: Buffer,       // [R] u32 classes or [R, O] f32 bits
+    pub row_loss: Buffer,      // [R]
+    pub dh_out: Buffer,        // [T, B, H] loss gradient reaching each hidden state
+    pub da: Buffer,            // [T, B, H] gradient at the pre-activations
+    pub norm_partials: Buffer, // [NORM_PARTIALS]
+    pub norm: Buffer,          // [1] global gradient norm
+    pub loss_log: Buffer,      // [LOSS_LOG_SLOTS] mean loss of each chunk
+}
+
+impl EngineBuffers {
+    pub fn new(
+        gpu: &Gpu,
+        config: &ModelConfig,
+        layout: &ParamLayout,
+        max_batch: usize,
+        max_steps: usize,
+    ) -> Result<Self> {
+        let f = |n: usize| (n * 4) as u64;
+        let (h, o) = (config.hidden, config.output_size);
+        let rows = max_steps * max_batch;
+        let out_rows = match config.task {
+            TaskKind::ManyToMany => rows,
+            TaskKind::ManyToOne => max_batch,
+        };
+        let (vocab, embed) = match config.input {
+            InputKind::Tokens { vocab, embed } => (vocab, embed),
+            InputKind::Dense { .. } => (0, 0),
+        };
+        let tokens_rows = if vocab > 0 { rows } else { 0 };
+        let p = layout.total;
+        Ok(Self {
+            params: gpu.storage("params", f(p))?,
+            grads: gpu.storage("grads", f(p))?,
+            moment_m: gpu.storage("moment_m", f(p))?,
+            moment_v: gpu.storage("moment_v", f(p))?,
+            tokens: gpu.storage("tokens", f(tokens_rows))?,
+            emb_offsets: gpu.storage("emb_offsets", f(vocab + 1))?,
+            emb_positions: gpu.storage("emb_positions", f(tokens_rows))?,
+            x: gpu.storage("x", f(rows * config.input_width()))?,
+            dx: gpu.storage("dx", f(tokens_rows * embed))?,
+            pre: gpu.storage("pre", f(rows * h))?,
+            hs: gpu.storage("hs", f((max_steps + 1) * max_batch * h))?,
+            carry: gpu.storage("carry", f(max_batch * h))?,
+            pool_acc: gpu.storage("pool_acc", f(max_batch * h))?,
+            pool_arg: gpu.storage("pool_arg", f(max_batch * h))?,
+            z: gpu.storage("z", f(max_batch * h))?,
+            dz: gpu.storage("dz", f(max_batch * h))?,
+            y: gpu.storage("y", f(out_rows * o))?,
+            dy: gpu.storage("dy", f(out_rows * o))?,
+            targets: gpu.storage("targets", f(out_rows * o))?,
+            row_loss: gpu.storage("row_loss", f(out_rows))?,
+            dh_out: gpu.storage("dh_out", f(rows * h))?,
+            da: gpu.storage("da", f(rows * h))?,
+            norm_partials: gpu.storage("norm_partials", f(NORM_PARTIALS))?,
+            norm: gpu.storage("norm", 4)?,
+            loss_log: gpu.storage("loss_log", f(LOSS_LOG_SLOTS))?,
+        })
+    }
+}

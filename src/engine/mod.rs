@@ -1,0 +1,362 @@
+//! The GPU training engine: owns the device buffers of one model, records each chunk
+//! shape once, and runs chunks (one submit each) from host-side inputs.
+
+mod buffers;
+mod plan;
+
+pub use buffers::LOSS_LOG_SLOTS;
+pub use plan::{ChunkMode, ChunkShape};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, PendingRead};
+use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::ops::{self, Launch, OptimParams, SequenceStart, Uniforms, UpdateRule};
+use crate::optim::{Momentum, OptimizerConfig, OptimizerKind};
+use buffers::EngineBuffers;
+use plan::{ChunkPlan, PlanContext};
+use std::collections::HashMap;
+
+/// The inputs of one chunk, time-major (row r = t·B + b).
+#[derive(Clone, Copy, Debug)]
+pub enum StepInputs<'a> {
+    /// `[T, B]` token ids.
+    Tokens(&'a [u32]),
+    /// `[T, B, I]` features.
+    Dense(&'a [f32]),
+}
+
+/// The targets of one chunk: one row per output (T·B rows many-to-many, B many-to-one).
+#[derive(Clone, Copy, Debug)]
+pub enum StepTargets<'a> {
+    /// `[R]` class ids.
+    Classes(&'a [u32]),
+    /// `[R, O]` values.
+    Values(&'a [f32]),
+}
+
+/// One chunk of a batch of sequences.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk<'a> {
+    pub steps: usize,
+    pub batch: usize,
+    pub start: SequenceStart,
+    pub total_steps: usize,
+    pub inputs: StepInputs<'a>,
+    pub targets: Option<StepTargets<'a>>,
+}
+
+pub struct Engine<'g> {
+    gpu: &'g Gpu,
+    config: ModelConfig,
+    layout: ParamLayout,
+    optimizer: OptimizerConfig,
+    bufs: EngineBuffers,
+    uniforms: Uniforms,
+    update: Launch,
+    plans: HashMap<ChunkShape, ChunkPlan>,
+    max_batch: usize,
+    max_steps: usize,
+    steps_taken: u64,
+}
+
+impl<'g> Engine<'g> {
+    /// Allocates every buffer for chunks of up to `max_steps` steps of `max_batch` sequences,
+    /// and uploads `params` (the flat layout of `ParamLayout::new(config)`).
+    pub fn new(
+        gpu: &'g Gpu,
+        config: ModelConfig,
+        optimizer: OptimizerConfig,
+        max_batch: usize,
+        max_steps: usize,
+        params: &[f32],
+    ) -> Result<Self> {
+        config.validate()?;
+        optimizer.validate()?;
+        if max_batch == 0 || max_steps == 0 {
+            return Err(Error::Config(
+                "batch size and sequence length must be at least 1".into(),
+            ));
+        }
+        let layout = ParamLayout::new(&config);
+        if params.len() != layout.total {
+            return Err(Error::Config(format!(
+                "expected {} parameters, got {}",
+                layout.total,
+                params.len()
+            )));
+        }
+        let bufs = EngineBuffers::new(gpu, &config, &layout, max_batch, max_steps)?;
+        gpu.write(&bufs.params, 0, params);
+        let mut uniforms = Uniforms::new();
+        let rule = match optimizer.kind {
+            OptimizerKind::Sgd => UpdateRule::Sgd,
+            OptimizerKind::Adam | OptimizerKind::AdamW => UpdateRule::Adam,
+        };
+        let update = ops::optimizer_step(
+            gpu,
+            &mut uniforms,
+            rule,
+            layout.total,
+            &bufs.params,
+            &bufs.grads,
+            &bufs.norm,
+            &bufs.moment_m,
+            &bufs.moment_v,
+        )?;
+        gpu.check()?;
+        Ok(Self {
+            gpu,
+            config,
+            layout,
+            optimizer,
+            bufs,
+            uniforms,
+            update,
+            plans: HashMap::new(),
+            max_batch,
+            max_steps,
+            steps_taken: 0,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+    pub fn gpu(&self) -> &Gpu {
+        self.gpu
+    }
+    /// Optimizer steps taken so far.
+    pub fn steps_taken(&self) -> u64 {
+        self.steps_taken
+    }
+
+    /// Runs one chunk in `mode` (one submit). With a loss, its mean is written to slot
+    /// `loss_slot` of the loss log; read it with [`Engine::read_losses`].
+    pub fn run_chunk(
+        &mut self,
+        chunk: &Chunk<'_>,
+        mode: ChunkMode,
+        loss_slot: usize,
+    ) -> Result<()> {
+        self.check_chunk(chunk, mode)?;
+        self.upload(chunk, mode)?;
+        let shape = ChunkShape {
+            steps: chunk.steps,
+            batch: chunk.batch,
+            mode,
+            start: chunk.start,
+            total_steps: chunk.total_steps,
+        };
+        if !self.plans.contains_key(&shape) {
+            let ctx = PlanContext {
+                gpu: self.gpu,
+                config: &self.config,
+                layout: &self.layout,
+                bufs: &self.bufs,
+                optimizer: Some(&self.update),
+                clip: self.optimizer.clip_norm.is_some(),
+            };
+            let plan = ctx.build(&shape, &mut self.uniforms)?;
+            self.plans.insert(shape, plan);
+        }
+        let plan = &self.plans[&shape];
+        if let Some((launch, params)) = &plan.loss_sum {
+            ops::set_loss_slot(
+                self.gpu,
+                launch,
+                params,
+                (loss_slot % LOSS_LOG_SLOTS) as u32,
+            );
+        }
+        if mode == ChunkMode::Train {
+            self.steps_taken += 1;
+            self.update.uniform.write(self.gpu, &self.optim_params());
+        }
+        self.gpu.submit(&plan.recording)
+    }
+
+    fn optim_params(&self) -> OptimParams {
+        let o = &self.optimizer;
+        let step = self.steps_taken;
+        let (step_size, bc2_sqrt) = o.adam_scalars(step);
+        let mut flags = 0;
+        if o.clip_norm.is_some() {
+            flags |= ops::OPTIM_CLIP;
+        }
+        if o.momentum_kind == Momentum::Nesterov {
+            flags |= ops::OPTIM_NESTEROV;
+        }
+        if step == 1 {
+            flags |= ops::OPTIM_FIRST_STEP;
+        }
+        if o.kind == OptimizerKind::AdamW {
+            flags |= ops::OPTIM_DECOUPLED;
+        }
+        OptimParams {
+            count: self.layout.total as u32,
+            flags,
+            lr: o.lr as f32,
+            momentum: o.momentum as f32,
+            weight_decay: o.weight_decay as f32,
+            beta1: o.beta1 as f32,
+            beta2: o.beta2 as f32,
+            eps: o.eps as f32,
+            step_size: step_size as f32,
+            bc2_sqrt: bc2_sqrt as f32,
+            max_norm: o.clip_norm.unwrap_or(0.0) as f32,
+            _pad: 0,
+        }
+    }
+
+    fn check_chunk(&self, c: &Chunk<'_>, mode: ChunkMode) -> Result<()> {
+        if c.steps == 0 || c.batch == 0 || c.steps > self.max_steps || c.batch > self.max_batch {
+            return Err(Error::Config(format!(
+                "chunk of {} steps x {} sequences does not fit the engine's {} x {}",
+                c.steps, c.batch, self.max_steps, self.max_batch
+            )));
+        }
+        let rows = c.steps * c.batch;
+        match (c.inputs, self.config.input) {
+            (StepInputs::Tokens(ids), InputKind::Tokens { vocab, .. }) => {
+                if ids.len() != rows {
+                    return Err(Error::Config(format!(
+                        "chunk has {} token ids, expected {rows}",
+                        ids.len()
+                    )));
+                }
+                if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+                    return Err(Error::Config(format!(
+                        "token id {bad} is outside the vocabulary of {vocab}"
+                    )));
+                }
+            }
+            (StepInputs::Dense(x), InputKind::Dense { size }) => {
+                if x.len() != rows * size {
+                    return Err(Error::Config(format!(
+                        "chunk has {} input values, expected {}",
+                        x.len(),
+                        rows * size
+                    )));
+                }
+            }
+            _ => {
+                return Err(Error::Config(
+                    "chunk inputs do not match the model's input kind".into(),
+                ))
+            }
+        }
+        if mode.has_loss() {
+            let out_rows = match self.config.task {
+                TaskKind::ManyToMany => rows,
+                TaskKind::ManyToOne => c.batch,
+            };
+            let o = self.config.output_size;
+            match (c.targets, self.config.class_targets()) {
+                (Some(StepTargets::Classes(t)), true) => {
+                    if t.len() != out_rows {
+                        return Err(Error::Config(format!(
+                            "chunk has {} targets, expected {out_rows}",
+                            t.len()
+                        )));
+                    }
+                    if let Some(bad) = t.iter().find(|&&k| k as usize >= o) {
+                        return Err(Error::Config(format!(
+                            "target class {bad} is outside --output-size {o}"
+                        )));
+                    }
+                }
+                (Some(StepTargets::Values(t)), false) => {
+                    if t.len() != out_rows * o {
+                        return Err(Error::Config(format!(
+                            "chunk has {} target values, expected {}",
+                            t.len(),
+                            out_rows * o
+                        )));
+                    }
+                }
+                (None, _) => return Err(Error::Config("a chunk with a loss needs targets".into())),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "targets do not match --loss {}",
+                        self.config.loss
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn upload(&self, c: &Chunk<'_>, mode: ChunkMode) -> Result<()> {
+        let (gpu, b) = (self.gpu, &self.bufs);
+        match c.inputs {
+            StepInputs::Tokens(ids) => {
+                gpu.write(&b.tokens, 0, ids);
+                if matches!(mode, ChunkMode::Train | ChunkMode::Gradients) {
+                    if let InputKind::Tokens { vocab, .. } = self.config.input {
+                        let (offsets, positions) = token_index(ids, vocab);
+                        gpu.write(&b.emb_offsets, 0, &offsets);
+                        gpu.write(&b.emb_positions, 0, &positions);
+                    }
+                }
+            }
+            StepInputs::Dense(x) => gpu.write(&b.x, 0, x),
+        }
+        if mode.has_loss() {
+            match c.targets {
+                Some(StepTargets::Classes(t)) => gpu.write(&b.targets, 0, t),
+                Some(StepTargets::Values(t)) => gpu.write(&b.targets, 0, t),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts reading loss-log slots `first..first + count` (no ring wrap) without waiting.
+    pub fn read_losses(&self, first: usize, count: usize) -> Result<PendingRead> {
+        debug_assert!(first + count <= LOSS_LOG_SLOTS);
+        self.gpu
+            .read_later(&self.bufs.loss_log, (first * 4) as u64, (count * 4) as u64)
+    }
+
+    /// Reads the parameters back (waits for the GPU).
+    pub fn params(&self) -> Result<Vec<f32>> {
+        self.gpu.read_f32(&self.bufs.params, 0, self.layout.total)
+    }
+    /// Reads the gradients of the last backward pass (waits for the GPU).
+    pub fn grads(&self) -> Result<Vec<f32>> {
+        self.gpu.read_f32(&self.bufs.grads, 0, self.layout.total)
+    }
+    /// Reads the hidden state carried to the next chunk, `[B, H]` (waits for the GPU).
+    pub fn carried_state(&self, batch: usize) -> Result<Vec<f32>> {
+        self.gpu
+            .read_f32(&self.bufs.carry, 0, batch * self.config.hidden)
+    }
+    /// Reads one loss-log slot (waits for the GPU).
+    pub fn loss_at(&self, slot: usize) -> Result<f32> {
+        Ok(self
+            .gpu
+            .read_f32(&self.bufs.loss_log, slot % LOSS_LOG_SLOTS, 1)?[0])
+    }
+}
+
+/// CSR index of which rows hold each token: `offsets` [V + 1], `positions` [rows], rows
+/// ascending within each token (so the embedding gradient sums in a fixed order).
+pub fn token_index(ids: &[u32], vocab: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut offsets = vec![0u32; vocab + 1];
+    for &id in ids {
+        offsets[id as usize + 1] += 1;
+    }
+    for v in 0..vocab {
+        offsets[v + 1] += offsets[v];
+    }
+    let mut next = offsets.clone();
+    let mut positions = vec![0u32; ids.len()];
+    for (row, &id) in ids.iter().enumerate() {
+        positions[next[id as usize] as usize] = row as u32;
+        next[id as usize] += 1;
+    }
+    (offsets, positions)
+}

@@ -1,0 +1,310 @@
+//! Builds the recorded dispatch list of one chunk shape: forward, loss, backward, update.
+
+use super::buffers::EngineBuffers;
+use crate::error::Result;
+use crate::gpu::{Gpu, Recording};
+use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
+use crate::ops::{
+    self, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, ReduceParams, SequenceStart,
+    Uniforms,
+};
+
+/// What a chunk does after the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChunkMode {
+    /// Forward only: carry the state (a many-to-one chunk before the final one).
+    Carry,
+    /// Forward and loss (validation).
+    Eval,
+    /// Forward, loss and gradients, no update (gradient checks).
+    Gradients,
+    /// Forward, loss, gradients and one optimizer step.
+    Train,
+}
+
+impl ChunkMode {
+    pub fn has_loss(self) -> bool {
+        self != ChunkMode::Carry
+    }
+    fn has_backward(self) -> bool {
+        matches!(self, ChunkMode::Gradients | ChunkMode::Train)
+    }
+}
+
+/// The shape of one chunk; plans are cached under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChunkShape {
+    pub steps: usize,
+    pub batch: usize,
+    pub mode: ChunkMode,
+    pub start: SequenceStart,
+    /// The whole sequence's length (mean pooling divides by it).
+    pub total_steps: usize,
+}
+
+/// A recorded chunk, and the loss reduction whose slot is set per submit.
+pub struct ChunkPlan {
+    pub recording: Recording,
+    pub loss_sum: Option<(Launch, ReduceParams)>,
+}
+
+pub(crate) struct PlanContext<'a> {
+    pub gpu: &'a Gpu,
+    pub config: &'a ModelConfig,
+    pub layout: &'a ParamLayout,
+    pub bufs: &'a EngineBuffers,
+    pub optimizer: Option<&'a Launch>,
+    pub clip: bool,
+}
+
+impl PlanContext<'_> {
+    pub fn build(&self, shape: &ChunkShape, u: &mut Uniforms) -> Result<ChunkPlan> {
+        let (gpu, cfg, b, lay) = (self.gpu, self.config, self.bufs, self.layout);
+        let (t_len, batch, h, o) = (shape.steps, shape.batch, cfg.hidden, cfg.output_size);
+        let i_w = cfg.input_width();
+        let rows = t_len * batch;
+        let bh = batch * h;
+        let mut rec = Recording::new();
+
+        // Hidden state in: zero at the start of a sequence, else the carried state.
+        if shape.start == SequenceStart::Fresh {
+            rec.clear(&b.carry);
+        }
+        rec.copy(&b.carry, 0, &b.hs, 0, (bh * 4) as u64);
+
+        // x: [R, I] = embedding rows, or the dense features written by the host.
+        if let InputKind::Tokens { embed, .. } = cfg.input {
+            ops::embed_gather(
+                gpu,
+                u,
+                rows,
+                embed,
+                lay.offset(EMBEDDING),
+                &b.params,
+                &b.tokens,
+                &b.x,
+            )?
+            .record(&mut rec);
+        }
+        // pre: [R, H] = x · W_ihᵀ + b_ih + b_hh, all rows at once.
+        let input_projection = GemmSpec {
+            m: rows,
+            n: h,
+            k: i_w,
+            a: Operand::row_major(0, i_w),
+            b: Operand::transposed(lay.offset(WEIGHT_IH), i_w),
+            c_offset: 0,
+            bias: Some(lay.offset(BIAS_IH)),
+            bias2: Some(lay.offset(BIAS_HH)),
+            accumulate: false,
+        };
+        ops::gemm(
+            gpu,
+            u,
+            &input_projection,
+            &b.x,
+            &b.params,
+            &b.params,
+            &b.pre,
+        )?
+        .record(&mut rec);
+        let rnn = RecurrenceShape {
+            steps: t_len,
+            batch,
+            hidden: h,
+            activation: cfg.activation,
+            whh_off: lay.offset(WEIGHT_HH),
+        };
+        for t in 0..t_len {
+            ops::rnn_step_forward(gpu, u, &rnn, t, &b.params, &b.pre, &b.hs)?.record(&mut rec);
+        }
+        rec.copy(&b.hs, (t_len * bh * 4) as u64, &b.carry, 0, (bh * 4) as u64);
+
+        // Head input: every hidden state (many-to-many) or the pooled state (many-to-one).
+        let pool = PoolShape {
+            steps: t_len,
+            batch,
+            hidden: h,
+            pool: cfg.pool,
+            start: shape.start,
+            total_steps: shape.total_steps,
+        };
+        let (head_in, head_rows, head_in_offset) = match cfg.task {
+            TaskKind::ManyToMany => (&b.hs, rows, bh),
+            TaskKind::ManyToOne => {
+                ops::pool_forward(gpu, u, &pool, &b.hs, &b.pool_acc, &b.z, &b.pool_arg)?
+                    .record(&mut rec);
+                (&b.z, batch, 0)
+            }
+        };
+        if !shape.mode.has_loss() {
+            return Ok(ChunkPlan {
+                recording: rec,
+                loss_sum: None,
+            });
+        }
+
+        // y: [R', O] = head_in · W_headᵀ + b_head; then the fused loss.
+        let head = GemmSpec {
+            m: head_rows,
+            n: o,
+            k: h,
+            a: Operand::row_major(head_in_offset, h),
+            b: Operand::transposed(lay.offset(HEAD_WEIGHT), h),
+            c_offset: 0,
+            bias: Some(lay.offset(HEAD_BIAS)),
+            bias2: None,
+            accumulate: false,
+        };
+        ops::gemm(gpu, u, &head, head_in, &b.params, &b.params, &b.y)?.record(&mut rec);
+        ops::loss_rows(
+            gpu,
+            u,
+            cfg.loss,
+            cfg.output_activation,
+            head_rows,
+            o,
+            &b.y,
+            &b.targets,
+            &b.dy,
+            &b.row_loss,
+        )?
+        .record(&mut rec);
+        let inv_count = (1.0 / ops::loss_count(cfg.loss, head_rows, o) as f64) as f32;
+        let loss_sum = ops::loss_sum(gpu, u, head_rows, inv_count, &b.row_loss, &b.loss_log)?;
+        loss_sum.0.record(&mut rec);
+        if !shape.mode.has_backward() {
+            return Ok(ChunkPlan {
+                recording: rec,
+                loss_sum: Some(loss_sum),
+            });
+        }
+
+        // Head gradients: dW_head = dyᵀ · head_in, db_head = Σ_rows dy.
+        let d_head_weight = GemmSpec {
+            m: o,
+            n: h,
+            k: head_rows,
+            a: Operand::transposed(0, o),
+            b: Operand::row_major(head_in_offset, h),
+            c_offset: lay.offset(HEAD_WEIGHT),
+            bias: None,
+            bias2: None,
+            accumulate: false,
+        };
+        ops::gemm(gpu, u, &d_head_weight, &b.dy, head_in, &b.params, &b.grads)?.record(&mut rec);
+        ops::column_sum(
+            gpu,
+            u,
+            head_rows,
+            o,
+            lay.offset(HEAD_BIAS),
+            None,
+            &b.dy,
+            &b.grads,
+        )?
+        .record(&mut rec);
+        // Gradient reaching the head input: dy · W_head.
+        let d_head_in = GemmSpec {
+            m: head_rows,
+            n: h,
+            k: o,
+            a: Operand::row_major(0, o),
+            b: Operand::row_major(lay.offset(HEAD_WEIGHT), h),
+            c_offset: 0,
+            bias: None,
+            bias2: None,
+            accumulate: false,
+        };
+        match cfg.task {
+            TaskKind::ManyToMany => {
+                ops::gemm(gpu, u, &d_head_in, &b.dy, &b.params, &b.params, &b.dh_out)?
+                    .record(&mut rec)
+            }
+            TaskKind::ManyToOne => {
+                ops::gemm(gpu, u, &d_head_in, &b.dy, &b.params, &b.params, &b.dz)?.record(&mut rec);
+                ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, &b.dh_out)?.record(&mut rec);
+            }
+        }
+        // Backpropagation through time within the chunk.
+        for t in (0..t_len).rev() {
+            ops::rnn_step_backward(gpu, u, &rnn, t, &b.params, &b.hs, &b.dh_out, &b.da)?
+                .record(&mut rec);
+        }
+        // Weight gradients over all rows at once: dW_ih = daᵀ·x, dW_hh = daᵀ·hs[0..T], db = Σ da.
+        let d_wih = GemmSpec {
+            m: h,
+            n: i_w,
+            k: rows,
+            a: Operand::transposed(0, h),
+            b: Operand::row_major(0, i_w),
+            c_offset: lay.offset(WEIGHT_IH),
+            bias: None,
+            bias2: None,
+            accumulate: false,
+        };
+        ops::gemm(gpu, u, &d_wih, &b.da, &b.x, &b.params, &b.grads)?.record(&mut rec);
+        let d_whh = GemmSpec {
+            n: h,
+            b: Operand::row_major(0, h),
+            c_offset: lay.offset(WEIGHT_HH),
+            ..d_wih
+        };
+        ops::gemm(gpu, u, &d_whh, &b.da, &b.hs, &b.params, &b.grads)?.record(&mut rec);
+        ops::column_sum(
+            gpu,
+            u,
+            rows,
+            h,
+            lay.offset(BIAS_IH),
+            Some(lay.offset(BIAS_HH)),
+            &b.da,
+            &b.grads,
+        )?
+        .record(&mut rec);
+        if let InputKind::Tokens { vocab, embed } = cfg.input {
+            // dx = da · W_ih, then summed per token in a fixed order.
+            let d_x = GemmSpec {
+                m: rows,
+                n: embed,
+                k: h,
+                a: Operand::row_major(0, h),
+                b: Operand::row_major(lay.offset(WEIGHT_IH), embed),
+                c_offset: 0,
+                bias: None,
+                bias2: None,
+                accumulate: false,
+            };
+            ops::gemm(gpu, u, &d_x, &b.da, &b.params, &b.params, &b.dx)?.record(&mut rec);
+            ops::embed_grad(
+                gpu,
+                u,
+                vocab,
+                embed,
+                lay.offset(EMBEDDING),
+                &b.dx,
+                &b.emb_offsets,
+                &b.grads,
+                &b.emb_positions,
+            )?
+            .record(&mut rec);
+        }
+        if shape.mode == ChunkMode::Train {
+            if self.clip {
+                for launch in
+                    ops::grad_norm(gpu, u, lay.total, &b.grads, &b.norm_partials, &b.norm)?
+                {
+                    launch.record(&mut rec);
+                }
+            }
+            if let Some(step) = self.optimizer {
+                step.record(&mut rec);
+            }
+        }
+        Ok(ChunkPlan {
+            recording: rec,
+            loss_sum: Some(loss_sum),
+        })
+    }
+}

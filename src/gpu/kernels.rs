@@ -1,0 +1,74 @@
+//! The WGSL kernels, one family per file under `shaders/`, and their entry points.
+
+/// One compute entry point. Its binding slots are listed at the entry in WGSL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Gemm,
+    EmbedGather,
+    EmbedGrad,
+    RnnStepForward,
+    RnnStepBackward,
+    PoolForward,
+    PoolBackward,
+    LossRows,
+    LossSum,
+    ColumnSum,
+    SquarePartials,
+    NormFinalize,
+    Sgd,
+    Adam,
+}
+
+/// Every WGSL file, for validation and for the kernel registry.
+pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
+    ("rnn_cell.wgsl", include_str!("../../shaders/rnn_cell.wgsl")),
+    ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
+    ("loss.wgsl", include_str!("../../shaders/loss.wgsl")),
+    ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
+    ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
+];
+
+impl Kernel {
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::Gemm => "gemm.wgsl",
+            Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
+            Kernel::RnnStepForward | Kernel::RnnStepBackward => "rnn_cell.wgsl",
+            Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
+            Kernel::LossRows => "loss.wgsl",
+            Kernel::LossSum | Kernel::ColumnSum | Kernel::SquarePartials | Kernel::NormFinalize => {
+                "reduce.wgsl"
+            }
+            Kernel::Sgd | Kernel::Adam => "optim.wgsl",
+        }
+    }
+
+    pub fn entry(self) -> &'static str {
+        match self {
+            Kernel::Gemm => "gemm",
+            Kernel::EmbedGather => "embed_gather",
+            Kernel::EmbedGrad => "embed_grad",
+            Kernel::RnnStepForward => "rnn_step_forward",
+            Kernel::RnnStepBackward => "rnn_step_backward",
+            Kernel::PoolForward => "pool_forward",
+            Kernel::PoolBackward => "pool_backward",
+            Kernel::LossRows => "loss_rows",
+            Kernel::LossSum => "loss_sum",
+            Kernel::ColumnSum => "column_sum",
+            Kernel::SquarePartials => "square_partials",
+            Kernel::NormFinalize => "norm_finalize",
+            Kernel::Sgd => "sgd",
+            Kernel::Adam => "adam",
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        SHADER_FILES
+            .iter()
+            .find(|(name, _)| *name == self.file())
+            .map(|(_, src)| *src)
+            .expect("every kernel's file is in SHADER_FILES")
+    }
+}

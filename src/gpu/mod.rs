@@ -1,0 +1,384 @@
+//! The only module that touches wgpu: adapter choice, device, buffers, kernels,
+//! command recording and readback. Everything above it speaks in [`Buffer`],
+//! [`Kernel`], [`Binding`] and [`Recording`].
+
+mod adapter;
+mod kernels;
+mod readback;
+
+pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
+pub use kernels::Kernel;
+pub use readback::PendingRead;
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Size in bytes of one uniform slot: every uniform struct fits, and 256 satisfies
+/// `min_uniform_buffer_offset_alignment` on every adapter.
+pub const UNIFORM_SLOT: u64 = 256;
+
+/// A device and queue on the chosen adapter, plus the compiled-kernel cache.
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    summary: AdapterSummary,
+    limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+    first_error: Arc<Mutex<Option<String>>>,
+}
+
+/// A storage or uniform buffer on the device, labelled with what it holds.
+#[derive(Clone)]
+pub struct Buffer {
+    raw: wgpu::Buffer,
+    label: Arc<str>,
+}
+
+impl Buffer {
+    pub fn size_bytes(&self) -> u64 {
+        self.raw.size()
+    }
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// One binding slot of a kernel: a whole storage buffer, or one uniform slot.
+#[derive(Clone, Copy)]
+pub enum Resource<'a> {
+    Storage(&'a Buffer),
+    UniformSlot(&'a Buffer, u64),
+}
+
+/// A kernel with its buffers bound, ready to dispatch.
+#[derive(Clone)]
+pub struct Binding {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    group: wgpu::BindGroup,
+}
+
+/// One recorded operation of a training chunk.
+#[derive(Clone)]
+enum Op {
+    Dispatch {
+        binding: Binding,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    },
+    Clear {
+        buffer: wgpu::Buffer,
+    },
+}
+
+/// An ordered list of dispatches and copies, submitted as one command buffer.
+#[derive(Clone, Default)]
+pub struct Recording {
+    ops: Vec<Op>,
+}
+
+impl Recording {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Dispatches `binding` over `groups` workgroups.
+    pub fn dispatch(&mut self, binding: &Binding, groups: [u32; 3]) {
+        if groups.iter().all(|&g| g > 0) {
+            self.ops.push(Op::Dispatch {
+                binding: binding.clone(),
+                groups,
+            });
+        }
+    }
+    /// Copies `size` bytes between two distinct buffers.
+    pub fn copy(
+        &mut self,
+        src: &Buffer,
+        src_offset: u64,
+        dst: &Buffer,
+        dst_offset: u64,
+        size: u64,
+    ) {
+        if size > 0 {
+            self.ops.push(Op::Copy {
+                src: src.raw.clone(),
+                src_offset,
+                dst: dst.raw.clone(),
+                dst_offset,
+                size,
+            });
+        }
+    }
+    /// Fills `buffer` with zero bytes.
+    pub fn clear(&mut self, buffer: &Buffer) {
+        self.ops.push(Op::Clear {
+            buffer: buffer.raw.clone(),
+        });
+    }
+    /// Appends every operation of `other`.
+    pub fn extend(&mut self, other: &Recording) {
+        self.ops.extend(other.ops.iter().cloned());
+    }
+    pub fn dispatch_count(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|op| matches!(op, Op::Dispatch { .. }))
+            .count()
+    }
+}
+
+impl Gpu {
+    /// Opens a device on the adapter that `choice` names.
+    pub fn new(choice: &AdapterChoice) -> Result<Self> {
+        let instance = adapter::instance();
+        let adapter = adapter::choose(adapter::all_adapters(&instance), choice)?;
+        let summary = adapter::summarize(&adapter);
+        let adapter_limits = adapter.limits();
+        // Ask for the adapter's own storage limits: the defaults (128 MiB bindings,
+        // 8 storage buffers per stage) are lower than most GPUs offer.
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: adapter_limits.max_storage_buffer_binding_size,
+            max_buffer_size: adapter_limits.max_buffer_size,
+            max_storage_buffers_per_shader_stage: adapter_limits
+                .max_storage_buffers_per_shader_stage,
+            max_compute_workgroups_per_dimension: adapter_limits
+                .max_compute_workgroups_per_dimension,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgrnn"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu(format!("could not open a device on {}: {e}", summary.name)))?;
+        let first_error = Arc::new(Mutex::new(None::<String>));
+        let sink = first_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        Ok(Self {
+            device,
+            queue,
+            summary,
+            limits,
+            pipelines: Mutex::new(HashMap::new()),
+            first_error,
+        })
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// Largest storage binding this device allows, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size as u64
+    }
+
+    /// Returns the first wgpu validation or device error seen since the last call.
+    pub fn check(&self) -> Result<()> {
+        let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(message) => Err(Error::Gpu(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// A zero-filled storage buffer of `bytes` bytes (at least 4).
+    pub fn storage(&self, label: &str, bytes: u64) -> Result<Buffer> {
+        let size = bytes.max(4).next_multiple_of(4);
+        if size > self.max_binding_bytes() {
+            return Err(Error::Limit(format!(
+                "buffer `{label}` needs {size} bytes but this adapter binds at most {} bytes \
+                 (max_storage_buffer_binding_size); use a smaller --batch, --seq-len or model",
+                self.max_binding_bytes()
+            )));
+        }
+        let raw = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Buffer {
+            raw,
+            label: label.into(),
+        })
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn storage_from<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<Buffer> {
+        let buffer = self.storage(label, std::mem::size_of_val(data) as u64)?;
+        self.write(&buffer, 0, data);
+        Ok(buffer)
+    }
+
+    /// A uniform buffer of `slots` slots of [`UNIFORM_SLOT`] bytes each.
+    pub fn uniform_slots(&self, label: &str, slots: usize) -> Buffer {
+        let raw = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: UNIFORM_SLOT * slots.max(1) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Buffer {
+            raw,
+            label: label.into(),
+        }
+    }
+
+    /// Queues a write of `data` at byte `offset`; it lands before the next submit runs.
+    pub fn write<T: bytemuck::Pod>(&self, buffer: &Buffer, offset: u64, data: &[T]) {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if bytes.is_empty() {
+            return;
+        }
+        if bytes.len() % 4 == 0 {
+            self.queue.write_buffer(&buffer.raw, offset, bytes);
+        } else {
+            let mut padded = bytes.to_vec();
+            padded.resize(bytes.len().next_multiple_of(4), 0);
+            self.queue.write_buffer(&buffer.raw, offset, &padded);
+        }
+    }
+
+    /// Binds `resources` to binding slots 0, 1, 2, … of `kernel`.
+    pub fn bind(&self, kernel: Kernel, resources: &[Resource<'_>]) -> Binding {
+        let pipeline = self.pipeline(kernel);
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: match *r {
+                    Resource::Storage(b) => b.raw.as_entire_binding(),
+                    Resource::UniformSlot(b, slot) => {
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &b.raw,
+                            offset: slot * UNIFORM_SLOT,
+                            size: wgpu::BufferSize::new(UNIFORM_SLOT),
+                        })
+                    }
+                },
+            })
+            .collect();
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry()),
+            layout: &layout,
+            entries: &entries,
+        });
+        Binding { pipeline, group }
+    }
+
+    fn pipeline(&self, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(kernel)
+            .or_insert_with(|| {
+                let module = self
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(kernel.file()),
+                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                    });
+                Arc::new(
+                    self.device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(kernel.entry()),
+                            layout: None,
+                            module: &module,
+                            entry_point: Some(kernel.entry()),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        }),
+                )
+            })
+            .clone()
+    }
+
+    /// Records `recording` into one command buffer and submits it once.
+    pub fn submit(&self, recording: &Recording) -> Result<()> {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("chunk"),
+            });
+        let mut i = 0;
+        let ops = &recording.ops;
+        while i < ops.len() {
+            match &ops[i] {
+                Op::Dispatch { .. } => {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("chunk"),
+                        timestamp_writes: None,
+                    });
+                    while let Some(Op::Dispatch { binding, groups }) = ops.get(i) {
+                        pass.set_pipeline(&binding.pipeline);
+                        pass.set_bind_group(0, &binding.group, &[]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        i += 1;
+                    }
+                }
+                Op::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    size,
+                } => {
+                    encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
+                    i += 1;
+                }
+                Op::Clear { buffer } => {
+                    encoder.clear_buffer(buffer, 0, None);
+                    i += 1;
+                }
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        self.check()
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn wait_idle(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
+        self.check()
+    }
+
+    /// Reads `count` f32 values of `buffer` starting at element `offset`, waiting for the GPU.
+    pub fn read_f32(&self, buffer: &Buffer, offset: usize, count: usize) -> Result<Vec<f32>> {
+        let pending = self.read_later(buffer, (offset * 4) as u64, (count * 4) as u64)?;
+        self.wait_idle()?;
+        pending
+            .take(self)?
+            .ok_or_else(|| Error::Gpu(format!("readback of `{}` did not complete", buffer.label)))
+    }
+
+    /// Reads a whole f32 buffer, waiting for the GPU.
+    pub fn read_all_f32(&self, buffer: &Buffer) -> Result<Vec<f32>> {
+        self.read_f32(buffer, 0, (buffer.size_bytes() / 4) as usize)
+    }
+
+    /// Lets finished GPU work run its callbacks without blocking.
+    pub fn poll_nonblocking(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Poll)
+            .map_err(|e| Error::Gpu(format!("polling the device failed: {e}")))?;
+        self.check()
+    }
+}

@@ -1,0 +1,85 @@
+//! The `wgrnn` command line.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use cli::args::{ModelArgs, OptimizerArgs, TrainArgs};
+use wgrnn::gpu::AdapterChoice;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wgrnn",
+    version,
+    about = "Train recurrent neural networks with WGSL compute shaders on any wgpu adapter"
+)]
+struct Cli {
+    /// Adapter: auto (a GPU, else software) | gpu | software | part of an adapter's name
+    #[arg(long, global = true, env = "WGRNN_ADAPTER", default_value = "auto")]
+    adapter: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every adapter with its limits and features
+    Devices,
+    /// Print each parameter tensor (PyTorch name, shape, size) and the total
+    Params {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Train a model (without --data: a small built-in task)
+    Train {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        optimizer: OptimizerArgs,
+        #[command(flatten)]
+        train: TrainArgs,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = (|| -> anyhow::Result<()> {
+        let adapter: AdapterChoice = cli.adapter.parse()?;
+        match &cli.command {
+            Command::Devices => cli::devices::run(),
+            Command::Params { model } => cli::params::run(model),
+            Command::Train {
+                model,
+                optimizer,
+                train,
+            } => {
+                let model = if train.data.is_none()
+                    && model.vocab.is_none()
+                    && model.input_size.is_none()
+                {
+                    builtin_model(model)
+                } else {
+                    model.clone()
+                };
+                cli::train::run(&adapter, &model, optimizer, train)
+            }
+        }
+    })();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The built-in task's model when no input flags are given: tokens of the delayed-echo task.
+fn builtin_model(model: &ModelArgs) -> ModelArgs {
+    let task = wgrnn::data::DelayedEcho::default();
+    ModelArgs {
+        vocab: Some(task.vocab),
+        embed: Some(model.embed.unwrap_or(16)),
+        output_size: Some(model.output_size.unwrap_or(task.vocab)),
+        ..model.clone()
+    }
+}

@@ -1,0 +1,145 @@
+//! Model configuration: cell, sizes, task, head and loss, with the checks that reject
+//! combinations that make no sense.
+
+use crate::error::{Error, Result};
+
+macro_rules! cli_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+            pub fn name(self) -> &'static str { match self { $(Self::$variant => $text),+ } }
+        }
+        impl std::str::FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s { $($text => Ok(Self::$variant),)+
+                    _ => Err(Error::Config(format!("unknown {} {s:?}; expected one of: {}",
+                        stringify!($name), Self::NAMES.join(", ")))) }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.name()) }
+        }
+    };
+}
+pub(crate) use cli_enum;
+
+cli_enum!(
+    /// The recurrent cell's nonlinearity (PyTorch's `nonlinearity`).
+    Activation { Tanh => "tanh", Relu => "relu" }
+);
+cli_enum!(
+    /// What the head's output goes through before the loss.
+    OutputActivation { Identity => "identity", Relu => "relu", Sigmoid => "sigmoid", Softmax => "softmax" }
+);
+cli_enum!(
+    /// The training loss, each with PyTorch's default mean reduction.
+    Loss { CrossEntropy => "cross-entropy", Bce => "bce", Mse => "mse", Mae => "mae" }
+);
+cli_enum!(
+    /// How a many-to-one model turns the hidden states into one vector per sequence.
+    Pool { Last => "last", Mean => "mean", Max => "max" }
+);
+cli_enum!(
+    /// Whether the model emits an output at every step or once per sequence.
+    TaskKind { ManyToMany => "many-to-many", ManyToOne => "many-to-one" }
+);
+
+/// What the model reads at each step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// `size` float features per step.
+    Dense { size: usize },
+    /// Token ids below `vocab`, looked up in an embedding of width `embed`.
+    Tokens { vocab: usize, embed: usize },
+}
+
+/// The whole architecture: embedding (optional) → Elman RNN → linear head → loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub input: InputKind,
+    pub hidden: usize,
+    pub output_size: usize,
+    pub activation: Activation,
+    pub output_activation: OutputActivation,
+    pub task: TaskKind,
+    pub pool: Pool,
+    pub loss: Loss,
+}
+
+impl ModelConfig {
+    /// The width of the recurrent layer's input (features, or the embedding width).
+    pub fn input_width(&self) -> usize {
+        match self.input {
+            InputKind::Dense { size } => size,
+            InputKind::Tokens { embed, .. } => embed,
+        }
+    }
+
+    /// The output activation that goes with `loss` when none is named.
+    pub fn default_output_activation(loss: Loss) -> OutputActivation {
+        match loss {
+            Loss::CrossEntropy => OutputActivation::Softmax,
+            Loss::Bce => OutputActivation::Sigmoid,
+            Loss::Mse | Loss::Mae => OutputActivation::Identity,
+        }
+    }
+
+    /// Rejects sizes of zero and loss/activation pairs that make no sense.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |what: &str, v: usize| {
+            if v == 0 {
+                Err(Error::Config(format!("{what} must be at least 1")))
+            } else {
+                Ok(())
+            }
+        };
+        match self.input {
+            InputKind::Dense { size } => positive("--input-size", size)?,
+            InputKind::Tokens { vocab, embed } => {
+                positive("--vocab", vocab)?;
+                positive("--embed", embed)?;
+            }
+        }
+        positive("--hidden", self.hidden)?;
+        positive("--output-size", self.output_size)?;
+        let act = self.output_activation;
+        match (self.loss, act) {
+            (Loss::CrossEntropy, OutputActivation::Softmax) => {
+                if self.output_size < 2 {
+                    return Err(Error::Config(
+                        "--loss cross-entropy needs --output-size of at least 2 classes".into(),
+                    ));
+                }
+            }
+            (Loss::CrossEntropy, _) => {
+                return Err(Error::Config(format!(
+                    "--loss cross-entropy is fused with softmax; --output-activation {act} does not go with it \
+                     (use softmax, or mse/mae for regression)"
+                )))
+            }
+            (Loss::Bce, OutputActivation::Sigmoid) => {}
+            (Loss::Bce, _) => {
+                return Err(Error::Config(format!(
+                    "--loss bce is fused with sigmoid; --output-activation {act} does not go with it"
+                )))
+            }
+            (Loss::Mse | Loss::Mae, OutputActivation::Softmax) => {
+                return Err(Error::Config(format!(
+                    "--output-activation softmax goes with --loss cross-entropy, not {}",
+                    self.loss
+                )))
+            }
+            (Loss::Mse | Loss::Mae, _) => {}
+        }
+        Ok(())
+    }
+
+    /// True when targets are integer class ids (cross-entropy), false for float targets.
+    pub fn class_targets(&self) -> bool {
+        self.loss == Loss::CrossEntropy
+    }
+}

@@ -1,0 +1,13 @@
+//! The model: configuration, flat parameter layout with PyTorch names, initialisation.
+
+mod config;
+mod init;
+mod layout;
+
+pub(crate) use config::cli_enum;
+pub use config::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
+pub use init::init_params;
+pub use layout::{
+    ParamLayout, ParamTensor, BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH,
+    WEIGHT_IH,
+};

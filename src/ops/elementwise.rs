@@ -1,0 +1,619 @@
+//! Launchers for the non-GEMM kernels: embedding, recurrence steps, pooling, loss,
+//! reductions and optimizers. Shapes are in the WGSL headers; each launcher checks them.
+
+use super::{groups_for, need, u32_of, Launch, Uniforms};
+use crate::error::Result;
+use crate::gpu::{Buffer, Gpu, Kernel, Resource};
+use crate::model::{Activation, Loss, OutputActivation, Pool};
+use bytemuck::{Pod, Zeroable};
+
+/// Number of workgroups the gradient-norm reduction's first stage uses (fixed, so the
+/// summation order, and the bits, never depend on the model size).
+pub const NORM_PARTIALS: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmbedParams {
+    rows: u32,
+    dim: u32,
+    emb_off: u32,
+    _pad: u32,
+}
+
+/// `x[r, :] = params[emb_off + tokens[r]·D ..]` for `rows` rows.   x: [rows, D]
+pub fn embed_gather(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    rows: usize,
+    dim: usize,
+    emb_off: usize,
+    params: &Buffer,
+    tokens: &Buffer,
+    x: &Buffer,
+) -> Result<Launch> {
+    need(tokens, rows, "embed_gather tokens")?;
+    need(x, rows * dim, "embed_gather x")?;
+    let p = EmbedParams {
+        rows: u32_of(rows, "rows")?,
+        dim: u32_of(dim, "embed")?,
+        emb_off: u32_of(emb_off, "offset")?,
+        _pad: 0,
+    };
+    let uniform = u.push(gpu, &p);
+    let binding = gpu.bind(
+        Kernel::EmbedGather,
+        &[
+            uniform.resource(),
+            Resource::Storage(params),
+            Resource::Storage(tokens),
+            Resource::Storage(x),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(rows * dim),
+        uniform,
+    })
+}
+
+/// `grads[emb_off + v·D + d] = Σ_{i ∈ offsets[v]..offsets[v+1]} dx[positions[i], d]`.   dE: [vocab, D]
+#[allow(clippy::too_many_arguments)]
+pub fn embed_grad(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    vocab: usize,
+    dim: usize,
+    emb_off: usize,
+    dx: &Buffer,
+    offsets: &Buffer,
+    grads: &Buffer,
+    positions: &Buffer,
+) -> Result<Launch> {
+    need(offsets, vocab + 1, "embed_grad offsets")?;
+    need(grads, emb_off + vocab * dim, "embed_grad grads")?;
+    let p = EmbedParams {
+        rows: u32_of(vocab, "vocab")?,
+        dim: u32_of(dim, "embed")?,
+        emb_off: u32_of(emb_off, "offset")?,
+        _pad: 0,
+    };
+    let uniform = u.push(gpu, &p);
+    let binding = gpu.bind(
+        Kernel::EmbedGrad,
+        &[
+            uniform.resource(),
+            Resource::Storage(dx),
+            Resource::Storage(offsets),
+            Resource::Storage(grads),
+            Resource::Storage(positions),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(vocab * dim),
+        uniform,
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct StepParams {
+    t: u32,
+    steps: u32,
+    batch: u32,
+    hidden: u32,
+    activation: u32,
+    whh_off: u32,
+    _pad: [u32; 2],
+}
+
+/// Shape of one recurrence sweep: `steps` steps of `batch` rows of `hidden` units.
+#[derive(Clone, Copy, Debug)]
+pub struct RecurrenceShape {
+    pub steps: usize,
+    pub batch: usize,
+    pub hidden: usize,
+    pub activation: Activation,
+    pub whh_off: usize,
+}
+
+impl RecurrenceShape {
+    fn params(&self, t: usize) -> Result<StepParams> {
+        Ok(StepParams {
+            t: u32_of(t, "step")?,
+            steps: u32_of(self.steps, "steps")?,
+            batch: u32_of(self.batch, "batch")?,
+            hidden: u32_of(self.hidden, "hidden")?,
+            activation: match self.activation {
+                Activation::Tanh => 0,
+                Activation::Relu => 1,
+            },
+            whh_off: u32_of(self.whh_off, "offset")?,
+            _pad: [0; 2],
+        })
+    }
+}
+
+/// Forward step `t`: `hs[t+1] = act(pre[t] + hs[t]·W_hhᵀ)`.   pre: [T, B, H], hs: [T+1, B, H]
+pub fn rnn_step_forward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    t: usize,
+    params: &Buffer,
+    pre: &Buffer,
+    hs: &Buffer,
+) -> Result<Launch> {
+    let bh = shape.batch * shape.hidden;
+    need(pre, shape.steps * bh, "rnn forward pre")?;
+    need(hs, (shape.steps + 1) * bh, "rnn forward hs")?;
+    let uniform = u.push(gpu, &shape.params(t)?);
+    let binding = gpu.bind(
+        Kernel::RnnStepForward,
+        &[
+            uniform.resource(),
+            Resource::Storage(params),
+            Resource::Storage(pre),
+            Resource::Storage(hs),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(bh),
+        uniform,
+    })
+}
+
+/// Backward step `t`: `da[t] = (dh_out[t] + da[t+1]·W_hh) ⊙ act'(hs[t+1])`.   da, dh_out: [T, B, H]
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_step_backward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    t: usize,
+    params: &Buffer,
+    hs: &Buffer,
+    dh_out: &Buffer,
+    da: &Buffer,
+) -> Result<Launch> {
+    let bh = shape.batch * shape.hidden;
+    need(hs, (shape.steps + 1) * bh, "rnn backward hs")?;
+    need(dh_out, shape.steps * bh, "rnn backward dh_out")?;
+    need(da, shape.steps * bh, "rnn backward da")?;
+    let uniform = u.push(gpu, &shape.params(t)?);
+    let binding = gpu.bind(
+        Kernel::RnnStepBackward,
+        &[
+            uniform.resource(),
+            Resource::Storage(params),
+            Resource::Storage(hs),
+            Resource::Storage(dh_out),
+            Resource::Storage(da),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(bh),
+        uniform,
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PoolParams {
+    steps: u32,
+    batch: u32,
+    hidden: u32,
+    kind: u32,
+    fresh: u32,
+    _pad0: u32,
+    inv_total: f32,
+    _pad1: u32,
+}
+
+/// Where a chunk stands in its sequence, for pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SequenceStart {
+    /// The chunk begins the sequence: ignore the pooling carry.
+    Fresh,
+    /// The chunk continues a sequence: fold in the carry from earlier chunks.
+    Continued,
+}
+
+/// Pooling shape: a chunk of `steps` steps of a sequence `total_steps` long.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolShape {
+    pub steps: usize,
+    pub batch: usize,
+    pub hidden: usize,
+    pub pool: Pool,
+    pub start: SequenceStart,
+    pub total_steps: usize,
+}
+
+impl PoolShape {
+    fn params(&self) -> Result<PoolParams> {
+        Ok(PoolParams {
+            steps: u32_of(self.steps, "steps")?,
+            batch: u32_of(self.batch, "batch")?,
+            hidden: u32_of(self.hidden, "hidden")?,
+            kind: match self.pool {
+                Pool::Last => 0,
+                Pool::Mean => 1,
+                Pool::Max => 2,
+            },
+            fresh: (self.start == SequenceStart::Fresh) as u32,
+            _pad0: 0,
+            inv_total: (1.0 / self.total_steps as f64) as f32,
+            _pad1: 0,
+        })
+    }
+}
+
+/// Pools the chunk's hidden states into `z` [B, H], updating the carry `acc` [B, H] and
+/// the max positions `arg` [B, H].
+pub fn pool_forward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &PoolShape,
+    hs: &Buffer,
+    acc: &Buffer,
+    z: &Buffer,
+    arg: &Buffer,
+) -> Result<Launch> {
+    let bh = shape.batch * shape.hidden;
+    need(hs, (shape.steps + 1) * bh, "pool hs")?;
+    for (b, w) in [(acc, "pool acc"), (z, "pool z"), (arg, "pool arg")] {
+        need(b, bh, w)?;
+    }
+    let uniform = u.push(gpu, &shape.params()?);
+    let binding = gpu.bind(
+        Kernel::PoolForward,
+        &[
+            uniform.resource(),
+            Resource::Storage(hs),
+            Resource::Storage(acc),
+            Resource::Storage(z),
+            Resource::Storage(arg),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(bh),
+        uniform,
+    })
+}
+
+/// Spreads `dz` [B, H] over `dh_out` [T, B, H].
+pub fn pool_backward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &PoolShape,
+    dz: &Buffer,
+    arg: &Buffer,
+    dh_out: &Buffer,
+) -> Result<Launch> {
+    let bh = shape.batch * shape.hidden;
+    need(dz, bh, "pool dz")?;
+    need(dh_out, shape.steps * bh, "pool dh_out")?;
+    let uniform = u.push(gpu, &shape.params()?);
+    let binding = gpu.bind(
+        Kernel::PoolBackward,
+        &[
+            uniform.resource(),
+            Resource::Storage(dz),
+            Resource::Storage(arg),
+            Resource::Storage(dh_out),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(shape.steps * bh),
+        uniform,
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LossParams {
+    rows: u32,
+    outputs: u32,
+    kind: u32,
+    activation: u32,
+    inv_count: f32,
+    _pad: [u32; 3],
+}
+
+/// The number of values the mean loss divides by: rows for cross-entropy, rows × outputs else.
+pub fn loss_count(loss: Loss, rows: usize, outputs: usize) -> usize {
+    match loss {
+        Loss::CrossEntropy => rows,
+        _ => rows * outputs,
+    }
+}
+
+/// Per-row losses and `dy` = d(mean loss)/dy.   y, dy: [R, O]; targets: [R] or [R, O]
+#[allow(clippy::too_many_arguments)]
+pub fn loss_rows(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    loss: Loss,
+    activation: OutputActivation,
+    rows: usize,
+    outputs: usize,
+    y: &Buffer,
+    targets: &Buffer,
+    dy: &Buffer,
+    row_loss: &Buffer,
+) -> Result<Launch> {
+    need(y, rows * outputs, "loss y")?;
+    need(dy, rows * outputs, "loss dy")?;
+    need(row_loss, rows, "loss row_loss")?;
+    need(
+        targets,
+        if loss == Loss::CrossEntropy {
+            rows
+        } else {
+            rows * outputs
+        },
+        "loss targets",
+    )?;
+    let p = LossParams {
+        rows: u32_of(rows, "rows")?,
+        outputs: u32_of(outputs, "outputs")?,
+        kind: match loss {
+            Loss::CrossEntropy => 0,
+            Loss::Bce => 1,
+            Loss::Mse => 2,
+            Loss::Mae => 3,
+        },
+        activation: match activation {
+            OutputActivation::Relu => 1,
+            OutputActivation::Sigmoid => 2,
+            _ => 0,
+        },
+        inv_count: (1.0 / loss_count(loss, rows, outputs) as f64) as f32,
+        _pad: [0; 3],
+    };
+    let uniform = u.push(gpu, &p);
+    let binding = gpu.bind(
+        Kernel::LossRows,
+        &[
+            uniform.resource(),
+            Resource::Storage(y),
+            Resource::Storage(targets),
+            Resource::Storage(dy),
+            Resource::Storage(row_loss),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(rows),
+        uniform,
+    })
+}
+
+/// The uniform of the reduction kernels (`shaders/reduce.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct ReduceParams {
+    pub count: u32,
+    pub columns: u32,
+    pub dst_off: u32,
+    pub dst2_off: u32,
+    pub inv_count: f32,
+    pub slot: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `loss_log[slot] = inv_count · Σ row_loss[0..rows]`; rewrite the slot per chunk with
+/// [`set_loss_slot`].
+pub fn loss_sum(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    rows: usize,
+    inv_count: f32,
+    row_loss: &Buffer,
+    loss_log: &Buffer,
+) -> Result<(Launch, ReduceParams)> {
+    need(row_loss, rows, "loss_sum row_loss")?;
+    let p = ReduceParams {
+        count: u32_of(rows, "rows")?,
+        columns: 0,
+        dst_off: 0,
+        dst2_off: 0,
+        inv_count,
+        slot: 0,
+        _pad: [0; 2],
+    };
+    let uniform = u.push(gpu, &p);
+    let binding = gpu.bind(
+        Kernel::LossSum,
+        &[
+            uniform.resource(),
+            Resource::Storage(row_loss),
+            Resource::Storage(loss_log),
+        ],
+    );
+    Ok((
+        Launch {
+            binding,
+            groups: [1, 1, 1],
+            uniform,
+        },
+        p,
+    ))
+}
+
+/// Points a `loss_sum` launch at another slot of its loss log, for the next submit.
+pub fn set_loss_slot(gpu: &Gpu, launch: &Launch, params: &ReduceParams, slot: u32) {
+    launch.uniform.write(gpu, &ReduceParams { slot, ..*params });
+}
+
+/// `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]`.   src: [rows, columns]
+#[allow(clippy::too_many_arguments)]
+pub fn column_sum(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    rows: usize,
+    columns: usize,
+    dst: usize,
+    dst2: Option<usize>,
+    src: &Buffer,
+    grads: &Buffer,
+) -> Result<Launch> {
+    need(src, rows * columns, "column_sum src")?;
+    need(
+        grads,
+        dst.max(dst2.unwrap_or(0)) + columns,
+        "column_sum grads",
+    )?;
+    let p = ReduceParams {
+        count: u32_of(rows, "rows")?,
+        columns: u32_of(columns, "columns")?,
+        dst_off: u32_of(dst, "offset")?,
+        dst2_off: match dst2 {
+            Some(d) => u32_of(d, "offset")?,
+            None => u32::MAX,
+        },
+        inv_count: 1.0,
+        slot: 0,
+        _pad: [0; 2],
+    };
+    let uniform = u.push(gpu, &p);
+    let binding = gpu.bind(
+        Kernel::ColumnSum,
+        &[
+            uniform.resource(),
+            Resource::Storage(src),
+            Resource::Storage(grads),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: [columns.div_ceil(256) as u32, 1, 1],
+        uniform,
+    })
+}
+
+/// The global L2 norm of `grads[0..count]` into `norm[0]`, in two fixed-order stages.
+pub fn grad_norm(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    count: usize,
+    grads: &Buffer,
+    partials: &Buffer,
+    norm: &Buffer,
+) -> Result<[Launch; 2]> {
+    need(grads, count, "grad_norm grads")?;
+    need(partials, NORM_PARTIALS, "grad_norm partials")?;
+    let p = ReduceParams {
+        count: u32_of(count, "parameters")?,
+        columns: NORM_PARTIALS as u32,
+        dst_off: 0,
+        dst2_off: 0,
+        inv_count: 1.0,
+        slot: 0,
+        _pad: [0; 2],
+    };
+    let uniform = u.push(gpu, &p);
+    let first = Launch {
+        binding: gpu.bind(
+            Kernel::SquarePartials,
+            &[
+                uniform.resource(),
+                Resource::Storage(grads),
+                Resource::Storage(partials),
+            ],
+        ),
+        groups: [NORM_PARTIALS as u32, 1, 1],
+        uniform: uniform.clone(),
+    };
+    let second = Launch {
+        binding: gpu.bind(
+            Kernel::NormFinalize,
+            &[
+                uniform.resource(),
+                Resource::Storage(partials),
+                Resource::Storage(norm),
+            ],
+        ),
+        groups: [1, 1, 1],
+        uniform,
+    };
+    Ok([first, second])
+}
+
+/// The optimizer's uniform (`shaders/optim.wgsl`), rewritten before every step.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct OptimParams {
+    pub count: u32,
+    pub flags: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub step_size: f32,
+    pub bc2_sqrt: f32,
+    pub max_norm: f32,
+    pub _pad: u32,
+}
+
+pub const OPTIM_CLIP: u32 = 1;
+pub const OPTIM_NESTEROV: u32 = 2;
+pub const OPTIM_FIRST_STEP: u32 = 4;
+pub const OPTIM_DECOUPLED: u32 = 8;
+
+/// Which update rule a launch runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateRule {
+    Sgd,
+    Adam,
+}
+
+/// One optimizer step over all `count` parameters. `v` is bound only for Adam.
+#[allow(clippy::too_many_arguments)]
+pub fn optimizer_step(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    rule: UpdateRule,
+    count: usize,
+    params: &Buffer,
+    grads: &Buffer,
+    norm: &Buffer,
+    m: &Buffer,
+    v: &Buffer,
+) -> Result<Launch> {
+    for (b, w) in [
+        (params, "params"),
+        (grads, "grads"),
+        (m, "moment m"),
+        (v, "moment v"),
+    ] {
+        need(b, count, w)?;
+    }
+    let uniform = u.push(gpu, &OptimParams::zeroed());
+    let mut res = vec![
+        uniform.resource(),
+        Resource::Storage(params),
+        Resource::Storage(grads),
+        Resource::Storage(norm),
+        Resource::Storage(m),
+    ];
+    let kernel = match rule {
+        UpdateRule::Sgd => Kernel::Sgd,
+        UpdateRule::Adam => {
+            res.push(Resource::Storage(v));
+            Kernel::Adam
+        }
+    };
+    let binding = gpu.bind(kernel, &res);
+    Ok(Launch {
+        binding,
+        groups: groups_for(count),
+        uniform,
+    })
+}

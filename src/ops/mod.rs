@@ -1,0 +1,57 @@
+//! One launcher per kernel family: each checks its shapes against the buffers, writes its
+//! uniform, binds, and returns a [`Launch`] that a [`Recording`] can replay. All checks
+//! happen here, at build time, so recording and submitting cannot fail on shapes.
+
+mod elementwise;
+mod gemm;
+mod uniforms;
+
+pub use elementwise::*;
+pub use gemm::{gemm, GemmSpec, Operand};
+pub use uniforms::{UniformRef, Uniforms};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Buffer, Recording};
+
+/// A bound kernel and its workgroup counts.
+#[derive(Clone)]
+pub struct Launch {
+    pub binding: Binding,
+    pub groups: [u32; 3],
+    pub uniform: UniformRef,
+}
+
+impl Launch {
+    pub fn record(&self, recording: &mut Recording) {
+        recording.dispatch(&self.binding, self.groups);
+    }
+}
+
+/// Workgroup counts for `n` elements at 256 invocations per workgroup, spread over x and y
+/// so that no dimension passes the 65,535 limit (kernels use x + y · groups.x · 256).
+pub fn groups_for(n: usize) -> [u32; 3] {
+    let total = n.div_ceil(256).max(1);
+    let x = total.min(32_768);
+    [x as u32, total.div_ceil(x) as u32, 1]
+}
+
+/// Fails unless `buffer` holds at least `elements` 4-byte values.
+pub(crate) fn need(buffer: &Buffer, elements: usize, what: &str) -> Result<()> {
+    let have = buffer.size_bytes() as usize / 4;
+    if elements > have {
+        return Err(Error::Config(format!(
+            "{what}: buffer `{}` holds {have} values but {elements} are needed",
+            buffer.label()
+        )));
+    }
+    Ok(())
+}
+
+/// Converts a size or offset to the u32 the kernels take, or says which value overflows.
+pub(crate) fn u32_of(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| {
+        Error::Limit(format!(
+            "{what} = {v} does not fit the kernels' 32-bit indices"
+        ))
+    })
+}

@@ -1,0 +1,402 @@
+//! The whole forward and backward pass, and the optimizers, in f64 on the CPU: the
+//! oracle the GPU kernels are tested against (itself checked by finite differences).
+//! Same layout and conventions as the engine: rows are time-major (r = t·B + b).
+
+use crate::engine::{Chunk, StepInputs, StepTargets};
+use crate::model::{
+    Activation, InputKind, Loss, ModelConfig, OutputActivation, ParamLayout, Pool, TaskKind,
+};
+use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
+use crate::ops::SequenceStart;
+use crate::optim::{Momentum, OptimizerConfig, OptimizerKind};
+
+/// What carries from one chunk to the next: the hidden state and the pooling accumulator.
+#[derive(Clone, Debug, Default)]
+pub struct CarriedState {
+    pub hidden: Vec<f64>,   // [B, H]
+    pub pool_acc: Vec<f64>, // [B, H]
+}
+
+/// The result of one chunk.
+#[derive(Clone, Debug)]
+pub struct ChunkResult {
+    /// Mean loss, when the chunk has targets.
+    pub loss: Option<f64>,
+    /// d(loss)/d(params) in the flat layout, when asked for.
+    pub grads: Option<Vec<f64>>,
+}
+
+fn act(a: Activation, s: f64) -> f64 {
+    match a {
+        Activation::Tanh => s.tanh(),
+        Activation::Relu => s.max(0.0),
+    }
+}
+
+fn act_grad_from_output(a: Activation, h: f64) -> f64 {
+    match a {
+        Activation::Tanh => 1.0 - h * h,
+        Activation::Relu => {
+            if h > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Mean loss over `y` [R, O] and its gradient d(loss)/dy.
+pub fn loss_and_grad(
+    loss: Loss,
+    out_act: OutputActivation,
+    y: &[f64],
+    rows: usize,
+    o: usize,
+    targets: &StepTargets<'_>,
+) -> (f64, Vec<f64>) {
+    let mut dy = vec![0.0; rows * o];
+    let mut total = 0.0;
+    let count = match loss {
+        Loss::CrossEntropy => rows,
+        _ => rows * o,
+    } as f64;
+    for r in 0..rows {
+        let yr = &y[r * o..(r + 1) * o];
+        match (loss, targets) {
+            (Loss::CrossEntropy, StepTargets::Classes(t)) => {
+                let m = yr.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = yr.iter().map(|v| (v - m).exp()).sum();
+                let k = t[r] as usize;
+                total += m + s.ln() - yr[k];
+                for j in 0..o {
+                    dy[r * o + j] =
+                        ((yr[j] - m).exp() / s - if j == k { 1.0 } else { 0.0 }) / count;
+                }
+            }
+            (_, StepTargets::Values(t)) => {
+                for j in 0..o {
+                    let x = yr[j];
+                    let tv = t[r * o + j] as f64;
+                    let (l, g) = match loss {
+                        Loss::Bce => (
+                            x.max(0.0) - x * tv + (1.0 + (-x.abs()).exp()).ln(),
+                            sigmoid(x) - tv,
+                        ),
+                        _ => {
+                            let (a, da) = match out_act {
+                                OutputActivation::Relu => {
+                                    (x.max(0.0), if x > 0.0 { 1.0 } else { 0.0 })
+                                }
+                                OutputActivation::Sigmoid => {
+                                    let s = sigmoid(x);
+                                    (s, s * (1.0 - s))
+                                }
+                                _ => (x, 1.0),
+                            };
+                            let d = a - tv;
+                            if loss == Loss::Mse {
+                                (d * d, 2.0 * d * da)
+                            } else {
+                                (
+                                    d.abs(),
+                                    if d > 0.0 {
+                                        da
+                                    } else if d < 0.0 {
+                                        -da
+                                    } else {
+                                        0.0
+                                    },
+                                )
+                            }
+                        }
+                    };
+                    total += l;
+                    dy[r * o + j] = g / count;
+                }
+            }
+            _ => panic!("targets do not match the loss"),
+        }
+    }
+    (total / count, dy)
+}
+
+/// Runs one chunk: forward from `state` (updated in place to carry on), the loss when
+/// the chunk has targets, and the gradients when `want_grads`.
+pub fn run_chunk(
+    config: &ModelConfig,
+    params: &[f64],
+    chunk: &Chunk<'_>,
+    state: &mut CarriedState,
+    want_grads: bool,
+) -> ChunkResult {
+    let lay = ParamLayout::new(config);
+    let p = |name: &str| &params[lay.get(name).expect("tensor").range()];
+    let (t_len, batch, h, o) = (chunk.steps, chunk.batch, config.hidden, config.output_size);
+    let iw = config.input_width();
+    let rows = t_len * batch;
+    let bh = batch * h;
+
+    // x: [R, I]
+    let x: Vec<f64> = match (chunk.inputs, config.input) {
+        (StepInputs::Tokens(ids), InputKind::Tokens { embed, .. }) => {
+            let e = p(EMBEDDING);
+            ids.iter()
+                .flat_map(|&id| e[id as usize * embed..(id as usize + 1) * embed].to_vec())
+                .collect()
+        }
+        (StepInputs::Dense(v), InputKind::Dense { .. }) => v.iter().map(|&f| f as f64).collect(),
+        _ => panic!("inputs do not match the model"),
+    };
+    let (wih, whh, bih, bhh) = (p(WEIGHT_IH), p(WEIGHT_HH), p(BIAS_IH), p(BIAS_HH));
+    let fresh = chunk.start == SequenceStart::Fresh || state.hidden.len() != bh;
+    let mut hs = vec![0.0; (t_len + 1) * bh]; // [T + 1, B, H]
+    if !fresh {
+        hs[..bh].copy_from_slice(&state.hidden);
+    }
+    for t in 0..t_len {
+        for b in 0..batch {
+            let r = t * batch + b;
+            for j in 0..h {
+                let mut s = bih[j] + bhh[j];
+                for i in 0..iw {
+                    s += x[r * iw + i] * wih[j * iw + i];
+                }
+                for k in 0..h {
+                    s += hs[t * bh + b * h + k] * whh[j * h + k];
+                }
+                hs[(t + 1) * bh + b * h + j] = act(config.activation, s);
+            }
+        }
+    }
+    state.hidden = hs[t_len * bh..].to_vec();
+
+    // Head input: every hidden state, or the pooled state.
+    let mut arg = vec![usize::MAX; bh];
+    let (head_in, head_rows): (Vec<f64>, usize) = match config.task {
+        TaskKind::ManyToMany => (hs[bh..].to_vec(), rows),
+        TaskKind::ManyToOne => {
+            let carried = !fresh && state.pool_acc.len() == bh;
+            let mut new_acc = vec![0.0; bh];
+            let mut z = vec![0.0; bh];
+            for e in 0..bh {
+                let at = |t: usize| hs[(t + 1) * bh + e];
+                z[e] = match config.pool {
+                    Pool::Last => at(t_len - 1),
+                    Pool::Mean => {
+                        let prev = if carried { state.pool_acc[e] } else { 0.0 };
+                        new_acc[e] = prev + (0..t_len).map(at).sum::<f64>();
+                        new_acc[e] / chunk.total_steps as f64
+                    }
+                    Pool::Max => {
+                        let (mut m, mut a) = if carried {
+                            (state.pool_acc[e], usize::MAX)
+                        } else {
+                            (at(0), 0)
+                        };
+                        for t in 0..t_len {
+                            if at(t) > m {
+                                m = at(t);
+                                a = t;
+                            }
+                        }
+                        arg[e] = a;
+                        new_acc[e] = m;
+                        m
+                    }
+                };
+            }
+            state.pool_acc = new_acc;
+            (z, batch)
+        }
+    };
+    let Some(targets) = chunk.targets else {
+        return ChunkResult {
+            loss: None,
+            grads: None,
+        };
+    };
+    let (hw, hb) = (p(HEAD_WEIGHT), p(HEAD_BIAS));
+    let mut y = vec![0.0; head_rows * o];
+    for r in 0..head_rows {
+        for k in 0..o {
+            let mut s = hb[k];
+            for j in 0..h {
+                s += head_in[r * h + j] * hw[k * h + j];
+            }
+            y[r * o + k] = s;
+        }
+    }
+    let (loss, dy) = loss_and_grad(
+        config.loss,
+        config.output_activation,
+        &y,
+        head_rows,
+        o,
+        &targets,
+    );
+    if !want_grads {
+        return ChunkResult {
+            loss: Some(loss),
+            grads: None,
+        };
+    }
+
+    let mut g = vec![0.0; lay.total];
+    let off = |name: &str| lay.offset(name);
+    // Head.
+    let mut d_head_in = vec![0.0; head_rows * h];
+    for r in 0..head_rows {
+        for k in 0..o {
+            let d = dy[r * o + k];
+            g[off(HEAD_BIAS) + k] += d;
+            for j in 0..h {
+                g[off(HEAD_WEIGHT) + k * h + j] += d * head_in[r * h + j];
+                d_head_in[r * h + j] += d * hw[k * h + j];
+            }
+        }
+    }
+    // dh_out: [T, B, H]
+    let dh_out: Vec<f64> = match config.task {
+        TaskKind::ManyToMany => d_head_in,
+        TaskKind::ManyToOne => {
+            let mut d = vec![0.0; rows * h];
+            for t in 0..t_len {
+                for e in 0..bh {
+                    d[t * bh + e] = match config.pool {
+                        Pool::Last => {
+                            if t + 1 == t_len {
+                                d_head_in[e]
+                            } else {
+                                0.0
+                            }
+                        }
+                        Pool::Mean => d_head_in[e] / chunk.total_steps as f64,
+                        Pool::Max => {
+                            if arg[e] == t {
+                                d_head_in[e]
+                            } else {
+                                0.0
+                            }
+                        }
+                    };
+                }
+            }
+            d
+        }
+    };
+    // BPTT.
+    let mut da = vec![0.0; rows * h];
+    for t in (0..t_len).rev() {
+        for b in 0..batch {
+            for j in 0..h {
+                let e = b * h + j;
+                let mut gsum = dh_out[t * bh + e];
+                if t + 1 < t_len {
+                    for k in 0..h {
+                        gsum += da[(t + 1) * bh + b * h + k] * whh[k * h + j];
+                    }
+                }
+                da[t * bh + e] =
+                    gsum * act_grad_from_output(config.activation, hs[(t + 1) * bh + e]);
+            }
+        }
+    }
+    let mut dx = vec![0.0; rows * iw];
+    for r in 0..rows {
+        for j in 0..h {
+            let d = da[r * h + j];
+            g[off(BIAS_IH) + j] += d;
+            g[off(BIAS_HH) + j] += d;
+            for i in 0..iw {
+                g[off(WEIGHT_IH) + j * iw + i] += d * x[r * iw + i];
+                dx[r * iw + i] += d * wih[j * iw + i];
+            }
+            for k in 0..h {
+                g[off(WEIGHT_HH) + j * h + k] += d * hs[r * h + k];
+            }
+        }
+    }
+    if let (StepInputs::Tokens(ids), InputKind::Tokens { embed, .. }) = (chunk.inputs, config.input)
+    {
+        for (r, &id) in ids.iter().enumerate() {
+            for d in 0..embed {
+                g[off(EMBEDDING) + id as usize * embed + d] += dx[r * embed + d];
+            }
+        }
+    }
+    ChunkResult {
+        loss: Some(loss),
+        grads: Some(g),
+    }
+}
+
+/// The optimizers in f64, with PyTorch's update rules (and `clip_grad_norm_` first).
+#[derive(Clone, Debug)]
+pub struct RefOptimizer {
+    pub config: OptimizerConfig,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    step: u64,
+}
+
+impl RefOptimizer {
+    pub fn new(config: OptimizerConfig, params: usize) -> Self {
+        Self {
+            config,
+            m: vec![0.0; params],
+            v: vec![0.0; params],
+            step: 0,
+        }
+    }
+
+    pub fn step(&mut self, params: &mut [f64], grads: &[f64]) {
+        let c = self.config;
+        self.step += 1;
+        let coef = match c.clip_norm {
+            Some(max) => {
+                let norm = grads.iter().map(|g| g * g).sum::<f64>().sqrt();
+                (max / (norm + 1e-6)).min(1.0)
+            }
+            None => 1.0,
+        };
+        let (step_size, bc2_sqrt) = c.adam_scalars(self.step);
+        for i in 0..params.len() {
+            let mut g = grads[i] * coef;
+            match c.kind {
+                OptimizerKind::Sgd => {
+                    g += c.weight_decay * params[i];
+                    if c.momentum != 0.0 {
+                        let buf = if self.step == 1 {
+                            g
+                        } else {
+                            c.momentum * self.m[i] + g
+                        };
+                        self.m[i] = buf;
+                        g = if c.momentum_kind == Momentum::Nesterov {
+                            g + c.momentum * buf
+                        } else {
+                            buf
+                        };
+                    }
+                    params[i] -= c.lr * g;
+                }
+                OptimizerKind::Adam | OptimizerKind::AdamW => {
+                    if c.kind == OptimizerKind::AdamW {
+                        params[i] *= 1.0 - c.lr * c.weight_decay;
+                    } else {
+                        g += c.weight_decay * params[i];
+                    }
+                    self.m[i] += (1.0 - c.beta1) * (g - self.m[i]);
+                    self.v[i] = self.v[i] * c.beta2 + (1.0 - c.beta2) * g * g;
+                    let denom = self.v[i].sqrt() / bc2_sqrt + c.eps;
+                    params[i] -= step_size * self.m[i] / denom;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The training loop: epochs of shuffled batches, each batch cut into chunks of `seq_len`
+//! steps (truncated BPTT, state carried and detached between chunks, reset per batch);
+//! losses read back asynchronously; validation and early stopping per epoch.
+
+mod loss_reader;
+mod stopping;
+
+pub use loss_reader::LossReader;
+pub use stopping::EarlyStopping;
+
+use crate::data::{batches, chunk_ranges, ChunkData, Dataset, Inputs, Order, Targets};
+use crate::engine::{Chunk, ChunkMode, Engine, StepInputs, StepTargets, LOSS_LOG_SLOTS};
+use crate::error::{Error, Result};
+use crate::model::{InputKind, ModelConfig, TaskKind};
+use crate::ops::{loss_count, SequenceStart};
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub order: Order,
+    pub log_every: usize,
+    /// Early stopping: (min_delta, patience).
+    pub early_stopping: Option<(f64, usize)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    pub tokens_per_second: f64,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    pub epochs: Vec<EpochStats>,
+    pub stop_reason: String,
+    pub iterations: u64,
+}
+
+/// Checks that `data` fits `config` (input kind, vocabulary, targets, task).
+pub fn check_dataset(config: &ModelConfig, data: &Dataset, what: &str) -> Result<()> {
+    let fail = |m: String| Err(Error::Config(format!("{what}: {m}")));
+    match (&data.inputs, config.input) {
+        (Inputs::Tokens { ids }, InputKind::Tokens { vocab, .. }) => {
+            if let Some((i, id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
+                return fail(format!(
+                    "token id {id} (sequence {}, step {}) is outside --vocab {vocab}",
+                    i / data.steps,
+                    i % data.steps
+                ));
+            }
+        }
+        (Inputs::Dense { size, .. }, InputKind::Dense { size: want }) => {
+            if *size != want {
+                return fail(format!(
+                    "inputs have {size} features per step but --input-size is {want}"
+                ));
+            }
+        }
+        (Inputs::Tokens { .. }, _) => {
+            return fail("inputs are token ids; give --vocab and --embed, not --input-size".into())
+        }
+        (Inputs::Dense { .. }, _) => {
+            return fail("inputs are float features; give --input-size, not --vocab".into())
+        }
+    }
+    let per_step = data.targets.per_step();
+    match (config.task, per_step) {
+        (TaskKind::ManyToMany, false) => {
+            return fail("targets are one per sequence, which is --task many-to-one".into())
+        }
+        (TaskKind::ManyToOne, true) => {
+            return fail("targets are one per step, which is --task many-to-many".into())
+        }
+        _ => {}
+    }
+    match (&data.targets, config.class_targets()) {
+        (Targets::Classes { ids, .. }, true) => {
+            if let Some(bad) = ids.iter().find(|&&k| k as usize >= config.output_size) {
+                return fail(format!(
+                    "target class {bad} is outside --output-size {}",
+                    config.output_size
+                ));
+            }
+        }
+        (Targets::Values { width, values, .. }, false) => {
+            if *width != config.output_size {
+                return fail(format!(
+                    "targets have {width} values per output but --output-size is {}",
+                    config.output_size
+                ));
+            }
+            if config.loss == crate::model::Loss::Bce {
+                if let Some(v) = values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+                    return fail(format!("--loss bce needs targets in [0, 1], found {v}"));
+                }
+            }
+        }
+        (Targets::Classes { .. }, false) => {
+            return fail(format!(
+                "integer class targets need --loss cross-entropy, not {}",
+                config.loss
+            ))
+        }
+        (Targets::Values { .. }, true) => {
+            return fail(
+                "--loss cross-entropy needs integer class targets, found float values".into(),
+            )
+        }
+    }
+    Ok(())
+}
+
+/// The chunks of one batch: (step range, mode, whether it has targets).
+fn batch_plan(
+    config: &ModelConfig,
+    steps: usize,
+    seq_len: usize,
+    last_mode: ChunkMode,
+) -> Vec<(std::ops::Range<usize>, ChunkMode)> {
+    let ranges = chunk_ranges(steps, seq_len);
+    let n = ranges.len();
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mode = match config.task {
+                TaskKind::ManyToMany => last_mode,
+                TaskKind::ManyToOne if i + 1 == n => last_mode,
+                TaskKind::ManyToOne => ChunkMode::Carry,
+            };
+            (r, mode)
+        })
+        .collect()
+}
+
+fn run(
+    engine: &mut Engine<'_>,
+    data: &ChunkData,
+    steps: usize,
+    batch: usize,
+    start: SequenceStart,
+    total: usize,
+    mode: ChunkMode,
+    slot: usize,
+) -> Result<()> {
+    let inputs = if data.tokens.is_empty() {
+        StepInputs::Dense(&data.features)
+    } else {
+        StepInputs::Tokens(&data.tokens)
+    };
+    let targets = if !mode.has_loss() {
+        None
+    } else if data.value_targets.is_empty() {
+        Some(StepTargets::Classes(&data.class_targets))
+    } else {
+        Some(StepTargets::Values(&data.value_targets))
+    };
+    let chunk = Chunk {
+        steps,
+        batch,
+        start,
+        total_steps: total,
+        inputs,
+        targets,
+    };
+    engine.run_chunk(&chunk, mode, slot)
+}
+
+/// Mean loss over `data` (weighted by the number of averaged values), without training.
+pub fn evaluate(
+    engine: &mut Engine<'_>,
+    data: &Dataset,
+    batch: usize,
+    seq_len: usize,
+) -> Result<f64> {
+    let config = *engine.config();
+    let mut weights = Vec::new();
+    let mut values = Vec::new();
+    let mut slot = 0;
+    let read_back = |engine: &Engine<'_>, slot: &mut usize, values: &mut Vec<f32>| -> Result<()> {
+        if *slot > 0 {
+            let pending = engine.read_losses(0, *slot)?;
+            engine.gpu().wait_idle()?;
+            values.extend(pending.take(engine.gpu())?.unwrap_or_default());
+            *slot = 0;
+        }
+        Ok(())
+    };
+    for seqs in batches(data.n, batch, Order::InOrder, 0) {
+        for (i, (range, mode)) in batch_plan(&config, data.steps, seq_len, ChunkMode::Eval)
+            .into_iter()
+            .enumerate()
+        {
+            let chunk = ChunkData::gather(data, &seqs, range.clone(), mode.has_loss());
+            let start = if i == 0 {
+                SequenceStart::Fresh
+            } else {
+                SequenceStart::Continued
+            };
+            run(
+                engine,
+                &chunk,
+                range.len(),
+                seqs.len(),
+                start,
+                data.steps,
+                mode,
+                slot,
+            )?;
+            if mode.has_loss() {
+                let rows = if config.task == TaskKind::ManyToMany {
+                    range.len() * seqs.len()
+                } else {
+                    seqs.len()
+                };
+                weights.push(loss_count(config.loss, rows, config.output_size) as f64);
+                slot += 1;
+                if slot == LOSS_LOG_SLOTS {
+                    read_back(engine, &mut slot, &mut values)?;
+                }
+            }
+        }
+    }
+    read_back(engine, &mut slot, &mut values)?;
+    let total: f64 = weights.iter().sum();
+    Ok(values
+        .iter()
+        .zip(&weights)
+        .map(|(&l, &w)| l as f64 * w)
+        .sum::<f64>()
+        / total)
+}
+
+/// Trains `engine` on `train`; `log` receives every line meant for the user.
+pub fn train(
+    engine: &mut Engine<'_>,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    opts: &TrainOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<TrainReport> {
+    let config = *engine.config();
+    let mut reader = LossReader::new();
+    let mut stopper = opts.early_stopping.map(|(d, p)| EarlyStopping::new(d, p));
+    let mut history = Vec::new();
+    let mut window: Vec<f32> = Vec::new();
+    let mut iteration: u64 = 0;
+    let mut stop_reason = format!("reached --epochs {}", opts.epochs);
+    let log_every = opts.log_every.max(1);
+    let deliver = |values: Vec<f32>,
+                   epoch_losses: &mut Vec<f32>,
+                   window: &mut Vec<f32>,
+                   delivered: &mut u64,
+                   log: &mut dyn FnMut(&str)| {
+        for v in values {
+            *delivered += 1;
+            epoch_losses.push(v);
+            window.push(v);
+            if window.len() == log_every {
+                let mean = window.iter().map(|&x| x as f64).sum::<f64>() / window.len() as f64;
+                log(&format!("  iter {delivered:>7}  loss {mean:.6}"));
+                window.clear();
+            }
+        }
+    };
+    let mut delivered: u64 = 0;
+    for epoch in 1..=opts.epochs {
+        let started = Instant::now();
+        let mut tokens = 0usize;
+        let mut epoch_losses: Vec<f32> = Vec::new();
+        for seqs in batches(train.n, opts.batch, opts.order, epoch) {
+            for (i, (range, mode)) in
+                batch_plan(&config, train.steps, opts.seq_len, ChunkMode::Train)
+                    .into_iter()
+                    .enumerate()
+            {
+                let chunk = ChunkData::gather(train, &seqs, range.clone(), mode.has_loss());
+                let start = if i == 0 {
+                    SequenceStart::Fresh
+                } else {
+                    SequenceStart::Continued
+                };
+                run(
+                    engine,
+                    &chunk,
+                    range.len(),
+                    seqs.len(),
+                    start,
+                    train.steps,
+                    mode,
+                    reader.next_slot(),
+                )?;
+                tokens += range.len() * seqs.len();
+                if mode.has_loss() {
+                    iteration += 1;
+                    reader.wrote(engine, log_every)?;
+                    let arrived = reader.ready(engine)?;
+                    deliver(arrived, &mut epoch_losses, &mut window, &mut delivered, log);
+                }
+            }
+        }
+        let arrived = reader.drain(engine)?;
+        deliver(arrived, &mut epoch_losses, &mut window, &mut delivered, log);
+        let seconds = started.elapsed().as_secs_f64();
+        let train_loss =
+            epoch_losses.iter().map(|&x| x as f64).sum::<f64>() / epoch_losses.len().max(1) as f64;
+        let val_loss = match val {
+            Some(v) => Some(evaluate(engine, v, opts.batch, opts.seq_len)?),
+            None => None,
+        };
+        let stats = EpochStats {
+            epoch,
+            train_loss,
+            val_loss,
+            tokens_per_second: tokens as f64 / seconds.max(1e-9),
+            seconds,
+        };
+        log(&format!(
+            "epoch {epoch}/{}: train loss {train_loss:.6}{}  {:.0} tokens/s  {seconds:.2} s",
+            opts.epochs,
+            val_loss.map_or(String::new(), |v| format!("  val loss {v:.6}")),
+            stats.tokens_per_second
+        ));
+        history.push(stats);
+        let monitored = val_loss.unwrap_or(train_loss);
+        if !monitored.is_finite() {
+            stop_reason = format!(
+                "the {} loss is not finite ({monitored}) at epoch {epoch}",
+                if val.is_some() {
+                    "validation"
+                } else {
+                    "training"
+                }
+            );
+            break;
+        }
+        if let Some(s) = stopper.as_mut() {
+            if s.update(epoch, monitored) {
+                let (best, best_epoch) = s.best();
+                stop_reason = format!(
+                    "early stop: the {} loss improved by less than {} for {} epoch(s) in a row (best {best:.6} at epoch {best_epoch})",
+                    if val.is_some() { "validation" } else { "training" },
+                    s.min_delta,
+                    s.patience
+                );
+                break;
+            }
+        }
+    }
+    Ok(TrainReport {
+        epochs: history,
+        stop_reason,
+        iterations: iteration,
+    })
+}

@@ -1,0 +1,39 @@
+//! Early stopping on a monitored loss: stop after `patience` epochs in a row whose loss
+//! improved on the best so far by less than `min_delta`.
+
+#[derive(Clone, Debug)]
+pub struct EarlyStopping {
+    pub min_delta: f64,
+    pub patience: usize,
+    best: f64,
+    best_epoch: usize,
+    stale: usize,
+}
+
+impl EarlyStopping {
+    pub fn new(min_delta: f64, patience: usize) -> Self {
+        Self {
+            min_delta,
+            patience,
+            best: f64::INFINITY,
+            best_epoch: 0,
+            stale: 0,
+        }
+    }
+
+    /// Records epoch `epoch`'s loss; returns true when training should stop.
+    pub fn update(&mut self, epoch: usize, loss: f64) -> bool {
+        if self.best - loss > self.min_delta || (self.best.is_infinite() && loss.is_finite()) {
+            self.best = loss;
+            self.best_epoch = epoch;
+            self.stale = 0;
+        } else {
+            self.stale += 1;
+        }
+        self.stale >= self.patience
+    }
+
+    pub fn best(&self) -> (f64, usize) {
+        (self.best, self.best_epoch)
+    }
+}
