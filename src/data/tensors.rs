@@ -55,12 +55,14 @@ pub fn floats(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
-        other => return Err(Error::data(
-            path,
-            format!(
+        other => {
+            return Err(Error::data(
+                path,
+                format!(
                 "tensor `{name}` has dtype {other:?}; expected a float dtype (F32, F64, F16, BF16)"
             ),
-        )),
+            ))
+        }
     };
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::data(

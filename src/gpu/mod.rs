@@ -7,7 +7,7 @@ mod kernels;
 mod readback;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
-pub use kernels::Kernel;
+pub use kernels::{Kernel, SHADER_FILES};
 pub use readback::PendingRead;
 
 use crate::error::{Error, Result};

@@ -40,6 +40,8 @@ pub struct TrainReport {
     pub epochs: Vec<EpochStats>,
     pub stop_reason: String,
     pub iterations: u64,
+    /// The mean loss of every iteration, in order.
+    pub losses: Vec<f32>,
 }
 
 /// Checks that `data` fits `config` (input kind, vocabulary, targets, task).
@@ -270,6 +272,7 @@ pub fn train(
         }
     };
     let mut delivered: u64 = 0;
+    let mut all_losses: Vec<f32> = Vec::new();
     for epoch in 1..=opts.epochs {
         let started = Instant::now();
         let mut tokens = 0usize;
@@ -307,6 +310,7 @@ pub fn train(
         }
         let arrived = reader.drain(engine)?;
         deliver(arrived, &mut epoch_losses, &mut window, &mut delivered, log);
+        all_losses.extend_from_slice(&epoch_losses);
         let seconds = started.elapsed().as_secs_f64();
         let train_loss =
             epoch_losses.iter().map(|&x| x as f64).sum::<f64>() / epoch_losses.len().max(1) as f64;
@@ -357,5 +361,6 @@ pub fn train(
         epochs: history,
         stop_reason,
         iterations: iteration,
+        losses: all_losses,
     })
 }

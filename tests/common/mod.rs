@@ -1,0 +1,250 @@
+//! Shared test helpers: the adapter (fail loudly when none), random model cases, and
+//! comparison with the failing index in the message.
+#![allow(dead_code)]
+
+use wgrnn::data::ChunkData;
+use wgrnn::engine::{Chunk, StepInputs, StepTargets};
+use wgrnn::gpu::{AdapterChoice, Gpu};
+use wgrnn::model::{
+    Activation, InputKind, Loss, ModelConfig, OutputActivation, ParamLayout, Pool, TaskKind,
+};
+use wgrnn::ops::SequenceStart;
+use wgrnn::rng::Rng;
+
+/// The adapter named by WGRNN_ADAPTER (default auto). Panics, never skips, when none exists.
+pub fn gpu() -> Gpu {
+    let choice: AdapterChoice = std::env::var("WGRNN_ADAPTER")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .expect("valid WGRNN_ADAPTER");
+    match Gpu::new(&choice) {
+        Ok(g) => g,
+        Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
+    }
+}
+
+/// Max-norm relative error: max_i |got_i - want_i| / max_i |want_i| (absolute when want is
+/// all zeros). Panics with the worst index when it exceeds `tol`.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} != {}",
+        got.len(),
+        want.len()
+    );
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let scale = if scale == 0.0 { 1.0 } else { scale };
+    let (mut worst, mut at) = (0.0f64, 0usize);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let e = if g.is_finite() {
+            (g as f64 - w).abs() / scale
+        } else {
+            f64::INFINITY
+        };
+        if e > worst {
+            worst = e;
+            at = i;
+        }
+    }
+    assert!(
+        worst <= tol,
+        "{what}: relative error {worst:.3e} > {tol:.0e} at index {at} (got {}, want {}, scale {scale:.3e})",
+        got[at],
+        want[at]
+    );
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// A random model and data covering activations, tasks, pools, losses and input kinds,
+/// with sizes that are not multiples of any tile.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub config: ModelConfig,
+    pub batch: usize,
+    pub steps: usize,
+    pub seq_len: usize,
+    pub params: Vec<f32>,
+    pub tokens: Vec<u32>,   // [N=batch, T]
+    pub features: Vec<f32>, // [N, T, I]
+    pub classes: Vec<u32>,  // [N, T] or [N]
+    pub values: Vec<f32>,   // [N, T, O] or [N, O]
+}
+
+pub fn random_case(seed: u64) -> Case {
+    let mut rng = Rng::new(seed * 7919 + 17);
+    let mut range = |lo: usize, hi: usize| lo + rng_below(&mut rng, hi - lo + 1);
+    let activation = if seed % 2 == 0 {
+        Activation::Tanh
+    } else {
+        Activation::Relu
+    };
+    let task = if (seed / 2) % 2 == 0 {
+        TaskKind::ManyToMany
+    } else {
+        TaskKind::ManyToOne
+    };
+    let loss = [Loss::CrossEntropy, Loss::Bce, Loss::Mse, Loss::Mae][(seed / 4 % 4) as usize];
+    let pool = [Pool::Last, Pool::Mean, Pool::Max][(seed / 3 % 3) as usize];
+    let output_activation = match loss {
+        Loss::CrossEntropy => OutputActivation::Softmax,
+        Loss::Bce => OutputActivation::Sigmoid,
+        _ => [
+            OutputActivation::Identity,
+            OutputActivation::Relu,
+            OutputActivation::Sigmoid,
+        ][(seed / 5 % 3) as usize],
+    };
+    let input = if seed % 3 == 0 {
+        InputKind::Dense { size: range(1, 11) }
+    } else {
+        InputKind::Tokens {
+            vocab: range(2, 13),
+            embed: range(1, 9),
+        }
+    };
+    let hidden = range(1, 37);
+    let output_size = if loss == Loss::CrossEntropy {
+        range(2, 9)
+    } else {
+        range(1, 5)
+    };
+    let batch = range(1, 7);
+    let steps = range(2, 9);
+    let seq_len = range(1, steps);
+    let config = ModelConfig {
+        input,
+        hidden,
+        output_size,
+        activation,
+        output_activation,
+        task,
+        pool,
+        loss,
+    };
+    config.validate().expect("valid random config");
+    let layout = ParamLayout::new(&config);
+    let mut rng = Rng::new(seed ^ 0xabcdef);
+    let params: Vec<f32> = (0..layout.total)
+        .map(|_| rng.uniform(-0.6, 0.6) as f32)
+        .collect();
+    let n_out = if task == TaskKind::ManyToMany {
+        batch * steps
+    } else {
+        batch
+    };
+    let (tokens, features) = match input {
+        InputKind::Tokens { vocab, .. } => (
+            (0..batch * steps)
+                .map(|_| rng_below(&mut rng, vocab) as u32)
+                .collect(),
+            vec![],
+        ),
+        InputKind::Dense { size } => (
+            vec![],
+            (0..batch * steps * size)
+                .map(|_| rng.normal() as f32)
+                .collect(),
+        ),
+    };
+    let classes = if loss == Loss::CrossEntropy {
+        (0..n_out)
+            .map(|_| rng_below(&mut rng, output_size) as u32)
+            .collect()
+    } else {
+        vec![]
+    };
+    let values = match loss {
+        Loss::CrossEntropy => vec![],
+        Loss::Bce => (0..n_out * output_size)
+            .map(|_| rng.next_f64() as f32)
+            .collect(),
+        _ => (0..n_out * output_size)
+            .map(|_| rng.normal() as f32)
+            .collect(),
+    };
+    Case {
+        config,
+        batch,
+        steps,
+        seq_len,
+        params,
+        tokens,
+        features,
+        classes,
+        values,
+    }
+}
+
+fn rng_below(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n)
+}
+
+impl Case {
+    /// The case as a dataset (N = batch sequences), for the batcher.
+    pub fn dataset(&self) -> wgrnn::data::Dataset {
+        use wgrnn::data::{Dataset, Inputs, Targets};
+        let per_step = self.config.task == TaskKind::ManyToMany;
+        let inputs = match self.config.input {
+            InputKind::Tokens { .. } => Inputs::Tokens {
+                ids: self.tokens.clone(),
+            },
+            InputKind::Dense { size } => Inputs::Dense {
+                values: self.features.clone(),
+                size,
+            },
+        };
+        let targets = if self.config.loss == Loss::CrossEntropy {
+            Targets::Classes {
+                ids: self.classes.clone(),
+                per_step,
+            }
+        } else {
+            Targets::Values {
+                values: self.values.clone(),
+                width: self.config.output_size,
+                per_step,
+            }
+        };
+        Dataset {
+            n: self.batch,
+            steps: self.steps,
+            inputs,
+            targets,
+        }
+    }
+}
+
+/// A `Chunk` view of gathered host data.
+pub fn chunk_of<'a>(
+    data: &'a ChunkData,
+    steps: usize,
+    batch: usize,
+    start: SequenceStart,
+    total: usize,
+    with_targets: bool,
+) -> Chunk<'a> {
+    let inputs = if data.tokens.is_empty() {
+        StepInputs::Dense(&data.features)
+    } else {
+        StepInputs::Tokens(&data.tokens)
+    };
+    let targets = if !with_targets {
+        None
+    } else if data.value_targets.is_empty() {
+        Some(StepTargets::Classes(&data.class_targets))
+    } else {
+        Some(StepTargets::Values(&data.value_targets))
+    };
+    Chunk {
+        steps,
+        batch,
+        start,
+        total_steps: total,
+        inputs,
+        targets,
+    }
+}

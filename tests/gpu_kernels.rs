@@ -1,0 +1,564 @@
+//! Tier 3: each GPU kernel against an f64 computation on random shapes that are not
+//! multiples of the tiles. Relative error (max-norm) under 1e-4, worst index reported.
+
+mod common;
+
+use common::{assert_close, gpu, to_f64};
+use wgrnn::gpu::{Gpu, Recording};
+use wgrnn::model::{Activation, Loss, OutputActivation, Pool};
+use wgrnn::ops::{
+    self, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, SequenceStart, Uniforms,
+};
+use wgrnn::rng::Rng;
+
+fn run(gpu: &Gpu, launches: &[Launch]) {
+    let mut rec = Recording::new();
+    for l in launches {
+        l.record(&mut rec);
+    }
+    gpu.submit(&rec).expect("submit");
+    gpu.wait_idle().expect("wait");
+}
+
+fn randn(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.normal() as f32).collect()
+}
+
+#[test]
+fn gemm_matches_f64_on_random_shapes_and_transposes() {
+    let gpu = gpu();
+    let mut rng = Rng::new(1);
+    for case in 0..24 {
+        let (m, n, k) = (1 + rng.below(70), 1 + rng.below(70), 1 + rng.below(90));
+        let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
+        let (a_off, b_off, c_off) = (rng.below(5), rng.below(5), rng.below(5));
+        let a = randn(&mut rng, a_off + m * k);
+        let b = randn(&mut rng, b_off + k * n);
+        let bias = randn(&mut rng, 2 * n + 3);
+        let c0 = randn(&mut rng, c_off + m * n);
+        let a_op = if ta {
+            Operand::transposed(a_off, m)
+        } else {
+            Operand::row_major(a_off, k)
+        };
+        let b_op = if tb {
+            Operand::transposed(b_off, k)
+        } else {
+            Operand::row_major(b_off, n)
+        };
+        let with_bias = case % 3 != 0;
+        let accumulate = case % 5 == 0;
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            a: a_op,
+            b: b_op,
+            c_offset: c_off,
+            bias: with_bias.then_some(1),
+            bias2: (case % 4 == 0).then_some(n + 2),
+            accumulate,
+        };
+        let bufs = [
+            gpu.storage_from("a", &a).unwrap(),
+            gpu.storage_from("b", &b).unwrap(),
+            gpu.storage_from("bias", &bias).unwrap(),
+            gpu.storage_from("c", &c0).unwrap(),
+        ];
+        let mut u = Uniforms::new();
+        let launch =
+            ops::gemm(&gpu, &mut u, &spec, &bufs[0], &bufs[1], &bufs[2], &bufs[3]).unwrap();
+        run(&gpu, &[launch]);
+        let got = gpu.read_f32(&bufs[3], c_off, m * n).unwrap();
+        let mut want = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for kk in 0..k {
+                    let av = a[a_op.offset + i * a_op.row_stride + kk * a_op.col_stride] as f64;
+                    let bv = b[b_op.offset + kk * b_op.row_stride + j * b_op.col_stride] as f64;
+                    s += av * bv;
+                }
+                if with_bias {
+                    s += bias[1 + j] as f64;
+                }
+                if case % 4 == 0 {
+                    s += bias[n + 2 + j] as f64;
+                }
+                if accumulate {
+                    s += c0[c_off + i * n + j] as f64;
+                }
+                want[i * n + j] = s;
+            }
+        }
+        assert_close(
+            &format!("gemm case {case} ({m}x{n}x{k}, ta {ta}, tb {tb})"),
+            &got,
+            &want,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn rnn_steps_match_f64_forward_and_backward() {
+    let gpu = gpu();
+    let mut rng = Rng::new(2);
+    for case in 0..20 {
+        let (t_len, batch, h) = (1 + rng.below(6), 1 + rng.below(9), 1 + rng.below(40));
+        let activation = if case % 2 == 0 {
+            Activation::Tanh
+        } else {
+            Activation::Relu
+        };
+        let whh_off = rng.below(7);
+        let bh = batch * h;
+        let params: Vec<f32> = (0..whh_off + h * h)
+            .map(|_| rng.uniform(-0.5, 0.5) as f32)
+            .collect();
+        let pre = randn(&mut rng, t_len * bh);
+        let mut hs0 = vec![0f32; (t_len + 1) * bh];
+        for v in &mut hs0[..bh] {
+            *v = rng.uniform(-1.0, 1.0) as f32;
+        }
+        let dh_out = randn(&mut rng, t_len * bh);
+        let pb = gpu.storage_from("params", &params).unwrap();
+        let preb = gpu.storage_from("pre", &pre).unwrap();
+        let hsb = gpu.storage_from("hs", &hs0).unwrap();
+        let dhb = gpu.storage_from("dh_out", &dh_out).unwrap();
+        let dab = gpu.storage("da", (t_len * bh * 4) as u64).unwrap();
+        let shape = RecurrenceShape {
+            steps: t_len,
+            batch,
+            hidden: h,
+            activation,
+            whh_off,
+        };
+        let mut u = Uniforms::new();
+        let mut launches = Vec::new();
+        for t in 0..t_len {
+            launches
+                .push(ops::rnn_step_forward(&gpu, &mut u, &shape, t, &pb, &preb, &hsb).unwrap());
+        }
+        for t in (0..t_len).rev() {
+            launches.push(
+                ops::rnn_step_backward(&gpu, &mut u, &shape, t, &pb, &hsb, &dhb, &dab).unwrap(),
+            );
+        }
+        run(&gpu, &launches);
+        // f64 forward and backward.
+        let w = |j: usize, k: usize| params[whh_off + j * h + k] as f64;
+        let mut hs = to_f64(&hs0);
+        for t in 0..t_len {
+            for b in 0..batch {
+                for j in 0..h {
+                    let mut s = pre[t * bh + b * h + j] as f64;
+                    for k in 0..h {
+                        s += hs[t * bh + b * h + k] * w(j, k);
+                    }
+                    hs[(t + 1) * bh + b * h + j] = if activation == Activation::Tanh {
+                        s.tanh()
+                    } else {
+                        s.max(0.0)
+                    };
+                }
+            }
+        }
+        let mut da = vec![0.0; t_len * bh];
+        for t in (0..t_len).rev() {
+            for b in 0..batch {
+                for j in 0..h {
+                    let mut g = dh_out[t * bh + b * h + j] as f64;
+                    if t + 1 < t_len {
+                        for k in 0..h {
+                            g += da[(t + 1) * bh + b * h + k] * w(k, j);
+                        }
+                    }
+                    let hv = hs[(t + 1) * bh + b * h + j];
+                    let d = if activation == Activation::Tanh {
+                        1.0 - hv * hv
+                    } else {
+                        (hv > 0.0) as u8 as f64
+                    };
+                    da[t * bh + b * h + j] = g * d;
+                }
+            }
+        }
+        let what = format!("case {case} (T {t_len}, B {batch}, H {h}, {activation})");
+        assert_close(
+            &format!("{what} hidden states"),
+            &gpu.read_all_f32(&hsb).unwrap()[..(t_len + 1) * bh],
+            &hs,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} da"),
+            &gpu.read_f32(&dab, 0, t_len * bh).unwrap(),
+            &da,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn pooling_matches_f64_with_and_without_carry() {
+    let gpu = gpu();
+    let mut rng = Rng::new(3);
+    for case in 0..21 {
+        let pool = [Pool::Last, Pool::Mean, Pool::Max][case % 3];
+        let start = if (case / 3) % 2 == 0 {
+            SequenceStart::Fresh
+        } else {
+            SequenceStart::Continued
+        };
+        let (t_len, batch, h) = (1 + rng.below(6), 1 + rng.below(5), 1 + rng.below(30));
+        let total = t_len + rng.below(5);
+        let bh = batch * h;
+        let hs = randn(&mut rng, (t_len + 1) * bh);
+        let acc0 = randn(&mut rng, bh);
+        let dz = randn(&mut rng, bh);
+        let hsb = gpu.storage_from("hs", &hs).unwrap();
+        let accb = gpu.storage_from("acc", &acc0).unwrap();
+        let zb = gpu.storage("z", (bh * 4) as u64).unwrap();
+        let argb = gpu.storage("arg", (bh * 4) as u64).unwrap();
+        let dzb = gpu.storage_from("dz", &dz).unwrap();
+        let dhb = gpu.storage("dh", (t_len * bh * 4) as u64).unwrap();
+        let shape = PoolShape {
+            steps: t_len,
+            batch,
+            hidden: h,
+            pool,
+            start,
+            total_steps: total,
+        };
+        let mut u = Uniforms::new();
+        let f = ops::pool_forward(&gpu, &mut u, &shape, &hsb, &accb, &zb, &argb).unwrap();
+        let b = ops::pool_backward(&gpu, &mut u, &shape, &dzb, &argb, &dhb).unwrap();
+        run(&gpu, &[f, b]);
+        let mut z = vec![0.0; bh];
+        let mut dh = vec![0.0; t_len * bh];
+        for e in 0..bh {
+            let at = |t: usize| hs[(t + 1) * bh + e] as f64;
+            let carried = start == SequenceStart::Continued;
+            match pool {
+                Pool::Last => {
+                    z[e] = at(t_len - 1);
+                    dh[(t_len - 1) * bh + e] = dz[e] as f64;
+                }
+                Pool::Mean => {
+                    let s = if carried { acc0[e] as f64 } else { 0.0 }
+                        + (0..t_len).map(at).sum::<f64>();
+                    z[e] = s / total as f64;
+                    for t in 0..t_len {
+                        dh[t * bh + e] = dz[e] as f64 / total as f64;
+                    }
+                }
+                Pool::Max => {
+                    let (mut m, mut a) = if carried {
+                        (acc0[e] as f64, None)
+                    } else {
+                        (at(0), Some(0))
+                    };
+                    for t in 0..t_len {
+                        if at(t) > m {
+                            m = at(t);
+                            a = Some(t);
+                        }
+                    }
+                    z[e] = m;
+                    if let Some(t) = a {
+                        dh[t * bh + e] = dz[e] as f64;
+                    }
+                }
+            }
+        }
+        let what = format!("case {case} ({pool}, {start:?}, T {t_len}, B {batch}, H {h})");
+        assert_close(
+            &format!("{what} z"),
+            &gpu.read_all_f32(&zb).unwrap()[..bh],
+            &z,
+            1e-6,
+        );
+        assert_close(
+            &format!("{what} dh_out"),
+            &gpu.read_f32(&dhb, 0, t_len * bh).unwrap(),
+            &dh,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn loss_kernel_matches_reference_for_every_loss_and_activation() {
+    use wgrnn::engine::StepTargets;
+    let gpu = gpu();
+    let mut rng = Rng::new(4);
+    let combos = [
+        (Loss::CrossEntropy, OutputActivation::Softmax),
+        (Loss::Bce, OutputActivation::Sigmoid),
+        (Loss::Mse, OutputActivation::Identity),
+        (Loss::Mse, OutputActivation::Relu),
+        (Loss::Mse, OutputActivation::Sigmoid),
+        (Loss::Mae, OutputActivation::Identity),
+        (Loss::Mae, OutputActivation::Relu),
+        (Loss::Mae, OutputActivation::Sigmoid),
+    ];
+    for case in 0..24 {
+        let (loss, act) = combos[case % combos.len()];
+        let rows = 1 + rng.below(300);
+        let o = if loss == Loss::CrossEntropy {
+            2 + rng.below(20)
+        } else {
+            1 + rng.below(6)
+        };
+        let y: Vec<f32> = (0..rows * o).map(|_| (3.0 * rng.normal()) as f32).collect();
+        let classes: Vec<u32> = (0..rows).map(|_| rng.below(o) as u32).collect();
+        let values: Vec<f32> = (0..rows * o)
+            .map(|_| {
+                if loss == Loss::Bce {
+                    rng.next_f64() as f32
+                } else {
+                    rng.normal() as f32
+                }
+            })
+            .collect();
+        let targets = if loss == Loss::CrossEntropy {
+            StepTargets::Classes(&classes)
+        } else {
+            StepTargets::Values(&values)
+        };
+        let yb = gpu.storage_from("y", &y).unwrap();
+        let tb = match targets {
+            StepTargets::Classes(c) => gpu.storage_from("t", c).unwrap(),
+            StepTargets::Values(v) => gpu.storage_from("t", v).unwrap(),
+        };
+        let dyb = gpu.storage("dy", (rows * o * 4) as u64).unwrap();
+        let rlb = gpu.storage("row_loss", (rows * 4) as u64).unwrap();
+        let logb = gpu.storage("loss_log", 16).unwrap();
+        let mut u = Uniforms::new();
+        let l = ops::loss_rows(&gpu, &mut u, loss, act, rows, o, &yb, &tb, &dyb, &rlb).unwrap();
+        let inv = (1.0 / ops::loss_count(loss, rows, o) as f64) as f32;
+        let (s, p) = ops::loss_sum(&gpu, &mut u, rows, inv, &rlb, &logb).unwrap();
+        ops::set_loss_slot(&gpu, &s, &p, 2);
+        run(&gpu, &[l, s]);
+        let y64 = to_f64(&y);
+        let (want_loss, want_dy) =
+            wgrnn::reference::loss_and_grad(loss, act, &y64, rows, o, &targets);
+        let what = format!("case {case} ({loss}, {act}, {rows} rows x {o})");
+        assert_close(
+            &format!("{what} loss"),
+            &gpu.read_f32(&logb, 2, 1).unwrap(),
+            &[want_loss],
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} dy"),
+            &gpu.read_all_f32(&dyb).unwrap()[..rows * o],
+            &want_dy,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn embedding_gather_and_gradient_match_f64() {
+    let gpu = gpu();
+    let mut rng = Rng::new(5);
+    for case in 0..20 {
+        let (rows, vocab, dim) = (1 + rng.below(200), 1 + rng.below(40), 1 + rng.below(20));
+        let emb_off = rng.below(9);
+        let table = randn(&mut rng, emb_off + vocab * dim);
+        let ids: Vec<u32> = (0..rows).map(|_| rng.below(vocab) as u32).collect();
+        let dx = randn(&mut rng, rows * dim);
+        let (offsets, positions) = wgrnn::engine::token_index(&ids, vocab);
+        let pb = gpu.storage_from("params", &table).unwrap();
+        let idb = gpu.storage_from("tokens", &ids).unwrap();
+        let xb = gpu.storage("x", (rows * dim * 4) as u64).unwrap();
+        let dxb = gpu.storage_from("dx", &dx).unwrap();
+        let ob = gpu.storage_from("offsets", &offsets).unwrap();
+        let posb = gpu.storage_from("positions", &positions).unwrap();
+        let gb = gpu
+            .storage("grads", ((emb_off + vocab * dim) * 4) as u64)
+            .unwrap();
+        let mut u = Uniforms::new();
+        let g = ops::embed_gather(&gpu, &mut u, rows, dim, emb_off, &pb, &idb, &xb).unwrap();
+        let d = ops::embed_grad(&gpu, &mut u, vocab, dim, emb_off, &dxb, &ob, &gb, &posb).unwrap();
+        run(&gpu, &[g, d]);
+        let want_x: Vec<f64> = ids
+            .iter()
+            .flat_map(|&id| (0..dim).map(move |j| (id as usize, j)))
+            .map(|(id, j)| table[emb_off + id * dim + j] as f64)
+            .collect();
+        let mut want_g = vec![0.0; vocab * dim];
+        for (r, &id) in ids.iter().enumerate() {
+            for j in 0..dim {
+                want_g[id as usize * dim + j] += dx[r * dim + j] as f64;
+            }
+        }
+        let what = format!("case {case} ({rows} rows, vocab {vocab}, dim {dim})");
+        assert_close(
+            &format!("{what} gather"),
+            &gpu.read_all_f32(&xb).unwrap()[..rows * dim],
+            &want_x,
+            0.0,
+        );
+        assert_close(
+            &format!("{what} grad"),
+            &gpu.read_f32(&gb, emb_off, vocab * dim).unwrap(),
+            &want_g,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn column_sum_and_gradient_norm_match_f64() {
+    let gpu = gpu();
+    let mut rng = Rng::new(6);
+    for case in 0..20 {
+        let (rows, cols) = (1 + rng.below(300), 1 + rng.below(300));
+        let src = randn(&mut rng, rows * cols);
+        let dst = rng.below(10);
+        let count = 1 + rng.below(40_000);
+        let grads = randn(&mut rng, count.max(dst + 2 * cols + 20));
+        let sb = gpu.storage_from("src", &src).unwrap();
+        let gb = gpu.storage_from("grads", &grads).unwrap();
+        let partials = gpu
+            .storage("partials", (ops::NORM_PARTIALS * 4) as u64)
+            .unwrap();
+        let norm = gpu.storage("norm", 4).unwrap();
+        let mut u = Uniforms::new();
+        // The norm reads grads before column_sum writes into them.
+        let [n1, n2] = ops::grad_norm(&gpu, &mut u, count, &gb, &partials, &norm).unwrap();
+        let cs = ops::column_sum(
+            &gpu,
+            &mut u,
+            rows,
+            cols,
+            dst,
+            Some(dst + cols + 7),
+            &sb,
+            &gb,
+        )
+        .unwrap();
+        run(&gpu, &[n1, n2, cs]);
+        let want_norm = grads[..count]
+            .iter()
+            .map(|&g| g as f64 * g as f64)
+            .sum::<f64>()
+            .sqrt();
+        let sums: Vec<f64> = (0..cols)
+            .map(|c| (0..rows).map(|r| src[r * cols + c] as f64).sum())
+            .collect();
+        assert_close(
+            &format!("case {case} grad norm of {count}"),
+            &gpu.read_all_f32(&norm).unwrap(),
+            &[want_norm],
+            1e-5,
+        );
+        assert_close(
+            &format!("case {case} column sums {rows}x{cols}"),
+            &gpu.read_f32(&gb, dst, cols).unwrap(),
+            &sums,
+            1e-4,
+        );
+        assert_close(
+            &format!("case {case} column sums, 2nd destination"),
+            &gpu.read_f32(&gb, dst + cols + 7, cols).unwrap(),
+            &sums,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn optimizers_match_reference_over_several_steps() {
+    use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
+    use wgrnn::reference::RefOptimizer;
+    let gpu = gpu();
+    let mut rng = Rng::new(7);
+    for case in 0..24 {
+        let kind = [
+            OptimizerKind::Sgd,
+            OptimizerKind::Adam,
+            OptimizerKind::AdamW,
+        ][case % 3];
+        let mut c = OptimizerConfig::pytorch_defaults(kind);
+        c.lr = [0.1, 0.01, 0.003][case / 3 % 3];
+        if kind == OptimizerKind::Sgd {
+            c.momentum = [0.0, 0.9, 0.5][case / 9 % 3];
+            if c.momentum > 0.0 && case % 2 == 0 {
+                c.momentum_kind = Momentum::Nesterov;
+            }
+        }
+        if case % 4 == 1 {
+            c.weight_decay = 0.05;
+        }
+        if case % 5 < 2 {
+            c.clip_norm = Some(0.5);
+        }
+        let n = 1 + rng.below(3000);
+        let params = randn(&mut rng, n);
+        let pb = gpu.storage_from("params", &params).unwrap();
+        let gb = gpu.storage("grads", (n * 4) as u64).unwrap();
+        let (mb, vb) = (
+            gpu.storage("m", (n * 4) as u64).unwrap(),
+            gpu.storage("v", (n * 4) as u64).unwrap(),
+        );
+        let partials = gpu
+            .storage("partials", (ops::NORM_PARTIALS * 4) as u64)
+            .unwrap();
+        let norm = gpu.storage("norm", 4).unwrap();
+        let mut u = Uniforms::new();
+        let rule = if kind == OptimizerKind::Sgd {
+            ops::UpdateRule::Sgd
+        } else {
+            ops::UpdateRule::Adam
+        };
+        let step = ops::optimizer_step(&gpu, &mut u, rule, n, &pb, &gb, &norm, &mb, &vb).unwrap();
+        let norms = ops::grad_norm(&gpu, &mut u, n, &gb, &partials, &norm).unwrap();
+        let mut reference = RefOptimizer::new(c, n);
+        let mut want = to_f64(&params);
+        for s in 1..=4u64 {
+            let grads = randn(&mut rng, n);
+            gpu.write(&gb, 0, &grads);
+            let (step_size, bc2_sqrt) = c.adam_scalars(s);
+            let mut flags = 0;
+            if c.clip_norm.is_some() {
+                flags |= ops::OPTIM_CLIP;
+            }
+            if c.momentum_kind == Momentum::Nesterov {
+                flags |= ops::OPTIM_NESTEROV;
+            }
+            if s == 1 {
+                flags |= ops::OPTIM_FIRST_STEP;
+            }
+            if kind == OptimizerKind::AdamW {
+                flags |= ops::OPTIM_DECOUPLED;
+            }
+            let p = ops::OptimParams {
+                count: n as u32,
+                flags,
+                lr: c.lr as f32,
+                momentum: c.momentum as f32,
+                weight_decay: c.weight_decay as f32,
+                beta1: c.beta1 as f32,
+                beta2: c.beta2 as f32,
+                eps: c.eps as f32,
+                step_size: step_size as f32,
+                bc2_sqrt: bc2_sqrt as f32,
+                max_norm: c.clip_norm.unwrap_or(0.0) as f32,
+                _pad: 0,
+            };
+            step.uniform.write(&gpu, &p);
+            run(&gpu, &[norms[0].clone(), norms[1].clone(), step.clone()]);
+            reference.step(&mut want, &to_f64(&grads));
+        }
+        assert_close(
+            &format!("case {case} {kind} {c:?} after 4 steps of {n} params"),
+            &gpu.read_all_f32(&pb).unwrap()[..n],
+            &want,
+            1e-4,
+        );
+    }
+}

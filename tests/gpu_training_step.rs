@@ -1,0 +1,249 @@
+//! Tier 3 (whole step) and tier 5: the engine's chunks and full training runs against the
+//! f64 reference on random configurations; determinism; the built-in task learns.
+
+mod common;
+
+use common::{assert_close, chunk_of, gpu, random_case, to_f64};
+use wgrnn::data::{chunk_ranges, ChunkData, Order};
+use wgrnn::engine::{ChunkMode, Engine};
+use wgrnn::model::TaskKind;
+use wgrnn::ops::SequenceStart;
+use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
+use wgrnn::reference::{run_chunk, CarriedState, RefOptimizer};
+use wgrnn::train::{train, TrainOptions};
+
+#[test]
+fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
+    let gpu = gpu();
+    for seed in 0..24u64 {
+        let case = random_case(seed);
+        let cfg = case.config;
+        let data = case.dataset();
+        let seqs: Vec<usize> = (0..case.batch).collect();
+        let params64 = to_f64(&case.params);
+        let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
+        let mut engine =
+            Engine::new(&gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
+        let mut state = CarriedState::default();
+        let ranges = chunk_ranges(case.steps, case.seq_len);
+        for (i, range) in ranges.iter().enumerate() {
+            let last = i + 1 == ranges.len();
+            let has_loss = cfg.task == TaskKind::ManyToMany || last;
+            let mode = if has_loss {
+                ChunkMode::Gradients
+            } else {
+                ChunkMode::Carry
+            };
+            let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
+            let start = if i == 0 {
+                SequenceStart::Fresh
+            } else {
+                SequenceStart::Continued
+            };
+            let chunk = chunk_of(&host, range.len(), case.batch, start, case.steps, has_loss);
+            engine.run_chunk(&chunk, mode, i).unwrap();
+            let want = run_chunk(&cfg, &params64, &chunk, &mut state, has_loss);
+            let what = format!(
+                "seed {seed}, chunk {i} {range:?} of {cfg:?}, batch {}",
+                case.batch
+            );
+            assert_close(
+                &format!("{what}: carried state"),
+                &engine.carried_state(case.batch).unwrap(),
+                &state.hidden,
+                1e-4,
+            );
+            if has_loss {
+                assert_close(
+                    &format!("{what}: loss"),
+                    &[engine.loss_at(i).unwrap()],
+                    &[want.loss.unwrap()],
+                    1e-4,
+                );
+                assert_close(
+                    &format!("{what}: gradients"),
+                    &engine.grads().unwrap(),
+                    &want.grads.unwrap(),
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
+fn optimizer_for(seed: u64) -> OptimizerConfig {
+    let kind = [
+        OptimizerKind::Sgd,
+        OptimizerKind::Adam,
+        OptimizerKind::AdamW,
+    ][(seed % 3) as usize];
+    let mut c = OptimizerConfig::pytorch_defaults(kind);
+    c.lr = 0.01;
+    if kind == OptimizerKind::Sgd {
+        c.lr = 0.05;
+        c.momentum = if seed % 2 == 0 { 0.9 } else { 0.0 };
+        if seed % 4 == 0 {
+            c.momentum_kind = Momentum::Nesterov;
+        }
+        c.weight_decay = if seed % 5 == 0 { 0.01 } else { 0.0 };
+    }
+    if seed % 3 == 1 {
+        c.clip_norm = Some(0.25);
+    }
+    c
+}
+
+/// The reference training loop: batches in order, chunks of seq_len, one step per chunk
+/// with a loss, state reset per batch.
+fn reference_training(
+    case: &common::Case,
+    opt: OptimizerConfig,
+    batch: usize,
+    epochs: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let cfg = case.config;
+    let data = case.dataset();
+    let mut params = to_f64(&case.params);
+    let mut optimizer = RefOptimizer::new(opt, params.len());
+    let mut losses = Vec::new();
+    for epoch in 1..=epochs {
+        for seqs in wgrnn::data::batches(data.n, batch, Order::InOrder, epoch) {
+            let mut state = CarriedState::default();
+            let ranges = chunk_ranges(case.steps, case.seq_len);
+            for (i, range) in ranges.iter().enumerate() {
+                let has_loss = cfg.task == TaskKind::ManyToMany || i + 1 == ranges.len();
+                let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
+                let start = if i == 0 {
+                    SequenceStart::Fresh
+                } else {
+                    SequenceStart::Continued
+                };
+                let chunk = chunk_of(&host, range.len(), seqs.len(), start, case.steps, has_loss);
+                let r = run_chunk(&cfg, &params, &chunk, &mut state, has_loss);
+                if let (Some(l), Some(g)) = (r.loss, r.grads) {
+                    losses.push(l);
+                    optimizer.step(&mut params, &g);
+                }
+            }
+        }
+    }
+    (params, losses)
+}
+
+#[test]
+fn training_runs_match_reference_weights_and_losses() {
+    let gpu = gpu();
+    for seed in 0..21u64 {
+        let case = random_case(seed + 100);
+        let opt = optimizer_for(seed);
+        // Two batches (the last one smaller when the case allows) over two epochs.
+        let batch = (case.batch + 1) / 2;
+        let (want_params, want_losses) = reference_training(&case, opt, batch, 2);
+        let mut engine =
+            Engine::new(&gpu, case.config, opt, batch, case.seq_len, &case.params).unwrap();
+        let opts = TrainOptions {
+            epochs: 2,
+            batch,
+            seq_len: case.seq_len,
+            order: Order::InOrder,
+            log_every: 3,
+            early_stopping: None,
+        };
+        let report = train(&mut engine, &case.dataset(), None, &opts, &mut |_| {}).unwrap();
+        let what = format!(
+            "seed {seed}: {:?} with {:?}, batch {batch}, seq_len {}",
+            case.config, opt, case.seq_len
+        );
+        assert_close(
+            &format!("{what}: losses"),
+            &report.losses,
+            &want_losses,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what}: final weights"),
+            &engine.params().unwrap(),
+            &want_params,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn same_seed_gives_identical_bits() {
+    let gpu = gpu();
+    let run = || {
+        let case = random_case(5);
+        let opt = optimizer_for(1);
+        let mut engine =
+            Engine::new(&gpu, case.config, opt, 3, case.seq_len, &case.params).unwrap();
+        let opts = TrainOptions {
+            epochs: 3,
+            batch: 3,
+            seq_len: case.seq_len,
+            order: Order::Shuffled { seed: 9 },
+            log_every: 1,
+            early_stopping: None,
+        };
+        let report = train(&mut engine, &case.dataset(), None, &opts, &mut |_| {}).unwrap();
+        (engine.params().unwrap(), report.losses)
+    };
+    let (a, la) = run();
+    let (b, lb) = run();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&a),
+        bits(&b),
+        "weights differ between two runs with the same seed"
+    );
+    assert_eq!(
+        bits(&la),
+        bits(&lb),
+        "losses differ between two runs with the same seed"
+    );
+}
+
+#[test]
+fn builtin_task_loss_falls_on_the_adapter() {
+    use wgrnn::data::{delayed_echo, DelayedEcho};
+    use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
+    let gpu = gpu();
+    let task = DelayedEcho {
+        sequences: 128,
+        ..DelayedEcho::default()
+    };
+    let data = delayed_echo(&task, 1);
+    let config = ModelConfig {
+        input: InputKind::Tokens {
+            vocab: task.vocab,
+            embed: 16,
+        },
+        hidden: 32,
+        output_size: task.vocab,
+        activation: Activation::Tanh,
+        output_activation: OutputActivation::Softmax,
+        task: TaskKind::ManyToMany,
+        pool: Pool::Last,
+        loss: Loss::CrossEntropy,
+    };
+    let mut opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
+    opt.lr = 0.01;
+    let params = wgrnn::model::init_params(&config, 0);
+    let mut engine = Engine::new(&gpu, config, opt, 16, 8, &params).unwrap();
+    let opts = TrainOptions {
+        epochs: 4,
+        batch: 16,
+        seq_len: 8,
+        order: Order::Shuffled { seed: 0 },
+        log_every: 10,
+        early_stopping: None,
+    };
+    let report = train(&mut engine, &data, Some(&data), &opts, &mut |_| {}).unwrap();
+    let first = report.epochs[0].train_loss;
+    let last = report.epochs.last().unwrap().val_loss.unwrap();
+    // Chance level is ln(8) = 2.08; the echo is learnable well below it.
+    assert!(
+        first > 0.0 && last < 0.5 * first && last < 1.0,
+        "loss did not fall: first epoch {first}, last validation {last}"
+    );
+}

@@ -1,0 +1,59 @@
+//! Tier 1: every WGSL file under shaders/ parses and validates with naga, no adapter needed.
+
+use std::path::Path;
+
+#[test]
+fn every_wgsl_file_validates_with_naga() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("shaders/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 7,
+        "expected the kernel files in {}, found {files:?}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for path in &files {
+        let source = std::fs::read_to_string(path).expect("readable WGSL");
+        let module = match naga::front::wgsl::parse_str(&source) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("{}: {}", path.display(), e.emit_to_string(&source)));
+                continue;
+            }
+        };
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        );
+        if let Err(e) = validator.validate(&module) {
+            failures.push(format!("{}: {}", path.display(), e.emit_to_string(&source)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "WGSL validation failed:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_wgsl_file_is_registered_as_a_kernel_source() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for entry in std::fs::read_dir(&dir).expect("shaders/ exists") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            wgrnn::gpu::SHADER_FILES.iter().any(|(n, src)| *n == name && *src == std::fs::read_to_string(&path).expect("read")),
+            "{name} is not in gpu::SHADER_FILES"
+        );
+    }
+}
