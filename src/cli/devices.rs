@@ -5,10 +5,7 @@ use anyhow::{bail, Result};
 pub fn run() -> Result<()> {
     let adapters = wgrnn::gpu::list_adapters();
     if adapters.is_empty() {
-        bail!(
-            "{}",
-            wgrnn::Error::NoAdapter("no adapter found".into()).to_string() + "; " + NO_ADAPTER
-        );
+        bail!("{}", wgrnn::gpu::NO_ADAPTER_HELP);
     }
     for (i, a) in adapters.iter().enumerate() {
         let yes = |b: bool| if b { "yes" } else { "no" };
@@ -45,7 +42,3 @@ pub fn run() -> Result<()> {
     }
     Ok(())
 }
-
-const NO_ADAPTER: &str =
-    "install a Vulkan driver, or lavapipe: `sudo apt-get install mesa-vulkan-drivers` \
-(or `sudo .ci/install-adapter.sh` in the wgrnn repository)";

@@ -125,7 +125,8 @@ pub fn run(
     if let Some(path) = &args.save {
         let params = engine.params()?;
         let mut meta = HashMap::new();
-        meta.insert("format".to_string(), "pt".to_string());
+        // One metadata entry only: safetensors writes a map's entries in hash order, and
+        // the same seed must give the same file, byte for byte.
         meta.insert("wgrnn.config".to_string(), format!("{config:?}"));
         wgrnn::weights::save(path, &layout, &params, meta)
             .with_context(|| format!("saving weights to {}", path.display()))?;

@@ -95,7 +95,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
     all_adapters(&instance()).iter().map(summarize).collect()
 }
 
-pub(crate) const NO_ADAPTER_HELP: &str = "no GPU or software adapter was found. \
+pub const NO_ADAPTER_HELP: &str = "no GPU or software adapter was found. \
 Install a Vulkan driver for your GPU, or Mesa's software adapter lavapipe \
 (Debian/Ubuntu: `sudo apt-get install mesa-vulkan-drivers`; in this repository \
 `sudo .ci/install-adapter.sh` installs the recommended Mesa 25 from bookworm-backports), \

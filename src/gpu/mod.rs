@@ -6,7 +6,7 @@ mod adapter;
 mod kernels;
 mod readback;
 
-pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
+pub use adapter::{list_adapters, AdapterChoice, AdapterSummary, NO_ADAPTER_HELP};
 pub use kernels::{Kernel, SHADER_FILES};
 pub use readback::PendingRead;
 

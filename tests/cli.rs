@@ -1,0 +1,466 @@
+//! End to end through the `wgrnn` binary: commands, parameter counts against PyTorch,
+//! training on files, saving/loading, determinism, early stopping and clear errors.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn wgrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(args)
+        .output()
+        .expect("run wgrnn")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = wgrnn(args);
+    assert!(o.status.success(), "wgrnn {args:?} failed:\n{}", text(&o));
+    text(&o)
+}
+
+fn fails(args: &[&str], needle: &str) {
+    let o = wgrnn(args);
+    let t = text(&o);
+    assert!(
+        !o.status.success(),
+        "wgrnn {args:?} should fail but succeeded:\n{t}"
+    );
+    assert!(
+        t.contains(needle),
+        "wgrnn {args:?}: expected the error to mention {needle:?}, got:\n{t}"
+    );
+    assert!(!t.contains("panicked"), "wgrnn {args:?} panicked:\n{t}");
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgrnn-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a safetensors file of f32 / i64 tensors.
+fn write_tensors(
+    path: &Path,
+    f32s: &[(&str, Vec<usize>, Vec<f32>)],
+    i64s: &[(&str, Vec<usize>, Vec<i64>)],
+) {
+    use safetensors::tensor::TensorView;
+    let fb: Vec<Vec<u8>> = f32s
+        .iter()
+        .map(|t| t.2.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let ib: Vec<Vec<u8>> = i64s
+        .iter()
+        .map(|t| t.2.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::new();
+    for (t, b) in f32s.iter().zip(&fb) {
+        views.push((
+            t.0.to_string(),
+            TensorView::new(safetensors::Dtype::F32, t.1.clone(), b).unwrap(),
+        ));
+    }
+    for (t, b) in i64s.iter().zip(&ib) {
+        views.push((
+            t.0.to_string(),
+            TensorView::new(safetensors::Dtype::I64, t.1.clone(), b).unwrap(),
+        ));
+    }
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn devices_lists_the_adapter_with_its_features() {
+    let out = ok(&["devices"]);
+    for needle in [
+        "[0]",
+        "backend:",
+        "max storage binding:",
+        "shader-f16:",
+        "timestamp queries:",
+        "subgroups:",
+    ] {
+        assert!(
+            out.contains(needle),
+            "devices output lacks {needle:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn params_counts_equal_pytorch() {
+    let table = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch/param_counts.tsv"),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for line in table.lines().filter(|l| !l.is_empty()) {
+        let (flags, count) = line.split_once('\t').unwrap();
+        let mut args = vec!["params"];
+        args.extend(flags.split_whitespace());
+        let out = ok(&args);
+        let last = out.lines().last().unwrap();
+        assert_eq!(
+            last,
+            format!("trainable parameters: {count}"),
+            "wgrnn params {flags}"
+        );
+        assert!(
+            out.contains("rnn.weight_hh_l0") && out.contains("head.bias"),
+            "{out}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5);
+}
+
+#[test]
+fn nonsensical_combinations_are_refused_clearly() {
+    fails(
+        &[
+            "params",
+            "--vocab",
+            "10",
+            "--output-size",
+            "3",
+            "--loss",
+            "bce",
+            "--output-activation",
+            "softmax",
+        ],
+        "bce",
+    );
+    fails(
+        &[
+            "params",
+            "--vocab",
+            "10",
+            "--output-size",
+            "3",
+            "--loss",
+            "cross-entropy",
+            "--output-activation",
+            "relu",
+        ],
+        "cross-entropy",
+    );
+    fails(
+        &[
+            "params",
+            "--input-size",
+            "3",
+            "--output-size",
+            "1",
+            "--loss",
+            "cross-entropy",
+        ],
+        "at least 2 classes",
+    );
+    fails(
+        &[
+            "params",
+            "--input-size",
+            "3",
+            "--output-size",
+            "1",
+            "--loss",
+            "hinge",
+        ],
+        "hinge",
+    );
+    fails(&["params", "--output-size", "2"], "--input-size");
+    fails(
+        &[
+            "train",
+            "--optimizer",
+            "adam",
+            "--momentum",
+            "0.9",
+            "--epochs",
+            "1",
+        ],
+        "SGD",
+    );
+    fails(
+        &["train", "--optimizer", "sgd", "--nesterov", "--epochs", "1"],
+        "--nesterov needs --momentum",
+    );
+    fails(
+        &["train", "--adapter", "no-such-adapter-xyz", "--epochs", "1"],
+        "no adapter name contains",
+    );
+}
+
+#[test]
+fn no_adapter_is_a_clear_error_with_install_instructions() {
+    let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(["train", "--epochs", "1"])
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(!o.status.success(), "must fail without an adapter:\n{t}");
+    assert!(
+        t.contains("mesa-vulkan-drivers"),
+        "the error should say how to install one:\n{t}"
+    );
+}
+
+#[test]
+fn builtin_training_shows_the_loss_falling() {
+    let out = ok(&["train", "--epochs", "3", "--log-every", "20"]);
+    let epoch_losses: Vec<f64> = out
+        .lines()
+        .filter(|l| l.starts_with("epoch "))
+        .map(|l| {
+            l.split("train loss ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epoch_losses.len(), 3, "{out}");
+    assert!(
+        epoch_losses[2] < epoch_losses[0] * 0.5,
+        "loss did not fall: {epoch_losses:?}\n{out}"
+    );
+    assert!(
+        out.contains("tokens/s")
+            && out.contains("val loss")
+            && out.contains("stopped: reached --epochs 3"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("iter ")),
+        "no periodic loss lines:\n{out}"
+    );
+}
+
+fn regression_files(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut rng = wgrnn::rng::Rng::new(3);
+    let (n, t, i) = (20, 6, 3);
+    let x: Vec<f32> = (0..n * t * i).map(|_| rng.normal() as f32).collect();
+    // Target: the mean of the first feature over the sequence (learnable many-to-one).
+    let y: Vec<f32> = (0..n)
+        .map(|s| (0..t).map(|k| x[(s * t + k) * i]).sum::<f32>() / t as f32)
+        .collect();
+    let train = dir.join("train.safetensors");
+    write_tensors(
+        &train,
+        &[("inputs", vec![n, t, i], x), ("targets", vec![n, 1], y)],
+        &[],
+    );
+    let val = dir.join("val.safetensors");
+    let xv: Vec<f32> = (0..5 * t * i).map(|_| rng.normal() as f32).collect();
+    let yv: Vec<f32> = (0..5)
+        .map(|s| (0..t).map(|k| xv[(s * t + k) * i]).sum::<f32>() / t as f32)
+        .collect();
+    write_tensors(
+        &val,
+        &[("inputs", vec![5, t, i], xv), ("targets", vec![5, 1], yv)],
+        &[],
+    );
+    (train, val)
+}
+
+#[test]
+fn same_seed_saves_identical_weights_and_init_round_trips() {
+    let dir = scratch("determinism");
+    let (train, val) = regression_files(&dir);
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    let common = [
+        "train",
+        "--data",
+        train.to_str().unwrap(),
+        "--val",
+        val.to_str().unwrap(),
+        "--loss",
+        "mse",
+        "--pool",
+        "mean",
+        "--hidden",
+        "17",
+        "--batch",
+        "6",
+        "--seq-len",
+        "4",
+        "--seed",
+        "11",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--epochs", "3", "--save", a.to_str().unwrap()]);
+    let out = ok(&args);
+    assert!(
+        out.contains("many-to-one") && out.contains("val loss"),
+        "{out}"
+    );
+    let mut args = common.to_vec();
+    args.extend(["--epochs", "3", "--save", b.to_str().unwrap()]);
+    ok(&args);
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "two runs with the same seed saved different files"
+    );
+    // --init from a saved file with zero epochs of change (lr 0) saves the same tensors.
+    let c = dir.join("c.safetensors");
+    let mut args = common.to_vec();
+    args.extend([
+        "--init",
+        a.to_str().unwrap(),
+        "--lr",
+        "0",
+        "--epochs",
+        "1",
+        "--save",
+        c.to_str().unwrap(),
+    ]);
+    ok(&args);
+    let load = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        let f = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        f.tensors()
+            .into_iter()
+            .map(|(n, v)| (n, v.data().to_vec()))
+            .collect::<HashMap<_, _>>()
+    };
+    assert_eq!(
+        load(&a),
+        load(&c),
+        "weights changed through --init / --save with lr 0"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn early_stopping_says_why() {
+    let dir = scratch("early");
+    let (train, _) = regression_files(&dir);
+    let out = ok(&[
+        "train",
+        "--data",
+        train.to_str().unwrap(),
+        "--loss",
+        "mse",
+        "--epochs",
+        "20",
+        "--min-delta",
+        "100",
+        "--patience",
+        "2",
+    ]);
+    assert!(out.contains("early stop"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("epoch ")).count(),
+        3,
+        "first epoch sets the best, two stale epochs stop:\n{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_files_are_named_in_the_error() {
+    let dir = scratch("bad");
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"not a safetensors file").unwrap();
+    fails(
+        &["train", "--data", junk.to_str().unwrap()],
+        "junk.safetensors",
+    );
+    fails(
+        &[
+            "train",
+            "--data",
+            dir.join("missing.safetensors").to_str().unwrap(),
+        ],
+        "missing.safetensors",
+    );
+    let nan = dir.join("nan.safetensors");
+    write_tensors(
+        &nan,
+        &[
+            ("inputs", vec![1, 2, 1], vec![0.0, f32::NAN]),
+            ("targets", vec![1, 1], vec![0.0]),
+        ],
+        &[],
+    );
+    fails(
+        &["train", "--data", nan.to_str().unwrap(), "--loss", "mse"],
+        "non-finite",
+    );
+    let ids = dir.join("ids.safetensors");
+    write_tensors(
+        &ids,
+        &[],
+        &[
+            ("inputs", vec![1, 3], vec![0, 1, 7]),
+            ("targets", vec![1, 3], vec![0, 1, 1]),
+        ],
+    );
+    fails(
+        &[
+            "train",
+            "--data",
+            ids.to_str().unwrap(),
+            "--vocab",
+            "5",
+            "--output-size",
+            "2",
+        ],
+        "token id 7",
+    );
+    let wrong_task = dir.join("task.safetensors");
+    write_tensors(
+        &wrong_task,
+        &[],
+        &[
+            ("inputs", vec![1, 3], vec![0, 1, 2]),
+            ("targets", vec![1], vec![1]),
+        ],
+    );
+    fails(
+        &[
+            "train",
+            "--data",
+            wrong_task.to_str().unwrap(),
+            "--task",
+            "many-to-many",
+            "--output-size",
+            "2",
+        ],
+        "many-to-one",
+    );
+    let weights = dir.join("weights.safetensors");
+    write_tensors(
+        &weights,
+        &[("rnn.weight_ih_l0", vec![4, 3], vec![0.0; 12])],
+        &[],
+    );
+    let (train, _) = regression_files(&dir);
+    fails(
+        &[
+            "train",
+            "--data",
+            train.to_str().unwrap(),
+            "--loss",
+            "mse",
+            "--init",
+            weights.to_str().unwrap(),
+        ],
+        "missing `rnn.weight_hh_l0`",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
