@@ -4,6 +4,13 @@
 # Mesa 25 or newer is already installed.
 set -euo pipefail
 
+# Root runs apt directly; anyone else goes through sudo.
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-adapter: run as root (or install sudo)" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
 lavapipe_version() {
   dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true
 }
@@ -32,8 +39,7 @@ if [ -z "$mirror" ]; then
   exit 1
 fi
 
-echo "deb $mirror bookworm-backports main" > /etc/apt/sources.list.d/wgrnn-bookworm-backports.list
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers libvulkan1
+echo "deb $mirror bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/wgrnn-bookworm-backports.list >/dev/null
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers libvulkan1
 echo "installed mesa-vulkan-drivers $(lavapipe_version)"

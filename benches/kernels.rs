@@ -1,1 +1,231 @@
-fn main() {}
+//! Kernel-level benchmarks: the GEMM at the RNN shapes, one recurrence step forward and
+//! backward, and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
+//! Each case: warm-up, then the median of timed repetitions (submit + wait).
+//!
+//!     cargo bench --bench kernels            # all cases
+//!     cargo bench --bench kernels -- gemm    # cases whose name contains "gemm"
+
+use std::time::{Duration, Instant};
+use wgrnn::engine::{Chunk, ChunkMode, Engine, StepInputs, StepTargets};
+use wgrnn::gpu::{AdapterChoice, Gpu, Recording};
+use wgrnn::model::{
+    init_params, Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
+};
+use wgrnn::ops::{self, GemmSpec, Operand, RecurrenceShape, SequenceStart, Uniforms};
+use wgrnn::optim::{OptimizerConfig, OptimizerKind};
+use wgrnn::rng::Rng;
+
+fn median_time(mut run: impl FnMut()) -> Duration {
+    for _ in 0..3 {
+        run();
+    }
+    let mut times = Vec::new();
+    let budget = Instant::now();
+    while times.len() < 5 || (times.len() < 50 && budget.elapsed() < Duration::from_secs(2)) {
+        let t = Instant::now();
+        run();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
+}
+
+fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize) {
+    let mut rng = Rng::new(1);
+    let a = gpu.storage_from("a", &random(&mut rng, m * k)).unwrap();
+    let b = gpu.storage_from("b", &random(&mut rng, n * k)).unwrap();
+    let c = gpu.storage("c", (m * n * 4) as u64).unwrap();
+    let mut u = Uniforms::new();
+    // x · Wᵀ, the input-projection layout.
+    let spec = GemmSpec {
+        m,
+        n,
+        k,
+        a: Operand::row_major(0, k),
+        b: Operand::transposed(0, k),
+        c_offset: 0,
+        bias: None,
+        bias2: None,
+        accumulate: false,
+    };
+    let launch = ops::gemm(gpu, &mut u, &spec, &a, &b, &b, &c).unwrap();
+    let mut rec = Recording::new();
+    launch.record(&mut rec);
+    let t = median_time(|| {
+        gpu.submit(&rec).unwrap();
+        gpu.wait_idle().unwrap();
+    });
+    let gflops = 2.0 * (m * n * k) as f64 / t.as_secs_f64() / 1e9;
+    println!(
+        "gemm {m}x{n}x{k}: {:>9.3} ms  {gflops:>7.2} GFLOP/s",
+        t.as_secs_f64() * 1e3
+    );
+}
+
+fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
+    let mut rng = Rng::new(2);
+    let bh = batch * hidden;
+    let params = gpu
+        .storage_from("params", &random(&mut rng, hidden * hidden))
+        .unwrap();
+    let pre = gpu
+        .storage_from("pre", &random(&mut rng, steps * bh))
+        .unwrap();
+    let hs = gpu.storage("hs", ((steps + 1) * bh * 4) as u64).unwrap();
+    let dh = gpu
+        .storage_from("dh", &random(&mut rng, steps * bh))
+        .unwrap();
+    let da = gpu.storage("da", (steps * bh * 4) as u64).unwrap();
+    let shape = RecurrenceShape {
+        steps,
+        batch,
+        hidden,
+        activation: Activation::Tanh,
+        whh_off: 0,
+    };
+    let mut u = Uniforms::new();
+    let mut fwd = Recording::new();
+    let mut bwd = Recording::new();
+    for t in 0..steps {
+        ops::rnn_step_forward(gpu, &mut u, &shape, t, &params, &pre, &hs)
+            .unwrap()
+            .record(&mut fwd);
+    }
+    for t in (0..steps).rev() {
+        ops::rnn_step_backward(gpu, &mut u, &shape, t, &params, &hs, &dh, &da)
+            .unwrap()
+            .record(&mut bwd);
+    }
+    for (name, rec) in [("forward", &fwd), ("backward", &bwd)] {
+        let t = median_time(|| {
+            gpu.submit(rec).unwrap();
+            gpu.wait_idle().unwrap();
+        });
+        let gflops = 2.0 * (steps * batch * hidden * hidden) as f64 / t.as_secs_f64() / 1e9;
+        println!(
+            "rnn {name:<8} B {batch} H {hidden} T {steps}: {:>9.3} ms  {gflops:>7.2} GFLOP/s  ({:.1} us/step)",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() * 1e6 / steps as f64
+        );
+    }
+}
+
+fn bench_training_chunk(gpu: &Gpu, name: &str, config: ModelConfig, batch: usize, steps: usize) {
+    let mut rng = Rng::new(3);
+    let params = init_params(&config, 0);
+    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
+    let mut engine = Engine::new(gpu, config, opt, batch, steps, &params).unwrap();
+    let rows = batch * steps;
+    let (tokens, features): (Vec<u32>, Vec<f32>) = match config.input {
+        InputKind::Tokens { vocab, .. } => {
+            ((0..rows).map(|_| rng.below(vocab) as u32).collect(), vec![])
+        }
+        InputKind::Dense { size } => (vec![], random(&mut rng, rows * size)),
+    };
+    let out_rows = if config.task == TaskKind::ManyToMany {
+        rows
+    } else {
+        batch
+    };
+    let classes: Vec<u32> = (0..out_rows)
+        .map(|_| rng.below(config.output_size) as u32)
+        .collect();
+    let values: Vec<f32> = random(&mut rng, out_rows * config.output_size)
+        .iter()
+        .map(|v| v.abs())
+        .collect();
+    let chunk = Chunk {
+        steps,
+        batch,
+        start: SequenceStart::Fresh,
+        total_steps: steps,
+        inputs: if tokens.is_empty() {
+            StepInputs::Dense(&features)
+        } else {
+            StepInputs::Tokens(&tokens)
+        },
+        targets: Some(if config.loss == Loss::CrossEntropy {
+            StepTargets::Classes(&classes)
+        } else {
+            StepTargets::Values(&values)
+        }),
+    };
+    let mut slot = 0;
+    let t = median_time(|| {
+        engine.run_chunk(&chunk, ChunkMode::Train, slot).unwrap();
+        gpu.wait_idle().unwrap();
+        slot += 1;
+    });
+    println!(
+        "train step {name}: {:>9.3} ms  {:>9.0} tokens/s",
+        t.as_secs_f64() * 1e3,
+        rows as f64 / t.as_secs_f64()
+    );
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
+    let choice: AdapterChoice = std::env::var("WGRNN_ADAPTER")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .unwrap();
+    let gpu = Gpu::new(&choice).expect("an adapter (see `wgrnn devices`)");
+    println!(
+        "adapter: {} ({}, {})",
+        gpu.adapter().name,
+        gpu.adapter().backend,
+        gpu.adapter().driver
+    );
+    if wanted("gemm") {
+        for (m, n, k) in [
+            (2048, 256, 128),
+            (64, 256, 256),
+            (512, 512, 512),
+            (1000, 257, 131),
+        ] {
+            bench_gemm(&gpu, m, n, k);
+        }
+    }
+    if wanted("rnn") {
+        for (b, h) in [(64, 256), (256, 128), (512, 512)] {
+            bench_recurrence(&gpu, b, h, 16);
+        }
+    }
+    if wanted("train") {
+        let tagger = ModelConfig {
+            input: InputKind::Tokens {
+                vocab: 10_000,
+                embed: 128,
+            },
+            hidden: 256,
+            output_size: 18,
+            activation: Activation::Tanh,
+            output_activation: OutputActivation::Softmax,
+            task: TaskKind::ManyToMany,
+            pool: Pool::Last,
+            loss: Loss::CrossEntropy,
+        };
+        bench_training_chunk(&gpu, "W1 tagger (B 64, T 32, H 256)", tagger, 64, 32);
+        let regression = ModelConfig {
+            input: InputKind::Dense { size: 8 },
+            hidden: 128,
+            output_size: 1,
+            output_activation: OutputActivation::Relu,
+            task: TaskKind::ManyToOne,
+            loss: Loss::Mse,
+            ..tagger
+        };
+        bench_training_chunk(
+            &gpu,
+            "W2 regression (B 256, T 50, H 128)",
+            regression,
+            256,
+            50,
+        );
+    }
+}

@@ -75,6 +75,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The name and shape of every tensor in a weights file (to infer the architecture).
+pub fn shapes(path: &Path) -> Result<HashMap<String, Vec<usize>>> {
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    Ok(file
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().to_vec()))
+        .collect())
+}
+
 /// Reads weights for `layout` from `path`: every expected tensor present with its exact
 /// shape, no unexpected ones, every value finite. F64, F16 and BF16 are converted to f32.
 pub fn load(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {

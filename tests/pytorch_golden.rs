@@ -63,10 +63,51 @@ fn wgrnn_train_reproduces_pytorch_losses_and_weights() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let (expected, meta) = tensors(&dir.join("expected.safetensors"));
         let args = meta.get("args").expect("args in metadata");
-        let saved = scratch.join(format!("{name}.safetensors"));
+        // Once with every size on the command line, once with the sizes left to be
+        // inferred from the --init weights and the data.
+        let full: Vec<&str> = args.split_whitespace().collect();
+        let size_flags = [
+            "--hidden",
+            "--vocab",
+            "--embed",
+            "--input-size",
+            "--output-size",
+        ];
+        let minimal: Vec<&str> = full
+            .iter()
+            .enumerate()
+            .filter(|&(i, a)| {
+                !size_flags.contains(a) && (i == 0 || !size_flags.contains(&full[i - 1]))
+            })
+            .map(|(_, a)| *a)
+            .collect();
+        assert!(
+            minimal.len() < full.len(),
+            "{name}: no size flags to leave out"
+        );
+        for (variant, flags) in [("full", full.clone()), ("inferred sizes", minimal)] {
+            check_case(&dir, &name, variant, &flags, &expected, &scratch);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+type Tensors = Vec<(String, Vec<usize>, Vec<f64>)>;
+
+fn check_case(
+    dir: &Path,
+    name: &str,
+    variant: &str,
+    flags: &[&str],
+    expected: &Tensors,
+    scratch: &Path,
+) {
+    {
+        let name = format!("{name} ({variant})");
+        let saved = scratch.join(format!("{}.safetensors", name.replace(' ', "_")));
         let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
             .arg("train")
-            .args(args.split_whitespace())
+            .args(flags)
             .args(["--no-shuffle", "--log-every", "1", "--data"])
             .arg(dir.join("data.safetensors"))
             .arg("--init")
@@ -102,13 +143,13 @@ fn wgrnn_train_reproduces_pytorch_losses_and_weights() {
             );
         }
         let (got, _) = tensors(&saved);
-        let want: Vec<_> = expected.into_iter().filter(|t| t.0 != "losses").collect();
+        let want: Vec<_> = expected.iter().filter(|t| t.0 != "losses").collect();
         assert_eq!(
             got.iter().map(|t| (&t.0, &t.1)).collect::<Vec<_>>(),
             want.iter().map(|t| (&t.0, &t.1)).collect::<Vec<_>>(),
             "{name}: saved names/shapes"
         );
-        for ((n, _, g), (_, _, w)) in got.iter().zip(&want) {
+        for ((n, _, g), (_, _, w)) in got.iter().zip(want.iter().copied()) {
             let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let (worst, at) = g
                 .iter()
@@ -124,5 +165,4 @@ fn wgrnn_train_reproduces_pytorch_losses_and_weights() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -2,9 +2,11 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use wgrnn::data::Dataset;
 use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
+use wgrnn::model::{EMBEDDING, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
 
 fn parse<T: std::str::FromStr<Err = wgrnn::Error>>(s: &str) -> std::result::Result<T, String> {
@@ -29,9 +31,9 @@ pub struct ModelArgs {
     /// Embedding width (with --vocab)
     #[arg(long, requires = "vocab")]
     pub embed: Option<usize>,
-    /// Hidden units of the RNN
-    #[arg(long, default_value_t = 64)]
-    pub hidden: usize,
+    /// Hidden units of the RNN [default: 64, or the --init file's]
+    #[arg(long)]
+    pub hidden: Option<usize>,
     /// Outputs of the linear head (classes, or values per output)
     #[arg(long)]
     pub output_size: Option<usize>,
@@ -50,8 +52,34 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model config, with sizes the flags leave out taken from `data` when given.
-    pub fn config(&self, data: Option<&Dataset>) -> Result<ModelConfig> {
+    /// The model config. Sizes the flags leave out come from the initial weights' shapes
+    /// (`init`: PyTorch names), then from `data`, then from defaults.
+    pub fn config(
+        &self,
+        data: Option<&Dataset>,
+        init: Option<&HashMap<String, Vec<usize>>>,
+    ) -> Result<ModelConfig> {
+        let shape = |name: &str, dim: usize| {
+            init.and_then(|m| m.get(name))
+                .and_then(|s| s.get(dim))
+                .copied()
+        };
+        let mut args = self.clone();
+        args.vocab = args.vocab.or(if args.input_size.is_none() {
+            shape(EMBEDDING, 0)
+        } else {
+            None
+        });
+        args.embed = args.embed.or(shape(EMBEDDING, 1));
+        if args.vocab.is_none() && args.input_size.is_none() && data.is_none() {
+            args.input_size = shape(WEIGHT_IH, 1);
+        }
+        args.output_size = args.output_size.or(shape(HEAD_WEIGHT, 0));
+        let hidden = args.hidden.or(shape(WEIGHT_HH, 0)).unwrap_or(64);
+        args.build(data, hidden)
+    }
+
+    fn build(&self, data: Option<&Dataset>, hidden: usize) -> Result<ModelConfig> {
         let input = match (self.input_size, self.vocab, data.map(|d| &d.inputs)) {
             (Some(size), None, _) => InputKind::Dense { size },
             (None, Some(vocab), _) => InputKind::Tokens { vocab, embed: self.embed.unwrap_or(32) },
@@ -75,7 +103,7 @@ impl ModelArgs {
         };
         let config = ModelConfig {
             input,
-            hidden: self.hidden,
+            hidden,
             output_size,
             activation: self.activation,
             output_activation: self

@@ -5,7 +5,7 @@ use anyhow::Result;
 use wgrnn::model::ParamLayout;
 
 pub fn run(model: &ModelArgs) -> Result<()> {
-    let config = model.config(None)?;
+    let config = model.config(None, None)?;
     let layout = ParamLayout::new(&config);
     let width = layout
         .tensors

@@ -41,7 +41,12 @@ pub fn run(
             )),
         )
     };
-    let config = model.config(Some(&train_data))?;
+    let init_shapes = args
+        .init
+        .as_ref()
+        .map(|p| wgrnn::weights::shapes(p))
+        .transpose()?;
+    let config = model.config(Some(&train_data), init_shapes.as_ref())?;
     check_dataset(
         &config,
         &train_data,

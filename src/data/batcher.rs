@@ -104,3 +104,31 @@ impl ChunkData {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_sequence_in_order() {
+        assert_eq!(chunk_ranges(9, 4), vec![0..4, 4..8, 8..9]);
+        assert_eq!(chunk_ranges(8, 8), vec![0..8]);
+        assert_eq!(chunk_ranges(3, 10), vec![0..3]);
+    }
+
+    #[test]
+    fn batches_are_in_file_order_or_a_seeded_permutation() {
+        assert_eq!(
+            batches(5, 2, Order::InOrder, 1),
+            vec![vec![0, 1], vec![2, 3], vec![4]]
+        );
+        let a = batches(50, 7, Order::Shuffled { seed: 3 }, 1);
+        let b = batches(50, 7, Order::Shuffled { seed: 3 }, 1);
+        let c = batches(50, 7, Order::Shuffled { seed: 3 }, 2);
+        assert_eq!(a, b, "same seed and epoch, same order");
+        assert_ne!(a, c, "each epoch reshuffles");
+        let mut all: Vec<usize> = a.concat();
+        all.sort();
+        assert_eq!(all, (0..50).collect::<Vec<_>>());
+    }
+}

@@ -360,3 +360,13 @@ pub fn token_index(ids: &[u32], vocab: usize) -> (Vec<u32>, Vec<u32>) {
     }
     (offsets, positions)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_index_groups_rows_by_token_in_row_order() {
+        let (offsets, positions) = super::token_index(&[2, 0, 2, 1, 2], 4);
+        assert_eq!(offsets, vec![0, 1, 2, 5, 5]);
+        assert_eq!(positions, vec![1, 3, 0, 2, 4]);
+    }
+}

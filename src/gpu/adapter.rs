@@ -158,3 +158,26 @@ pub(crate) fn choose(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AdapterChoice;
+
+    #[test]
+    fn adapter_choice_parses_keywords_and_names() {
+        assert_eq!(
+            "auto".parse::<AdapterChoice>().unwrap(),
+            AdapterChoice::Auto
+        );
+        assert_eq!("GPU".parse::<AdapterChoice>().unwrap(), AdapterChoice::Gpu);
+        assert_eq!(
+            "software".parse::<AdapterChoice>().unwrap(),
+            AdapterChoice::Software
+        );
+        assert_eq!(
+            "llvmpipe".parse::<AdapterChoice>().unwrap(),
+            AdapterChoice::Name("llvmpipe".into())
+        );
+        assert!("  ".parse::<AdapterChoice>().is_err());
+    }
+}

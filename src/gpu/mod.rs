@@ -139,18 +139,9 @@ impl Gpu {
         let instance = adapter::instance();
         let adapter = adapter::choose(adapter::all_adapters(&instance), choice)?;
         let summary = adapter::summarize(&adapter);
-        let adapter_limits = adapter.limits();
-        // Ask for the adapter's own storage limits: the defaults (128 MiB bindings,
-        // 8 storage buffers per stage) are lower than most GPUs offer.
-        let limits = wgpu::Limits {
-            max_storage_buffer_binding_size: adapter_limits.max_storage_buffer_binding_size,
-            max_buffer_size: adapter_limits.max_buffer_size,
-            max_storage_buffers_per_shader_stage: adapter_limits
-                .max_storage_buffers_per_shader_stage,
-            max_compute_workgroups_per_dimension: adapter_limits
-                .max_compute_workgroups_per_dimension,
-            ..wgpu::Limits::default()
-        };
+        // Ask for everything the adapter offers: the WebGPU defaults (128 MiB bindings,
+        // 8 storage buffers per stage) are below what most adapters have.
+        let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
             required_features: wgpu::Features::empty(),

@@ -37,3 +37,18 @@ impl EarlyStopping {
         (self.best, self.best_epoch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EarlyStopping;
+
+    #[test]
+    fn stops_after_patience_epochs_without_enough_improvement() {
+        let mut s = EarlyStopping::new(0.1, 2);
+        assert!(!s.update(1, 1.0));
+        assert!(!s.update(2, 0.8)); // improved by 0.2
+        assert!(!s.update(3, 0.75)); // by 0.05 < 0.1: stale 1
+        assert!(s.update(4, 0.74)); // stale 2
+        assert_eq!(s.best(), (0.8, 2));
+    }
+}
