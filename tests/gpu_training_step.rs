@@ -210,7 +210,9 @@ fn builtin_task_loss_falls_on_the_adapter() {
     let gpu = gpu();
     let task = DelayedEcho {
         sequences: 128,
-        ..DelayedEcho::default()
+        steps: 32,
+        vocab: 8,
+        delay: 2,
     };
     let data = delayed_echo(&task, 1);
     let config = ModelConfig {

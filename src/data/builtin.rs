@@ -18,8 +18,8 @@ impl Default for DelayedEcho {
         Self {
             sequences: 512,
             steps: 32,
-            vocab: 8,
-            delay: 2,
+            vocab: 10,
+            delay: 5,
         }
     }
 }
