@@ -6,7 +6,9 @@
 // W_hh: [H, H] row-major at params[whh_off] (PyTorch's weight_hh_l0).
 // pre already holds x·W_ihᵀ + b_ih + b_hh for all T·B rows (one GEMM).
 // act' is taken from the output: tanh' = 1 - h², relu' = (h > 0) (PyTorch's convention at 0).
-// Dispatch: 256 invocations per workgroup over B·H elements (x + y · groups.x · 256).
+// Each invocation owns a 4x4 block (4 sequences x 4 hidden units): 8 loads per 16
+// multiply-adds. A workgroup of 8x8 owns 32 sequences x 32 units.
+// Dispatch: (ceil(H / 32), ceil(B / 32), 1).
 
 struct StepParams {
     t: u32,          // this dispatch's step within the chunk
@@ -24,37 +26,67 @@ const TANH: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: StepParams;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 
-fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 256u;
+fn activate(s: f32) -> f32 {
+    if (p.activation == TANH) {
+        return tanh(s);
+    }
+    return max(s, 0.0);
+}
+
+fn activation_grad(h: f32) -> f32 {
+    if (p.activation == TANH) {
+        return 1.0 - h * h;
+    }
+    return select(0.0, 1.0, h > 0.0);
 }
 
 // ---- forward: bindings 2 (pre) and 3 (hs)
 @group(0) @binding(2) var<storage, read> pre: array<f32>;
 @group(0) @binding(3) var<storage, read_write> hs: array<f32>;
 
-@compute @workgroup_size(256)
-fn rnn_step_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let idx = linear_index(gid, groups);
-    let bh = p.batch * p.hidden;
-    if (idx >= bh) {
+@compute @workgroup_size(8, 8)
+fn rnn_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b0 = gid.y * 4u;
+    let j0 = gid.x * 4u;
+    if (b0 >= p.batch || j0 >= p.hidden) {
         return;
     }
-    let b = idx / p.hidden;
-    let j = idx % p.hidden;
-    let h_prev = p.t * bh + b * p.hidden;
-    let w_row = p.whh_off + j * p.hidden;
-    var s = 0.0;
+    let bh = p.batch * p.hidden;
+    // Out-of-range rows/units reuse the last valid one; their results are not stored.
+    var h_row: array<u32, 4>;
+    var w_row: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        h_row[i] = p.t * bh + min(b0 + i, p.batch - 1u) * p.hidden;
+        w_row[i] = p.whh_off + min(j0 + i, p.hidden - 1u) * p.hidden;
+    }
+    var acc: array<array<f32, 4>, 4>;
     for (var k = 0u; k < p.hidden; k++) {
-        s = s + hs[h_prev + k] * params[w_row + k];
+        var hv: array<f32, 4>;
+        var wv: array<f32, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            hv[i] = hs[h_row[i] + k];
+            wv[i] = params[w_row[i] + k];
+        }
+        for (var i = 0u; i < 4u; i++) {
+            for (var jj = 0u; jj < 4u; jj++) {
+                acc[i][jj] = acc[i][jj] + hv[i] * wv[jj];
+            }
+        }
     }
-    s = pre[p.t * bh + idx] + s;
-    var h: f32;
-    if (p.activation == TANH) {
-        h = tanh(s);
-    } else {
-        h = max(s, 0.0);
+    for (var i = 0u; i < 4u; i++) {
+        let b = b0 + i;
+        if (b >= p.batch) {
+            break;
+        }
+        for (var jj = 0u; jj < 4u; jj++) {
+            let j = j0 + jj;
+            if (j >= p.hidden) {
+                break;
+            }
+            let at = b * p.hidden + j;
+            hs[(p.t + 1u) * bh + at] = activate(pre[p.t * bh + at] + acc[i][jj]);
+        }
     }
-    hs[(p.t + 1u) * bh + idx] = h;
 }
 
 // ---- backward: bindings 2 (hs), 3 (dh_out), 4 (da)
@@ -62,30 +94,49 @@ fn rnn_step_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 @group(0) @binding(3) var<storage, read> dh_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> da: array<f32>;
 
-@compute @workgroup_size(256)
-fn rnn_step_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let idx = linear_index(gid, groups);
-    let bh = p.batch * p.hidden;
-    if (idx >= bh) {
+@compute @workgroup_size(8, 8)
+fn rnn_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b0 = gid.y * 4u;
+    let j0 = gid.x * 4u;
+    if (b0 >= p.batch || j0 >= p.hidden) {
         return;
     }
-    let b = idx / p.hidden;
-    let j = idx % p.hidden;
-    var g = dh_out[p.t * bh + idx];
+    let bh = p.batch * p.hidden;
+    var acc: array<array<f32, 4>, 4>;
     if (p.t + 1u < p.steps) {
-        let next = (p.t + 1u) * bh + b * p.hidden;
-        var s = 0.0;
-        for (var k = 0u; k < p.hidden; k++) {
-            s = s + da[next + k] * params[p.whh_off + k * p.hidden + j];
+        var d_row: array<u32, 4>;
+        var w_col: array<u32, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            d_row[i] = (p.t + 1u) * bh + min(b0 + i, p.batch - 1u) * p.hidden;
+            w_col[i] = p.whh_off + min(j0 + i, p.hidden - 1u);
         }
-        g = g + s;
+        for (var k = 0u; k < p.hidden; k++) {
+            var dv: array<f32, 4>;
+            var wv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                dv[i] = da[d_row[i] + k];
+                wv[i] = params[w_col[i] + k * p.hidden];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var jj = 0u; jj < 4u; jj++) {
+                    acc[i][jj] = acc[i][jj] + dv[i] * wv[jj];
+                }
+            }
+        }
     }
-    let h = hs_in[(p.t + 1u) * bh + idx];
-    var d: f32;
-    if (p.activation == TANH) {
-        d = 1.0 - h * h;
-    } else {
-        d = select(0.0, 1.0, h > 0.0);
+    for (var i = 0u; i < 4u; i++) {
+        let b = b0 + i;
+        if (b >= p.batch) {
+            break;
+        }
+        for (var jj = 0u; jj < 4u; jj++) {
+            let j = j0 + jj;
+            if (j >= p.hidden) {
+                break;
+            }
+            let at = p.t * bh + b * p.hidden + j;
+            let g = dh_out[at] + acc[i][jj];
+            da[at] = g * activation_grad(hs_in[at + bh]);
+        }
     }
-    da[p.t * bh + idx] = g * d;
 }

@@ -105,7 +105,7 @@ fn rnn_steps_match_f64_forward_and_backward() {
     let gpu = gpu();
     let mut rng = Rng::new(2);
     for case in 0..20 {
-        let (t_len, batch, h) = (1 + rng.below(6), 1 + rng.below(9), 1 + rng.below(40));
+        let (t_len, batch, h) = (1 + rng.below(6), 1 + rng.below(45), 1 + rng.below(45));
         let activation = if case % 2 == 0 {
             Activation::Tanh
         } else {

@@ -118,6 +118,15 @@ pub struct RecurrenceShape {
 }
 
 impl RecurrenceShape {
+    /// Workgroups of one step: 8x8 invocations of 4x4 blocks over (H, B).
+    fn groups(&self) -> [u32; 3] {
+        [
+            self.hidden.div_ceil(32) as u32,
+            self.batch.div_ceil(32) as u32,
+            1,
+        ]
+    }
+
     fn params(&self, t: usize) -> Result<StepParams> {
         Ok(StepParams {
             t: u32_of(t, "step")?,
@@ -159,7 +168,7 @@ pub fn rnn_step_forward(
     );
     Ok(Launch {
         binding,
-        groups: groups_for(bh),
+        groups: shape.groups(),
         uniform,
     })
 }
@@ -193,7 +202,7 @@ pub fn rnn_step_backward(
     );
     Ok(Launch {
         binding,
-        groups: groups_for(bh),
+        groups: shape.groups(),
         uniform,
     })
 }
