@@ -11,7 +11,7 @@ use wgrnn::gpu::{AdapterChoice, Gpu, Recording};
 use wgrnn::model::{
     init_params, Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
 };
-use wgrnn::ops::{self, GemmSpec, Operand, RecurrenceShape, SequenceStart, Uniforms};
+use wgrnn::ops::{self, GemmSpec, Operand, RecurrenceShape, Uniforms};
 use wgrnn::optim::{OptimizerConfig, OptimizerKind};
 use wgrnn::rng::Rng;
 
@@ -138,11 +138,12 @@ fn bench_training_chunk(gpu: &Gpu, name: &str, config: ModelConfig, batch: usize
         .iter()
         .map(|v| v.abs())
         .collect();
+    let lengths = vec![steps as u32; batch];
     let chunk = Chunk {
         steps,
         batch,
-        start: SequenceStart::Fresh,
-        total_steps: steps,
+        first_step: 0,
+        lengths: &lengths,
         inputs: if tokens.is_empty() {
             StepInputs::Dense(&features)
         } else {

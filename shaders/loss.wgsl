@@ -5,7 +5,9 @@
 // cross-entropy: log-softmax over O; loss = logsumexp(y) - y[target]; dy = softmax - onehot.
 // bce:           BCEWithLogits: max(y, 0) - y·t + log(1 + exp(-|y|)); dy = sigmoid(y) - t.
 // mse / mae:     a = act(y) with act = identity | relu | sigmoid; (a - t)² or |a - t|.
-// Every dy is scaled by inv_count = 1 / (number of averaged elements), PyTorch's "mean".
+// Padded rows (mask[r] = 0) add no loss and get dy = 0. Every dy is scaled by inv_count =
+// 1 / (number of valid averaged elements), PyTorch's "mean" (with ignore_index for padding);
+// inv_count changes per chunk, so it comes from chunk_info[0] (f32 bits).
 // Dispatch: 256 invocations per workgroup over R rows (x + y · groups.x · 256).
 
 struct LossParams {
@@ -13,10 +15,10 @@ struct LossParams {
     outputs: u32,     // O
     kind: u32,        // 0 cross-entropy, 1 bce, 2 mse, 3 mae
     activation: u32,  // for mse/mae: 0 identity, 1 relu, 2 sigmoid
-    inv_count: f32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 const CROSS_ENTROPY: u32 = 0u;
@@ -30,6 +32,8 @@ const SIGMOID: u32 = 2u;
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;        // [R] 1 valid, 0 padding
+@group(0) @binding(6) var<storage, read> chunk_info: array<u32>;  // [2] (inv_count bits, first_step)
 
 fn sigmoid(x: f32) -> f32 {
     if (x >= 0.0) {
@@ -46,6 +50,14 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let base = r * p.outputs;
+    let inv_count = bitcast<f32>(chunk_info[0]);
+    if (mask[r] == 0.0) {
+        row_loss[r] = 0.0;
+        for (var o = 0u; o < p.outputs; o++) {
+            dy[base + o] = 0.0;
+        }
+        return;
+    }
     if (p.kind == CROSS_ENTROPY) {
         var m = y[base];
         for (var o = 1u; o < p.outputs; o++) {
@@ -60,7 +72,7 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         row_loss[r] = lse - y[base + target_class];
         for (var o = 0u; o < p.outputs; o++) {
             let prob = exp(y[base + o] - m) / s;
-            dy[base + o] = (prob - select(0.0, 1.0, o == target_class)) * p.inv_count;
+            dy[base + o] = (prob - select(0.0, 1.0, o == target_class)) * inv_count;
         }
         return;
     }
@@ -70,7 +82,7 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let t = bitcast<f32>(targets[base + o]);
         if (p.kind == BCE) {
             total = total + max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
-            dy[base + o] = (sigmoid(x) - t) * p.inv_count;
+            dy[base + o] = (sigmoid(x) - t) * inv_count;
             continue;
         }
         var a = x;
@@ -85,10 +97,10 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let diff = a - t;
         if (p.kind == MSE) {
             total = total + diff * diff;
-            dy[base + o] = 2.0 * diff * da_dx * p.inv_count;
+            dy[base + o] = 2.0 * diff * da_dx * inv_count;
         } else {
             total = total + abs(diff);
-            dy[base + o] = sign(diff) * da_dx * p.inv_count;
+            dy[base + o] = sign(diff) * da_dx * inv_count;
         }
     }
     row_loss[r] = total;

@@ -1,11 +1,13 @@
-// Many-to-one pooling of the hidden states of one chunk, with a carry across chunks
-// (truncated BPTT: earlier chunks contribute detached values).
-//   last: z[b, j] = hs[T, b, j]
-//   mean: acc[b, j] = carry + sum_t hs[t + 1, b, j];  z = acc / total_steps
-//   max:  acc[b, j] = max(carry, max_t hs[t + 1, b, j]); z = acc; arg = step of the maximum
-//         within this chunk (first one on ties), or NONE when the maximum came from the carry.
+// Many-to-one pooling of the hidden states of one chunk, over each sequence's valid steps
+// (global step first_step + t < length[b]), with a carry across chunks (truncated BPTT:
+// earlier chunks contribute detached values).
+//   last: acc[b, j] = h at the sequence's latest valid step so far; z = acc
+//   mean: acc[b, j] = carry + sum of valid hs[t + 1, b, j];       z = acc / length[b]
+//   max:  acc[b, j] = max(carry, valid hs[t + 1, b, j]);           z = acc
+//   arg (last, max): the step within this chunk that z came from, or NONE (the carry).
 // pool_backward spreads dz[b, j] back onto dh_out[t, b, j] for every step of the chunk.
-// Shapes: hs: [T + 1, B, H]; acc, z, dz, arg: [B, H]; dh_out: [T, B, H].
+// Shapes: hs: [T + 1, B, H]; acc, z, dz, arg: [B, H]; dh_out: [T, B, H]; lengths: [B];
+// chunk_info: [2] = (inv_count bits, first_step).
 // Dispatch: 256 invocations per workgroup over B·H (forward) or T·B·H (backward) elements.
 
 struct PoolParams {
@@ -13,10 +15,10 @@ struct PoolParams {
     batch: u32,       // B
     hidden: u32,      // H
     kind: u32,        // 0 last, 1 mean, 2 max
-    fresh: u32,       // 1 when this chunk starts the sequence (ignore the carry)
+    fresh: u32,       // 1 when this chunk starts the sequences (ignore the carry)
     _pad0: u32,
-    inv_total: f32,   // 1 / (the sequence's total length), for mean
     _pad1: u32,
+    _pad2: u32,
 }
 
 const LAST: u32 = 0u;
@@ -29,11 +31,13 @@ fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
 }
 
-// ---- forward: bindings 1 (hs), 2 (acc), 3 (z), 4 (arg)
+// ---- forward: bindings 1 (hs), 2 (acc), 3 (z), 4 (arg), 5 (lengths), 6 (chunk_info)
 @group(0) @binding(1) var<storage, read> hs: array<f32>;
 @group(0) @binding(2) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(3) var<storage, read_write> z: array<f32>;
 @group(0) @binding(4) var<storage, read_write> arg: array<u32>;
+@group(0) @binding(5) var<storage, read> lengths: array<u32>;
+@group(0) @binding(6) var<storage, read> chunk_info: array<u32>;
 
 @compute @workgroup_size(256)
 fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -42,28 +46,25 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (idx >= bh) {
         return;
     }
-    if (p.kind == LAST) {
-        z[idx] = hs[p.steps * bh + idx];
-        return;
-    }
+    let length = lengths[idx / p.hidden];
+    let first_step = chunk_info[1];
+    // Valid steps of this chunk: t < valid.
+    let valid = min(p.steps, select(0u, length - first_step, length > first_step));
+    let fresh = p.fresh == 1u;
     if (p.kind == MEAN) {
-        var s = select(acc[idx], 0.0, p.fresh == 1u);
-        for (var t = 0u; t < p.steps; t++) {
+        var s = select(acc[idx], 0.0, fresh);
+        for (var t = 0u; t < valid; t++) {
             s = s + hs[(t + 1u) * bh + idx];
         }
         acc[idx] = s;
-        z[idx] = s * p.inv_total;
+        z[idx] = s / f32(length);
         return;
     }
-    var m = acc[idx];
+    var m = select(acc[idx], 0.0, fresh);
     var at = NONE;
-    if (p.fresh == 1u) {
-        m = hs[bh + idx];
-        at = 0u;
-    }
-    for (var t = 0u; t < p.steps; t++) {
+    for (var t = 0u; t < valid; t++) {
         let v = hs[(t + 1u) * bh + idx];
-        if (v > m) {
+        if ((p.kind == LAST) || (at == NONE && fresh) || (v > m)) {
             m = v;
             at = t;
         }
@@ -73,10 +74,12 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     arg[idx] = at;
 }
 
-// ---- backward: bindings 1 (dz), 2 (arg), 3 (dh_out)
+// ---- backward: bindings 1 (dz), 2 (arg), 3 (dh_out), 4 (lengths), 5 (chunk_info)
 @group(0) @binding(1) var<storage, read> dz: array<f32>;
 @group(0) @binding(2) var<storage, read> arg_in: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dh_out: array<f32>;
+@group(0) @binding(4) var<storage, read> lengths_in: array<u32>;
+@group(0) @binding(5) var<storage, read> chunk_info_in: array<u32>;
 
 @compute @workgroup_size(256)
 fn pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -87,13 +90,14 @@ fn pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
     let t = idx / bh;
     let e = idx % bh;
+    let length = lengths_in[e / p.hidden];
     var g = 0.0;
-    if (p.kind == LAST) {
-        g = select(0.0, dz[e], t + 1u == p.steps);
-    } else if (p.kind == MEAN) {
-        g = dz[e] * p.inv_total;
-    } else {
-        g = select(0.0, dz[e], arg_in[e] == t);
+    if (p.kind == MEAN) {
+        if (chunk_info_in[1] + t < length) {
+            g = dz[e] / f32(length);
+        }
+    } else if (arg_in[e] == t) {
+        g = dz[e];
     }
     dh_out[idx] = g;
 }

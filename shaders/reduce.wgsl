@@ -1,5 +1,6 @@
 // Fixed-order reductions (no atomics: the same inputs give the same bits).
 //   loss_sum:        loss_log[slot] = inv_count · sum_r row_loss[r]          one workgroup
+//                    (inv_count from chunk_info[0], f32 bits: it changes per chunk)
 //   column_sum:      grads[dst_off + n] (and grads[dst2_off + n]) = sum_r src[r, n]
 //                    src: [R, N] row-major; one invocation per column, rows in order
 //   square_partials: partials[g] = sum of grads[i]² over i ≡ g·256 + lane (mod G·256)
@@ -11,7 +12,7 @@ struct ReduceParams {
     columns: u32,    // N (column_sum), G (square_partials, norm_finalize)
     dst_off: u32,
     dst2_off: u32,   // 0xffffffff: no second destination
-    inv_count: f32,
+    _unused: f32,
     slot: u32,       // loss_sum: where in loss_log to write (set per chunk)
     _pad0: u32,
     _pad1: u32,
@@ -34,9 +35,10 @@ fn tree_sum(lane: u32) {
     workgroupBarrier();
 }
 
-// ---- loss_sum: bindings 1 (row_loss), 2 (loss_log)
+// ---- loss_sum: bindings 1 (row_loss), 2 (loss_log), 3 (chunk_info)
 @group(0) @binding(1) var<storage, read> row_loss: array<f32>;
 @group(0) @binding(2) var<storage, read_write> loss_log: array<f32>;
+@group(0) @binding(3) var<storage, read> chunk_info: array<u32>;
 
 @compute @workgroup_size(256)
 fn loss_sum(@builtin(local_invocation_index) lane: u32) {
@@ -47,7 +49,7 @@ fn loss_sum(@builtin(local_invocation_index) lane: u32) {
     scratch[lane] = s;
     tree_sum(lane);
     if (lane == 0u) {
-        loss_log[p.slot] = scratch[0] * p.inv_count;
+        loss_log[p.slot] = scratch[0] * bitcast<f32>(chunk_info[0]);
     }
 }
 

@@ -50,7 +50,8 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Mean loss over `y` [R, O] and its gradient d(loss)/dy.
+/// Mean loss over the valid rows of `y` [R, O] (`mask[r]` = 0 marks padding; `None`: all
+/// valid) and its gradient d(loss)/dy.
 pub fn loss_and_grad(
     loss: Loss,
     out_act: OutputActivation,
@@ -58,14 +59,17 @@ pub fn loss_and_grad(
     rows: usize,
     o: usize,
     targets: &StepTargets<'_>,
+    mask: Option<&[f32]>,
 ) -> (f64, Vec<f64>) {
     let mut dy = vec![0.0; rows * o];
     let mut total = 0.0;
+    let valid = |r: usize| mask.is_none_or(|m| m[r] != 0.0);
+    let valid_rows = (0..rows).filter(|&r| valid(r)).count();
     let count = match loss {
-        Loss::CrossEntropy => rows,
-        _ => rows * o,
+        Loss::CrossEntropy => valid_rows,
+        _ => valid_rows * o,
     } as f64;
-    for r in 0..rows {
+    for r in (0..rows).filter(|&r| valid(r)) {
         let yr = &y[r * o..(r + 1) * o];
         match (loss, targets) {
             (Loss::CrossEntropy, StepTargets::Classes(t)) => {
@@ -153,7 +157,12 @@ pub fn run_chunk(
         _ => panic!("inputs do not match the model"),
     };
     let (wih, whh, bih, bhh) = (p(WEIGHT_IH), p(WEIGHT_HH), p(BIAS_IH), p(BIAS_HH));
-    let fresh = chunk.start == SequenceStart::Fresh || state.hidden.len() != bh;
+    let fresh = chunk.start() == SequenceStart::Fresh || state.hidden.len() != bh;
+    let valid_steps = |b: usize| {
+        (chunk.lengths[b] as usize)
+            .saturating_sub(chunk.first_step)
+            .min(t_len)
+    };
     let mut hs = vec![0.0; (t_len + 1) * bh]; // [T + 1, B, H]
     if !fresh {
         hs[..bh].copy_from_slice(&state.hidden);
@@ -184,30 +193,31 @@ pub fn run_chunk(
             let mut new_acc = vec![0.0; bh];
             let mut z = vec![0.0; bh];
             for e in 0..bh {
+                let valid = valid_steps(e / h);
+                let length = chunk.lengths[e / h] as f64;
                 let at = |t: usize| hs[(t + 1) * bh + e];
-                z[e] = match config.pool {
-                    Pool::Last => at(t_len - 1),
-                    Pool::Mean => {
-                        let prev = if carried { state.pool_acc[e] } else { 0.0 };
-                        new_acc[e] = prev + (0..t_len).map(at).sum::<f64>();
-                        new_acc[e] / chunk.total_steps as f64
-                    }
-                    Pool::Max => {
-                        let (mut m, mut a) = if carried {
-                            (state.pool_acc[e], usize::MAX)
-                        } else {
-                            (at(0), 0)
-                        };
-                        for t in 0..t_len {
-                            if at(t) > m {
+                let prev = if carried { state.pool_acc[e] } else { 0.0 };
+                new_acc[e] = match config.pool {
+                    Pool::Mean => prev + (0..valid).map(at).sum::<f64>(),
+                    Pool::Last | Pool::Max => {
+                        let (mut m, mut a) = (prev, usize::MAX);
+                        for t in 0..valid {
+                            if config.pool == Pool::Last
+                                || (a == usize::MAX && !carried)
+                                || at(t) > m
+                            {
                                 m = at(t);
                                 a = t;
                             }
                         }
                         arg[e] = a;
-                        new_acc[e] = m;
                         m
                     }
+                };
+                z[e] = if config.pool == Pool::Mean {
+                    new_acc[e] / length
+                } else {
+                    new_acc[e]
                 };
             }
             state.pool_acc = new_acc;
@@ -231,6 +241,7 @@ pub fn run_chunk(
             y[r * o + k] = s;
         }
     }
+    let mask = chunk.row_mask(config.task);
     let (loss, dy) = loss_and_grad(
         config.loss,
         config.output_activation,
@@ -238,6 +249,7 @@ pub fn run_chunk(
         head_rows,
         o,
         &targets,
+        Some(&mask),
     );
     if !want_grads {
         return ChunkResult {
@@ -268,21 +280,12 @@ pub fn run_chunk(
             for t in 0..t_len {
                 for e in 0..bh {
                     d[t * bh + e] = match config.pool {
-                        Pool::Last => {
-                            if t + 1 == t_len {
-                                d_head_in[e]
-                            } else {
-                                0.0
-                            }
+                        Pool::Mean if t < valid_steps(e / h) => {
+                            d_head_in[e] / chunk.lengths[e / h] as f64
                         }
-                        Pool::Mean => d_head_in[e] / chunk.total_steps as f64,
-                        Pool::Max => {
-                            if arg[e] == t {
-                                d_head_in[e]
-                            } else {
-                                0.0
-                            }
-                        }
+                        Pool::Mean => 0.0,
+                        Pool::Last | Pool::Max if arg[e] == t => d_head_in[e],
+                        Pool::Last | Pool::Max => 0.0,
                     };
                 }
             }

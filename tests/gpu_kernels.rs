@@ -201,10 +201,10 @@ fn rnn_steps_match_f64_forward_and_backward() {
 }
 
 #[test]
-fn pooling_matches_f64_with_and_without_carry() {
+fn pooling_matches_f64_with_carry_and_ragged_lengths() {
     let gpu = gpu();
     let mut rng = Rng::new(3);
-    for case in 0..21 {
+    for case in 0..24 {
         let pool = [Pool::Last, Pool::Mean, Pool::Max][case % 3];
         let start = if (case / 3) % 2 == 0 {
             SequenceStart::Fresh
@@ -212,7 +212,22 @@ fn pooling_matches_f64_with_and_without_carry() {
             SequenceStart::Continued
         };
         let (t_len, batch, h) = (1 + rng.below(6), 1 + rng.below(5), 1 + rng.below(30));
-        let total = t_len + rng.below(5);
+        let first_step = if start == SequenceStart::Fresh {
+            0
+        } else {
+            1 + rng.below(4)
+        };
+        // Some sequences end inside the chunk, some before it (continued chunks), some after.
+        let lengths: Vec<u32> = (0..batch)
+            .map(|_| {
+                let lo = if start == SequenceStart::Fresh {
+                    1
+                } else {
+                    first_step.saturating_sub(1).max(1)
+                };
+                (lo + rng.below(first_step + t_len + 3 - lo)) as u32
+            })
+            .collect();
         let bh = batch * h;
         let hs = randn(&mut rng, (t_len + 1) * bh);
         let acc0 = randn(&mut rng, bh);
@@ -223,44 +238,44 @@ fn pooling_matches_f64_with_and_without_carry() {
         let argb = gpu.storage("arg", (bh * 4) as u64).unwrap();
         let dzb = gpu.storage_from("dz", &dz).unwrap();
         let dhb = gpu.storage("dh", (t_len * bh * 4) as u64).unwrap();
+        let lenb = gpu.storage_from("lengths", &lengths).unwrap();
+        let infob = gpu
+            .storage_from("chunk_info", &[0u32, first_step as u32])
+            .unwrap();
+        let info = ops::ChunkInfo {
+            lengths: &lenb,
+            chunk_info: &infob,
+        };
         let shape = PoolShape {
             steps: t_len,
             batch,
             hidden: h,
             pool,
             start,
-            total_steps: total,
         };
         let mut u = Uniforms::new();
-        let f = ops::pool_forward(&gpu, &mut u, &shape, &hsb, &accb, &zb, &argb).unwrap();
-        let b = ops::pool_backward(&gpu, &mut u, &shape, &dzb, &argb, &dhb).unwrap();
+        let f = ops::pool_forward(&gpu, &mut u, &shape, &hsb, &accb, &zb, &argb, info).unwrap();
+        let b = ops::pool_backward(&gpu, &mut u, &shape, &dzb, &argb, &dhb, info).unwrap();
         run(&gpu, &[f, b]);
         let mut z = vec![0.0; bh];
         let mut dh = vec![0.0; t_len * bh];
         for e in 0..bh {
+            let length = lengths[e / h] as usize;
+            let valid = length.saturating_sub(first_step).min(t_len);
             let at = |t: usize| hs[(t + 1) * bh + e] as f64;
             let carried = start == SequenceStart::Continued;
+            let prev = if carried { acc0[e] as f64 } else { 0.0 };
             match pool {
-                Pool::Last => {
-                    z[e] = at(t_len - 1);
-                    dh[(t_len - 1) * bh + e] = dz[e] as f64;
-                }
                 Pool::Mean => {
-                    let s = if carried { acc0[e] as f64 } else { 0.0 }
-                        + (0..t_len).map(at).sum::<f64>();
-                    z[e] = s / total as f64;
-                    for t in 0..t_len {
-                        dh[t * bh + e] = dz[e] as f64 / total as f64;
+                    z[e] = (prev + (0..valid).map(at).sum::<f64>()) / length as f64;
+                    for t in 0..valid {
+                        dh[t * bh + e] = dz[e] as f64 / length as f64;
                     }
                 }
-                Pool::Max => {
-                    let (mut m, mut a) = if carried {
-                        (acc0[e] as f64, None)
-                    } else {
-                        (at(0), Some(0))
-                    };
-                    for t in 0..t_len {
-                        if at(t) > m {
+                Pool::Last | Pool::Max => {
+                    let (mut m, mut a) = (prev, None);
+                    for t in 0..valid {
+                        if pool == Pool::Last || (a.is_none() && !carried) || at(t) > m {
                             m = at(t);
                             a = Some(t);
                         }
@@ -272,7 +287,7 @@ fn pooling_matches_f64_with_and_without_carry() {
                 }
             }
         }
-        let what = format!("case {case} ({pool}, {start:?}, T {t_len}, B {batch}, H {h})");
+        let what = format!("case {case} ({pool}, {start:?}, first step {first_step}, lengths {lengths:?}, T {t_len}, H {h})");
         assert_close(
             &format!("{what} z"),
             &gpu.read_all_f32(&zb).unwrap()[..bh],
@@ -335,15 +350,31 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
         let dyb = gpu.storage("dy", (rows * o * 4) as u64).unwrap();
         let rlb = gpu.storage("row_loss", (rows * 4) as u64).unwrap();
         let logb = gpu.storage("loss_log", 16).unwrap();
+        // Every other case masks a random third of the rows out (padding).
+        let mask: Vec<f32> = (0..rows)
+            .map(|r| {
+                if case % 2 == 1 && r > 0 && rng.below(3) == 0 {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let valid = mask.iter().filter(|&&m| m != 0.0).count();
+        let inv = (1.0 / ops::loss_count(loss, valid, o) as f64) as f32;
+        let maskb = gpu.storage_from("mask", &mask).unwrap();
+        let infob = gpu.storage_from("chunk_info", &[inv.to_bits(), 0]).unwrap();
         let mut u = Uniforms::new();
-        let l = ops::loss_rows(&gpu, &mut u, loss, act, rows, o, &yb, &tb, &dyb, &rlb).unwrap();
-        let inv = (1.0 / ops::loss_count(loss, rows, o) as f64) as f32;
-        let (s, p) = ops::loss_sum(&gpu, &mut u, rows, inv, &rlb, &logb).unwrap();
+        let l = ops::loss_rows(
+            &gpu, &mut u, loss, act, rows, o, &yb, &tb, &dyb, &rlb, &maskb, &infob,
+        )
+        .unwrap();
+        let (s, p) = ops::loss_sum(&gpu, &mut u, rows, &rlb, &logb, &infob).unwrap();
         ops::set_loss_slot(&gpu, &s, &p, 2);
         run(&gpu, &[l, s]);
         let y64 = to_f64(&y);
         let (want_loss, want_dy) =
-            wgrnn::reference::loss_and_grad(loss, act, &y64, rows, o, &targets);
+            wgrnn::reference::loss_and_grad(loss, act, &y64, rows, o, &targets, Some(&mask));
         let what = format!("case {case} ({loss}, {act}, {rows} rows x {o})");
         assert_close(
             &format!("{what} loss"),

@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{assert_close, chunk_of, gpu, random_case, to_f64};
+use common::{assert_close, gpu, random_case, to_f64};
 use wgrnn::data::{chunk_ranges, ChunkData, Order};
 use wgrnn::engine::{ChunkMode, Engine};
 use wgrnn::model::TaskKind;
-use wgrnn::ops::SequenceStart;
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
 use wgrnn::reference::{run_chunk, CarriedState, RefOptimizer};
 use wgrnn::train::{train, TrainOptions};
@@ -25,7 +24,7 @@ fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
         let mut engine =
             Engine::new(&gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
         let mut state = CarriedState::default();
-        let ranges = chunk_ranges(case.steps, case.seq_len);
+        let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
         for (i, range) in ranges.iter().enumerate() {
             let last = i + 1 == ranges.len();
             let has_loss = cfg.task == TaskKind::ManyToMany || last;
@@ -35,12 +34,7 @@ fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
                 ChunkMode::Carry
             };
             let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
-            let start = if i == 0 {
-                SequenceStart::Fresh
-            } else {
-                SequenceStart::Continued
-            };
-            let chunk = chunk_of(&host, range.len(), case.batch, start, case.steps, has_loss);
+            let chunk = host.chunk(has_loss);
             engine.run_chunk(&chunk, mode, i).unwrap();
             let want = run_chunk(&cfg, &params64, &chunk, &mut state, has_loss);
             let what = format!(
@@ -81,11 +75,11 @@ fn optimizer_for(seed: u64) -> OptimizerConfig {
     c.lr = 0.01;
     if kind == OptimizerKind::Sgd {
         c.lr = 0.05;
-        c.momentum = if seed % 2 == 0 { 0.9 } else { 0.0 };
-        if seed % 4 == 0 {
+        c.momentum = if seed.is_multiple_of(2) { 0.9 } else { 0.0 };
+        if seed.is_multiple_of(4) {
             c.momentum_kind = Momentum::Nesterov;
         }
-        c.weight_decay = if seed % 5 == 0 { 0.01 } else { 0.0 };
+        c.weight_decay = if seed.is_multiple_of(5) { 0.01 } else { 0.0 };
     }
     if seed % 3 == 1 {
         c.clip_norm = Some(0.25);
@@ -109,16 +103,11 @@ fn reference_training(
     for epoch in 1..=epochs {
         for seqs in wgrnn::data::batches(data.n, batch, Order::InOrder, epoch) {
             let mut state = CarriedState::default();
-            let ranges = chunk_ranges(case.steps, case.seq_len);
+            let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
             for (i, range) in ranges.iter().enumerate() {
                 let has_loss = cfg.task == TaskKind::ManyToMany || i + 1 == ranges.len();
                 let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
-                let start = if i == 0 {
-                    SequenceStart::Fresh
-                } else {
-                    SequenceStart::Continued
-                };
-                let chunk = chunk_of(&host, range.len(), seqs.len(), start, case.steps, has_loss);
+                let chunk = host.chunk(has_loss);
                 let r = run_chunk(&cfg, &params, &chunk, &mut state, has_loss);
                 if let (Some(l), Some(g)) = (r.loss, r.grads) {
                     losses.push(l);
@@ -137,7 +126,7 @@ fn training_runs_match_reference_weights_and_losses() {
         let case = random_case(seed + 100);
         let opt = optimizer_for(seed);
         // Two batches (the last one smaller when the case allows) over two epochs.
-        let batch = (case.batch + 1) / 2;
+        let batch = case.batch.div_ceil(2);
         let (want_params, want_losses) = reference_training(&case, opt, batch, 2);
         let mut engine =
             Engine::new(&gpu, case.config, opt, batch, case.seq_len, &case.params).unwrap();
@@ -248,4 +237,57 @@ fn builtin_task_loss_falls_on_the_adapter() {
         first > 0.0 && last < 0.5 * first && last < 1.0,
         "loss did not fall: first epoch {first}, last validation {last}"
     );
+}
+
+#[test]
+fn padded_batch_equals_the_unpadded_sequences() {
+    // Mean loss over a padded batch = the token-weighted mean of each sequence's own loss,
+    // and likewise for the gradients: padding contributes nothing.
+    let gpu = gpu();
+    let mut checked = 0;
+    for seed in 0..40u64 {
+        let mut case = random_case(seed);
+        if case.config.task != TaskKind::ManyToMany || case.batch < 2 {
+            continue;
+        }
+        checked += 1;
+        let mut rng = wgrnn::rng::Rng::new(seed);
+        case.lengths = (0..case.batch).map(|_| 1 + rng.below(case.steps)).collect();
+        case.lengths[0] = case.steps;
+        let cfg = case.config;
+        let data = case.dataset();
+        let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
+        let all: Vec<usize> = (0..case.batch).collect();
+        let mut engine = Engine::new(&gpu, cfg, opt, case.batch, case.steps, &case.params).unwrap();
+        let host = ChunkData::gather(&data, &all, 0..case.steps, true);
+        engine
+            .run_chunk(&host.chunk(true), ChunkMode::Gradients, 0)
+            .unwrap();
+        let padded_loss = engine.loss_at(0).unwrap() as f64;
+        let padded_grads = engine.grads().unwrap();
+        let (mut loss, mut grads, mut count) = (0.0, vec![0.0f64; padded_grads.len()], 0.0);
+        for s in 0..case.batch {
+            let len = case.lengths[s];
+            let host = ChunkData::gather(&data, &[s], 0..len, true);
+            engine
+                .run_chunk(&host.chunk(true), ChunkMode::Gradients, 1)
+                .unwrap();
+            let n = host.chunk(true).loss_count(&cfg) as f64;
+            loss += engine.loss_at(1).unwrap() as f64 * n;
+            for (g, v) in grads.iter_mut().zip(engine.grads().unwrap()) {
+                *g += v as f64 * n;
+            }
+            count += n;
+        }
+        let what = format!("seed {seed}, lengths {:?}", case.lengths);
+        assert_close(
+            &format!("{what}: loss"),
+            &[padded_loss as f32],
+            &[loss / count],
+            1e-5,
+        );
+        let want: Vec<f64> = grads.iter().map(|g| g / count).collect();
+        assert_close(&format!("{what}: gradients"), &padded_grads, &want, 1e-4);
+    }
+    assert!(checked >= 8, "only {checked} cases checked");
 }

@@ -6,12 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn tensors(
-    path: &Path,
-) -> (
-    Vec<(String, Vec<usize>, Vec<f64>)>,
-    std::collections::HashMap<String, String>,
-) {
+fn tensors(path: &Path) -> (Tensors, std::collections::HashMap<String, String>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
     let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");

@@ -6,7 +6,6 @@ mod common;
 
 use common::random_case;
 use wgrnn::data::ChunkData;
-use wgrnn::ops::SequenceStart;
 use wgrnn::reference::{run_chunk, CarriedState};
 use wgrnn::rng::Rng;
 
@@ -17,35 +16,22 @@ fn reference_gradients_match_finite_differences() {
         let data = case.dataset();
         let seqs: Vec<usize> = (0..case.batch).collect();
         let params: Vec<f64> = case.params.iter().map(|&p| p as f64).collect();
-        // A first chunk builds the carried state, then the checked chunk continues from it.
-        let split = case.steps / 2;
-        let first = ChunkData::gather(&data, &seqs, 0..split, false);
+        // A first chunk builds the carried state, then the checked chunk continues from it
+        // (and still holds a valid step of the longest sequence).
+        let split = data.max_len(&seqs) / 2;
         let mut carried = CarriedState::default();
         if split > 0 {
-            let c = common::chunk_of(
-                &first,
-                split,
-                case.batch,
-                SequenceStart::Fresh,
-                case.steps,
+            let first = ChunkData::gather(&data, &seqs, 0..split, false);
+            run_chunk(
+                &case.config,
+                &params,
+                &first.chunk(false),
+                &mut carried,
                 false,
             );
-            run_chunk(&case.config, &params, &c, &mut carried, false);
         }
-        let start = if split > 0 {
-            SequenceStart::Continued
-        } else {
-            SequenceStart::Fresh
-        };
         let second = ChunkData::gather(&data, &seqs, split..case.steps, true);
-        let chunk = common::chunk_of(
-            &second,
-            case.steps - split,
-            case.batch,
-            start,
-            case.steps,
-            true,
-        );
+        let chunk = second.chunk(true);
         let loss_at = |p: &[f64]| {
             run_chunk(&case.config, p, &chunk, &mut carried.clone(), false)
                 .loss
@@ -93,6 +79,7 @@ fn reference_loss_is_pytorch_mean_reduction() {
         2,
         3,
         &StepTargets::Classes(&[1, 0]),
+        None,
     );
     let row = |r: &[f64], k: usize| r.iter().map(|v| v.exp()).sum::<f64>().ln() - r[k];
     let want = (row(&y[..3], 1) + row(&y[3..], 0)) / 2.0;
@@ -105,7 +92,20 @@ fn reference_loss_is_pytorch_mean_reduction() {
         2,
         3,
         &StepTargets::Values(&[0.0, 1.0, 1.0, 0.0, 0.0, 1.0]),
+        None,
     );
     let want = (1.0 + 1.0 + 0.25 + 0.0 + 0.0 + 4.0) / 6.0;
     assert!((l - want).abs() < 1e-12, "{l} vs {want}");
+    // A masked row counts in neither the sum nor the count.
+    let (l, dy) = loss_and_grad(
+        Loss::CrossEntropy,
+        OutputActivation::Softmax,
+        &y,
+        2,
+        3,
+        &StepTargets::Classes(&[1, 0]),
+        Some(&[1.0, 0.0]),
+    );
+    assert!((l - row(&y[..3], 1)).abs() < 1e-12, "{l}");
+    assert!(dy[3..].iter().all(|&d| d == 0.0), "{dy:?}");
 }

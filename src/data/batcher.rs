@@ -1,6 +1,7 @@
 //! Batches of sequences and their chunks (truncated BPTT), as time-major host arrays.
 
 use super::{Dataset, Inputs, Targets};
+use crate::engine::{Chunk, StepInputs, StepTargets};
 use crate::rng::Rng;
 
 /// The order of sequences within an epoch.
@@ -33,6 +34,10 @@ pub fn chunk_ranges(steps: usize, seq_len: usize) -> Vec<std::ops::Range<usize>>
 /// One chunk's host data, time-major (row r = t·B + b).
 #[derive(Clone, Debug, Default)]
 pub struct ChunkData {
+    pub steps: usize,
+    pub batch: usize,
+    pub first_step: usize,
+    pub lengths: Vec<u32>,       // [B] valid steps of each sequence
     pub tokens: Vec<u32>,        // [T, B]
     pub features: Vec<f32>,      // [T, B, I]
     pub class_targets: Vec<u32>, // [R]
@@ -40,6 +45,30 @@ pub struct ChunkData {
 }
 
 impl ChunkData {
+    /// The engine's view of this chunk; with `targets` when the chunk has a loss.
+    pub fn chunk(&self, with_targets: bool) -> Chunk<'_> {
+        let inputs = if self.tokens.is_empty() {
+            StepInputs::Dense(&self.features)
+        } else {
+            StepInputs::Tokens(&self.tokens)
+        };
+        let targets = if !with_targets {
+            None
+        } else if self.value_targets.is_empty() {
+            Some(StepTargets::Classes(&self.class_targets))
+        } else {
+            Some(StepTargets::Values(&self.value_targets))
+        };
+        Chunk {
+            steps: self.steps,
+            batch: self.batch,
+            first_step: self.first_step,
+            lengths: &self.lengths,
+            inputs,
+            targets,
+        }
+    }
+
     /// Gathers steps `range` of sequences `seqs`; targets per step (many-to-many), or the
     /// sequences' own targets when `final_targets` (the last chunk of many-to-one).
     pub fn gather(
@@ -48,7 +77,13 @@ impl ChunkData {
         range: std::ops::Range<usize>,
         with_targets: bool,
     ) -> Self {
-        let mut c = ChunkData::default();
+        let mut c = ChunkData {
+            steps: range.len(),
+            batch: seqs.len(),
+            first_step: range.start,
+            lengths: seqs.iter().map(|&s| data.lengths[s] as u32).collect(),
+            ..ChunkData::default()
+        };
         let t_all = data.steps;
         for t in range.clone() {
             for &s in seqs {

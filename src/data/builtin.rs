@@ -37,6 +37,7 @@ pub fn delayed_echo(task: &DelayedEcho, seed: u64) -> Dataset {
     Dataset {
         n,
         steps: t,
+        lengths: vec![t; n],
         inputs: Inputs::Tokens { ids },
         targets: Targets::Classes {
             ids: targets,

@@ -38,16 +38,22 @@ impl Targets {
     }
 }
 
-/// `n` sequences of `steps` steps.
+/// `n` sequences padded to `steps` steps; sequence i has `lengths[i]` valid steps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     pub n: usize,
     pub steps: usize,
+    pub lengths: Vec<usize>,
     pub inputs: Inputs,
     pub targets: Targets,
 }
 
 impl Dataset {
+    /// The longest of the sequences `seqs`.
+    pub fn max_len(&self, seqs: &[usize]) -> usize {
+        seqs.iter().map(|&s| self.lengths[s]).max().unwrap_or(0)
+    }
+
     /// Largest token id + 1 (token inputs), for inferring `--vocab`.
     pub fn vocab_needed(&self) -> Option<usize> {
         match &self.inputs {

@@ -126,6 +126,7 @@ pub fn load_dataset(path: &Path) -> Result<Dataset> {
     Ok(Dataset {
         n,
         steps,
+        lengths: vec![steps; n],
         inputs,
         targets,
     })

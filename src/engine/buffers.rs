@@ -30,6 +30,9 @@ pub struct EngineBuffers {
     pub dy: Buffer,            // [R, O]
     pub targets: Buffer,       // [R] u32 classes or [R, O] f32 bits
     pub row_loss: Buffer,      // [R]
+    pub row_mask: Buffer,      // [R] f32: 1 for a valid output row, 0 for padding
+    pub lengths: Buffer,       // [B] u32 valid steps of each sequence
+    pub chunk_info: Buffer,    // [2] u32: inv_count (f32 bits), the chunk's first step
     pub dh_out: Buffer,        // [T, B, H] loss gradient reaching each hidden state
     pub da: Buffer,            // [T, B, H] gradient at the pre-activations
     pub norm_partials: Buffer, // [NORM_PARTIALS]
@@ -79,6 +82,9 @@ impl EngineBuffers {
             dy: gpu.storage("dy", f(out_rows * o))?,
             targets: gpu.storage("targets", f(out_rows * o))?,
             row_loss: gpu.storage("row_loss", f(out_rows))?,
+            row_mask: gpu.storage("row_mask", f(out_rows))?,
+            lengths: gpu.storage("lengths", f(max_batch))?,
+            chunk_info: gpu.storage("chunk_info", f(2))?,
             dh_out: gpu.storage("dh_out", f(rows * h))?,
             da: gpu.storage("da", f(rows * h))?,
             norm_partials: gpu.storage("norm_partials", f(NORM_PARTIALS))?,

@@ -39,10 +39,47 @@ pub enum StepTargets<'a> {
 pub struct Chunk<'a> {
     pub steps: usize,
     pub batch: usize,
-    pub start: SequenceStart,
-    pub total_steps: usize,
+    /// The chunk's first step within its sequences; 0 starts them (the state resets).
+    pub first_step: usize,
+    /// `[B]` valid steps of each sequence; steps at or past a length are padding.
+    pub lengths: &'a [u32],
     pub inputs: StepInputs<'a>,
     pub targets: Option<StepTargets<'a>>,
+}
+
+impl Chunk<'_> {
+    pub fn start(&self) -> SequenceStart {
+        if self.first_step == 0 {
+            SequenceStart::Fresh
+        } else {
+            SequenceStart::Continued
+        }
+    }
+
+    /// 1 for each output row that counts in the loss, 0 for padding: `[T, B]` for
+    /// many-to-many, `[B]` (all valid) for many-to-one.
+    pub fn row_mask(&self, task: TaskKind) -> Vec<f32> {
+        match task {
+            TaskKind::ManyToOne => vec![1.0; self.batch],
+            TaskKind::ManyToMany => (0..self.steps)
+                .flat_map(|t| {
+                    self.lengths
+                        .iter()
+                        .map(move |&len| ((self.first_step + t) < len as usize) as u8 as f32)
+                })
+                .collect(),
+        }
+    }
+
+    /// How many values the chunk's mean loss averages over.
+    pub fn loss_count(&self, config: &ModelConfig) -> usize {
+        let rows = self
+            .row_mask(config.task)
+            .iter()
+            .filter(|&&m| m != 0.0)
+            .count();
+        ops::loss_count(config.loss, rows, config.output_size)
+    }
 }
 
 pub struct Engine<'g> {
@@ -147,8 +184,7 @@ impl<'g> Engine<'g> {
             steps: chunk.steps,
             batch: chunk.batch,
             mode,
-            start: chunk.start,
-            total_steps: chunk.total_steps,
+            start: chunk.start(),
         };
         if !self.plans.contains_key(&shape) {
             let ctx = PlanContext {
@@ -219,6 +255,18 @@ impl<'g> Engine<'g> {
             )));
         }
         let rows = c.steps * c.batch;
+        if c.lengths.len() != c.batch {
+            return Err(Error::Config(format!(
+                "chunk has {} sequence lengths for {} sequences",
+                c.lengths.len(),
+                c.batch
+            )));
+        }
+        if let Some(b) = c.lengths.iter().position(|&l| l == 0) {
+            return Err(Error::Config(format!(
+                "sequence {b} of the chunk has length 0"
+            )));
+        }
         match (c.inputs, self.config.input) {
             (StepInputs::Tokens(ids), InputKind::Tokens { vocab, .. }) => {
                 if ids.len() != rows {
@@ -304,7 +352,15 @@ impl<'g> Engine<'g> {
             }
             StepInputs::Dense(x) => gpu.write(&b.x, 0, x),
         }
+        gpu.write(&b.lengths, 0, c.lengths);
+        let count = c.loss_count(&self.config).max(1);
+        gpu.write(
+            &b.chunk_info,
+            0,
+            &[((1.0 / count as f64) as f32).to_bits(), c.first_step as u32],
+        );
         if mode.has_loss() {
+            gpu.write(&b.row_mask, 0, &c.row_mask(self.config.task));
             match c.targets {
                 Some(StepTargets::Classes(t)) => gpu.write(&b.targets, 0, t),
                 Some(StepTargets::Values(t)) => gpu.write(&b.targets, 0, t),

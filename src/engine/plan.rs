@@ -6,8 +6,8 @@ use crate::gpu::{Gpu, Recording};
 use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
 use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use crate::ops::{
-    self, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, ReduceParams, SequenceStart,
-    Uniforms,
+    self, ChunkInfo, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, ReduceParams,
+    SequenceStart, Uniforms,
 };
 
 /// What a chunk does after the forward pass.
@@ -39,8 +39,6 @@ pub struct ChunkShape {
     pub batch: usize,
     pub mode: ChunkMode,
     pub start: SequenceStart,
-    /// The whole sequence's length (mean pooling divides by it).
-    pub total_steps: usize,
 }
 
 /// A recorded chunk, and the loss reduction whose slot is set per submit.
@@ -128,12 +126,15 @@ impl PlanContext<'_> {
             hidden: h,
             pool: cfg.pool,
             start: shape.start,
-            total_steps: shape.total_steps,
+        };
+        let info = ChunkInfo {
+            lengths: &b.lengths,
+            chunk_info: &b.chunk_info,
         };
         let (head_in, head_rows, head_in_offset) = match cfg.task {
             TaskKind::ManyToMany => (&b.hs, rows, bh),
             TaskKind::ManyToOne => {
-                ops::pool_forward(gpu, u, &pool, &b.hs, &b.pool_acc, &b.z, &b.pool_arg)?
+                ops::pool_forward(gpu, u, &pool, &b.hs, &b.pool_acc, &b.z, &b.pool_arg, info)?
                     .record(&mut rec);
                 (&b.z, batch, 0)
             }
@@ -169,10 +170,11 @@ impl PlanContext<'_> {
             &b.targets,
             &b.dy,
             &b.row_loss,
+            &b.row_mask,
+            &b.chunk_info,
         )?
         .record(&mut rec);
-        let inv_count = (1.0 / ops::loss_count(cfg.loss, head_rows, o) as f64) as f32;
-        let loss_sum = ops::loss_sum(gpu, u, head_rows, inv_count, &b.row_loss, &b.loss_log)?;
+        let loss_sum = ops::loss_sum(gpu, u, head_rows, &b.row_loss, &b.loss_log, &b.chunk_info)?;
         loss_sum.0.record(&mut rec);
         if !shape.mode.has_backward() {
             return Ok(ChunkPlan {
@@ -224,7 +226,8 @@ impl PlanContext<'_> {
             }
             TaskKind::ManyToOne => {
                 ops::gemm(gpu, u, &d_head_in, &b.dy, &b.params, &b.params, &b.dz)?.record(&mut rec);
-                ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, &b.dh_out)?.record(&mut rec);
+                ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, &b.dh_out, info)?
+                    .record(&mut rec);
             }
         }
         // Backpropagation through time within the chunk.

@@ -63,7 +63,7 @@ pub(crate) fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
             .trim()
             .to_string(),
         is_software: info.device_type == wgpu::DeviceType::Cpu,
-        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
         max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,

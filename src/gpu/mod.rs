@@ -173,7 +173,7 @@ impl Gpu {
 
     /// Largest storage binding this device allows, in bytes.
     pub fn max_binding_bytes(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size as u64
+        self.limits.max_storage_buffer_binding_size
     }
 
     /// Returns the first wgpu validation or device error seen since the last call.
@@ -236,7 +236,7 @@ impl Gpu {
         if bytes.is_empty() {
             return;
         }
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             self.queue.write_buffer(&buffer.raw, offset, bytes);
         } else {
             let mut padded = bytes.to_vec();

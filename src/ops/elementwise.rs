@@ -1,6 +1,10 @@
 //! Launchers for the non-GEMM kernels: embedding, recurrence steps, pooling, loss,
 //! reductions and optimizers. Shapes are in the WGSL headers; each launcher checks them.
 
+// Launchers bind many buffers by design: one argument per binding slot reads clearer than a
+// struct per kernel.
+#![allow(clippy::too_many_arguments)]
+
 use super::{groups_for, need, u32_of, Launch, Uniforms};
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -57,7 +61,6 @@ pub fn embed_gather(
 }
 
 /// `grads[emb_off + v·D + d] = Σ_{i ∈ offsets[v]..offsets[v+1]} dx[positions[i], d]`.   dE: [vocab, D]
-#[allow(clippy::too_many_arguments)]
 pub fn embed_grad(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -174,7 +177,6 @@ pub fn rnn_step_forward(
 }
 
 /// Backward step `t`: `da[t] = (dh_out[t] + da[t+1]·W_hh) ⊙ act'(hs[t+1])`.   da, dh_out: [T, B, H]
-#[allow(clippy::too_many_arguments)]
 pub fn rnn_step_backward(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -215,9 +217,7 @@ struct PoolParams {
     hidden: u32,
     kind: u32,
     fresh: u32,
-    _pad0: u32,
-    inv_total: f32,
-    _pad1: u32,
+    _pad: [u32; 3],
 }
 
 /// Where a chunk stands in its sequence, for pooling.
@@ -229,7 +229,8 @@ pub enum SequenceStart {
     Continued,
 }
 
-/// Pooling shape: a chunk of `steps` steps of a sequence `total_steps` long.
+/// Pooling shape: a chunk of `steps` steps of `batch` sequences (their lengths and the
+/// chunk's first step are in the `lengths` and `chunk_info` buffers).
 #[derive(Clone, Copy, Debug)]
 pub struct PoolShape {
     pub steps: usize,
@@ -237,7 +238,6 @@ pub struct PoolShape {
     pub hidden: usize,
     pub pool: Pool,
     pub start: SequenceStart,
-    pub total_steps: usize,
 }
 
 impl PoolShape {
@@ -252,15 +252,21 @@ impl PoolShape {
                 Pool::Max => 2,
             },
             fresh: (self.start == SequenceStart::Fresh) as u32,
-            _pad0: 0,
-            inv_total: (1.0 / self.total_steps as f64) as f32,
-            _pad1: 0,
+            _pad: [0; 3],
         })
     }
 }
 
+/// Where a chunk's sequences end and where the chunk starts: `lengths` [B] u32 (each
+/// sequence's valid steps) and `chunk_info` [2] u32 (inv_count as f32 bits, first step).
+#[derive(Clone, Copy)]
+pub struct ChunkInfo<'a> {
+    pub lengths: &'a Buffer,
+    pub chunk_info: &'a Buffer,
+}
+
 /// Pools the chunk's hidden states into `z` [B, H], updating the carry `acc` [B, H] and
-/// the max positions `arg` [B, H].
+/// the positions `arg` [B, H] that z came from (last, max).
 pub fn pool_forward(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -269,9 +275,11 @@ pub fn pool_forward(
     acc: &Buffer,
     z: &Buffer,
     arg: &Buffer,
+    info: ChunkInfo<'_>,
 ) -> Result<Launch> {
     let bh = shape.batch * shape.hidden;
     need(hs, (shape.steps + 1) * bh, "pool hs")?;
+    need(info.lengths, shape.batch, "pool lengths")?;
     for (b, w) in [(acc, "pool acc"), (z, "pool z"), (arg, "pool arg")] {
         need(b, bh, w)?;
     }
@@ -284,6 +292,8 @@ pub fn pool_forward(
             Resource::Storage(acc),
             Resource::Storage(z),
             Resource::Storage(arg),
+            Resource::Storage(info.lengths),
+            Resource::Storage(info.chunk_info),
         ],
     );
     Ok(Launch {
@@ -301,6 +311,7 @@ pub fn pool_backward(
     dz: &Buffer,
     arg: &Buffer,
     dh_out: &Buffer,
+    info: ChunkInfo<'_>,
 ) -> Result<Launch> {
     let bh = shape.batch * shape.hidden;
     need(dz, bh, "pool dz")?;
@@ -313,6 +324,8 @@ pub fn pool_backward(
             Resource::Storage(dz),
             Resource::Storage(arg),
             Resource::Storage(dh_out),
+            Resource::Storage(info.lengths),
+            Resource::Storage(info.chunk_info),
         ],
     );
     Ok(Launch {
@@ -329,8 +342,7 @@ struct LossParams {
     outputs: u32,
     kind: u32,
     activation: u32,
-    inv_count: f32,
-    _pad: [u32; 3],
+    _pad: [u32; 4],
 }
 
 /// The number of values the mean loss divides by: rows for cross-entropy, rows × outputs else.
@@ -342,7 +354,6 @@ pub fn loss_count(loss: Loss, rows: usize, outputs: usize) -> usize {
 }
 
 /// Per-row losses and `dy` = d(mean loss)/dy.   y, dy: [R, O]; targets: [R] or [R, O]
-#[allow(clippy::too_many_arguments)]
 pub fn loss_rows(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -354,7 +365,10 @@ pub fn loss_rows(
     targets: &Buffer,
     dy: &Buffer,
     row_loss: &Buffer,
+    mask: &Buffer,
+    chunk_info: &Buffer,
 ) -> Result<Launch> {
+    need(mask, rows, "loss mask")?;
     need(y, rows * outputs, "loss y")?;
     need(dy, rows * outputs, "loss dy")?;
     need(row_loss, rows, "loss row_loss")?;
@@ -381,8 +395,7 @@ pub fn loss_rows(
             OutputActivation::Sigmoid => 2,
             _ => 0,
         },
-        inv_count: (1.0 / loss_count(loss, rows, outputs) as f64) as f32,
-        _pad: [0; 3],
+        _pad: [0; 4],
     };
     let uniform = u.push(gpu, &p);
     let binding = gpu.bind(
@@ -393,6 +406,8 @@ pub fn loss_rows(
             Resource::Storage(targets),
             Resource::Storage(dy),
             Resource::Storage(row_loss),
+            Resource::Storage(mask),
+            Resource::Storage(chunk_info),
         ],
     );
     Ok(Launch {
@@ -415,15 +430,15 @@ pub struct ReduceParams {
     pub _pad: [u32; 2],
 }
 
-/// `loss_log[slot] = inv_count · Σ row_loss[0..rows]`; rewrite the slot per chunk with
+/// `loss_log[slot] = inv_count · Σ row_loss[0..rows]` (inv_count from `chunk_info`); rewrite the slot per chunk with
 /// [`set_loss_slot`].
 pub fn loss_sum(
     gpu: &Gpu,
     u: &mut Uniforms,
     rows: usize,
-    inv_count: f32,
     row_loss: &Buffer,
     loss_log: &Buffer,
+    chunk_info: &Buffer,
 ) -> Result<(Launch, ReduceParams)> {
     need(row_loss, rows, "loss_sum row_loss")?;
     let p = ReduceParams {
@@ -431,7 +446,7 @@ pub fn loss_sum(
         columns: 0,
         dst_off: 0,
         dst2_off: 0,
-        inv_count,
+        inv_count: 1.0,
         slot: 0,
         _pad: [0; 2],
     };
@@ -442,6 +457,7 @@ pub fn loss_sum(
             uniform.resource(),
             Resource::Storage(row_loss),
             Resource::Storage(loss_log),
+            Resource::Storage(chunk_info),
         ],
     );
     Ok((
@@ -460,7 +476,6 @@ pub fn set_loss_slot(gpu: &Gpu, launch: &Launch, params: &ReduceParams, slot: u3
 }
 
 /// `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]`.   src: [rows, columns]
-#[allow(clippy::too_many_arguments)]
 pub fn column_sum(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -584,7 +599,6 @@ pub enum UpdateRule {
 }
 
 /// One optimizer step over all `count` parameters. `v` is bound only for Adam.
-#[allow(clippy::too_many_arguments)]
 pub fn optimizer_step(
     gpu: &Gpu,
     u: &mut Uniforms,

@@ -9,10 +9,10 @@ pub use loss_reader::LossReader;
 pub use stopping::EarlyStopping;
 
 use crate::data::{batches, chunk_ranges, ChunkData, Dataset, Inputs, Order, Targets};
-use crate::engine::{Chunk, ChunkMode, Engine, StepInputs, StepTargets, LOSS_LOG_SLOTS};
+use crate::engine::{ChunkMode, Engine, LOSS_LOG_SLOTS};
 use crate::error::{Error, Result};
 use crate::model::{InputKind, ModelConfig, TaskKind};
-use crate::ops::{loss_count, SequenceStart};
+
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
@@ -118,7 +118,7 @@ pub fn check_dataset(config: &ModelConfig, data: &Dataset, what: &str) -> Result
     Ok(())
 }
 
-/// The chunks of one batch: (step range, mode, whether it has targets).
+/// The chunks of one batch whose longest sequence has `steps` steps: (step range, mode).
 fn batch_plan(
     config: &ModelConfig,
     steps: usize,
@@ -139,39 +139,6 @@ fn batch_plan(
             (r, mode)
         })
         .collect()
-}
-
-fn run(
-    engine: &mut Engine<'_>,
-    data: &ChunkData,
-    steps: usize,
-    batch: usize,
-    start: SequenceStart,
-    total: usize,
-    mode: ChunkMode,
-    slot: usize,
-) -> Result<()> {
-    let inputs = if data.tokens.is_empty() {
-        StepInputs::Dense(&data.features)
-    } else {
-        StepInputs::Tokens(&data.tokens)
-    };
-    let targets = if !mode.has_loss() {
-        None
-    } else if data.value_targets.is_empty() {
-        Some(StepTargets::Classes(&data.class_targets))
-    } else {
-        Some(StepTargets::Values(&data.value_targets))
-    };
-    let chunk = Chunk {
-        steps,
-        batch,
-        start,
-        total_steps: total,
-        inputs,
-        targets,
-    };
-    engine.run_chunk(&chunk, mode, slot)
 }
 
 /// Mean loss over `data` (weighted by the number of averaged values), without training.
@@ -195,33 +162,12 @@ pub fn evaluate(
         Ok(())
     };
     for seqs in batches(data.n, batch, Order::InOrder, 0) {
-        for (i, (range, mode)) in batch_plan(&config, data.steps, seq_len, ChunkMode::Eval)
-            .into_iter()
-            .enumerate()
-        {
-            let chunk = ChunkData::gather(data, &seqs, range.clone(), mode.has_loss());
-            let start = if i == 0 {
-                SequenceStart::Fresh
-            } else {
-                SequenceStart::Continued
-            };
-            run(
-                engine,
-                &chunk,
-                range.len(),
-                seqs.len(),
-                start,
-                data.steps,
-                mode,
-                slot,
-            )?;
+        for (range, mode) in batch_plan(&config, data.max_len(&seqs), seq_len, ChunkMode::Eval) {
+            let host = ChunkData::gather(data, &seqs, range, mode.has_loss());
+            let chunk = host.chunk(mode.has_loss());
+            engine.run_chunk(&chunk, mode, slot)?;
             if mode.has_loss() {
-                let rows = if config.task == TaskKind::ManyToMany {
-                    range.len() * seqs.len()
-                } else {
-                    seqs.len()
-                };
-                weights.push(loss_count(config.loss, rows, config.output_size) as f64);
+                weights.push(chunk.loss_count(&config) as f64);
                 slot += 1;
                 if slot == LOSS_LOG_SLOTS {
                     read_back(engine, &mut slot, &mut values)?;
@@ -278,28 +224,24 @@ pub fn train(
         let mut tokens = 0usize;
         let mut epoch_losses: Vec<f32> = Vec::new();
         for seqs in batches(train.n, opts.batch, opts.order, epoch) {
-            for (i, (range, mode)) in
-                batch_plan(&config, train.steps, opts.seq_len, ChunkMode::Train)
-                    .into_iter()
-                    .enumerate()
-            {
-                let chunk = ChunkData::gather(train, &seqs, range.clone(), mode.has_loss());
-                let start = if i == 0 {
-                    SequenceStart::Fresh
-                } else {
-                    SequenceStart::Continued
-                };
-                run(
-                    engine,
-                    &chunk,
-                    range.len(),
-                    seqs.len(),
-                    start,
-                    train.steps,
-                    mode,
-                    reader.next_slot(),
-                )?;
-                tokens += range.len() * seqs.len();
+            for (range, mode) in batch_plan(
+                &config,
+                train.max_len(&seqs),
+                opts.seq_len,
+                ChunkMode::Train,
+            ) {
+                let host = ChunkData::gather(train, &seqs, range, mode.has_loss());
+                let chunk = host.chunk(mode.has_loss());
+                engine.run_chunk(&chunk, mode, reader.next_slot())?;
+                tokens += chunk
+                    .lengths
+                    .iter()
+                    .map(|&l| {
+                        (l as usize)
+                            .saturating_sub(chunk.first_step)
+                            .min(chunk.steps)
+                    })
+                    .sum::<usize>();
                 if mode.has_loss() {
                     iteration += 1;
                     reader.wrote(engine, log_every)?;

@@ -2,13 +2,10 @@
 //! comparison with the failing index in the message.
 #![allow(dead_code)]
 
-use wgrnn::data::ChunkData;
-use wgrnn::engine::{Chunk, StepInputs, StepTargets};
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::model::{
     Activation, InputKind, Loss, ModelConfig, OutputActivation, ParamLayout, Pool, TaskKind,
 };
-use wgrnn::ops::SequenceStart;
 use wgrnn::rng::Rng;
 
 /// The adapter named by WGRNN_ADAPTER (default auto). Panics, never skips, when none exists.
@@ -67,6 +64,8 @@ pub struct Case {
     pub batch: usize,
     pub steps: usize,
     pub seq_len: usize,
+    /// Valid steps of each sequence (padding after); every third case has ragged lengths.
+    pub lengths: Vec<usize>,
     pub params: Vec<f32>,
     pub tokens: Vec<u32>,   // [N=batch, T]
     pub features: Vec<f32>, // [N, T, I]
@@ -77,12 +76,12 @@ pub struct Case {
 pub fn random_case(seed: u64) -> Case {
     let mut rng = Rng::new(seed * 7919 + 17);
     let mut range = |lo: usize, hi: usize| lo + rng_below(&mut rng, hi - lo + 1);
-    let activation = if seed % 2 == 0 {
+    let activation = if seed.is_multiple_of(2) {
         Activation::Tanh
     } else {
         Activation::Relu
     };
-    let task = if (seed / 2) % 2 == 0 {
+    let task = if (seed / 2).is_multiple_of(2) {
         TaskKind::ManyToMany
     } else {
         TaskKind::ManyToOne
@@ -98,7 +97,7 @@ pub fn random_case(seed: u64) -> Case {
             OutputActivation::Sigmoid,
         ][(seed / 5 % 3) as usize],
     };
-    let input = if seed % 3 == 0 {
+    let input = if seed.is_multiple_of(3) {
         InputKind::Dense { size: range(1, 11) }
     } else {
         InputKind::Tokens {
@@ -166,11 +165,17 @@ pub fn random_case(seed: u64) -> Case {
             .map(|_| rng.normal() as f32)
             .collect(),
     };
+    let lengths = if seed % 3 == 1 {
+        (0..batch).map(|_| 1 + rng_below(&mut rng, steps)).collect()
+    } else {
+        vec![steps; batch]
+    };
     Case {
         config,
         batch,
         steps,
         seq_len,
+        lengths,
         params,
         tokens,
         features,
@@ -212,39 +217,9 @@ impl Case {
         Dataset {
             n: self.batch,
             steps: self.steps,
+            lengths: self.lengths.clone(),
             inputs,
             targets,
         }
-    }
-}
-
-/// A `Chunk` view of gathered host data.
-pub fn chunk_of<'a>(
-    data: &'a ChunkData,
-    steps: usize,
-    batch: usize,
-    start: SequenceStart,
-    total: usize,
-    with_targets: bool,
-) -> Chunk<'a> {
-    let inputs = if data.tokens.is_empty() {
-        StepInputs::Dense(&data.features)
-    } else {
-        StepInputs::Tokens(&data.tokens)
-    };
-    let targets = if !with_targets {
-        None
-    } else if data.value_targets.is_empty() {
-        Some(StepTargets::Classes(&data.class_targets))
-    } else {
-        Some(StepTargets::Values(&data.value_targets))
-    };
-    Chunk {
-        steps,
-        batch,
-        start,
-        total_steps: total,
-        inputs,
-        targets,
     }
 }
