@@ -34,6 +34,7 @@ const SIGMOID: u32 = 2u;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read> mask: array<f32>;        // [R] 1 valid, 0 padding
 @group(0) @binding(6) var<storage, read> chunk_info: array<u32>;  // [2] (inv_count bits, first_step)
+@group(0) @binding(7) var<storage, read_write> row_metric: array<f32>; // [R]
 
 fn sigmoid(x: f32) -> f32 {
     if (x >= 0.0) {
@@ -53,6 +54,7 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let inv_count = bitcast<f32>(chunk_info[0]);
     if (mask[r] == 0.0) {
         row_loss[r] = 0.0;
+        row_metric[r] = 0.0;
         for (var o = 0u; o < p.outputs; o++) {
             dy[base + o] = 0.0;
         }
@@ -60,8 +62,12 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     if (p.kind == CROSS_ENTROPY) {
         var m = y[base];
+        var best = 0u;
         for (var o = 1u; o < p.outputs; o++) {
-            m = max(m, y[base + o]);
+            if (y[base + o] > m) {
+                m = y[base + o];
+                best = o;
+            }
         }
         var s = 0.0;
         for (var o = 0u; o < p.outputs; o++) {
@@ -70,6 +76,7 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let target_class = targets[r];
         let lse = m + log(s);
         row_loss[r] = lse - y[base + target_class];
+        row_metric[r] = select(0.0, 1.0, best == target_class);
         for (var o = 0u; o < p.outputs; o++) {
             let prob = exp(y[base + o] - m) / s;
             dy[base + o] = (prob - select(0.0, 1.0, o == target_class)) * inv_count;
@@ -77,11 +84,13 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     var total = 0.0;
+    var metric = 0.0;
     for (var o = 0u; o < p.outputs; o++) {
         let x = y[base + o];
         let t = bitcast<f32>(targets[base + o]);
         if (p.kind == BCE) {
             total = total + max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
+            metric = metric + select(0.0, 1.0, (x > 0.0) == (t > 0.5));
             dy[base + o] = (sigmoid(x) - t) * inv_count;
             continue;
         }
@@ -97,11 +106,14 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let diff = a - t;
         if (p.kind == MSE) {
             total = total + diff * diff;
+            metric = metric + abs(diff);
             dy[base + o] = 2.0 * diff * da_dx * inv_count;
         } else {
             total = total + abs(diff);
+            metric = metric + diff * diff;
             dy[base + o] = sign(diff) * da_dx * inv_count;
         }
     }
     row_loss[r] = total;
+    row_metric[r] = metric;
 }

@@ -8,6 +8,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;

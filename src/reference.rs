@@ -129,6 +129,51 @@ pub fn loss_and_grad(
     (total / count, dy)
 }
 
+/// The metric the loss kernel reports beside the loss, over valid rows: accuracy for
+/// cross-entropy (first maximum = target) and bce (sign vs. target side of 0.5); mean
+/// absolute error for mse; mean squared error for mae.
+pub fn metric(
+    loss: Loss,
+    out_act: OutputActivation,
+    y: &[f64],
+    rows: usize,
+    o: usize,
+    targets: &StepTargets<'_>,
+    mask: Option<&[f32]>,
+) -> f64 {
+    let valid: Vec<usize> = (0..rows)
+        .filter(|&r| mask.is_none_or(|m| m[r] != 0.0))
+        .collect();
+    let mut total = 0.0;
+    for &r in &valid {
+        let yr = &y[r * o..(r + 1) * o];
+        match (loss, targets) {
+            (Loss::CrossEntropy, StepTargets::Classes(t)) => {
+                let best = (0..o).fold(0, |b, j| if yr[j] > yr[b] { j } else { b });
+                total += (best == t[r] as usize) as u8 as f64;
+            }
+            (_, StepTargets::Values(t)) => {
+                for j in 0..o {
+                    let (x, tv) = (yr[j], t[r * o + j] as f64);
+                    let a = match out_act {
+                        OutputActivation::Relu => x.max(0.0),
+                        OutputActivation::Sigmoid => sigmoid(x),
+                        _ => x,
+                    };
+                    total += match loss {
+                        Loss::Bce => ((x > 0.0) == (tv > 0.5)) as u8 as f64,
+                        Loss::Mse => (a - tv).abs(),
+                        _ => (a - tv) * (a - tv),
+                    };
+                }
+            }
+            _ => panic!("targets do not match the loss"),
+        }
+    }
+    let per_row = if loss == Loss::CrossEntropy { 1 } else { o };
+    total / (valid.len() * per_row) as f64
+}
+
 /// Runs one chunk: forward from `state` (updated in place to carry on), the loss when
 /// the chunk has targets, and the gradients when `want_grads`.
 pub fn run_chunk(

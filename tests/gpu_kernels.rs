@@ -365,13 +365,19 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
         let maskb = gpu.storage_from("mask", &mask).unwrap();
         let infob = gpu.storage_from("chunk_info", &[inv.to_bits(), 0]).unwrap();
         let mut u = Uniforms::new();
+        let rmb = gpu.storage("row_metric", (rows * 4) as u64).unwrap();
+        let metric_log = gpu.storage("metric_log", 16).unwrap();
         let l = ops::loss_rows(
-            &gpu, &mut u, loss, act, rows, o, &yb, &tb, &dyb, &rlb, &maskb, &infob,
+            &gpu, &mut u, loss, act, rows, o, &yb, &tb, &dyb, &rlb, &maskb, &infob, &rmb,
         )
         .unwrap();
         let (s, p) = ops::loss_sum(&gpu, &mut u, rows, &rlb, &logb, &infob).unwrap();
         ops::set_loss_slot(&gpu, &s, &p, 2);
-        run(&gpu, &[l, s]);
+        let (ms, mp) = ops::loss_sum(&gpu, &mut u, rows, &rmb, &metric_log, &infob).unwrap();
+        ops::set_loss_slot(&gpu, &ms, &mp, 1);
+        run(&gpu, &[l, s, ms]);
+        let want_metric =
+            wgrnn::reference::metric(loss, act, &to_f64(&y), rows, o, &targets, Some(&mask));
         let y64 = to_f64(&y);
         let (want_loss, want_dy) =
             wgrnn::reference::loss_and_grad(loss, act, &y64, rows, o, &targets, Some(&mask));
@@ -380,6 +386,12 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
             &format!("{what} loss"),
             &gpu.read_f32(&logb, 2, 1).unwrap(),
             &[want_loss],
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} metric"),
+            &gpu.read_f32(&metric_log, 1, 1).unwrap(),
+            &[want_metric],
             1e-4,
         );
         assert_close(

@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use wgrnn::data::source::DataFormat;
 use wgrnn::data::Dataset;
 use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
 use wgrnn::model::{EMBEDDING, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
@@ -29,7 +30,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub vocab: Option<usize>,
     /// Embedding width (with --vocab)
-    #[arg(long, requires = "vocab")]
+    #[arg(long)]
     pub embed: Option<usize>,
     /// Hidden units of the RNN [default: 64, or the --init file's]
     #[arg(long)]
@@ -184,6 +185,15 @@ pub struct TrainArgs {
     /// Where to save the final weights (safetensors, PyTorch names)
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// Data format: auto (from the extension) | safetensors | conllu
+    #[arg(long, default_value = "auto", value_parser = parse::<DataFormat>)]
+    pub format: DataFormat,
+    /// Words seen fewer times in the training data are replaced by their word-shape signature
+    #[arg(long, default_value_t = 2)]
+    pub min_count: usize,
+    /// Look words up in lower case (signatures keep the case information)
+    #[arg(long)]
+    pub lowercase: bool,
     /// Truncated-BPTT chunk length K: steps 1..K, K+1..2K, ... (default: whole sequences)
     #[arg(long)]
     pub seq_len: Option<usize>,

@@ -3,9 +3,12 @@
 use super::args::{ModelArgs, OptimizerArgs, TrainArgs};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use wgrnn::data::{delayed_echo, load_dataset, DelayedEcho, Order};
+use wgrnn::data::source::{prepare, DataMeta, TextOptions};
+use wgrnn::data::vocab::WordOptions;
+use wgrnn::data::{delayed_echo, DelayedEcho, Order};
 use wgrnn::engine::Engine;
 use wgrnn::gpu::{AdapterChoice, Gpu};
+use wgrnn::metrics::MetricStyle;
 use wgrnn::model::{init_params, ParamLayout};
 use wgrnn::train::{check_dataset, train, TrainOptions};
 
@@ -16,10 +19,15 @@ pub fn run(
     args: &TrainArgs,
 ) -> Result<()> {
     let builtin = args.data.is_none();
-    let (train_data, val_data) = if let Some(path) = &args.data {
-        let t = load_dataset(path)?;
-        let v = args.val.as_ref().map(|p| load_dataset(p)).transpose()?;
-        (t, v)
+    let (train_data, val_data, meta) = if let Some(path) = &args.data {
+        let options = TextOptions {
+            words: WordOptions {
+                min_count: args.min_count,
+                lowercase: args.lowercase,
+            },
+        };
+        let p = prepare(path, args.val.as_deref(), args.format, options)?;
+        (p.train, p.val, p.meta)
     } else {
         if args.val.is_some() {
             anyhow::bail!("--val needs --data");
@@ -30,17 +38,28 @@ pub fn run(
              each target is the token {} steps back)",
             task.sequences, task.steps, task.vocab, task.delay
         );
+        let val = delayed_echo(
+            &DelayedEcho {
+                sequences: 128,
+                ..task
+            },
+            args.seed.wrapping_add(2),
+        );
         (
             delayed_echo(&task, args.seed.wrapping_add(1)),
-            Some(delayed_echo(
-                &DelayedEcho {
-                    sequences: 128,
-                    ..task
-                },
-                args.seed.wrapping_add(2),
-            )),
+            Some(val),
+            DataMeta::Tensors,
         )
     };
+    // Sizes fixed by the data format (vocabulary, tag set) stand in for missing flags.
+    let mut model = model.clone();
+    if model.vocab.is_none() && model.input_size.is_none() {
+        model.vocab = meta.vocab_size();
+    }
+    if model.output_size.is_none() {
+        model.output_size = meta.output_size();
+    }
+    let model = &model;
     let init_shapes = args
         .init
         .as_ref()
@@ -115,6 +134,7 @@ pub fn run(
         },
         log_every: args.log_every,
         early_stopping,
+        metric_style: MetricStyle::for_loss(config.loss),
     };
     let report = train(
         &mut engine,

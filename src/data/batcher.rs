@@ -23,6 +23,34 @@ pub fn batches(n: usize, batch: usize, order: Order, epoch: usize) -> Vec<Vec<us
     idx.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
 }
 
+/// Batches of similar lengths, so that little of each chunk is padding: the sequences are
+/// shuffled (as `batches` does), cut into windows of 50 batches, each window sorted by
+/// length and cut into batches, and the batches shuffled again. Deterministic per seed
+/// and epoch.
+pub fn bucketed_batches(
+    lengths: &[usize],
+    batch: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
+    let batch = batch.max(1);
+    let mut order = batches(
+        lengths.len(),
+        lengths.len().max(1),
+        Order::Shuffled { seed },
+        epoch,
+    )
+    .concat();
+    let mut out = Vec::new();
+    for window in order.chunks_mut(batch * 50) {
+        window.sort_by_key(|&i| lengths[i]);
+        out.extend(window.chunks(batch).map(|c| c.to_vec()));
+    }
+    let mut rng = Rng::new(seed ^ 0x5eed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+    rng.shuffle(&mut out);
+    out
+}
+
 /// The step ranges of each chunk: 0..K, K..2K, … (the last may be shorter).
 pub fn chunk_ranges(steps: usize, seq_len: usize) -> Vec<std::ops::Range<usize>> {
     let k = seq_len.max(1);

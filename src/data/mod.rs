@@ -3,10 +3,13 @@
 
 mod batcher;
 mod builtin;
+pub mod conllu;
 mod safetensors_data;
+pub mod source;
 pub mod tensors;
+pub mod vocab;
 
-pub use batcher::{batches, chunk_ranges, ChunkData, Order};
+pub use batcher::{batches, bucketed_batches, chunk_ranges, ChunkData, Order};
 pub use builtin::{delayed_echo, DelayedEcho};
 pub use safetensors_data::load_dataset;
 

@@ -30,6 +30,7 @@ pub struct EngineBuffers {
     pub dy: Buffer,            // [R, O]
     pub targets: Buffer,       // [R] u32 classes or [R, O] f32 bits
     pub row_loss: Buffer,      // [R]
+    pub row_metric: Buffer,    // [R] correct predictions, or the other error norm
     pub row_mask: Buffer,      // [R] f32: 1 for a valid output row, 0 for padding
     pub lengths: Buffer,       // [B] u32 valid steps of each sequence
     pub chunk_info: Buffer,    // [2] u32: inv_count (f32 bits), the chunk's first step
@@ -38,6 +39,7 @@ pub struct EngineBuffers {
     pub norm_partials: Buffer, // [NORM_PARTIALS]
     pub norm: Buffer,          // [1] global gradient norm
     pub loss_log: Buffer,      // [LOSS_LOG_SLOTS] mean loss of each chunk
+    pub metric_log: Buffer,    // [LOSS_LOG_SLOTS] mean metric of each chunk
 }
 
 impl EngineBuffers {
@@ -82,6 +84,7 @@ impl EngineBuffers {
             dy: gpu.storage("dy", f(out_rows * o))?,
             targets: gpu.storage("targets", f(out_rows * o))?,
             row_loss: gpu.storage("row_loss", f(out_rows))?,
+            row_metric: gpu.storage("row_metric", f(out_rows))?,
             row_mask: gpu.storage("row_mask", f(out_rows))?,
             lengths: gpu.storage("lengths", f(max_batch))?,
             chunk_info: gpu.storage("chunk_info", f(2))?,
@@ -90,6 +93,7 @@ impl EngineBuffers {
             norm_partials: gpu.storage("norm_partials", f(NORM_PARTIALS))?,
             norm: gpu.storage("norm", 4)?,
             loss_log: gpu.storage("loss_log", f(LOSS_LOG_SLOTS))?,
+            metric_log: gpu.storage("metric_log", f(LOSS_LOG_SLOTS))?,
         })
     }
 }

@@ -199,7 +199,7 @@ impl<'g> Engine<'g> {
             self.plans.insert(shape, plan);
         }
         let plan = &self.plans[&shape];
-        if let Some((launch, params)) = &plan.loss_sum {
+        for (launch, params) in &plan.log_writers {
             ops::set_loss_slot(
                 self.gpu,
                 launch,
@@ -375,6 +375,17 @@ impl<'g> Engine<'g> {
         debug_assert!(first + count <= LOSS_LOG_SLOTS);
         self.gpu
             .read_later(&self.bufs.loss_log, (first * 4) as u64, (count * 4) as u64)
+    }
+
+    /// Starts reading metric-log slots `first..first + count` (no ring wrap) without waiting:
+    /// accuracy (cross-entropy, bce), mean absolute error (mse) or mean squared error (mae).
+    pub fn read_metrics(&self, first: usize, count: usize) -> Result<PendingRead> {
+        debug_assert!(first + count <= LOSS_LOG_SLOTS);
+        self.gpu.read_later(
+            &self.bufs.metric_log,
+            (first * 4) as u64,
+            (count * 4) as u64,
+        )
     }
 
     /// Reads the parameters back (waits for the GPU).

@@ -41,10 +41,10 @@ pub struct ChunkShape {
     pub start: SequenceStart,
 }
 
-/// A recorded chunk, and the loss reduction whose slot is set per submit.
+/// A recorded chunk, and the loss and metric reductions whose log slot is set per submit.
 pub struct ChunkPlan {
     pub recording: Recording,
-    pub loss_sum: Option<(Launch, ReduceParams)>,
+    pub log_writers: Vec<(Launch, ReduceParams)>,
 }
 
 pub(crate) struct PlanContext<'a> {
@@ -142,7 +142,7 @@ impl PlanContext<'_> {
         if !shape.mode.has_loss() {
             return Ok(ChunkPlan {
                 recording: rec,
-                loss_sum: None,
+                log_writers: Vec::new(),
             });
         }
 
@@ -172,14 +172,25 @@ impl PlanContext<'_> {
             &b.row_loss,
             &b.row_mask,
             &b.chunk_info,
+            &b.row_metric,
         )?
         .record(&mut rec);
         let loss_sum = ops::loss_sum(gpu, u, head_rows, &b.row_loss, &b.loss_log, &b.chunk_info)?;
         loss_sum.0.record(&mut rec);
+        let metric_sum = ops::loss_sum(
+            gpu,
+            u,
+            head_rows,
+            &b.row_metric,
+            &b.metric_log,
+            &b.chunk_info,
+        )?;
+        metric_sum.0.record(&mut rec);
+        let log_writers = vec![loss_sum, metric_sum];
         if !shape.mode.has_backward() {
             return Ok(ChunkPlan {
                 recording: rec,
-                loss_sum: Some(loss_sum),
+                log_writers,
             });
         }
 
@@ -307,7 +318,7 @@ impl PlanContext<'_> {
         }
         Ok(ChunkPlan {
             recording: rec,
-            loss_sum: Some(loss_sum),
+            log_writers,
         })
     }
 }

@@ -353,7 +353,7 @@ pub fn loss_count(loss: Loss, rows: usize, outputs: usize) -> usize {
     }
 }
 
-/// Per-row losses and `dy` = d(mean loss)/dy.   y, dy: [R, O]; targets: [R] or [R, O]
+/// Per-row losses, metrics (see `shaders/loss.wgsl`) and `dy` = d(mean loss)/dy.   y, dy: [R, O]; targets: [R] or [R, O]
 pub fn loss_rows(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -367,7 +367,9 @@ pub fn loss_rows(
     row_loss: &Buffer,
     mask: &Buffer,
     chunk_info: &Buffer,
+    row_metric: &Buffer,
 ) -> Result<Launch> {
+    need(row_metric, rows, "loss row_metric")?;
     need(mask, rows, "loss mask")?;
     need(y, rows * outputs, "loss y")?;
     need(dy, rows * outputs, "loss dy")?;
@@ -408,6 +410,7 @@ pub fn loss_rows(
             Resource::Storage(row_loss),
             Resource::Storage(mask),
             Resource::Storage(chunk_info),
+            Resource::Storage(row_metric),
         ],
     );
     Ok(Launch {

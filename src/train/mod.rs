@@ -8,9 +8,12 @@ mod stopping;
 pub use loss_reader::LossReader;
 pub use stopping::EarlyStopping;
 
-use crate::data::{batches, chunk_ranges, ChunkData, Dataset, Inputs, Order, Targets};
+use crate::data::{
+    batches, bucketed_batches, chunk_ranges, ChunkData, Dataset, Inputs, Order, Targets,
+};
 use crate::engine::{ChunkMode, Engine, LOSS_LOG_SLOTS};
 use crate::error::{Error, Result};
+use crate::metrics::MetricStyle;
 use crate::model::{InputKind, ModelConfig, TaskKind};
 
 use std::time::Instant;
@@ -24,13 +27,15 @@ pub struct TrainOptions {
     pub log_every: usize,
     /// Early stopping: (min_delta, patience).
     pub early_stopping: Option<(f64, usize)>,
+    /// How validation results are reported.
+    pub metric_style: MetricStyle,
 }
 
 #[derive(Clone, Debug)]
 pub struct EpochStats {
     pub epoch: usize,
     pub train_loss: f64,
-    pub val_loss: Option<f64>,
+    pub val: Option<Evaluation>,
     pub tokens_per_second: f64,
     pub seconds: f64,
 }
@@ -141,27 +146,45 @@ fn batch_plan(
         .collect()
 }
 
-/// Mean loss over `data` (weighted by the number of averaged values), without training.
+/// Loss and metric over a data set, each the mean over every valid value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    /// Accuracy (cross-entropy, bce), mean absolute error (mse) or mean squared error (mae).
+    pub metric: f64,
+}
+
+/// Evaluates `data` without training (no stall per chunk: the loss and metric logs are read
+/// back in blocks).
 pub fn evaluate(
     engine: &mut Engine<'_>,
     data: &Dataset,
     batch: usize,
     seq_len: usize,
-) -> Result<f64> {
+) -> Result<Evaluation> {
     let config = *engine.config();
     let mut weights = Vec::new();
-    let mut values = Vec::new();
+    let (mut losses, mut metrics) = (Vec::new(), Vec::new());
     let mut slot = 0;
-    let read_back = |engine: &Engine<'_>, slot: &mut usize, values: &mut Vec<f32>| -> Result<()> {
+    let read_back = |engine: &Engine<'_>,
+                     slot: &mut usize,
+                     losses: &mut Vec<f32>,
+                     metrics: &mut Vec<f32>|
+     -> Result<()> {
         if *slot > 0 {
-            let pending = engine.read_losses(0, *slot)?;
+            let l = engine.read_losses(0, *slot)?;
+            let m = engine.read_metrics(0, *slot)?;
             engine.gpu().wait_idle()?;
-            values.extend(pending.take(engine.gpu())?.unwrap_or_default());
+            losses.extend(l.take(engine.gpu())?.unwrap_or_default());
+            metrics.extend(m.take(engine.gpu())?.unwrap_or_default());
             *slot = 0;
         }
         Ok(())
     };
-    for seqs in batches(data.n, batch, Order::InOrder, 0) {
+    // Sorted by length: the order does not change the mean, and batches pad less.
+    let mut by_length: Vec<usize> = (0..data.n).collect();
+    by_length.sort_by_key(|&i| data.lengths[i]);
+    for seqs in by_length.chunks(batch.max(1)).map(|c| c.to_vec()) {
         for (range, mode) in batch_plan(&config, data.max_len(&seqs), seq_len, ChunkMode::Eval) {
             let host = ChunkData::gather(data, &seqs, range, mode.has_loss());
             let chunk = host.chunk(mode.has_loss());
@@ -170,19 +193,24 @@ pub fn evaluate(
                 weights.push(chunk.loss_count(&config) as f64);
                 slot += 1;
                 if slot == LOSS_LOG_SLOTS {
-                    read_back(engine, &mut slot, &mut values)?;
+                    read_back(engine, &mut slot, &mut losses, &mut metrics)?;
                 }
             }
         }
     }
-    read_back(engine, &mut slot, &mut values)?;
+    read_back(engine, &mut slot, &mut losses, &mut metrics)?;
     let total: f64 = weights.iter().sum();
-    Ok(values
-        .iter()
-        .zip(&weights)
-        .map(|(&l, &w)| l as f64 * w)
-        .sum::<f64>()
-        / total)
+    let mean = |v: &[f32]| {
+        v.iter()
+            .zip(&weights)
+            .map(|(&x, &w)| x as f64 * w)
+            .sum::<f64>()
+            / total
+    };
+    Ok(Evaluation {
+        loss: mean(&losses),
+        metric: mean(&metrics),
+    })
 }
 
 /// Trains `engine` on `train`; `log` receives every line meant for the user.
@@ -223,7 +251,13 @@ pub fn train(
         let started = Instant::now();
         let mut tokens = 0usize;
         let mut epoch_losses: Vec<f32> = Vec::new();
-        for seqs in batches(train.n, opts.batch, opts.order, epoch) {
+        let epoch_batches = match opts.order {
+            Order::Shuffled { seed } if train.lengths.iter().any(|&l| l != train.steps) => {
+                bucketed_batches(&train.lengths, opts.batch, seed, epoch)
+            }
+            order => batches(train.n, opts.batch, order, epoch),
+        };
+        for seqs in epoch_batches {
             for (range, mode) in batch_plan(
                 &config,
                 train.max_len(&seqs),
@@ -256,25 +290,28 @@ pub fn train(
         let seconds = started.elapsed().as_secs_f64();
         let train_loss =
             epoch_losses.iter().map(|&x| x as f64).sum::<f64>() / epoch_losses.len().max(1) as f64;
-        let val_loss = match val {
+        let val_eval = match val {
             Some(v) => Some(evaluate(engine, v, opts.batch, opts.seq_len)?),
             None => None,
         };
         let stats = EpochStats {
             epoch,
             train_loss,
-            val_loss,
+            val: val_eval,
             tokens_per_second: tokens as f64 / seconds.max(1e-9),
             seconds,
         };
         log(&format!(
             "epoch {epoch}/{}: train loss {train_loss:.6}{}  {:.0} tokens/s  {seconds:.2} s",
             opts.epochs,
-            val_loss.map_or(String::new(), |v| format!("  val loss {v:.6}")),
+            val_eval.map_or(String::new(), |v| format!(
+                "  val {}",
+                opts.metric_style.describe(config.loss, &v)
+            )),
             stats.tokens_per_second
         ));
         history.push(stats);
-        let monitored = val_loss.unwrap_or(train_loss);
+        let monitored = val_eval.map_or(train_loss, |v| v.loss);
         if !monitored.is_finite() {
             stop_reason = format!(
                 "the {} loss is not finite ({monitored}) at epoch {epoch}",

@@ -1,0 +1,120 @@
+//! Reading training and validation data in any supported format, with the vocabularies
+//! (and later, normalisation) that go with it.
+
+use super::conllu;
+use super::vocab::{WordOptions, WordVocab, UPOS};
+use super::{load_dataset, Dataset};
+use crate::error::{Error, Result};
+use crate::model::cli_enum;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+cli_enum!(
+    /// The format of a data file (`auto`: from its extension).
+    DataFormat { Auto => "auto", Tensors => "safetensors", Conllu => "conllu" }
+);
+
+impl DataFormat {
+    /// The format `self` names, or the one `path`'s extension implies.
+    pub fn resolve(self, path: &Path) -> Result<DataFormat> {
+        if self != DataFormat::Auto {
+            return Ok(self);
+        }
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("safetensors") => Ok(DataFormat::Tensors),
+            Some("conllu") | Some("conll") => Ok(DataFormat::Conllu),
+            _ => Err(Error::data(
+                path,
+                "cannot tell the format from the extension; pass --format safetensors|conllu",
+            )),
+        }
+    }
+}
+
+/// How words become ids (CoNLL-U).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TextOptions {
+    pub words: WordOptions,
+}
+
+/// What the model needs to know about the data beyond the tensors: vocabularies and the
+/// sizes they imply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DataMeta {
+    /// Raw tensors: nothing beyond them.
+    Tensors,
+    /// POS tagging: the word vocabulary; the outputs are the 17 UPOS tags.
+    Tagging { words: WordVocab },
+}
+
+impl DataMeta {
+    /// The vocabulary size the data implies, if it has one.
+    pub fn vocab_size(&self) -> Option<usize> {
+        match self {
+            DataMeta::Tensors => None,
+            DataMeta::Tagging { words } => Some(words.vocab.len()),
+        }
+    }
+    /// The number of outputs the data implies, if fixed by the format.
+    pub fn output_size(&self) -> Option<usize> {
+        match self {
+            DataMeta::Tensors => None,
+            DataMeta::Tagging { .. } => Some(UPOS.len()),
+        }
+    }
+}
+
+/// Training data, optional validation data, and their metadata.
+pub struct Prepared {
+    pub train: Dataset,
+    pub val: Option<Dataset>,
+    pub meta: DataMeta,
+}
+
+/// Reads `train` (and `val`) in `format`; vocabularies come from the training file only.
+pub fn prepare(
+    train: &Path,
+    val: Option<&Path>,
+    format: DataFormat,
+    options: TextOptions,
+) -> Result<Prepared> {
+    let format = format.resolve(train)?;
+    if let Some(v) = val {
+        let vf = DataFormat::Auto.resolve(v).unwrap_or(format);
+        if vf != format {
+            return Err(Error::data(
+                v,
+                format!("validation data is {vf}, training data is {format}"),
+            ));
+        }
+    }
+    match format {
+        DataFormat::Tensors | DataFormat::Auto => Ok(Prepared {
+            train: load_dataset(train)?,
+            val: val.map(load_dataset).transpose()?,
+            meta: DataMeta::Tensors,
+        }),
+        DataFormat::Conllu => {
+            let sentences = conllu::read(train)?;
+            let words = WordVocab::build(
+                sentences
+                    .iter()
+                    .flat_map(|s| s.words.iter().map(String::as_str)),
+                options.words,
+            );
+            let val = val
+                .map(|p| conllu::read(p).map(|s| conllu::to_dataset(&s, &words)))
+                .transpose()?;
+            Ok(Prepared {
+                train: conllu::to_dataset(&sentences, &words),
+                val,
+                meta: DataMeta::Tagging { words },
+            })
+        }
+    }
+}
