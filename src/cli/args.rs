@@ -185,7 +185,10 @@ pub struct TrainArgs {
     /// Where to save the final weights (safetensors, PyTorch names)
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// Data format: auto (from the extension) | safetensors | conllu
+    /// Text: without --val, hold out this final fraction of the text for validation
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Data format: auto (from the extension) | safetensors | conllu | text
     #[arg(long, default_value = "auto", value_parser = parse::<DataFormat>)]
     pub format: DataFormat,
     /// Words seen fewer times in the training data are replaced by their word-shape signature

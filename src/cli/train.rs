@@ -25,6 +25,8 @@ pub fn run(
                 min_count: args.min_count,
                 lowercase: args.lowercase,
             },
+            streams: args.batch,
+            val_fraction: args.val_fraction,
         };
         let p = prepare(path, args.val.as_deref(), args.format, options)?;
         (p.train, p.val, p.meta)

@@ -7,6 +7,7 @@ pub mod conllu;
 mod safetensors_data;
 pub mod source;
 pub mod tensors;
+pub mod text;
 pub mod vocab;
 
 pub use batcher::{batches, bucketed_batches, chunk_ranges, ChunkData, Order};

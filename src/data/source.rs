@@ -1,8 +1,8 @@
 //! Reading training and validation data in any supported format, with the vocabularies
 //! (and later, normalisation) that go with it.
 
-use super::conllu;
-use super::vocab::{WordOptions, WordVocab, UPOS};
+use super::vocab::{Vocab, WordOptions, WordVocab, UPOS};
+use super::{conllu, text};
 use super::{load_dataset, Dataset};
 use crate::error::{Error, Result};
 use crate::model::cli_enum;
@@ -11,7 +11,7 @@ use std::path::Path;
 
 cli_enum!(
     /// The format of a data file (`auto`: from its extension).
-    DataFormat { Auto => "auto", Tensors => "safetensors", Conllu => "conllu" }
+    DataFormat { Auto => "auto", Tensors => "safetensors", Conllu => "conllu", Text => "text" }
 );
 
 impl DataFormat {
@@ -28,18 +28,24 @@ impl DataFormat {
         {
             Some("safetensors") => Ok(DataFormat::Tensors),
             Some("conllu") | Some("conll") => Ok(DataFormat::Conllu),
+            Some("txt") | Some("text") => Ok(DataFormat::Text),
             _ => Err(Error::data(
                 path,
-                "cannot tell the format from the extension; pass --format safetensors|conllu",
+                "cannot tell the format from the extension; pass --format safetensors|conllu|text",
             )),
         }
     }
 }
 
-/// How words become ids (CoNLL-U).
+/// How text becomes sequences.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TextOptions {
+    /// Words to ids (CoNLL-U).
     pub words: WordOptions,
+    /// Parallel streams of a character text (its batch size).
+    pub streams: usize,
+    /// Without validation data, hold out this final fraction of a text for validation.
+    pub val_fraction: f64,
 }
 
 /// What the model needs to know about the data beyond the tensors: vocabularies and the
@@ -50,6 +56,8 @@ pub enum DataMeta {
     Tensors,
     /// POS tagging: the word vocabulary; the outputs are the 17 UPOS tags.
     Tagging { words: WordVocab },
+    /// A character language model: the character vocabulary (inputs and outputs).
+    Characters { chars: Vocab },
 }
 
 impl DataMeta {
@@ -58,6 +66,7 @@ impl DataMeta {
         match self {
             DataMeta::Tensors => None,
             DataMeta::Tagging { words } => Some(words.vocab.len()),
+            DataMeta::Characters { chars } => Some(chars.len()),
         }
     }
     /// The number of outputs the data implies, if fixed by the format.
@@ -65,6 +74,7 @@ impl DataMeta {
         match self {
             DataMeta::Tensors => None,
             DataMeta::Tagging { .. } => Some(UPOS.len()),
+            DataMeta::Characters { chars } => Some(chars.len()),
         }
     }
 }
@@ -114,6 +124,25 @@ pub fn prepare(
                 train: conllu::to_dataset(&sentences, &words),
                 val,
                 meta: DataMeta::Tagging { words },
+            })
+        }
+        DataFormat::Text => {
+            let all = text::read(train)?;
+            let held;
+            let (train_text, val_text) = match val {
+                Some(v) => {
+                    held = text::read(v)?;
+                    (all.as_str(), held.as_str())
+                }
+                None => text::split(&all, options.val_fraction),
+            };
+            let chars = text::char_vocab(train_text);
+            let train_ids = text::encode(train_text, &chars);
+            let val_ids = text::encode(val_text, &chars);
+            Ok(Prepared {
+                train: text::to_streams(&train_ids, options.streams),
+                val: (val_ids.len() >= 2).then(|| text::to_streams(&val_ids, options.streams)),
+                meta: DataMeta::Characters { chars },
             })
         }
     }

@@ -401,6 +401,14 @@ impl<'g> Engine<'g> {
         self.gpu
             .read_f32(&self.bufs.carry, 0, batch * self.config.hidden)
     }
+    /// Reads the head's outputs of the last chunk run with a head (waits for the GPU):
+    /// `[T·B, O]` time-major (many-to-many) or `[B, O]` (many-to-one), before the output
+    /// activation.
+    pub fn outputs(&self, rows: usize) -> Result<Vec<f32>> {
+        self.gpu
+            .read_f32(&self.bufs.y, 0, rows * self.config.output_size)
+    }
+
     /// Reads one loss-log slot (waits for the GPU).
     pub fn loss_at(&self, slot: usize) -> Result<f32> {
         Ok(self

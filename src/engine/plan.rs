@@ -17,6 +17,8 @@ pub enum ChunkMode {
     Carry,
     /// Forward and loss (validation).
     Eval,
+    /// Forward and the head's outputs, no loss (prediction, generation).
+    Predict,
     /// Forward, loss and gradients, no update (gradient checks).
     Gradients,
     /// Forward, loss, gradients and one optimizer step.
@@ -25,6 +27,9 @@ pub enum ChunkMode {
 
 impl ChunkMode {
     pub fn has_loss(self) -> bool {
+        !matches!(self, ChunkMode::Carry | ChunkMode::Predict)
+    }
+    fn has_head(self) -> bool {
         self != ChunkMode::Carry
     }
     fn has_backward(self) -> bool {
@@ -139,7 +144,7 @@ impl PlanContext<'_> {
                 (&b.z, batch, 0)
             }
         };
-        if !shape.mode.has_loss() {
+        if !shape.mode.has_head() {
             return Ok(ChunkPlan {
                 recording: rec,
                 log_writers: Vec::new(),
@@ -159,6 +164,12 @@ impl PlanContext<'_> {
             accumulate: false,
         };
         ops::gemm(gpu, u, &head, head_in, &b.params, &b.params, &b.y)?.record(&mut rec);
+        if !shape.mode.has_loss() {
+            return Ok(ChunkPlan {
+                recording: rec,
+                log_writers: Vec::new(),
+            });
+        }
         ops::loss_rows(
             gpu,
             u,
