@@ -4,6 +4,7 @@
 //! [`engine`] (device buffers and per-chunk plans), [`train`] (epochs, batches, chunks,
 //! logging, stopping). [`reference`] is the same math in f64 on the CPU, the oracle for tests.
 
+pub mod checkpoint;
 pub mod data;
 pub mod engine;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod plot;
 pub mod reference;
 pub mod rng;
 pub mod train;

@@ -52,17 +52,7 @@ fn main() -> std::process::ExitCode {
                 model,
                 optimizer,
                 train,
-            } => {
-                let model = if train.data.is_none()
-                    && model.vocab.is_none()
-                    && model.input_size.is_none()
-                {
-                    builtin_model(model)
-                } else {
-                    model.clone()
-                };
-                cli::train::run(&adapter, &model, optimizer, train)
-            }
+            } => cli::train::run(&adapter, model, optimizer, train),
         }
     })();
     match result {
@@ -71,16 +61,5 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// The built-in task's model when no input flags are given: tokens of the delayed-echo task.
-fn builtin_model(model: &ModelArgs) -> ModelArgs {
-    let task = wgrnn::data::DelayedEcho::default();
-    ModelArgs {
-        vocab: Some(task.vocab),
-        embed: Some(model.embed.unwrap_or(16)),
-        output_size: Some(model.output_size.unwrap_or(task.vocab)),
-        ..model.clone()
     }
 }

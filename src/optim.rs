@@ -9,13 +9,13 @@ cli_enum!(
 );
 
 /// Whether SGD's momentum uses Nesterov's look-ahead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Momentum {
     Classic,
     Nesterov,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OptimizerConfig {
     pub kind: OptimizerKind,
     pub lr: f64,

@@ -217,7 +217,7 @@ fn no_adapter_is_a_clear_error_with_install_instructions() {
 }
 
 #[test]
-fn builtin_training_shows_the_loss_falling() {
+fn default_job_trains_a_tagger_on_the_bundled_sample() {
     let out = ok(&["train", "--epochs", "3", "--log-every", "20"]);
     let epoch_losses: Vec<f64> = out
         .lines()
@@ -235,15 +235,22 @@ fn builtin_training_shows_the_loss_falling() {
         .collect();
     assert_eq!(epoch_losses.len(), 3, "{out}");
     assert!(
-        epoch_losses[2] < epoch_losses[0] * 0.5,
+        epoch_losses[2] < epoch_losses[0] * 0.7,
         "loss did not fall: {epoch_losses:?}\n{out}"
     );
     assert!(
-        out.contains("tokens/s")
-            && out.contains("val loss")
+        out.contains("UD English-EWT")
+            && out.contains("tokens/s")
             && out.contains("stopped: reached --epochs 3"),
         "{out}"
     );
+    let accuracy: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy on the bundled dev sample: "))
+        .and_then(|v| v.trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("no final accuracy line:\n{out}"));
+    // The most-frequent-tag baseline is far above chance (1/17); three epochs already beat 60%.
+    assert!(accuracy > 60.0, "accuracy {accuracy}%\n{out}");
     assert!(
         out.lines().any(|l| l.trim_start().starts_with("iter ")),
         "no periodic loss lines:\n{out}"

@@ -9,7 +9,7 @@ use wgrnn::engine::{ChunkMode, Engine};
 use wgrnn::model::TaskKind;
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
 use wgrnn::reference::{run_chunk, CarriedState, RefOptimizer};
-use wgrnn::train::{train, TrainOptions};
+use wgrnn::train::{train, Silent, TrainOptions, TrainProgress};
 
 #[test]
 fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
@@ -131,14 +131,18 @@ fn training_runs_match_reference_weights_and_losses() {
         let mut engine =
             Engine::new(&gpu, case.config, opt, batch, case.seq_len, &case.params).unwrap();
         let opts = TrainOptions {
-            epochs: 2,
-            batch,
-            seq_len: case.seq_len,
-            order: Order::InOrder,
             log_every: 3,
-            early_stopping: None,
+            ..TrainOptions::new(2, batch, case.seq_len, Order::InOrder)
         };
-        let report = train(&mut engine, &case.dataset(), None, &opts, &mut |_| {}).unwrap();
+        let report = train(
+            &mut engine,
+            &case.dataset(),
+            None,
+            &opts,
+            TrainProgress::default(),
+            &mut Silent,
+        )
+        .unwrap();
         let what = format!(
             "seed {seed}: {:?} with {:?}, batch {batch}, seq_len {}",
             case.config, opt, case.seq_len
@@ -167,14 +171,18 @@ fn same_seed_gives_identical_bits() {
         let mut engine =
             Engine::new(&gpu, case.config, opt, 3, case.seq_len, &case.params).unwrap();
         let opts = TrainOptions {
-            epochs: 3,
-            batch: 3,
-            seq_len: case.seq_len,
-            order: Order::Shuffled { seed: 9 },
             log_every: 1,
-            early_stopping: None,
+            ..TrainOptions::new(3, 3, case.seq_len, Order::Shuffled { seed: 9 })
         };
-        let report = train(&mut engine, &case.dataset(), None, &opts, &mut |_| {}).unwrap();
+        let report = train(
+            &mut engine,
+            &case.dataset(),
+            None,
+            &opts,
+            TrainProgress::default(),
+            &mut Silent,
+        )
+        .unwrap();
         (engine.params().unwrap(), report.losses)
     };
     let (a, la) = run();
@@ -222,16 +230,20 @@ fn builtin_task_loss_falls_on_the_adapter() {
     let params = wgrnn::model::init_params(&config, 0);
     let mut engine = Engine::new(&gpu, config, opt, 16, 8, &params).unwrap();
     let opts = TrainOptions {
-        epochs: 4,
-        batch: 16,
-        seq_len: 8,
-        order: Order::Shuffled { seed: 0 },
         log_every: 10,
-        early_stopping: None,
+        ..TrainOptions::new(4, 16, 8, Order::Shuffled { seed: 0 })
     };
-    let report = train(&mut engine, &data, Some(&data), &opts, &mut |_| {}).unwrap();
+    let report = train(
+        &mut engine,
+        &data,
+        Some(&data),
+        &opts,
+        TrainProgress::default(),
+        &mut Silent,
+    )
+    .unwrap();
     let first = report.epochs[0].train_loss;
-    let last = report.epochs.last().unwrap().val_loss.unwrap();
+    let last = report.epochs.last().unwrap().val.unwrap().loss;
     // Chance level is ln(8) = 2.08; the echo is learnable well below it.
     assert!(
         first > 0.0 && last < 0.5 * first && last < 1.0,

@@ -203,9 +203,9 @@ pub struct TrainArgs {
     /// Sequences per batch
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Maximum number of epochs
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Maximum number of epochs [default: 10; with --resume, the checkpoint's]
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Seed for initialisation and shuffling
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -221,4 +221,22 @@ pub struct TrainArgs {
     /// Early stopping: epochs without such an improvement before stopping (default 1 with --min-delta)
     #[arg(long)]
     pub patience: Option<usize>,
+    /// What early stopping and --restore-best watch (validation if given): loss | metric
+    #[arg(long, default_value = "loss", value_parser = ["loss", "metric"])]
+    pub monitor: String,
+    /// At the end, go back to the weights of the best epoch (by --monitor)
+    #[arg(long)]
+    pub restore_best: bool,
+    /// Save a checkpoint (weights, optimizer state, vocabularies, progress) here every epoch
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the training saved in this checkpoint directory, exactly where it stopped
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Append one JSON object per logged iteration and per epoch to this file
+    #[arg(long)]
+    pub log_json: Option<PathBuf>,
+    /// Draw the loss and metric curves into this SVG file at the end
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }

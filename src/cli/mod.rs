@@ -2,5 +2,6 @@
 
 pub mod args;
 pub mod devices;
+pub mod hooks;
 pub mod params;
 pub mod train;

@@ -1,16 +1,73 @@
-//! `wgrnn train`: the training job, on user data or the built-in task.
+//! `wgrnn train`: the training job, on user data or the built-in task, fresh or resumed.
 
 use super::args::{ModelArgs, OptimizerArgs, TrainArgs};
-use anyhow::{Context, Result};
+use super::hooks::{CheckpointPlan, CliHooks, BEST_FILE};
+use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
-use wgrnn::data::source::{prepare, DataMeta, TextOptions};
+use std::path::Path;
+use wgrnn::checkpoint::{self, RunSettings};
+use wgrnn::data::source::{prepare, DataMeta, Prepared, TextOptions};
 use wgrnn::data::vocab::WordOptions;
-use wgrnn::data::{delayed_echo, DelayedEcho, Order};
+use wgrnn::data::Order;
 use wgrnn::engine::Engine;
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::metrics::MetricStyle;
-use wgrnn::model::{init_params, ParamLayout};
-use wgrnn::train::{check_dataset, train, TrainOptions};
+use wgrnn::model::{init_params, ParamLayout, TaskKind};
+use wgrnn::train::{check_dataset, train, Monitor, TrainOptions, TrainProgress};
+
+fn text_options(args: &TrainArgs, batch: usize) -> TextOptions {
+    TextOptions {
+        words: WordOptions {
+            min_count: args.min_count,
+            lowercase: args.lowercase,
+        },
+        streams: batch,
+        val_fraction: args.val_fraction,
+    }
+}
+
+/// The bundled EWT sample (CC BY-SA 4.0; see data/ewt-sample/README.md), embedded so that
+/// the default job runs from any directory.
+const SAMPLE_TRAIN: &[u8] = include_bytes!("../../data/ewt-sample/train.conllu");
+const SAMPLE_DEV: &[u8] = include_bytes!("../../data/ewt-sample/dev.conllu");
+
+fn builtin_data(options: TextOptions, existing: Option<&DataMeta>) -> Result<Prepared> {
+    use wgrnn::data::conllu;
+    use wgrnn::data::vocab::WordVocab;
+    let train = conllu::parse(
+        Path::new("<built-in>/ewt-sample/train.conllu"),
+        SAMPLE_TRAIN,
+    )?;
+    let dev = conllu::parse(Path::new("<built-in>/ewt-sample/dev.conllu"), SAMPLE_DEV)?;
+    println!(
+        "no --data: training a POS tagger on the bundled sample of UD English-EWT ({} training and {} dev \
+         sentences; CC BY-SA 4.0, see data/ewt-sample/README.md)",
+        train.len(),
+        dev.len()
+    );
+    let words = match existing {
+        Some(DataMeta::Tagging { words }) => words.clone(),
+        _ => WordVocab::build(
+            train
+                .iter()
+                .flat_map(|s| s.words.iter().map(String::as_str)),
+            options.words,
+        ),
+    };
+    Ok(Prepared {
+        train: conllu::to_dataset(&train, &words),
+        val: Some(conllu::to_dataset(&dev, &words)),
+        meta: DataMeta::Tagging { words },
+    })
+}
+
+/// The metric style of a task: characters are a language model.
+pub fn metric_style(meta: &DataMeta, loss: wgrnn::model::Loss) -> MetricStyle {
+    match meta {
+        DataMeta::Characters { .. } => MetricStyle::LanguageModel,
+        _ => MetricStyle::for_loss(loss),
+    }
+}
 
 pub fn run(
     adapter: &AdapterChoice,
@@ -18,82 +75,113 @@ pub fn run(
     opt: &OptimizerArgs,
     args: &TrainArgs,
 ) -> Result<()> {
-    let builtin = args.data.is_none();
-    let (train_data, val_data, meta) = if let Some(path) = &args.data {
-        let options = TextOptions {
-            words: WordOptions {
-                min_count: args.min_count,
-                lowercase: args.lowercase,
-            },
-            streams: args.batch,
-            val_fraction: args.val_fraction,
-        };
-        let p = prepare(path, args.val.as_deref(), args.format, options)?;
-        (p.train, p.val, p.meta)
-    } else {
-        if args.val.is_some() {
-            anyhow::bail!("--val needs --data");
-        }
-        let task = DelayedEcho::default();
-        println!(
-            "no --data: training the built-in delayed-echo task ({} sequences of {} tokens from a vocabulary of {}; \
-             each target is the token {} steps back)",
-            task.sequences, task.steps, task.vocab, task.delay
-        );
-        let val = delayed_echo(
-            &DelayedEcho {
-                sequences: 128,
-                ..task
-            },
-            args.seed.wrapping_add(2),
-        );
-        (
-            delayed_echo(&task, args.seed.wrapping_add(1)),
-            Some(val),
-            DataMeta::Tensors,
-        )
-    };
-    // Sizes fixed by the data format (vocabulary, tag set) stand in for missing flags.
-    let mut model = model.clone();
-    if model.vocab.is_none() && model.input_size.is_none() {
-        model.vocab = meta.vocab_size();
-    }
-    if model.output_size.is_none() {
-        model.output_size = meta.output_size();
-    }
-    let model = &model;
-    let init_shapes = args
-        .init
+    let resumed = args
+        .resume
         .as_ref()
-        .map(|p| wgrnn::weights::shapes(p))
+        .map(|dir| {
+            checkpoint::load(dir).with_context(|| format!("resuming from {}", dir.display()))
+        })
         .transpose()?;
-    let config = model.config(Some(&train_data), init_shapes.as_ref())?;
-    check_dataset(
-        &config,
-        &train_data,
-        &args
-            .data
-            .as_ref()
-            .map_or("built-in data".into(), |p| p.display().to_string()),
-    )?;
+    let builtin = args.data.is_none();
+    if builtin && args.val.is_some() {
+        bail!("--val needs --data");
+    }
+    let run_settings = match &resumed {
+        Some(c) => RunSettings {
+            epochs: args.epochs.unwrap_or(c.meta.run.epochs),
+            ..c.meta.run.clone()
+        },
+        None => RunSettings {
+            seed: args.seed,
+            batch: args.batch,
+            seq_len: 0, // set below, once the data is known
+            shuffle: !args.no_shuffle,
+            epochs: args.epochs.unwrap_or(if builtin { 15 } else { 10 }),
+            log_every: args.log_every,
+            early_stopping: match (args.min_delta, args.patience) {
+                (None, None) => None,
+                (d, p) => Some((d.unwrap_or(0.0), p.unwrap_or(1).max(1))),
+            },
+            monitor: if args.monitor == "metric" {
+                Monitor::Metric
+            } else {
+                Monitor::Loss
+            },
+            restore_best: args.restore_best,
+        },
+    };
+    if run_settings.batch == 0 || run_settings.epochs == 0 {
+        bail!("--batch and --epochs must be at least 1");
+    }
+    let existing_meta = resumed.as_ref().map(|c| &c.meta.data);
+    let Prepared {
+        train: train_data,
+        val: val_data,
+        meta,
+    } = match &args.data {
+        Some(path) => prepare(
+            path,
+            args.val.as_deref(),
+            args.format,
+            text_options(args, run_settings.batch),
+            existing_meta,
+        )?,
+        None => builtin_data(text_options(args, run_settings.batch), existing_meta)?,
+    };
+
+    let (config, optimizer, params) = match &resumed {
+        Some(c) => (c.meta.model, c.meta.optimizer, c.params.clone()),
+        None => {
+            // Sizes fixed by the data format (vocabulary, tag set) stand in for missing flags.
+            let mut model = model.clone();
+            if builtin {
+                model.embed = model.embed.or(Some(64));
+                model.hidden = model.hidden.or(Some(128));
+            }
+            if model.vocab.is_none() && model.input_size.is_none() {
+                model.vocab = meta.vocab_size();
+            }
+            if model.output_size.is_none() {
+                model.output_size = meta.output_size();
+            }
+            let init_shapes = args
+                .init
+                .as_ref()
+                .map(|p| wgrnn::weights::shapes(p))
+                .transpose()?;
+            let config = model.config(Some(&train_data), init_shapes.as_ref())?;
+            let layout = ParamLayout::new(&config);
+            let params = match &args.init {
+                Some(p) => wgrnn::weights::load(p, &layout)?,
+                None => init_params(&config, run_settings.seed),
+            };
+            let optimizer = opt.config(if builtin { 3e-3 } else { 1e-3 })?;
+            (config, optimizer, params)
+        }
+    };
+    let data_name = args
+        .data
+        .as_ref()
+        .map_or("built-in data".into(), |p| p.display().to_string());
+    check_dataset(&config, &train_data, &data_name)?;
     if let (Some(v), Some(p)) = (&val_data, &args.val) {
         check_dataset(&config, v, &p.display().to_string())?;
     }
-    let default_lr = if builtin { 1e-2 } else { 1e-3 };
-    let optimizer = opt.config(default_lr)?;
-    let seq_len = args
-        .seq_len
-        .unwrap_or(if builtin { 8 } else { train_data.steps });
-    if seq_len == 0 || args.batch == 0 || args.epochs == 0 {
-        anyhow::bail!("--seq-len, --batch and --epochs must be at least 1");
+    let seq_len = match (&resumed, args.seq_len) {
+        (Some(c), _) => c.meta.run.seq_len,
+        (None, Some(k)) => k,
+        (None, None) => train_data.steps,
+    };
+    if seq_len == 0 {
+        bail!("--seq-len must be at least 1");
     }
-    let layout = ParamLayout::new(&config);
-    let params = match &args.init {
-        Some(p) => wgrnn::weights::load(p, &layout)?,
-        None => init_params(&config, args.seed),
+    let run_settings = RunSettings {
+        seq_len,
+        ..run_settings
     };
 
     let gpu = Gpu::new(adapter)?;
+    let layout = ParamLayout::new(&config);
     println!(
         "adapter: {} ({}, {})",
         gpu.adapter().name,
@@ -109,46 +197,124 @@ pub fn run(
         config.output_size,
         config.output_activation,
         config.task,
-        if config.task == wgrnn::model::TaskKind::ManyToOne { format!(" (pool {})", config.pool) } else { String::new() },
+        if config.task == TaskKind::ManyToOne { format!(" (pool {})", config.pool) } else { String::new() },
         config.loss,
         layout.total
     );
     println!(
         "training: {} sequences x {} steps, batch {}, chunks of {} steps, optimizer {} lr {}",
-        train_data.n, train_data.steps, args.batch, seq_len, optimizer.kind, optimizer.lr
+        train_data.n, train_data.steps, run_settings.batch, seq_len, optimizer.kind, optimizer.lr
     );
     let max_steps = seq_len
         .min(train_data.steps)
         .max(val_data.as_ref().map_or(0, |v| seq_len.min(v.steps)));
-    let mut engine = Engine::new(&gpu, config, optimizer, args.batch, max_steps, &params)?;
-    let early_stopping = match (args.min_delta, args.patience) {
-        (None, None) => None,
-        (d, p) => Some((d.unwrap_or(0.0), p.unwrap_or(1).max(1))),
+    let mut engine = Engine::new(
+        &gpu,
+        config,
+        optimizer,
+        run_settings.batch,
+        max_steps,
+        &params,
+    )?;
+    let progress = match &resumed {
+        Some(c) => {
+            engine.restore_optimizer(&c.moment_m, &c.moment_v, c.meta.steps_taken)?;
+            println!(
+                "resumed after epoch {} ({} iterations)",
+                c.meta.progress.epochs_done, c.meta.progress.iterations
+            );
+            c.meta.progress.clone()
+        }
+        None => TrainProgress::default(),
     };
+    let style = metric_style(&meta, config.loss);
     let opts = TrainOptions {
-        epochs: args.epochs,
-        batch: args.batch,
+        epochs: run_settings.epochs,
+        batch: run_settings.batch,
         seq_len,
-        order: if args.no_shuffle {
-            Order::InOrder
+        order: if run_settings.shuffle {
+            Order::Shuffled {
+                seed: run_settings.seed,
+            }
         } else {
-            Order::Shuffled { seed: args.seed }
+            Order::InOrder
         },
-        log_every: args.log_every,
-        early_stopping,
-        metric_style: MetricStyle::for_loss(config.loss),
+        log_every: run_settings.log_every,
+        early_stopping: run_settings.early_stopping,
+        metric_style: style,
+        monitor: run_settings.monitor,
     };
-    let report = train(
+    let checkpoint_dir = args.checkpoint.clone().or_else(|| args.resume.clone());
+    let plan = checkpoint_dir.map(|dir| CheckpointPlan {
+        dir,
+        model: config,
+        optimizer,
+        data: meta.clone(),
+        run: run_settings.clone(),
+    });
+    let mut hooks = CliHooks::new(
+        args.log_json.clone(),
+        plan,
+        run_settings.restore_best,
+        style,
+        config.loss,
+        resumed.is_some(),
+    )?;
+    if let (true, Some(c), Some(dir)) = (run_settings.restore_best, &resumed, &args.resume) {
+        if let (Some((_, epoch)), Ok(best)) = (
+            c.meta.progress.best,
+            wgrnn::weights::load(&dir.join(BEST_FILE), &layout),
+        ) {
+            hooks.best = Some((epoch, best));
+        }
+    }
+    let result = train(
         &mut engine,
         &train_data,
         val_data.as_ref(),
         &opts,
-        &mut |line| println!("{line}"),
-    )?;
+        progress,
+        &mut hooks,
+    );
+    hooks.finish();
+    let report = result?;
+    if let Some(e) = hooks.error.take() {
+        return Err(e);
+    }
     println!(
         "stopped: {} ({} iterations)",
         report.stop_reason, report.iterations
     );
+    if builtin {
+        if let Some(v) = report.epochs.last().and_then(|e| e.val) {
+            println!(
+                "accuracy on the bundled dev sample: {:.2}%",
+                100.0 * v.metric
+            );
+        }
+    }
+    if run_settings.restore_best {
+        if let Some((epoch, best)) = hooks.best.take() {
+            engine.set_params(&best)?;
+            println!(
+                "restored the weights of epoch {epoch}, the best by the {}",
+                if opts.monitor == Monitor::Metric {
+                    "metric"
+                } else {
+                    "loss"
+                }
+            );
+        }
+    }
+    if let Some(path) = &args.plot {
+        let per_epoch = report.losses.len() as f64 / report.epochs.len().max(1) as f64;
+        let name = match style {
+            MetricStyle::Regression { .. } => "validation MAE / MSE",
+            _ => "validation accuracy",
+        };
+        wgrnn::plot::write_svg(path, &report.epochs, &report.losses, per_epoch, name)?;
+        println!("plotted the curves in {}", path.display());
+    }
     if let Some(path) = &args.save {
         let params = engine.params()?;
         let mut meta = HashMap::new();

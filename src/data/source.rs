@@ -61,6 +61,15 @@ pub enum DataMeta {
 }
 
 impl DataMeta {
+    /// Rebuilds vocabulary lookups after deserialising.
+    pub fn reindex(&mut self) {
+        match self {
+            DataMeta::Tensors => {}
+            DataMeta::Tagging { words } => words.vocab.reindex(),
+            DataMeta::Characters { chars } => chars.reindex(),
+        }
+    }
+
     /// The vocabulary size the data implies, if it has one.
     pub fn vocab_size(&self) -> Option<usize> {
         match self {
@@ -86,12 +95,14 @@ pub struct Prepared {
     pub meta: DataMeta,
 }
 
-/// Reads `train` (and `val`) in `format`; vocabularies come from the training file only.
+/// Reads `train` (and `val`) in `format`. Vocabularies come from the training file only,
+/// or from `existing` (a checkpoint's) when given.
 pub fn prepare(
     train: &Path,
     val: Option<&Path>,
     format: DataFormat,
     options: TextOptions,
+    existing: Option<&DataMeta>,
 ) -> Result<Prepared> {
     let format = format.resolve(train)?;
     if let Some(v) = val {
@@ -111,12 +122,16 @@ pub fn prepare(
         }),
         DataFormat::Conllu => {
             let sentences = conllu::read(train)?;
-            let words = WordVocab::build(
-                sentences
-                    .iter()
-                    .flat_map(|s| s.words.iter().map(String::as_str)),
-                options.words,
-            );
+            let words = match existing {
+                Some(DataMeta::Tagging { words }) => words.clone(),
+                Some(other) => return Err(mismatch(train, other, format)),
+                None => WordVocab::build(
+                    sentences
+                        .iter()
+                        .flat_map(|s| s.words.iter().map(String::as_str)),
+                    options.words,
+                ),
+            };
             let val = val
                 .map(|p| conllu::read(p).map(|s| conllu::to_dataset(&s, &words)))
                 .transpose()?;
@@ -136,7 +151,11 @@ pub fn prepare(
                 }
                 None => text::split(&all, options.val_fraction),
             };
-            let chars = text::char_vocab(train_text);
+            let chars = match existing {
+                Some(DataMeta::Characters { chars }) => chars.clone(),
+                Some(other) => return Err(mismatch(train, other, format)),
+                None => text::char_vocab(train_text),
+            };
             let train_ids = text::encode(train_text, &chars);
             let val_ids = text::encode(val_text, &chars);
             Ok(Prepared {
@@ -145,5 +164,43 @@ pub fn prepare(
                 meta: DataMeta::Characters { chars },
             })
         }
+    }
+}
+
+fn mismatch(path: &Path, meta: &DataMeta, format: DataFormat) -> Error {
+    let kind = match meta {
+        DataMeta::Tensors => "raw tensors",
+        DataMeta::Tagging { .. } => "CoNLL-U tagging",
+        DataMeta::Characters { .. } => "character text",
+    };
+    Error::data(
+        path,
+        format!("the model was trained on {kind} data, not {format}"),
+    )
+}
+
+/// Reads a whole file for evaluation with the vocabularies of `meta` (a text file is one
+/// evaluation set, not split).
+pub fn load_for_eval(
+    path: &Path,
+    format: DataFormat,
+    meta: &DataMeta,
+    options: TextOptions,
+) -> Result<Dataset> {
+    let format = match (format, meta) {
+        (DataFormat::Auto, DataMeta::Tagging { .. }) => DataFormat::Conllu,
+        (DataFormat::Auto, DataMeta::Characters { .. }) => DataFormat::Text,
+        (f, _) => f.resolve(path)?,
+    };
+    match (format, meta) {
+        (DataFormat::Tensors | DataFormat::Auto, DataMeta::Tensors) => load_dataset(path),
+        (DataFormat::Conllu, DataMeta::Tagging { words }) => {
+            Ok(conllu::to_dataset(&conllu::read(path)?, words))
+        }
+        (DataFormat::Text, DataMeta::Characters { chars }) => Ok(text::to_streams(
+            &text::encode(&text::read(path)?, chars),
+            options.streams,
+        )),
+        (f, m) => Err(mismatch(path, m, f)),
     }
 }

@@ -392,6 +392,44 @@ impl<'g> Engine<'g> {
     pub fn params(&self) -> Result<Vec<f32>> {
         self.gpu.read_f32(&self.bufs.params, 0, self.layout.total)
     }
+    /// Reads the optimizer's moment buffers `(m, v)` (waits for the GPU).
+    pub fn optimizer_state(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = self.layout.total;
+        Ok((
+            self.gpu.read_f32(&self.bufs.moment_m, 0, n)?,
+            self.gpu.read_f32(&self.bufs.moment_v, 0, n)?,
+        ))
+    }
+
+    /// Replaces the parameters (flat layout).
+    pub fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        if params.len() != self.layout.total {
+            return Err(Error::Config(format!(
+                "expected {} parameters, got {}",
+                self.layout.total,
+                params.len()
+            )));
+        }
+        self.gpu.write(&self.bufs.params, 0, params);
+        Ok(())
+    }
+
+    /// Restores the optimizer where a checkpoint left it: moments and steps taken.
+    pub fn restore_optimizer(&mut self, m: &[f32], v: &[f32], steps_taken: u64) -> Result<()> {
+        let n = self.layout.total;
+        if m.len() != n || v.len() != n {
+            return Err(Error::Config(format!(
+                "optimizer state has {} and {} values; the model has {n} parameters",
+                m.len(),
+                v.len()
+            )));
+        }
+        self.gpu.write(&self.bufs.moment_m, 0, m);
+        self.gpu.write(&self.bufs.moment_v, 0, v);
+        self.steps_taken = steps_taken;
+        Ok(())
+    }
+
     /// Reads the gradients of the last backward pass (waits for the GPU).
     pub fn grads(&self) -> Result<Vec<f32>> {
         self.gpu.read_f32(&self.bufs.grads, 0, self.layout.total)

@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 macro_rules! cli_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
         impl $name {
             pub const NAMES: &'static [&'static str] = &[$($text),+];
             pub fn name(self) -> &'static str { match self { $(Self::$variant => $text),+ } }
@@ -49,7 +49,7 @@ cli_enum!(
 );
 
 /// What the model reads at each step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InputKind {
     /// `size` float features per step.
     Dense { size: usize },
@@ -58,7 +58,7 @@ pub enum InputKind {
 }
 
 /// The whole architecture: embedding (optional) → Elman RNN → linear head → loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelConfig {
     pub input: InputKind,
     pub hidden: usize,

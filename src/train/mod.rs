@@ -29,9 +29,28 @@ pub struct TrainOptions {
     pub early_stopping: Option<(f64, usize)>,
     /// How validation results are reported.
     pub metric_style: MetricStyle,
+    /// What early stopping and the best weights watch.
+    pub monitor: Monitor,
 }
 
-#[derive(Clone, Debug)]
+impl TrainOptions {
+    /// `epochs` epochs of `batch` sequences in chunks of `seq_len`, logging every 50
+    /// iterations, no early stopping, the loss monitored, cross-entropy reported as accuracy.
+    pub fn new(epochs: usize, batch: usize, seq_len: usize, order: Order) -> Self {
+        Self {
+            epochs,
+            batch,
+            seq_len,
+            order,
+            log_every: 50,
+            early_stopping: None,
+            metric_style: MetricStyle::Classification,
+            monitor: Monitor::Loss,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochStats {
     pub epoch: usize,
     pub train_loss: f64,
@@ -147,7 +166,7 @@ fn batch_plan(
 }
 
 /// Loss and metric over a data set, each the mean over every valid value.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     pub loss: f64,
     /// Accuracy (cross-entropy, bce), mean absolute error (mse) or mean squared error (mae).
@@ -213,41 +232,96 @@ pub fn evaluate(
     })
 }
 
-/// Trains `engine` on `train`; `log` receives every line meant for the user.
+/// What training has done so far. A checkpoint stores it, so that a resumed run goes on
+/// exactly where the interrupted one was at the end of its last whole epoch.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainProgress {
+    pub epochs_done: usize,
+    pub iterations: u64,
+    pub history: Vec<EpochStats>,
+    pub stopper: Option<EarlyStopping>,
+    /// The best monitored value so far (lower is better; accuracy is negated) and its epoch.
+    pub best: Option<(f64, usize)>,
+    /// Why training stopped, once it has.
+    pub stopped: Option<String>,
+}
+
+/// What early stopping and `--restore-best` watch: the loss, or the task's metric
+/// (accuracy is maximised, errors minimised); on validation data when there is some.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Monitor {
+    Loss,
+    Metric,
+}
+
+/// Where training reports to: lines for people, every iteration's loss, progress through an
+/// epoch, and the end of each epoch (checkpoints, best weights).
+pub trait TrainHooks {
+    fn line(&mut self, _text: &str) {}
+    fn iteration(&mut self, _iteration: u64, _loss: f32) {}
+    /// Every `log_every` iterations: the mean loss of the last `log_every`.
+    fn logged(&mut self, _iteration: u64, _mean_loss: f64) {}
+    /// `done` of `total` training chunks of the current epoch have been submitted.
+    fn chunk_progress(&mut self, _epoch: usize, _done: usize, _total: usize) {}
+    /// After each epoch; `improved` when the monitored value is the best so far.
+    fn epoch_end(
+        &mut self,
+        _engine: &Engine<'_>,
+        _progress: &TrainProgress,
+        _improved: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Hooks that ignore everything.
+pub struct Silent;
+impl TrainHooks for Silent {}
+
+/// Trains `engine` on `train` from `progress` (default: the start) for the epochs left.
 pub fn train(
     engine: &mut Engine<'_>,
     train: &Dataset,
     val: Option<&Dataset>,
     opts: &TrainOptions,
-    log: &mut dyn FnMut(&str),
+    mut progress: TrainProgress,
+    hooks: &mut dyn TrainHooks,
 ) -> Result<TrainReport> {
     let config = *engine.config();
     let mut reader = LossReader::new();
-    let mut stopper = opts.early_stopping.map(|(d, p)| EarlyStopping::new(d, p));
-    let mut history = Vec::new();
-    let mut window: Vec<f32> = Vec::new();
-    let mut iteration: u64 = 0;
-    let mut stop_reason = format!("reached --epochs {}", opts.epochs);
+    if progress.stopper.is_none() {
+        progress.stopper = opts.early_stopping.map(|(d, p)| EarlyStopping::new(d, p));
+    }
     let log_every = opts.log_every.max(1);
-    let deliver = |values: Vec<f32>,
-                   epoch_losses: &mut Vec<f32>,
-                   window: &mut Vec<f32>,
-                   delivered: &mut u64,
-                   log: &mut dyn FnMut(&str)| {
+    let mut window: Vec<f32> = Vec::new();
+    let mut all_losses: Vec<f32> = Vec::new();
+    let watched = if val.is_some() {
+        "validation"
+    } else {
+        "training"
+    };
+    let mut deliver = |values: Vec<f32>,
+                       epoch_losses: &mut Vec<f32>,
+                       delivered: &mut u64,
+                       hooks: &mut dyn TrainHooks| {
         for v in values {
             *delivered += 1;
             epoch_losses.push(v);
             window.push(v);
+            hooks.iteration(*delivered, v);
             if window.len() == log_every {
                 let mean = window.iter().map(|&x| x as f64).sum::<f64>() / window.len() as f64;
-                log(&format!("  iter {delivered:>7}  loss {mean:.6}"));
+                hooks.line(&format!("  iter {delivered:>7}  loss {mean:.6}"));
+                hooks.logged(*delivered, mean);
                 window.clear();
             }
         }
     };
-    let mut delivered: u64 = 0;
-    let mut all_losses: Vec<f32> = Vec::new();
-    for epoch in 1..=opts.epochs {
+    let mut delivered = progress.iterations;
+    for epoch in progress.epochs_done + 1..=opts.epochs {
+        if progress.stopped.is_some() {
+            break;
+        }
         let started = Instant::now();
         let mut tokens = 0usize;
         let mut epoch_losses: Vec<f32> = Vec::new();
@@ -257,14 +331,15 @@ pub fn train(
             }
             order => batches(train.n, opts.batch, order, epoch),
         };
-        for seqs in epoch_batches {
-            for (range, mode) in batch_plan(
-                &config,
-                train.max_len(&seqs),
-                opts.seq_len,
-                ChunkMode::Train,
-            ) {
-                let host = ChunkData::gather(train, &seqs, range, mode.has_loss());
+        let plans: Vec<_> = epoch_batches
+            .iter()
+            .map(|seqs| batch_plan(&config, train.max_len(seqs), opts.seq_len, ChunkMode::Train))
+            .collect();
+        let total_chunks: usize = plans.iter().map(Vec::len).sum();
+        let mut done = 0;
+        for (seqs, plan) in epoch_batches.iter().zip(plans) {
+            for (range, mode) in plan {
+                let host = ChunkData::gather(train, seqs, range, mode.has_loss());
                 let chunk = host.chunk(mode.has_loss());
                 engine.run_chunk(&chunk, mode, reader.next_slot())?;
                 tokens += chunk
@@ -276,16 +351,18 @@ pub fn train(
                             .min(chunk.steps)
                     })
                     .sum::<usize>();
+                done += 1;
+                hooks.chunk_progress(epoch, done, total_chunks);
                 if mode.has_loss() {
-                    iteration += 1;
+                    progress.iterations += 1;
                     reader.wrote(engine, log_every)?;
                     let arrived = reader.ready(engine)?;
-                    deliver(arrived, &mut epoch_losses, &mut window, &mut delivered, log);
+                    deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
                 }
             }
         }
         let arrived = reader.drain(engine)?;
-        deliver(arrived, &mut epoch_losses, &mut window, &mut delivered, log);
+        deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
         all_losses.extend_from_slice(&epoch_losses);
         let seconds = started.elapsed().as_secs_f64();
         let train_loss =
@@ -301,7 +378,7 @@ pub fn train(
             tokens_per_second: tokens as f64 / seconds.max(1e-9),
             seconds,
         };
-        log(&format!(
+        hooks.line(&format!(
             "epoch {epoch}/{}: train loss {train_loss:.6}{}  {:.0} tokens/s  {seconds:.2} s",
             opts.epochs,
             val_eval.map_or(String::new(), |v| format!(
@@ -310,36 +387,64 @@ pub fn train(
             )),
             stats.tokens_per_second
         ));
-        history.push(stats);
-        let monitored = val_eval.map_or(train_loss, |v| v.loss);
-        if !monitored.is_finite() {
-            stop_reason = format!(
-                "the {} loss is not finite ({monitored}) at epoch {epoch}",
-                if val.is_some() {
-                    "validation"
-                } else {
-                    "training"
-                }
-            );
-            break;
+        progress.history.push(stats);
+        progress.epochs_done = epoch;
+        let monitored = monitored_value(&config, opts.monitor, train_loss, val_eval);
+        let improved = monitored.is_finite() && progress.best.is_none_or(|(b, _)| monitored < b);
+        if improved {
+            progress.best = Some((monitored, epoch));
         }
-        if let Some(s) = stopper.as_mut() {
+        if !monitored.is_finite() {
+            progress.stopped = Some(format!(
+                "the {watched} {} is not finite ({monitored}) at epoch {epoch}",
+                monitor_name(opts.monitor)
+            ));
+        } else if let Some(s) = progress.stopper.as_mut() {
             if s.update(epoch, monitored) {
                 let (best, best_epoch) = s.best();
-                stop_reason = format!(
-                    "early stop: the {} loss improved by less than {} for {} epoch(s) in a row (best {best:.6} at epoch {best_epoch})",
-                    if val.is_some() { "validation" } else { "training" },
+                progress.stopped = Some(format!(
+                    "early stop: the {watched} {} improved by less than {} for {} epoch(s) in a row (best {:.6} at epoch {best_epoch})",
+                    monitor_name(opts.monitor),
                     s.min_delta,
-                    s.patience
-                );
-                break;
+                    s.patience,
+                    best.abs()
+                ));
             }
         }
+        hooks.epoch_end(engine, &progress, improved)?;
     }
+    let stop_reason = progress
+        .stopped
+        .clone()
+        .unwrap_or_else(|| format!("reached --epochs {}", opts.epochs));
     Ok(TrainReport {
-        epochs: history,
+        epochs: progress.history.clone(),
         stop_reason,
-        iterations: iteration,
+        iterations: progress.iterations,
         losses: all_losses,
     })
+}
+
+fn monitor_name(m: Monitor) -> &'static str {
+    match m {
+        Monitor::Loss => "loss",
+        Monitor::Metric => "metric",
+    }
+}
+
+/// The value early stopping minimises: the loss, the error metric, or minus the accuracy.
+fn monitored_value(
+    config: &ModelConfig,
+    monitor: Monitor,
+    train_loss: f64,
+    val: Option<Evaluation>,
+) -> f64 {
+    match (monitor, val) {
+        (Monitor::Loss, v) => v.map_or(train_loss, |v| v.loss),
+        (Monitor::Metric, Some(v)) => match config.loss {
+            crate::model::Loss::CrossEntropy | crate::model::Loss::Bce => -v.metric,
+            _ => v.metric,
+        },
+        (Monitor::Metric, None) => train_loss,
+    }
 }

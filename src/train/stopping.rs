@@ -1,7 +1,7 @@
 //! Early stopping on a monitored loss: stop after `patience` epochs in a row whose loss
 //! improved on the best so far by less than `min_delta`.
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EarlyStopping {
     pub min_delta: f64,
     pub patience: usize,

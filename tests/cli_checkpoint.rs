@@ -1,0 +1,153 @@
+//! Checkpoints, resume, the JSON log and the plot, through the binary on the bundled
+//! EWT sample.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn wgrnn(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(args)
+        .output()
+        .expect("run wgrnn");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "wgrnn {args:?} failed:\n{text}");
+    text
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgrnn-ckpt-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const SMALL: [&str; 8] = [
+    "--hidden", "24", "--embed", "16", "--batch", "64", "--seed", "5",
+];
+
+#[test]
+fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
+    let dir = scratch("resume");
+    let (full, resumed) = (
+        dir.join("full.safetensors"),
+        dir.join("resumed.safetensors"),
+    );
+    let ckpt = dir.join("ckpt");
+    let mut args = vec!["train", "--epochs", "3", "--save", s(&full)];
+    args.extend(SMALL);
+    wgrnn(&args);
+    // "Interrupted" after epoch 1, then resumed to epoch 3.
+    let mut args = vec!["train", "--epochs", "1", "--checkpoint", s(&ckpt)];
+    args.extend(SMALL);
+    wgrnn(&args);
+    let meta = std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap();
+    assert!(
+        meta.contains("\"epochs_done\": 1") && meta.contains("Tagging"),
+        "{meta}"
+    );
+    let out = wgrnn(&[
+        "train",
+        "--resume",
+        s(&ckpt),
+        "--epochs",
+        "3",
+        "--save",
+        s(&resumed),
+    ]);
+    assert!(out.contains("resumed after epoch 1"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("epoch ")).count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
+        "resumed weights differ from the uninterrupted run's"
+    );
+    // The checkpoint now holds epoch 3, with only that epoch's tensor files.
+    let meta = std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap();
+    assert!(meta.contains("\"epochs_done\": 3"), "{meta}");
+    let mut files: Vec<String> = std::fs::read_dir(&ckpt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            "checkpoint.json",
+            "optimizer-e0003.safetensors",
+            "weights-e0003.safetensors"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn json_log_plot_and_restore_best() {
+    let dir = scratch("feedback");
+    let (log, plot) = (dir.join("log.jsonl"), dir.join("curves.svg"));
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "3",
+        "--log-every",
+        "10",
+        "--log-json",
+        s(&log),
+        "--plot",
+        s(&plot),
+        "--restore-best",
+        "--monitor",
+        "metric",
+    ];
+    args.extend(SMALL);
+    let out = wgrnn(&args);
+    assert!(out.contains("restored the weights of epoch"), "{out}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let epochs: Vec<&serde_json::Value> = lines.iter().filter(|v| v["event"] == "epoch").collect();
+    assert_eq!(epochs.len(), 3);
+    assert!(
+        epochs[2]["val"]["accuracy"].as_f64().unwrap() > 0.3,
+        "{:?}",
+        epochs[2]
+    );
+    assert!(lines.iter().filter(|v| v["event"] == "iteration").count() >= 3);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("validation accuracy"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_damaged_checkpoint_is_a_clear_error() {
+    let dir = scratch("damaged");
+    std::fs::write(dir.join("checkpoint.json"), b"{ not json").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(["train", "--resume", s(&dir)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && text.contains("checkpoint.json")
+            && text.contains("not a wgrnn checkpoint"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
