@@ -20,6 +20,8 @@ struct Panel<'a> {
     title: &'a str,
     x_label: &'a str,
     series: Vec<Series<'a>>,
+    /// Start the y axis at zero (losses), instead of just below the smallest value.
+    y_from_zero: bool,
 }
 
 fn nice_range(lo: f64, hi: f64) -> (f64, f64) {
@@ -40,14 +42,20 @@ fn panel(svg: &mut String, y0: f64, p: &Panel<'_>) {
         .flat_map(|s| s.3.iter().copied())
         .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
-    let (x_lo, x_hi) = nice_range(
-        pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min),
-        pts.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
-    );
-    let (y_lo, y_hi) = nice_range(
-        pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
-        pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
-    );
+    let x_max = pts
+        .iter()
+        .map(|p| p.0)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(1.0)
+        .ceil();
+    let (x_lo, x_hi) = (0.0, x_max);
+    let y_min = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let y_max = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let (y_lo, y_hi) = if p.y_from_zero && y_min >= 0.0 {
+        (0.0, nice_range(y_min, y_max).1)
+    } else {
+        nice_range(y_min, y_max)
+    };
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let sx = |x: f64| LEFT + (x - x_lo) / (x_hi - x_lo) * pw;
     let sy = |y: f64| y0 + TOP + ph - (y - y_lo) / (y_hi - y_lo) * ph;
@@ -64,8 +72,7 @@ fn panel(svg: &mut String, y0: f64, p: &Panel<'_>) {
         y0 + TOP
     );
     for i in 0..=4 {
-        let f = i as f64 / 4.0;
-        let (yv, xv) = (y_lo + f * (y_hi - y_lo), x_lo + f * (x_hi - x_lo));
+        let yv = y_lo + i as f64 / 4.0 * (y_hi - y_lo);
         let _ = writeln!(
             svg,
             r##"<line x1="{LEFT}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"##,
@@ -75,13 +82,18 @@ fn panel(svg: &mut String, y0: f64, p: &Panel<'_>) {
             fmt_tick(yv),
             y = sy(yv)
         );
+    }
+    // Whole epochs on the x axis, at most about ten labels.
+    let step = (x_hi / 10.0).ceil().max(1.0);
+    let mut xv = 0.0;
+    while xv <= x_hi + 1e-9 {
         let _ = writeln!(
             svg,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{xv}</text>"#,
             sx(xv),
-            y0 + TOP + ph + 16.0,
-            fmt_tick(xv)
+            y0 + TOP + ph + 16.0
         );
+        xv += step;
     }
     let _ = writeln!(
         svg,
@@ -180,11 +192,13 @@ pub fn write_svg(
                 ("train", "#1f77b4", 2.5, train),
                 ("validation", "#d62728", 2.5, val),
             ],
+            y_from_zero: true,
         },
         Panel {
             title: metric_name,
             x_label: "epoch",
             series: vec![(metric_name, "#2ca02c", 2.5, metric)],
+            y_from_zero: false,
         },
     ];
     let count = if panels[1].series[0].3.is_empty() {
