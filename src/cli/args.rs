@@ -188,7 +188,19 @@ pub struct TrainArgs {
     /// Text: without --val, hold out this final fraction of the text for validation
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
-    /// Data format: auto (from the extension) | safetensors | conllu | text
+    /// CSV: the target column (name or 0-based index) [default: the last column]
+    #[arg(long)]
+    pub target: Option<String>,
+    /// CSV: feature columns, comma-separated [default: the target alone]
+    #[arg(long, value_delimiter = ',')]
+    pub features: Vec<String>,
+    /// CSV: steps in each input window
+    #[arg(long, default_value_t = 30)]
+    pub window: usize,
+    /// CSV: predict the target this many steps after the window's last step
+    #[arg(long, default_value_t = 1)]
+    pub horizon: usize,
+    /// Data format: auto (from the extension) | safetensors | conllu | text | csv
     #[arg(long, default_value = "auto", value_parser = parse::<DataFormat>)]
     pub format: DataFormat,
     /// Words seen fewer times in the training data are replaced by their word-shape signature

@@ -6,7 +6,8 @@ use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
 use wgrnn::checkpoint::{self, RunSettings};
-use wgrnn::data::source::{prepare, DataMeta, Prepared, TextOptions};
+use wgrnn::data::series::SeriesOptions;
+use wgrnn::data::source::{prepare, DataMeta, Prepared, ReadOptions};
 use wgrnn::data::vocab::WordOptions;
 use wgrnn::data::Order;
 use wgrnn::engine::Engine;
@@ -15,8 +16,14 @@ use wgrnn::metrics::MetricStyle;
 use wgrnn::model::{init_params, ParamLayout, TaskKind};
 use wgrnn::train::{check_dataset, train, Monitor, TrainOptions, TrainProgress};
 
-fn text_options(args: &TrainArgs, batch: usize) -> TextOptions {
-    TextOptions {
+pub fn read_options(args: &TrainArgs, batch: usize) -> ReadOptions {
+    ReadOptions {
+        series: SeriesOptions {
+            target: args.target.clone(),
+            features: args.features.clone(),
+            window: args.window,
+            horizon: args.horizon,
+        },
         words: WordOptions {
             min_count: args.min_count,
             lowercase: args.lowercase,
@@ -31,7 +38,7 @@ fn text_options(args: &TrainArgs, batch: usize) -> TextOptions {
 const SAMPLE_TRAIN: &[u8] = include_bytes!("../../data/ewt-sample/train.conllu");
 const SAMPLE_DEV: &[u8] = include_bytes!("../../data/ewt-sample/dev.conllu");
 
-fn builtin_data(options: TextOptions, existing: Option<&DataMeta>) -> Result<Prepared> {
+fn builtin_data(options: ReadOptions, existing: Option<&DataMeta>) -> Result<Prepared> {
     use wgrnn::data::conllu;
     use wgrnn::data::vocab::WordVocab;
     let train = conllu::parse(
@@ -58,14 +65,18 @@ fn builtin_data(options: TextOptions, existing: Option<&DataMeta>) -> Result<Pre
         train: conllu::to_dataset(&train, &words),
         val: Some(conllu::to_dataset(&dev, &words)),
         meta: DataMeta::Tagging { words },
+        notes: vec![],
     })
 }
 
 /// The metric style of a task: characters are a language model.
 pub fn metric_style(meta: &DataMeta, loss: wgrnn::model::Loss) -> MetricStyle {
-    match meta {
-        DataMeta::Characters { .. } => MetricStyle::LanguageModel,
-        _ => MetricStyle::for_loss(loss),
+    match (meta, MetricStyle::for_loss(loss)) {
+        (DataMeta::Characters { .. }, _) => MetricStyle::LanguageModel,
+        (_, MetricStyle::Regression { .. }) => MetricStyle::Regression {
+            scale: meta.target_scale(),
+        },
+        (_, style) => style,
     }
 }
 
@@ -118,15 +129,16 @@ pub fn run(
         train: train_data,
         val: val_data,
         meta,
+        notes,
     } = match &args.data {
         Some(path) => prepare(
             path,
             args.val.as_deref(),
             args.format,
-            text_options(args, run_settings.batch),
+            read_options(args, run_settings.batch),
             existing_meta,
         )?,
-        None => builtin_data(text_options(args, run_settings.batch), existing_meta)?,
+        None => builtin_data(read_options(args, run_settings.batch), existing_meta)?,
     };
 
     let (config, optimizer, params) = match &resumed {
@@ -180,6 +192,9 @@ pub fn run(
         ..run_settings
     };
 
+    for note in &notes {
+        println!("{note}");
+    }
     let gpu = Gpu::new(adapter)?;
     let layout = ParamLayout::new(&config);
     println!(

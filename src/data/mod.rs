@@ -5,6 +5,7 @@ mod batcher;
 mod builtin;
 pub mod conllu;
 mod safetensors_data;
+pub mod series;
 pub mod source;
 pub mod tensors;
 pub mod text;

@@ -1,6 +1,7 @@
 //! Reading training and validation data in any supported format, with the vocabularies
 //! (and later, normalisation) that go with it.
 
+use super::series::{self, SeriesMeta, SeriesOptions};
 use super::vocab::{Vocab, WordOptions, WordVocab, UPOS};
 use super::{conllu, text};
 use super::{load_dataset, Dataset};
@@ -11,7 +12,7 @@ use std::path::Path;
 
 cli_enum!(
     /// The format of a data file (`auto`: from its extension).
-    DataFormat { Auto => "auto", Tensors => "safetensors", Conllu => "conllu", Text => "text" }
+    DataFormat { Auto => "auto", Tensors => "safetensors", Conllu => "conllu", Text => "text", Csv => "csv" }
 );
 
 impl DataFormat {
@@ -29,17 +30,20 @@ impl DataFormat {
             Some("safetensors") => Ok(DataFormat::Tensors),
             Some("conllu") | Some("conll") => Ok(DataFormat::Conllu),
             Some("txt") | Some("text") => Ok(DataFormat::Text),
+            Some("csv") => Ok(DataFormat::Csv),
             _ => Err(Error::data(
                 path,
-                "cannot tell the format from the extension; pass --format safetensors|conllu|text",
+                "cannot tell the format from the extension; pass --format safetensors|conllu|text|csv",
             )),
         }
     }
 }
 
-/// How text becomes sequences.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TextOptions {
+/// How files become sequences.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadOptions {
+    /// Columns and windows (CSV).
+    pub series: SeriesOptions,
     /// Words to ids (CoNLL-U).
     pub words: WordOptions,
     /// Parallel streams of a character text (its batch size).
@@ -58,6 +62,8 @@ pub enum DataMeta {
     Tagging { words: WordVocab },
     /// A character language model: the character vocabulary (inputs and outputs).
     Characters { chars: Vocab },
+    /// A time series: columns, windows and the training part's normalisation.
+    Series(SeriesMeta),
 }
 
 impl DataMeta {
@@ -67,6 +73,7 @@ impl DataMeta {
             DataMeta::Tensors => {}
             DataMeta::Tagging { words } => words.vocab.reindex(),
             DataMeta::Characters { chars } => chars.reindex(),
+            DataMeta::Series(_) => {}
         }
     }
 
@@ -76,6 +83,7 @@ impl DataMeta {
             DataMeta::Tensors => None,
             DataMeta::Tagging { words } => Some(words.vocab.len()),
             DataMeta::Characters { chars } => Some(chars.len()),
+            DataMeta::Series(_) => None,
         }
     }
     /// The number of outputs the data implies, if fixed by the format.
@@ -84,15 +92,26 @@ impl DataMeta {
             DataMeta::Tensors => None,
             DataMeta::Tagging { .. } => Some(UPOS.len()),
             DataMeta::Characters { chars } => Some(chars.len()),
+            DataMeta::Series(_) => Some(1),
+        }
+    }
+
+    /// The target's standard deviation (regression metrics in original units), else 1.
+    pub fn target_scale(&self) -> f64 {
+        match self {
+            DataMeta::Series(m) => m.target_stats.1,
+            _ => 1.0,
         }
     }
 }
 
-/// Training data, optional validation data, and their metadata.
+/// Training data, optional validation data, their metadata, and lines worth telling the
+/// user (e.g. a baseline).
 pub struct Prepared {
     pub train: Dataset,
     pub val: Option<Dataset>,
     pub meta: DataMeta,
+    pub notes: Vec<String>,
 }
 
 /// Reads `train` (and `val`) in `format`. Vocabularies come from the training file only,
@@ -101,7 +120,7 @@ pub fn prepare(
     train: &Path,
     val: Option<&Path>,
     format: DataFormat,
-    options: TextOptions,
+    options: ReadOptions,
     existing: Option<&DataMeta>,
 ) -> Result<Prepared> {
     let format = format.resolve(train)?;
@@ -119,6 +138,7 @@ pub fn prepare(
             train: load_dataset(train)?,
             val: val.map(load_dataset).transpose()?,
             meta: DataMeta::Tensors,
+            notes: vec![],
         }),
         DataFormat::Conllu => {
             let sentences = conllu::read(train)?;
@@ -139,6 +159,7 @@ pub fn prepare(
                 train: conllu::to_dataset(&sentences, &words),
                 val,
                 meta: DataMeta::Tagging { words },
+                notes: vec![],
             })
         }
         DataFormat::Text => {
@@ -162,6 +183,62 @@ pub fn prepare(
                 train: text::to_streams(&train_ids, options.streams),
                 val: (val_ids.len() >= 2).then(|| text::to_streams(&val_ids, options.streams)),
                 meta: DataMeta::Characters { chars },
+                notes: vec![],
+            })
+        }
+        DataFormat::Csv => {
+            let series_options = match existing {
+                Some(DataMeta::Series(m)) => SeriesOptions {
+                    target: Some(m.target.clone()),
+                    features: m.features.clone(),
+                    window: m.window,
+                    horizon: m.horizon,
+                },
+                Some(other) => return Err(mismatch(train, other, format)),
+                None => options.series.clone(),
+            };
+            let fraction = if val.is_some() {
+                0.0
+            } else {
+                options.val_fraction
+            };
+            let (mut train_set, mut val_set, mut meta, train_series) =
+                series::prepare(train, &series_options, fraction)?;
+            if let Some(DataMeta::Series(m)) = existing {
+                // A checkpoint's statistics, not ones recomputed from this file.
+                meta = m.clone();
+                let n = train_series.target.len();
+                let split = n - val_set.as_ref().map_or(0, |v| v.n);
+                train_set = series::windows(&train_series, &meta, 0..split);
+                val_set = val_set.map(|_| series::windows(&train_series, &meta, split..n));
+            }
+            let n = train_series.target.len();
+            let held_from = n - val_set.as_ref().map_or(0, |v| v.n);
+            let mut notes = Vec::new();
+            if let Some(v) = val {
+                let (vs, _, _) = series::read(
+                    v,
+                    &SeriesOptions {
+                        target: Some(meta.target.clone()),
+                        features: meta.features.clone(),
+                        ..options.series.clone()
+                    },
+                )?;
+                let len = vs.target.len();
+                val_set = Some(series::windows(&vs, &meta, 0..len));
+                notes.push(format!("persistence baseline (predict the last observed value) on the validation data: MAE {:.4}", series::persistence_mae(&vs, &meta, 0..len)));
+            } else if val_set.is_some() {
+                notes.push(format!(
+                    "persistence baseline (predict the last observed value) on the held-back final {} rows: MAE {:.4}",
+                    n - held_from,
+                    series::persistence_mae(&train_series, &meta, held_from..n)
+                ));
+            }
+            Ok(Prepared {
+                train: train_set,
+                val: val_set,
+                meta: DataMeta::Series(meta),
+                notes,
             })
         }
     }
@@ -172,6 +249,7 @@ fn mismatch(path: &Path, meta: &DataMeta, format: DataFormat) -> Error {
         DataMeta::Tensors => "raw tensors",
         DataMeta::Tagging { .. } => "CoNLL-U tagging",
         DataMeta::Characters { .. } => "character text",
+        DataMeta::Series(_) => "CSV time series",
     };
     Error::data(
         path,
@@ -185,11 +263,12 @@ pub fn load_for_eval(
     path: &Path,
     format: DataFormat,
     meta: &DataMeta,
-    options: TextOptions,
+    options: ReadOptions,
 ) -> Result<Dataset> {
     let format = match (format, meta) {
         (DataFormat::Auto, DataMeta::Tagging { .. }) => DataFormat::Conllu,
         (DataFormat::Auto, DataMeta::Characters { .. }) => DataFormat::Text,
+        (DataFormat::Auto, DataMeta::Series(_)) => DataFormat::Csv,
         (f, _) => f.resolve(path)?,
     };
     match (format, meta) {
