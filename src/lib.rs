@@ -9,6 +9,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod infer;
 pub mod metrics;
 pub mod model;
 pub mod ops;

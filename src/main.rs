@@ -30,6 +30,21 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Loss and metrics of a checkpoint on a data file
+    Eval {
+        #[command(flatten)]
+        args: cli::infer::ModelData,
+    },
+    /// Predictions of a checkpoint: CoNLL-U in, CoNLL-U with predicted UPOS out; CSV in, predictions out
+    Predict {
+        #[command(flatten)]
+        args: cli::infer::PredictArgs,
+    },
+    /// Sample text from a character model
+    Generate {
+        #[command(flatten)]
+        args: cli::infer::GenerateArgs,
+    },
     /// Train a model (without --data: a small built-in task)
     Train {
         #[command(flatten)]
@@ -48,6 +63,9 @@ fn main() -> std::process::ExitCode {
         match &cli.command {
             Command::Devices => cli::devices::run(),
             Command::Params { model } => cli::params::run(model),
+            Command::Eval { args } => cli::infer::eval(&adapter, args),
+            Command::Predict { args } => cli::infer::predict(&adapter, args),
+            Command::Generate { args } => cli::infer::generate(&adapter, args),
             Command::Train {
                 model,
                 optimizer,

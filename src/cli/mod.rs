@@ -3,5 +3,6 @@
 pub mod args;
 pub mod devices;
 pub mod hooks;
+pub mod infer;
 pub mod params;
 pub mod train;

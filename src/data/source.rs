@@ -280,6 +280,17 @@ pub fn load_for_eval(
             &text::encode(&text::read(path)?, chars),
             options.streams,
         )),
+        (DataFormat::Csv, DataMeta::Series(m)) => {
+            let opts = SeriesOptions {
+                target: Some(m.target.clone()),
+                features: m.features.clone(),
+                window: m.window,
+                horizon: m.horizon,
+            };
+            let (s, _, _) = series::read(path, &opts)?;
+            let n = s.target.len();
+            Ok(series::windows(&s, m, 0..n))
+        }
         (f, m) => Err(mismatch(path, m, f)),
     }
 }

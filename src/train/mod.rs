@@ -143,7 +143,7 @@ pub fn check_dataset(config: &ModelConfig, data: &Dataset, what: &str) -> Result
 }
 
 /// The chunks of one batch whose longest sequence has `steps` steps: (step range, mode).
-fn batch_plan(
+pub fn batch_plan(
     config: &ModelConfig,
     steps: usize,
     seq_len: usize,

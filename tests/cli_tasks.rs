@@ -1,0 +1,235 @@
+//! Each task end to end through the binary, on small fixtures: tagging (train, eval,
+//! predict), a character model (train, generate) and a time series (train, eval, predict).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn wgrnn(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(args)
+        .output()
+        .expect("run wgrnn");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "wgrnn {args:?} failed:\n{text}");
+    text
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgrnn-tasks-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn sample(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/ewt-sample")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn tagger_train_eval_and_predict_agree() {
+    let dir = scratch("tagger");
+    let ckpt = dir.join("ckpt");
+    let (train, dev) = (sample("train.conllu"), sample("dev.conllu"));
+    wgrnn(&[
+        "train",
+        "--data",
+        &train,
+        "--val",
+        &dev,
+        "--epochs",
+        "2",
+        "--hidden",
+        "32",
+        "--embed",
+        "16",
+        "--lr",
+        "0.005",
+        "--checkpoint",
+        s(&ckpt),
+    ]);
+    let eval = wgrnn(&["eval", "--checkpoint", s(&ckpt), "--data", &dev]);
+    let accuracy: f64 = eval
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy: "))
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    let out = dir.join("pred.conllu");
+    wgrnn(&[
+        "predict",
+        "--checkpoint",
+        s(&ckpt),
+        "--data",
+        &dev,
+        "--output",
+        s(&out),
+    ]);
+    let (gold, pred) = (
+        std::fs::read_to_string(&dev).unwrap(),
+        std::fs::read_to_string(&out).unwrap(),
+    );
+    let (gl, pl): (Vec<&str>, Vec<&str>) = (gold.lines().collect(), pred.lines().collect());
+    assert_eq!(gl.len(), pl.len());
+    let (mut words, mut right) = (0, 0);
+    for (g, p) in gl.iter().zip(&pl) {
+        let (gc, pc): (Vec<&str>, Vec<&str>) = (g.split('\t').collect(), p.split('\t').collect());
+        assert_eq!(gc.len(), pc.len());
+        for c in (0..gc.len()).filter(|&c| c != 3) {
+            assert_eq!(gc[c], pc[c], "only column 4 may change:\n{g}\n{p}");
+        }
+        if gc.len() == 10 && gc[0].parse::<usize>().is_ok() {
+            words += 1;
+            right += (gc[3] == pc[3]) as usize;
+            assert!(wgrnn::data::vocab::UPOS.contains(&pc[3]), "{p}");
+        }
+    }
+    let predicted = 100.0 * right as f64 / words as f64;
+    assert!(
+        (predicted - accuracy).abs() < 0.01,
+        "predict's accuracy {predicted} vs eval's {accuracy}"
+    );
+    assert!(accuracy > 40.0, "{eval}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn character_model_trains_and_generates() {
+    let dir = scratch("chars");
+    let text: String = (0..300)
+        .map(|i| format!("To be, or not to be, that is the question {i}.\n"))
+        .collect();
+    let file = dir.join("play.txt");
+    std::fs::write(&file, text).unwrap();
+    let ckpt = dir.join("ckpt");
+    let out = wgrnn(&[
+        "train",
+        "--data",
+        s(&file),
+        "--batch",
+        "8",
+        "--seq-len",
+        "32",
+        "--epochs",
+        "3",
+        "--hidden",
+        "48",
+        "--embed",
+        "16",
+        "--lr",
+        "0.01",
+        "--checkpoint",
+        s(&ckpt),
+    ]);
+    assert!(
+        out.contains("bits per char") && out.contains("perplexity"),
+        "{out}"
+    );
+    let gen = |seed: &str| {
+        wgrnn(&[
+            "generate",
+            "--checkpoint",
+            s(&ckpt),
+            "--prime",
+            "To be",
+            "--length",
+            "80",
+            "--seed",
+            seed,
+        ])
+    };
+    let (a, b) = (gen("1"), gen("1"));
+    assert_eq!(a, b, "same seed, same text");
+    let body = a.trim_end_matches('\n');
+    assert!(
+        body.starts_with("To be") && body.chars().count() == 85,
+        "{a:?}"
+    );
+    let e = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(["generate", "--checkpoint", s(&ckpt), "--prime", "Zq"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("never saw"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn time_series_trains_evaluates_and_predicts_in_original_units() {
+    let dir = scratch("series");
+    let mut csv = String::from("\"Day\",\"Temp\"\n");
+    for i in 0..400 {
+        let v = 20.0 + 8.0 * (i as f64 * 0.3).sin() + 0.5 * ((i * 7919 % 13) as f64 / 13.0 - 0.5);
+        csv.push_str(&format!("\"d{i}\",{v:.3}\n"));
+    }
+    let file = dir.join("temps.csv");
+    std::fs::write(&file, csv).unwrap();
+    let ckpt = dir.join("ckpt");
+    let out = wgrnn(&[
+        "train",
+        "--data",
+        s(&file),
+        "--loss",
+        "mse",
+        "--window",
+        "12",
+        "--hidden",
+        "16",
+        "--epochs",
+        "8",
+        "--lr",
+        "0.01",
+        "--checkpoint",
+        s(&ckpt),
+    ]);
+    let baseline: f64 = out
+        .lines()
+        .find_map(|l| l.split("MAE ").nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no baseline line:\n{out}"));
+    let last = out
+        .lines()
+        .filter(|l| l.starts_with("epoch "))
+        .last()
+        .unwrap();
+    let mae: f64 = last
+        .split("mae ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A sine is far easier to extrapolate than to persist.
+    assert!(
+        mae < baseline,
+        "model MAE {mae} vs persistence {baseline}\n{out}"
+    );
+    let pred = wgrnn(&["predict", "--checkpoint", s(&ckpt), "--data", s(&file)]);
+    let lines: Vec<&str> = pred.lines().collect();
+    assert_eq!(lines[0], "Day,prediction,actual");
+    assert_eq!(lines.len(), 1 + 400 - 12, "one prediction per window");
+    let cols: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(cols[0], "d12");
+    let (p, a): (f64, f64) = (cols[1].parse().unwrap(), cols[2].parse().unwrap());
+    assert!(
+        (p - a).abs() < 5.0,
+        "prediction {p} for actual {a}: not in original units?"
+    );
+    let eval = wgrnn(&["eval", "--checkpoint", s(&ckpt), "--data", s(&file)]);
+    assert!(eval.contains("mae: ") && eval.contains("mse: "), "{eval}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
