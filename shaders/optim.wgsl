@@ -6,7 +6,9 @@
 //   adam:  (adamw: p *= 1 - lr·wd; adam: g += wd·p); m = lerp(m, g, 1 - β1);
 //          v = β2·v + (1 - β2)·g²; p -= step_size · m / (sqrt(v) / bc2_sqrt + eps)
 //          with step_size = lr / (1 - β1^step) and bc2_sqrt = sqrt(1 - β2^step) from the host.
-// Shapes: params, grads, m, v: [P]; norm: [1].
+// A step whose gradient norm or loss is not finite is skipped entirely (norm[1] = 1, set by
+// norm_finalize): parameters and moments never take a non-finite value.
+// Shapes: params, grads, m, v: [P]; norm: [2] (norm, non-finite flag).
 // Dispatch: 256 invocations per workgroup over P elements (x + y · groups.x · 256).
 
 struct OptimParams {
@@ -51,7 +53,7 @@ fn clipped_grad(i: u32) -> f32 {
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = linear_index(gid, groups);
-    if (i >= p.count) {
+    if (i >= p.count || norm[1] != 0.0) {
         return;
     }
     let w = params[i];
@@ -79,7 +81,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = linear_index(gid, groups);
-    if (i >= p.count) {
+    if (i >= p.count || norm[1] != 0.0) {
         return;
     }
     var w = params[i];

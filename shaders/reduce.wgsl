@@ -5,7 +5,9 @@
 //                    src: [R, N] row-major; one invocation per column, rows in order
 //   square_partials: partials[g] = sum of grads[i]² over i ≡ g·256 + lane (mod G·256)
 //                    dispatch exactly G workgroups
-//   norm_finalize:   norm[0] = sqrt(sum_g partials[g])                       one workgroup
+//   norm_finalize:   norm[0] = sqrt(sum_g partials[g]); norm[1] = 1 when the norm or this
+//                    chunk's loss (loss_log[slot]) is not finite, else 0 (the optimizer
+//                    then skips the step); norm_log[slot] = norm[0]       one workgroup
 
 struct ReduceParams {
     count: u32,      // rows (loss_sum, column_sum) or parameter count (square_partials)
@@ -91,9 +93,16 @@ fn square_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     }
 }
 
-// ---- norm_finalize: bindings 1 (partials), 2 (norm)
+// ---- norm_finalize: bindings 1 (partials), 2 (norm), 3 (norm_log), 4 (loss_log)
 @group(0) @binding(1) var<storage, read> partials_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> norm: array<f32>;
+@group(0) @binding(3) var<storage, read_write> norm_log: array<f32>;
+@group(0) @binding(4) var<storage, read> loss_log_in: array<f32>;
+
+// Infinity or NaN: all exponent bits set (WGSL has no isnan/isinf, and x != x may be folded).
+fn non_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
 
 @compute @workgroup_size(256)
 fn norm_finalize(@builtin(local_invocation_index) lane: u32) {
@@ -104,6 +113,9 @@ fn norm_finalize(@builtin(local_invocation_index) lane: u32) {
     scratch[lane] = s;
     tree_sum(lane);
     if (lane == 0u) {
-        norm[0] = sqrt(scratch[0]);
+        let n = sqrt(scratch[0]);
+        norm[0] = n;
+        norm[1] = select(0.0, 1.0, non_finite(n) || non_finite(loss_log_in[p.slot]));
+        norm_log[p.slot] = n;
     }
 }

@@ -38,6 +38,12 @@ pub struct RunSettings {
     pub early_stopping: Option<(f64, usize)>,
     pub monitor: crate::train::Monitor,
     pub restore_best: bool,
+    #[serde(default = "default_policy")]
+    pub on_nonfinite: crate::train::NonFinitePolicy,
+}
+
+fn default_policy() -> crate::train::NonFinitePolicy {
+    crate::train::NonFinitePolicy::Rollback
 }
 
 /// The contents of `checkpoint.json`.

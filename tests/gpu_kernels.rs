@@ -469,10 +469,16 @@ fn column_sum_and_gradient_norm_match_f64() {
         let partials = gpu
             .storage("partials", (ops::NORM_PARTIALS * 4) as u64)
             .unwrap();
-        let norm = gpu.storage("norm", 4).unwrap();
+        let norm = gpu.storage("norm", 8).unwrap();
+        let norm_log = gpu.storage("norm_log", 16).unwrap();
+        let loss_log = gpu.storage_from("loss_log", &[0.5f32; 4]).unwrap();
         let mut u = Uniforms::new();
         // The norm reads grads before column_sum writes into them.
-        let [n1, n2] = ops::grad_norm(&gpu, &mut u, count, &gb, &partials, &norm).unwrap();
+        let ([n1, n2], np) = ops::grad_norm(
+            &gpu, &mut u, count, &gb, &partials, &norm, &norm_log, &loss_log,
+        )
+        .unwrap();
+        ops::set_loss_slot(&gpu, &n2, &np, 3);
         let cs = ops::column_sum(
             &gpu,
             &mut u,
@@ -495,7 +501,18 @@ fn column_sum_and_gradient_norm_match_f64() {
             .collect();
         assert_close(
             &format!("case {case} grad norm of {count}"),
-            &gpu.read_all_f32(&norm).unwrap(),
+            &gpu.read_f32(&norm, 0, 1).unwrap(),
+            &[want_norm],
+            1e-5,
+        );
+        let flag_and_log = (
+            gpu.read_f32(&norm, 1, 1).unwrap()[0],
+            gpu.read_f32(&norm_log, 3, 1).unwrap()[0],
+        );
+        assert_eq!(flag_and_log.0, 0.0, "finite norm flagged as non-finite");
+        assert_close(
+            &format!("case {case} norm log"),
+            &[flag_and_log.1],
             &[want_norm],
             1e-5,
         );
@@ -551,7 +568,7 @@ fn optimizers_match_reference_over_several_steps() {
         let partials = gpu
             .storage("partials", (ops::NORM_PARTIALS * 4) as u64)
             .unwrap();
-        let norm = gpu.storage("norm", 4).unwrap();
+        let norm = gpu.storage("norm", 8).unwrap();
         let mut u = Uniforms::new();
         let rule = if kind == OptimizerKind::Sgd {
             ops::UpdateRule::Sgd
@@ -559,7 +576,10 @@ fn optimizers_match_reference_over_several_steps() {
             ops::UpdateRule::Adam
         };
         let step = ops::optimizer_step(&gpu, &mut u, rule, n, &pb, &gb, &norm, &mb, &vb).unwrap();
-        let norms = ops::grad_norm(&gpu, &mut u, n, &gb, &partials, &norm).unwrap();
+        let norm_log = gpu.storage("norm_log", 16).unwrap();
+        let loss_log = gpu.storage_from("loss_log", &[0.5f32; 4]).unwrap();
+        let (norms, _) =
+            ops::grad_norm(&gpu, &mut u, n, &gb, &partials, &norm, &norm_log, &loss_log).unwrap();
         let mut reference = RefOptimizer::new(c, n);
         let mut want = to_f64(&params);
         for s in 1..=4u64 {
@@ -602,6 +622,84 @@ fn optimizers_match_reference_over_several_steps() {
             &gpu.read_all_f32(&pb).unwrap()[..n],
             &want,
             1e-4,
+        );
+    }
+}
+
+#[test]
+fn a_non_finite_gradient_or_loss_skips_the_whole_step() {
+    let gpu = gpu();
+    for (case, (bad_grad, bad_loss)) in [
+        (f32::NAN, 0.5f32),
+        (f32::INFINITY, 0.5),
+        (1.0, f32::NAN),
+        (1.0, f32::INFINITY),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n = 1000;
+        let params: Vec<f32> = (0..n).map(|i| i as f32 * 0.001).collect();
+        let mut grads = vec![0.1f32; n];
+        grads[617] = bad_grad;
+        let pb = gpu.storage_from("params", &params).unwrap();
+        let gb = gpu.storage_from("grads", &grads).unwrap();
+        let (mb, vb) = (
+            gpu.storage("m", (n * 4) as u64).unwrap(),
+            gpu.storage("v", (n * 4) as u64).unwrap(),
+        );
+        let partials = gpu
+            .storage("partials", (ops::NORM_PARTIALS * 4) as u64)
+            .unwrap();
+        let norm = gpu.storage("norm", 8).unwrap();
+        let norm_log = gpu.storage("norm_log", 16).unwrap();
+        let loss_log = gpu.storage_from("loss_log", &[bad_loss; 4]).unwrap();
+        let mut u = Uniforms::new();
+        let (norms, _) =
+            ops::grad_norm(&gpu, &mut u, n, &gb, &partials, &norm, &norm_log, &loss_log).unwrap();
+        let step = ops::optimizer_step(
+            &gpu,
+            &mut u,
+            ops::UpdateRule::Adam,
+            n,
+            &pb,
+            &gb,
+            &norm,
+            &mb,
+            &vb,
+        )
+        .unwrap();
+        let p = ops::OptimParams {
+            count: n as u32,
+            flags: ops::OPTIM_FIRST_STEP,
+            lr: 0.1,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step_size: 1.0,
+            bc2_sqrt: 0.03,
+            max_norm: 0.0,
+            _pad: 0,
+        };
+        step.uniform.write(&gpu, &p);
+        run(&gpu, &[norms[0].clone(), norms[1].clone(), step]);
+        assert_eq!(
+            gpu.read_f32(&norm, 1, 1).unwrap()[0],
+            1.0,
+            "case {case}: not flagged"
+        );
+        assert_eq!(
+            gpu.read_all_f32(&pb).unwrap()[..n],
+            params[..],
+            "case {case}: parameters changed"
+        );
+        assert!(
+            gpu.read_all_f32(&mb).unwrap()[..n]
+                .iter()
+                .all(|&m| m == 0.0),
+            "case {case}: moments changed"
         );
     }
 }

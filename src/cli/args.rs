@@ -9,6 +9,7 @@ use wgrnn::data::Dataset;
 use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
 use wgrnn::model::{EMBEDDING, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
+use wgrnn::train::NonFinitePolicy;
 
 fn parse<T: std::str::FromStr<Err = wgrnn::Error>>(s: &str) -> std::result::Result<T, String> {
     s.parse().map_err(|e: wgrnn::Error| e.to_string())
@@ -236,6 +237,10 @@ pub struct TrainArgs {
     /// What early stopping and --restore-best watch (validation if given): loss | metric
     #[arg(long, default_value = "loss", value_parser = ["loss", "metric"])]
     pub monitor: String,
+    /// A non-finite loss or gradient (that step is always skipped): stop | skip | rollback
+    /// (to the epoch's start, with half the learning rate)
+    #[arg(long, default_value = "rollback", value_parser = parse::<NonFinitePolicy>)]
+    pub on_nonfinite: NonFinitePolicy,
     /// At the end, go back to the weights of the best epoch (by --monitor)
     #[arg(long)]
     pub restore_best: bool,

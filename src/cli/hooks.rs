@@ -10,14 +10,12 @@ use wgrnn::data::source::DataMeta;
 use wgrnn::engine::Engine;
 use wgrnn::metrics::MetricStyle;
 use wgrnn::model::{Loss, ModelConfig};
-use wgrnn::optim::OptimizerConfig;
 use wgrnn::train::{TrainHooks, TrainProgress};
 
 /// Everything a checkpoint needs besides the engine's tensors and the progress.
 pub struct CheckpointPlan {
     pub dir: PathBuf,
     pub model: ModelConfig,
-    pub optimizer: OptimizerConfig,
     pub data: DataMeta,
     pub run: RunSettings,
 }
@@ -154,7 +152,7 @@ impl TrainHooks for CliHooks {
             let (m, v) = engine.optimizer_state()?;
             let meta = CheckpointMeta::new(
                 plan.model,
-                plan.optimizer,
+                *engine.optimizer(),
                 plan.data.clone(),
                 plan.run.clone(),
                 progress.clone(),

@@ -119,6 +119,7 @@ pub fn run(
                 Monitor::Loss
             },
             restore_best: args.restore_best,
+            on_nonfinite: args.on_nonfinite,
         },
     };
     if run_settings.batch == 0 || run_settings.epochs == 0 {
@@ -258,12 +259,12 @@ pub fn run(
         early_stopping: run_settings.early_stopping,
         metric_style: style,
         monitor: run_settings.monitor,
+        on_nonfinite: run_settings.on_nonfinite,
     };
     let checkpoint_dir = args.checkpoint.clone().or_else(|| args.resume.clone());
     let plan = checkpoint_dir.map(|dir| CheckpointPlan {
         dir,
         model: config,
-        optimizer,
         data: meta.clone(),
         run: run_settings.clone(),
     });

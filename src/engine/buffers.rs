@@ -10,36 +10,40 @@ use crate::ops::NORM_PARTIALS;
 pub const LOSS_LOG_SLOTS: usize = 4096;
 
 pub struct EngineBuffers {
-    pub params: Buffer,        // [P] flat parameters, PyTorch order (ParamLayout)
-    pub grads: Buffer,         // [P]
-    pub moment_m: Buffer,      // [P] SGD momentum buffer or Adam's first moment
-    pub moment_v: Buffer,      // [P] Adam's second moment
-    pub tokens: Buffer,        // [T, B] u32 token ids (token input only)
-    pub emb_offsets: Buffer,   // [V + 1] u32 CSR offsets of each token's rows
-    pub emb_positions: Buffer, // [T·B] u32 rows, grouped by token
-    pub x: Buffer,             // [T, B, I] layer input (features, or gathered embeddings)
-    pub dx: Buffer,            // [T, B, D] gradient of the embeddings (token input only)
-    pub pre: Buffer,           // [T, B, H] x·W_ihᵀ + b_ih + b_hh
-    pub hs: Buffer,            // [T + 1, B, H] hidden states; hs[0] = carried state
-    pub carry: Buffer,         // [B, H] hidden state carried to the next chunk
-    pub pool_acc: Buffer,      // [B, H] pooling carry (sum or running max)
-    pub pool_arg: Buffer,      // [B, H] u32 step of the max within the chunk
-    pub z: Buffer,             // [B, H] pooled state (many-to-one)
-    pub dz: Buffer,            // [B, H]
-    pub y: Buffer,             // [R, O] head output (pre-activation); R = T·B or B
-    pub dy: Buffer,            // [R, O]
-    pub targets: Buffer,       // [R] u32 classes or [R, O] f32 bits
-    pub row_loss: Buffer,      // [R]
-    pub row_metric: Buffer,    // [R] correct predictions, or the other error norm
-    pub row_mask: Buffer,      // [R] f32: 1 for a valid output row, 0 for padding
-    pub lengths: Buffer,       // [B] u32 valid steps of each sequence
-    pub chunk_info: Buffer,    // [2] u32: inv_count (f32 bits), the chunk's first step
-    pub dh_out: Buffer,        // [T, B, H] loss gradient reaching each hidden state
-    pub da: Buffer,            // [T, B, H] gradient at the pre-activations
-    pub norm_partials: Buffer, // [NORM_PARTIALS]
-    pub norm: Buffer,          // [1] global gradient norm
-    pub loss_log: Buffer,      // [LOSS_LOG_SLOTS] mean loss of each chunk
-    pub metric_log: Buffer,    // [LOSS_LOG_SLOTS] mean metric of each chunk
+    pub params: Buffer,          // [P] flat parameters, PyTorch order (ParamLayout)
+    pub grads: Buffer,           // [P]
+    pub moment_m: Buffer,        // [P] SGD momentum buffer or Adam's first moment
+    pub moment_v: Buffer,        // [P] Adam's second moment
+    pub tokens: Buffer,          // [T, B] u32 token ids (token input only)
+    pub emb_offsets: Buffer,     // [V + 1] u32 CSR offsets of each token's rows
+    pub emb_positions: Buffer,   // [T·B] u32 rows, grouped by token
+    pub x: Buffer,               // [T, B, I] layer input (features, or gathered embeddings)
+    pub dx: Buffer,              // [T, B, D] gradient of the embeddings (token input only)
+    pub pre: Buffer,             // [T, B, H] x·W_ihᵀ + b_ih + b_hh
+    pub hs: Buffer,              // [T + 1, B, H] hidden states; hs[0] = carried state
+    pub carry: Buffer,           // [B, H] hidden state carried to the next chunk
+    pub pool_acc: Buffer,        // [B, H] pooling carry (sum or running max)
+    pub pool_arg: Buffer,        // [B, H] u32 step of the max within the chunk
+    pub z: Buffer,               // [B, H] pooled state (many-to-one)
+    pub dz: Buffer,              // [B, H]
+    pub y: Buffer,               // [R, O] head output (pre-activation); R = T·B or B
+    pub dy: Buffer,              // [R, O]
+    pub targets: Buffer,         // [R] u32 classes or [R, O] f32 bits
+    pub row_loss: Buffer,        // [R]
+    pub row_metric: Buffer,      // [R] correct predictions, or the other error norm
+    pub row_mask: Buffer,        // [R] f32: 1 for a valid output row, 0 for padding
+    pub lengths: Buffer,         // [B] u32 valid steps of each sequence
+    pub chunk_info: Buffer,      // [2] u32: inv_count (f32 bits), the chunk's first step
+    pub dh_out: Buffer,          // [T, B, H] loss gradient reaching each hidden state
+    pub da: Buffer,              // [T, B, H] gradient at the pre-activations
+    pub norm_partials: Buffer,   // [NORM_PARTIALS]
+    pub norm: Buffer,            // [2] global gradient norm, non-finite flag
+    pub norm_log: Buffer,        // [LOSS_LOG_SLOTS] gradient norm of each training chunk
+    pub snapshot_params: Buffer, // [P] last good state, for --on-nonfinite rollback
+    pub snapshot_m: Buffer,      // [P]
+    pub snapshot_v: Buffer,      // [P]
+    pub loss_log: Buffer,        // [LOSS_LOG_SLOTS] mean loss of each chunk
+    pub metric_log: Buffer,      // [LOSS_LOG_SLOTS] mean metric of each chunk
 }
 
 impl EngineBuffers {
@@ -91,7 +95,11 @@ impl EngineBuffers {
             dh_out: gpu.storage("dh_out", f(rows * h))?,
             da: gpu.storage("da", f(rows * h))?,
             norm_partials: gpu.storage("norm_partials", f(NORM_PARTIALS))?,
-            norm: gpu.storage("norm", 4)?,
+            norm: gpu.storage("norm", 8)?,
+            norm_log: gpu.storage("norm_log", f(LOSS_LOG_SLOTS))?,
+            snapshot_params: gpu.storage("snapshot_params", f(p))?,
+            snapshot_m: gpu.storage("snapshot_m", f(p))?,
+            snapshot_v: gpu.storage("snapshot_v", f(p))?,
             loss_log: gpu.storage("loss_log", f(LOSS_LOG_SLOTS))?,
             metric_log: gpu.storage("metric_log", f(LOSS_LOG_SLOTS))?,
         })

@@ -193,7 +193,6 @@ impl<'g> Engine<'g> {
                 layout: &self.layout,
                 bufs: &self.bufs,
                 optimizer: Some(&self.update),
-                clip: self.optimizer.clip_norm.is_some(),
             };
             let plan = ctx.build(&shape, &mut self.uniforms)?;
             self.plans.insert(shape, plan);
@@ -375,6 +374,43 @@ impl<'g> Engine<'g> {
         debug_assert!(first + count <= LOSS_LOG_SLOTS);
         self.gpu
             .read_later(&self.bufs.loss_log, (first * 4) as u64, (count * 4) as u64)
+    }
+
+    /// Starts reading gradient-norm slots `first..first + count` (training chunks) without
+    /// waiting. A non-finite norm means the step was skipped on the GPU.
+    pub fn read_norms(&self, first: usize, count: usize) -> Result<PendingRead> {
+        debug_assert!(first + count <= LOSS_LOG_SLOTS);
+        self.gpu
+            .read_later(&self.bufs.norm_log, (first * 4) as u64, (count * 4) as u64)
+    }
+
+    /// Copies the parameters and optimizer moments aside (on the device), as the state
+    /// [`Engine::rollback`] returns to.
+    pub fn snapshot(&self) -> Result<()> {
+        let b = &self.bufs;
+        let bytes = (self.layout.total * 4) as u64;
+        let mut rec = crate::gpu::Recording::new();
+        rec.copy(&b.params, 0, &b.snapshot_params, 0, bytes);
+        rec.copy(&b.moment_m, 0, &b.snapshot_m, 0, bytes);
+        rec.copy(&b.moment_v, 0, &b.snapshot_v, 0, bytes);
+        self.gpu.submit(&rec)
+    }
+
+    /// Returns to the last snapshot and multiplies the learning rate by `lr_factor`.
+    pub fn rollback(&mut self, lr_factor: f64) -> Result<()> {
+        let b = &self.bufs;
+        let bytes = (self.layout.total * 4) as u64;
+        let mut rec = crate::gpu::Recording::new();
+        rec.copy(&b.snapshot_params, 0, &b.params, 0, bytes);
+        rec.copy(&b.snapshot_m, 0, &b.moment_m, 0, bytes);
+        rec.copy(&b.snapshot_v, 0, &b.moment_v, 0, bytes);
+        self.optimizer.lr *= lr_factor;
+        self.gpu.submit(&rec)
+    }
+
+    /// The optimizer settings in use (the learning rate changes on rollback).
+    pub fn optimizer(&self) -> &OptimizerConfig {
+        &self.optimizer
     }
 
     /// Starts reading metric-log slots `first..first + count` (no ring wrap) without waiting:

@@ -58,7 +58,6 @@ pub(crate) struct PlanContext<'a> {
     pub layout: &'a ParamLayout,
     pub bufs: &'a EngineBuffers,
     pub optimizer: Option<&'a Launch>,
-    pub clip: bool,
 }
 
 impl PlanContext<'_> {
@@ -315,14 +314,23 @@ impl PlanContext<'_> {
             )?
             .record(&mut rec);
         }
+        let mut log_writers = log_writers;
         if shape.mode == ChunkMode::Train {
-            if self.clip {
-                for launch in
-                    ops::grad_norm(gpu, u, lay.total, &b.grads, &b.norm_partials, &b.norm)?
-                {
-                    launch.record(&mut rec);
-                }
+            // Always: the norm feeds clipping, the non-finite guard and the norm log.
+            let (launches, params) = ops::grad_norm(
+                gpu,
+                u,
+                lay.total,
+                &b.grads,
+                &b.norm_partials,
+                &b.norm,
+                &b.norm_log,
+                &b.loss_log,
+            )?;
+            for launch in &launches {
+                launch.record(&mut rec);
             }
+            log_writers.push((launches[1].clone(), params));
             if let Some(step) = self.optimizer {
                 step.record(&mut rec);
             }

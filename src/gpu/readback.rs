@@ -48,6 +48,12 @@ impl Gpu {
 }
 
 impl PendingRead {
+    /// Whether the values have arrived (or the mapping failed); never waits.
+    pub fn is_ready(&self, gpu: &Gpu) -> Result<bool> {
+        gpu.poll_nonblocking()?;
+        Ok(self.state.load(Ordering::Acquire) != PENDING)
+    }
+
     /// The values, once the GPU has delivered them; `None` while still in flight.
     pub fn take(&self, gpu: &Gpu) -> Result<Option<Vec<f32>>> {
         gpu.poll_nonblocking()?;

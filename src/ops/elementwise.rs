@@ -523,7 +523,9 @@ pub fn column_sum(
     })
 }
 
-/// The global L2 norm of `grads[0..count]` into `norm[0]`, in two fixed-order stages.
+/// The global L2 norm of `grads[0..count]` into `norm[0]` (and `norm_log[slot]`), in two
+/// fixed-order stages; `norm[1]` flags a non-finite norm or loss (`loss_log[slot]`), which
+/// makes the optimizer skip the step. Point it at a slot with [`set_loss_slot`].
 pub fn grad_norm(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -531,7 +533,10 @@ pub fn grad_norm(
     grads: &Buffer,
     partials: &Buffer,
     norm: &Buffer,
-) -> Result<[Launch; 2]> {
+    norm_log: &Buffer,
+    loss_log: &Buffer,
+) -> Result<([Launch; 2], ReduceParams)> {
+    need(norm, 2, "grad_norm norm")?;
     need(grads, count, "grad_norm grads")?;
     need(partials, NORM_PARTIALS, "grad_norm partials")?;
     let p = ReduceParams {
@@ -563,12 +568,14 @@ pub fn grad_norm(
                 uniform.resource(),
                 Resource::Storage(partials),
                 Resource::Storage(norm),
+                Resource::Storage(norm_log),
+                Resource::Storage(loss_log),
             ],
         ),
         groups: [1, 1, 1],
         uniform,
     };
-    Ok([first, second])
+    Ok(([first, second], p))
 }
 
 /// The optimizer's uniform (`shaders/optim.wgsl`), rewritten before every step.

@@ -14,7 +14,7 @@ pub struct LossReader {
     next_unflushed: u64,
     /// Iterations written so far.
     written: u64,
-    pending: VecDeque<PendingRead>,
+    pending: VecDeque<(PendingRead, PendingRead)>,
 }
 
 impl LossReader {
@@ -45,34 +45,59 @@ impl LossReader {
         while self.next_unflushed < self.written {
             let first = (self.next_unflushed % LOSS_LOG_SLOTS as u64) as usize;
             let count = ((self.written - self.next_unflushed) as usize).min(LOSS_LOG_SLOTS - first);
-            self.pending.push_back(engine.read_losses(first, count)?);
+            self.pending.push_back((
+                engine.read_losses(first, count)?,
+                engine.read_norms(first, count)?,
+            ));
             self.next_unflushed += count as u64;
         }
         Ok(())
     }
 
-    /// Losses that have arrived, in iteration order, without waiting.
-    pub fn ready(&mut self, engine: &Engine<'_>) -> Result<Vec<f32>> {
+    /// Iterations whose loss and gradient norm have arrived, in order, without waiting.
+    pub fn ready(&mut self, engine: &Engine<'_>) -> Result<Vec<StepReport>> {
+        let gpu = engine.gpu();
         let mut out = Vec::new();
-        while let Some(front) = self.pending.front() {
-            match front.take(engine.gpu())? {
-                Some(values) => {
-                    out.extend(values);
-                    self.pending.pop_front();
-                }
-                None => break,
+        while let Some((losses, norms)) = self.pending.front() {
+            if !(losses.is_ready(gpu)? && norms.is_ready(gpu)?) {
+                break;
             }
+            let (l, n) = (
+                losses.take(gpu)?.unwrap_or_default(),
+                norms.take(gpu)?.unwrap_or_default(),
+            );
+            out.extend(
+                l.into_iter()
+                    .zip(n)
+                    .map(|(loss, grad_norm)| StepReport { loss, grad_norm }),
+            );
+            self.pending.pop_front();
         }
         Ok(out)
     }
 
-    /// Flushes and waits for every loss still in flight.
-    pub fn drain(&mut self, engine: &Engine<'_>) -> Result<Vec<f32>> {
+    /// Flushes and waits for every iteration still in flight.
+    pub fn drain(&mut self, engine: &Engine<'_>) -> Result<Vec<StepReport>> {
         self.flush(engine)?;
         engine.gpu().wait_idle()?;
         let out = self.ready(engine)?;
         debug_assert!(self.pending.is_empty());
         Ok(out)
+    }
+}
+
+/// What the host learns about one training iteration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    pub loss: f32,
+    /// The global gradient norm before clipping; not finite when the step was skipped.
+    pub grad_norm: f32,
+}
+
+impl StepReport {
+    /// Whether the GPU skipped this step (non-finite loss or gradient).
+    pub fn skipped(&self) -> bool {
+        !(self.loss.is_finite() && self.grad_norm.is_finite())
     }
 }
 

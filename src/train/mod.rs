@@ -5,7 +5,7 @@
 mod loss_reader;
 mod stopping;
 
-pub use loss_reader::LossReader;
+pub use loss_reader::{LossReader, StepReport};
 pub use stopping::EarlyStopping;
 
 use crate::data::{
@@ -31,6 +31,7 @@ pub struct TrainOptions {
     pub metric_style: MetricStyle,
     /// What early stopping and the best weights watch.
     pub monitor: Monitor,
+    pub on_nonfinite: NonFinitePolicy,
 }
 
 impl TrainOptions {
@@ -46,6 +47,7 @@ impl TrainOptions {
             early_stopping: None,
             metric_style: MetricStyle::Classification,
             monitor: Monitor::Loss,
+            on_nonfinite: NonFinitePolicy::Rollback,
         }
     }
 }
@@ -244,7 +246,24 @@ pub struct TrainProgress {
     pub best: Option<(f64, usize)>,
     /// Why training stopped, once it has.
     pub stopped: Option<String>,
+    /// Rollbacks after non-finite steps so far.
+    #[serde(default)]
+    pub rollbacks: usize,
 }
+
+/// Losses and gradient norms are asked for at least this often (without waiting), so that a
+/// non-finite step is noticed within a few iterations whatever --log-every says.
+const FLUSH_EVERY: usize = 8;
+
+/// Rollbacks (each halving the learning rate) before training gives up.
+pub const MAX_ROLLBACKS: usize = 10;
+
+crate::model::cli_enum!(
+    /// What training does when a step's loss or gradient is not finite (the GPU always
+    /// skips that update): stop, skip it, or roll back to the epoch's start with half the
+    /// learning rate.
+    NonFinitePolicy { Stop => "stop", Skip => "skip", Rollback => "rollback" }
+);
 
 /// What early stopping and `--restore-best` watch: the loss, or the task's metric
 /// (accuracy is maximised, errors minimised); on validation data when there is some.
@@ -300,15 +319,25 @@ pub fn train(
     } else {
         "training"
     };
-    let mut deliver = |values: Vec<f32>,
+    let mut deliver = |reports: Vec<StepReport>,
                        epoch_losses: &mut Vec<f32>,
                        delivered: &mut u64,
-                       hooks: &mut dyn TrainHooks| {
-        for v in values {
+                       hooks: &mut dyn TrainHooks|
+     -> Option<u64> {
+        let mut first_bad = None;
+        for r in reports {
             *delivered += 1;
-            epoch_losses.push(v);
-            window.push(v);
-            hooks.iteration(*delivered, v);
+            if r.skipped() {
+                hooks.line(&format!(
+                    "  iter {delivered:>7}  non-finite loss {} / gradient norm {}: the GPU skipped this update",
+                    r.loss, r.grad_norm
+                ));
+                first_bad.get_or_insert(*delivered);
+                continue;
+            }
+            epoch_losses.push(r.loss);
+            window.push(r.loss);
+            hooks.iteration(*delivered, r.loss);
             if window.len() == log_every {
                 let mean = window.iter().map(|&x| x as f64).sum::<f64>() / window.len() as f64;
                 hooks.line(&format!("  iter {delivered:>7}  loss {mean:.6}"));
@@ -316,6 +345,35 @@ pub fn train(
                 window.clear();
             }
         }
+        first_bad
+    };
+    // What to do once the host learns (asynchronously) that a step was non-finite. The GPU
+    // has already skipped that step, so the weights are never non-finite.
+    let on_bad = |bad: Option<u64>,
+                  engine: &mut Engine<'_>,
+                  progress: &mut TrainProgress,
+                  hooks: &mut dyn TrainHooks|
+     -> Result<()> {
+        let Some(iteration) = bad else { return Ok(()) };
+        match opts.on_nonfinite {
+            NonFinitePolicy::Skip => {}
+            NonFinitePolicy::Stop => {
+                progress.stopped = Some(format!("non-finite loss or gradient at iteration {iteration} (--on-nonfinite stop); the weights are those before it"));
+            }
+            NonFinitePolicy::Rollback => {
+                progress.rollbacks += 1;
+                if progress.rollbacks > MAX_ROLLBACKS {
+                    progress.stopped = Some(format!("non-finite values again after {MAX_ROLLBACKS} rollbacks (iteration {iteration})"));
+                    return Ok(());
+                }
+                engine.rollback(0.5)?;
+                hooks.line(&format!(
+                    "  rolled back to the weights at the start of this epoch and halved the learning rate to {} (non-finite at iteration {iteration})",
+                    engine.optimizer().lr
+                ));
+            }
+        }
+        Ok(())
     };
     let mut delivered = progress.iterations;
     for epoch in progress.epochs_done + 1..=opts.epochs {
@@ -325,6 +383,7 @@ pub fn train(
         let started = Instant::now();
         let mut tokens = 0usize;
         let mut epoch_losses: Vec<f32> = Vec::new();
+        engine.snapshot()?;
         let epoch_batches = match opts.order {
             Order::Shuffled { seed } if train.lengths.iter().any(|&l| l != train.steps) => {
                 bucketed_batches(&train.lengths, opts.batch, seed, epoch)
@@ -337,8 +396,11 @@ pub fn train(
             .collect();
         let total_chunks: usize = plans.iter().map(Vec::len).sum();
         let mut done = 0;
-        for (seqs, plan) in epoch_batches.iter().zip(plans) {
+        'batches: for (seqs, plan) in epoch_batches.iter().zip(plans) {
             for (range, mode) in plan {
+                if progress.stopped.is_some() {
+                    break 'batches;
+                }
                 let host = ChunkData::gather(train, seqs, range, mode.has_loss());
                 let chunk = host.chunk(mode.has_loss());
                 engine.run_chunk(&chunk, mode, reader.next_slot())?;
@@ -355,14 +417,16 @@ pub fn train(
                 hooks.chunk_progress(epoch, done, total_chunks);
                 if mode.has_loss() {
                     progress.iterations += 1;
-                    reader.wrote(engine, log_every)?;
+                    reader.wrote(engine, log_every.min(FLUSH_EVERY))?;
                     let arrived = reader.ready(engine)?;
-                    deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
+                    let bad = deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
+                    on_bad(bad, engine, &mut progress, hooks)?;
                 }
             }
         }
         let arrived = reader.drain(engine)?;
-        deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
+        let bad = deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
+        on_bad(bad, engine, &mut progress, hooks)?;
         all_losses.extend_from_slice(&epoch_losses);
         let seconds = started.elapsed().as_secs_f64();
         let train_loss =
@@ -394,7 +458,9 @@ pub fn train(
         if improved {
             progress.best = Some((monitored, epoch));
         }
-        if !monitored.is_finite() {
+        if progress.stopped.is_some() {
+            // Stopped during the epoch (non-finite steps): keep that reason.
+        } else if !monitored.is_finite() {
             progress.stopped = Some(format!(
                 "the {watched} {} is not finite ({monitored}) at epoch {epoch}",
                 monitor_name(opts.monitor)
