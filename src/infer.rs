@@ -96,8 +96,7 @@ pub fn generate(
         Ok(y[(ids.len() - 1) * o..].to_vec())
     };
     let mut logits = run(engine, prime, 0)?;
-    let mut step = prime.len();
-    for _ in 0..length {
+    for step in prime.len()..prime.len() + length {
         for &f in forbidden {
             if (f as usize) < logits.len() {
                 logits[f as usize] = f32::NEG_INFINITY;
@@ -125,7 +124,6 @@ pub fn generate(
         } as u32;
         out.push(next);
         logits = run(engine, &[next], step)?;
-        step += 1;
     }
     Ok(out)
 }

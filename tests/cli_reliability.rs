@@ -106,3 +106,141 @@ fn non_finite_steps_are_skipped_and_handled_by_policy() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const SMALL: [&str; 8] = [
+    "--hidden", "24", "--embed", "16", "--batch", "8", "--seed", "5",
+];
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn ctrl_c_checkpoints_mid_epoch_and_resuming_gives_the_same_bits() {
+    use std::io::BufRead;
+    let dir = scratch("interrupt");
+    let (full, resumed, ckpt) = (
+        dir.join("full.safetensors"),
+        dir.join("resumed.safetensors"),
+        dir.join("ckpt"),
+    );
+    let mut args = vec!["train", "--epochs", "4", "--save", s(&full)];
+    args.extend(SMALL);
+    let (ok, out) = run(&args);
+    assert!(ok, "{out}");
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "4",
+        "--checkpoint",
+        s(&ckpt),
+        "--log-every",
+        "10",
+    ];
+    args.extend(SMALL);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    // Wait for epoch 1 to end and a few iterations of epoch 2, then interrupt.
+    let mut iters_after = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if seen.contains("epoch 1/4") && line.trim_start().starts_with("iter ") {
+            iters_after += 1;
+            if iters_after == 2 {
+                break;
+            }
+        }
+    }
+    signal(child.id(), "-INT");
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("interrupted in epoch 2 after") && seen.contains("saved a checkpoint"),
+        "{seen}"
+    );
+    let (ok, out) = run(&["train", "--resume", s(&ckpt), "--save", s(&resumed)]);
+    assert!(ok && out.contains("resumed after epoch 1"), "{out}");
+    assert!(
+        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
+        "interrupted + resumed differs from uninterrupted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
+    let dir = scratch("kill9");
+    let ckpt = dir.join("ckpt");
+    // Tiny epochs, so that checkpoints are written many times a second.
+    let fresh = [
+        "train",
+        "--epochs",
+        "1000",
+        "--hidden",
+        "8",
+        "--embed",
+        "8",
+        "--batch",
+        "400",
+        "--checkpoint",
+        s(&ckpt),
+    ];
+    let mut rng = wgrnn::rng::Rng::new(42);
+    let mut loaded_epochs = Vec::new();
+    for round in 0..10 {
+        let args: Vec<&str> = if ckpt.join("checkpoint.json").exists() {
+            vec!["train", "--resume", s(&ckpt)]
+        } else {
+            fresh.to_vec()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(
+            700 + rng.below(900) as u64,
+        ));
+        signal(child.id(), "-9");
+        child.wait().unwrap();
+        if !ckpt.join("checkpoint.json").exists() {
+            continue;
+        }
+        let c = wgrnn::checkpoint::load(&ckpt).unwrap_or_else(|e| {
+            panic!("round {round}: the checkpoint does not load after kill -9: {e}")
+        });
+        assert!(c
+            .params
+            .iter()
+            .chain(&c.moment_m)
+            .chain(&c.moment_v)
+            .all(|v| v.is_finite()));
+        loaded_epochs.push(c.meta.progress.epochs_done);
+    }
+    assert!(
+        loaded_epochs.len() >= 5,
+        "too few rounds got as far as a checkpoint: {loaded_epochs:?}"
+    );
+    assert!(
+        loaded_epochs.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backwards: {loaded_epochs:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -199,11 +199,7 @@ fn time_series_trains_evaluates_and_predicts_in_original_units() {
         .find_map(|l| l.split("MAE ").nth(1))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no baseline line:\n{out}"));
-    let last = out
-        .lines()
-        .filter(|l| l.starts_with("epoch "))
-        .last()
-        .unwrap();
+    let last = out.lines().rfind(|l| l.starts_with("epoch ")).unwrap();
     let mae: f64 = last
         .split("mae ")
         .nth(1)

@@ -149,16 +149,7 @@ impl TrainHooks for CliHooks {
             self.best = Some((progress.epochs_done, engine.params()?));
         }
         if let Some(plan) = &self.checkpoint {
-            let (m, v) = engine.optimizer_state()?;
-            let meta = CheckpointMeta::new(
-                plan.model,
-                *engine.optimizer(),
-                plan.data.clone(),
-                plan.run.clone(),
-                progress.clone(),
-                engine.steps_taken(),
-            );
-            checkpoint::save(&plan.dir, meta, &engine.params()?, &m, &v)?;
+            save_checkpoint(plan, engine, progress)?;
             if let (true, Some((_, best))) = (improved && self.keep_best, &self.best) {
                 let layout = engine.layout();
                 wgrnn::weights::save(&plan.dir.join(BEST_FILE), layout, best, Default::default())?;
@@ -166,6 +157,41 @@ impl TrainHooks for CliHooks {
         }
         Ok(())
     }
+
+    fn interrupted(&mut self) -> bool {
+        INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Set by the Ctrl-C handler; training stops at the next batch boundary.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The first Ctrl-C asks training to stop cleanly (and checkpoint); a second one exits at once.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping at the next batch and saving a checkpoint (Ctrl-C again to quit at once)");
+    });
+}
+
+/// Writes a checkpoint of the engine and `progress` into `plan.dir`.
+pub fn save_checkpoint(
+    plan: &CheckpointPlan,
+    engine: &Engine<'_>,
+    progress: &TrainProgress,
+) -> wgrnn::Result<()> {
+    let (m, v) = engine.optimizer_state()?;
+    let meta = CheckpointMeta::new(
+        plan.model,
+        *engine.optimizer(),
+        plan.data.clone(),
+        plan.run.clone(),
+        progress.clone(),
+        engine.steps_taken(),
+    );
+    checkpoint::save(&plan.dir, meta, &engine.params()?, &m, &v)
 }
 
 /// The best weights so far, beside the checkpoint (with --restore-best).

@@ -1,10 +1,12 @@
 //! `wgrnn train`: the training job, on user data or the built-in task, fresh or resumed.
 
 use super::args::{ModelArgs, OptimizerArgs, TrainArgs};
-use super::hooks::{CheckpointPlan, CliHooks, BEST_FILE};
+use super::hooks::{
+    install_interrupt_handler, save_checkpoint, CheckpointPlan, CliHooks, BEST_FILE,
+};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wgrnn::checkpoint::{self, RunSettings};
 use wgrnn::data::series::SeriesOptions;
 use wgrnn::data::source::{prepare, DataMeta, Prepared, ReadOptions};
@@ -262,6 +264,9 @@ pub fn run(
         on_nonfinite: run_settings.on_nonfinite,
     };
     let checkpoint_dir = args.checkpoint.clone().or_else(|| args.resume.clone());
+    let interrupt_dir = checkpoint_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("wgrnn-interrupted"));
     let plan = checkpoint_dir.map(|dir| CheckpointPlan {
         dir,
         model: config,
@@ -284,6 +289,7 @@ pub fn run(
             hooks.best = Some((epoch, best));
         }
     }
+    install_interrupt_handler();
     let result = train(
         &mut engine,
         &train_data,
@@ -294,6 +300,25 @@ pub fn run(
     );
     hooks.finish();
     let report = result?;
+    if report.interrupted {
+        let plan = CheckpointPlan {
+            dir: interrupt_dir.clone(),
+            model: config,
+            data: meta.clone(),
+            run: run_settings.clone(),
+        };
+        save_checkpoint(&plan, &engine, &report.progress)?;
+        println!(
+            "{}; saved a checkpoint in {}",
+            report.stop_reason,
+            interrupt_dir.display()
+        );
+        println!(
+            "continue with: wgrnn train --resume {} [--data ...]",
+            interrupt_dir.display()
+        );
+        std::process::exit(130);
+    }
     if let Some(e) = hooks.error.take() {
         return Err(e);
     }

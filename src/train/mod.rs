@@ -68,6 +68,10 @@ pub struct TrainReport {
     pub iterations: u64,
     /// The mean loss of every iteration, in order.
     pub losses: Vec<f32>,
+    /// Where training ended (to checkpoint it).
+    pub progress: TrainProgress,
+    /// True when [`TrainHooks::interrupted`] stopped it inside an epoch.
+    pub interrupted: bool,
 }
 
 /// Checks that `data` fits `config` (input kind, vocabulary, targets, task).
@@ -249,6 +253,18 @@ pub struct TrainProgress {
     /// Rollbacks after non-finite steps so far.
     #[serde(default)]
     pub rollbacks: usize,
+    /// Where an interrupted epoch stopped (it goes on from there when resumed).
+    #[serde(default)]
+    pub position: Option<EpochPosition>,
+}
+
+/// A place inside an epoch: the batches already trained, and their losses so far.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochPosition {
+    pub epoch: usize,
+    pub batches_done: usize,
+    pub losses: Vec<f32>,
+    pub tokens: usize,
 }
 
 /// Losses and gradient norms are asked for at least this often (without waiting), so that a
@@ -282,6 +298,11 @@ pub trait TrainHooks {
     fn logged(&mut self, _iteration: u64, _mean_loss: f64) {}
     /// `done` of `total` training chunks of the current epoch have been submitted.
     fn chunk_progress(&mut self, _epoch: usize, _done: usize, _total: usize) {}
+    /// Polled between batches: true asks training to stop there (Ctrl-C), with the
+    /// position inside the epoch recorded in the progress.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
     /// After each epoch; `improved` when the monitored value is the best so far.
     fn epoch_end(
         &mut self,
@@ -381,8 +402,13 @@ pub fn train(
             break;
         }
         let started = Instant::now();
-        let mut tokens = 0usize;
-        let mut epoch_losses: Vec<f32> = Vec::new();
+        let resume_at = progress
+            .position
+            .take()
+            .filter(|p| p.epoch == epoch)
+            .unwrap_or_default();
+        let mut tokens = resume_at.tokens;
+        let mut epoch_losses: Vec<f32> = resume_at.losses;
         engine.snapshot()?;
         let epoch_batches = match opts.order {
             Order::Shuffled { seed } if train.lengths.iter().any(|&l| l != train.steps) => {
@@ -396,7 +422,34 @@ pub fn train(
             .collect();
         let total_chunks: usize = plans.iter().map(Vec::len).sum();
         let mut done = 0;
-        'batches: for (seqs, plan) in epoch_batches.iter().zip(plans) {
+        'batches: for (batch_index, (seqs, plan)) in epoch_batches.iter().zip(plans).enumerate() {
+            if batch_index < resume_at.batches_done {
+                done += plan.len();
+                continue;
+            }
+            if batch_index > resume_at.batches_done && hooks.interrupted() {
+                let arrived = reader.drain(engine)?;
+                let bad = deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
+                on_bad(bad, engine, &mut progress, hooks)?;
+                progress.position = Some(EpochPosition {
+                    epoch,
+                    batches_done: batch_index,
+                    losses: epoch_losses,
+                    tokens,
+                });
+                let stop_reason = format!(
+                    "interrupted in epoch {epoch} after {batch_index} of {} batches",
+                    epoch_batches.len()
+                );
+                return Ok(TrainReport {
+                    epochs: progress.history.clone(),
+                    stop_reason,
+                    iterations: progress.iterations,
+                    losses: all_losses,
+                    progress,
+                    interrupted: true,
+                });
+            }
             for (range, mode) in plan {
                 if progress.stopped.is_some() {
                     break 'batches;
@@ -488,6 +541,8 @@ pub fn train(
         stop_reason,
         iterations: progress.iterations,
         losses: all_losses,
+        progress,
+        interrupted: false,
     })
 }
 
