@@ -157,8 +157,13 @@ fn save_moments(
 /// Reads `checkpoint.json` of `dir`.
 pub fn read_meta(dir: &Path) -> Result<CheckpointMeta> {
     let path = dir.join(META_FILE);
-    let bytes = read_file(&path)?;
-    let mut meta: CheckpointMeta = serde_json::from_slice(&bytes)
+    parse_meta(&path, &read_file(&path)?)
+}
+
+/// Parses and checks `checkpoint.json` bytes; `path` only names the file in errors.
+pub fn parse_meta(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
+    let path = path.to_path_buf();
+    let mut meta: CheckpointMeta = serde_json::from_slice(bytes)
         .map_err(|e| Error::data(&path, format!("not a wgrnn checkpoint ({e})")))?;
     if meta.format_version != FORMAT_VERSION {
         return Err(Error::data(
@@ -172,6 +177,23 @@ pub fn read_meta(dir: &Path) -> Result<CheckpointMeta> {
     meta.model
         .validate()
         .map_err(|e| Error::data(&path, e.to_string()))?;
+    for f in [&meta.weights_file, &meta.optimizer_file] {
+        // Plain names inside the checkpoint directory only.
+        if f.is_empty() || f.contains(['/', '\\']) || f.starts_with('.') {
+            return Err(Error::data(
+                &path,
+                format!("tensor file name {f:?} is not a plain file name"),
+            ));
+        }
+    }
+    if let crate::data::source::DataMeta::Series(m) = &meta.data {
+        if m.window == 0 || m.horizon == 0 || m.feature_stats.len() != meta.model.input_width() {
+            return Err(Error::data(
+                &path,
+                "series metadata does not match the model (window, horizon or features)",
+            ));
+        }
+    }
     meta.data.reindex();
     Ok(meta)
 }

@@ -89,8 +89,12 @@ pub fn shapes(path: &Path) -> Result<HashMap<String, Vec<usize>>> {
 /// Reads weights for `layout` from `path`: every expected tensor present with its exact
 /// shape, no unexpected ones, every value finite. F64, F16 and BF16 are converted to f32.
 pub fn load(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
-    let bytes = read_file(path)?;
-    let file = parse(path, &bytes)?;
+    parse_weights(path, &read_file(path)?, layout)
+}
+
+/// Parses the bytes of a weights file for `layout`; `path` only names it in errors.
+pub fn parse_weights(path: &Path, bytes: &[u8], layout: &ParamLayout) -> Result<Vec<f32>> {
+    let file = parse(path, bytes)?;
     let mut problems = Vec::new();
     let found: HashMap<String, Vec<usize>> = file
         .tensors()

@@ -13,7 +13,7 @@ pub mod vocab;
 
 pub use batcher::{batches, bucketed_batches, chunk_ranges, ChunkData, Order};
 pub use builtin::{delayed_echo, DelayedEcho};
-pub use safetensors_data::load_dataset;
+pub use safetensors_data::{load_dataset, parse_dataset};
 
 /// What the model reads: `[N, T]` token ids or `[N, T, I]` features.
 #[derive(Clone, Debug, PartialEq)]

@@ -24,8 +24,12 @@ fn ids_u32(path: &Path, name: &str, values: Vec<i64>) -> Result<Vec<u32>> {
 }
 
 pub fn load_dataset(path: &Path) -> Result<Dataset> {
-    let bytes = read_file(path)?;
-    let file = parse(path, &bytes)?;
+    parse_dataset(path, &read_file(path)?)
+}
+
+/// Parses the bytes of a data file; `path` only names it in errors.
+pub fn parse_dataset(path: &Path, bytes: &[u8]) -> Result<Dataset> {
+    let file = parse(path, bytes)?;
     let get = |name: &str| {
         file.tensor(name).map_err(|_| {
             let found: Vec<&str> = file.names();

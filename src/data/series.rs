@@ -41,10 +41,15 @@ pub struct Table {
 }
 
 pub fn read_table(path: &Path) -> Result<Table> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_table(path, &bytes)
+}
+
+/// Parses CSV bytes (header row first); `path` only names the file in errors.
+pub fn parse_table(path: &Path, bytes: &[u8]) -> Result<Table> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_path(path)
-        .map_err(|e| Error::data(path, e.to_string()))?;
+        .from_reader(bytes);
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| Error::data(path, format!("line 1: {e}")))?
@@ -124,7 +129,15 @@ pub struct Series {
 
 /// Reads the selected columns of `path`.
 pub fn read(path: &Path, options: &SeriesOptions) -> Result<(Series, String, Vec<String>)> {
-    let table = read_table(path)?;
+    select(path, read_table(path)?, options)
+}
+
+/// Picks and checks the target and feature columns of a parsed table.
+pub fn select(
+    path: &Path,
+    table: Table,
+    options: &SeriesOptions,
+) -> Result<(Series, String, Vec<String>)> {
     let target_name = options
         .target
         .clone()

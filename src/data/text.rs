@@ -9,7 +9,11 @@ use std::path::Path;
 
 /// Reads a UTF-8 text file; invalid UTF-8 is an error naming the line.
 pub fn read(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode(path, std::fs::read(path).map_err(|e| Error::io(path, e))?)
+}
+
+/// Checks and decodes text bytes; `path` only names the file in errors.
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String> {
     match String::from_utf8(bytes) {
         Ok(s) if s.chars().count() >= 2 => Ok(s),
         Ok(_) => Err(Error::data(path, "text needs at least two characters")),

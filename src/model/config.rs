@@ -106,6 +106,23 @@ impl ModelConfig {
         }
         positive("--hidden", self.hidden)?;
         positive("--output-size", self.output_size)?;
+        // Every tensor (and the whole flat buffer) is indexed with 32 bits in the kernels.
+        let (h, o, i) = (
+            self.hidden as u128,
+            self.output_size as u128,
+            self.input_width() as u128,
+        );
+        let embedding = match self.input {
+            InputKind::Tokens { vocab, embed } => vocab as u128 * embed as u128,
+            InputKind::Dense { .. } => 0,
+        };
+        let total = embedding + h * i + h * h + 2 * h + o * h + o;
+        if total > u32::MAX as u128 {
+            return Err(Error::Config(format!(
+                "the model would have {total} parameters; at most {} fit the kernels' 32-bit indices",
+                u32::MAX
+            )));
+        }
         let act = self.output_activation;
         match (self.loss, act) {
             (Loss::CrossEntropy, OutputActivation::Softmax) => {
