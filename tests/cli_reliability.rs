@@ -244,3 +244,60 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn oversized_batches_are_refused_before_any_work() {
+    let (ok, out) = run(&["train", "--batch", "100000", "--epochs", "1"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("does not fit this adapter")
+            && out.contains("MiB")
+            && out.contains("max_storage_buffer_binding_size"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("epoch 1/"),
+        "work started before the refusal:\n{out}"
+    );
+    let (ok, out) = run(&["train", "--batch", "4000000000", "--epochs", "1"]);
+    assert!(
+        !ok && out.contains("32-bit") && !out.contains("panicked"),
+        "{out}"
+    );
+}
+
+#[test]
+fn log_every_and_log_outputs_do_not_change_the_bits() {
+    let dir = scratch("logevery");
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "2",
+        "--log-every",
+        "1",
+        "--save",
+        s(&a),
+    ];
+    args.extend(SMALL);
+    assert!(run(&args).0);
+    let log = dir.join("log.jsonl");
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "2",
+        "--log-every",
+        "37",
+        "--log-json",
+        s(&log),
+        "--save",
+        s(&b),
+    ];
+    args.extend(SMALL);
+    assert!(run(&args).0);
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "--log-every changed the weights"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -67,41 +67,102 @@ impl EngineBuffers {
         };
         let tokens_rows = if vocab > 0 { rows } else { 0 };
         let p = layout.total;
+        let specs: Vec<(&'static str, u64)> = vec![
+            ("params", f(p)),
+            ("grads", f(p)),
+            ("moment_m", f(p)),
+            ("moment_v", f(p)),
+            ("tokens", f(tokens_rows)),
+            ("emb_offsets", f(vocab + 1)),
+            ("emb_positions", f(tokens_rows)),
+            ("x", f(rows * config.input_width())),
+            ("dx", f(tokens_rows * embed)),
+            ("pre", f(rows * h)),
+            ("hs", f((max_steps + 1) * max_batch * h)),
+            ("carry", f(max_batch * h)),
+            ("pool_acc", f(max_batch * h)),
+            ("pool_arg", f(max_batch * h)),
+            ("z", f(max_batch * h)),
+            ("dz", f(max_batch * h)),
+            ("y", f(out_rows * o)),
+            ("dy", f(out_rows * o)),
+            ("targets", f(out_rows * o)),
+            ("row_loss", f(out_rows)),
+            ("row_metric", f(out_rows)),
+            ("row_mask", f(out_rows)),
+            ("lengths", f(max_batch)),
+            ("chunk_info", f(2)),
+            ("dh_out", f(rows * h)),
+            ("da", f(rows * h)),
+            ("norm_partials", f(NORM_PARTIALS)),
+            ("norm", 8),
+            ("norm_log", f(LOSS_LOG_SLOTS)),
+            ("snapshot_params", f(p)),
+            ("snapshot_m", f(p)),
+            ("snapshot_v", f(p)),
+            ("loss_log", f(LOSS_LOG_SLOTS)),
+            ("metric_log", f(LOSS_LOG_SLOTS)),
+        ];
+        check_fits(gpu, &specs, max_batch, max_steps)?;
+        let mut made = specs.iter().map(|&(name, bytes)| gpu.storage(name, bytes));
+        let mut next = || made.next().expect("one spec per buffer");
         Ok(Self {
-            params: gpu.storage("params", f(p))?,
-            grads: gpu.storage("grads", f(p))?,
-            moment_m: gpu.storage("moment_m", f(p))?,
-            moment_v: gpu.storage("moment_v", f(p))?,
-            tokens: gpu.storage("tokens", f(tokens_rows))?,
-            emb_offsets: gpu.storage("emb_offsets", f(vocab + 1))?,
-            emb_positions: gpu.storage("emb_positions", f(tokens_rows))?,
-            x: gpu.storage("x", f(rows * config.input_width()))?,
-            dx: gpu.storage("dx", f(tokens_rows * embed))?,
-            pre: gpu.storage("pre", f(rows * h))?,
-            hs: gpu.storage("hs", f((max_steps + 1) * max_batch * h))?,
-            carry: gpu.storage("carry", f(max_batch * h))?,
-            pool_acc: gpu.storage("pool_acc", f(max_batch * h))?,
-            pool_arg: gpu.storage("pool_arg", f(max_batch * h))?,
-            z: gpu.storage("z", f(max_batch * h))?,
-            dz: gpu.storage("dz", f(max_batch * h))?,
-            y: gpu.storage("y", f(out_rows * o))?,
-            dy: gpu.storage("dy", f(out_rows * o))?,
-            targets: gpu.storage("targets", f(out_rows * o))?,
-            row_loss: gpu.storage("row_loss", f(out_rows))?,
-            row_metric: gpu.storage("row_metric", f(out_rows))?,
-            row_mask: gpu.storage("row_mask", f(out_rows))?,
-            lengths: gpu.storage("lengths", f(max_batch))?,
-            chunk_info: gpu.storage("chunk_info", f(2))?,
-            dh_out: gpu.storage("dh_out", f(rows * h))?,
-            da: gpu.storage("da", f(rows * h))?,
-            norm_partials: gpu.storage("norm_partials", f(NORM_PARTIALS))?,
-            norm: gpu.storage("norm", 8)?,
-            norm_log: gpu.storage("norm_log", f(LOSS_LOG_SLOTS))?,
-            snapshot_params: gpu.storage("snapshot_params", f(p))?,
-            snapshot_m: gpu.storage("snapshot_m", f(p))?,
-            snapshot_v: gpu.storage("snapshot_v", f(p))?,
-            loss_log: gpu.storage("loss_log", f(LOSS_LOG_SLOTS))?,
-            metric_log: gpu.storage("metric_log", f(LOSS_LOG_SLOTS))?,
+            params: next()?,
+            grads: next()?,
+            moment_m: next()?,
+            moment_v: next()?,
+            tokens: next()?,
+            emb_offsets: next()?,
+            emb_positions: next()?,
+            x: next()?,
+            dx: next()?,
+            pre: next()?,
+            hs: next()?,
+            carry: next()?,
+            pool_acc: next()?,
+            pool_arg: next()?,
+            z: next()?,
+            dz: next()?,
+            y: next()?,
+            dy: next()?,
+            targets: next()?,
+            row_loss: next()?,
+            row_metric: next()?,
+            row_mask: next()?,
+            lengths: next()?,
+            chunk_info: next()?,
+            dh_out: next()?,
+            da: next()?,
+            norm_partials: next()?,
+            norm: next()?,
+            norm_log: next()?,
+            snapshot_params: next()?,
+            snapshot_m: next()?,
+            snapshot_v: next()?,
+            loss_log: next()?,
+            metric_log: next()?,
         })
     }
+}
+
+/// Refuses, before allocating anything, buffers the adapter cannot bind, naming each one
+/// with the bytes it needs and the adapter's limit.
+fn check_fits(gpu: &Gpu, specs: &[(&'static str, u64)], batch: usize, steps: usize) -> Result<()> {
+    let limit = gpu.max_binding_bytes();
+    let too_big: Vec<String> = specs
+        .iter()
+        .filter(|(_, b)| b.next_multiple_of(4) > limit)
+        .map(|(n, b)| format!("`{n}` needs {} MiB", b.div_ceil(1 << 20)))
+        .collect();
+    if too_big.is_empty() {
+        return Ok(());
+    }
+    let total: u64 = specs.iter().map(|(_, b)| b).sum();
+    Err(crate::error::Error::Limit(format!(
+        "batch {batch} x {steps} steps does not fit this adapter: {}; it binds at most {} MiB per buffer \
+         (max_storage_buffer_binding_size); all buffers together need {} MiB. Use a smaller --batch, --seq-len or model",
+        too_big.join(", "),
+        limit >> 20,
+        total.div_ceil(1 << 20)
+    )))
 }

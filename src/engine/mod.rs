@@ -114,6 +114,15 @@ impl<'g> Engine<'g> {
                 "batch size and sequence length must be at least 1".into(),
             ));
         }
+        let widest = [config.hidden, config.output_size, config.input_width()]
+            .into_iter()
+            .max()
+            .unwrap_or(1);
+        if (max_batch as u128) * (max_steps as u128 + 1) * (widest as u128) > u32::MAX as u128 {
+            return Err(Error::Limit(format!(
+                "batch {max_batch} x {max_steps} steps x width {widest} is beyond the kernels' 32-bit indices; use a smaller --batch or --seq-len"
+            )));
+        }
         let layout = ParamLayout::new(&config);
         if params.len() != layout.total {
             return Err(Error::Config(format!(

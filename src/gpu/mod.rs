@@ -26,13 +26,50 @@ pub struct Gpu {
     limits: wgpu::Limits,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
     first_error: Arc<Mutex<Option<String>>>,
+    memory: Arc<MemoryCounter>,
 }
+
+/// How long a wait for the GPU may take before it counts as a hang.
+pub const GPU_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A storage or uniform buffer on the device, labelled with what it holds.
 #[derive(Clone)]
 pub struct Buffer {
     raw: wgpu::Buffer,
     label: Arc<str>,
+    _allocation: Arc<Allocation>,
+}
+
+/// Counts a buffer's bytes in its device's total while it lives.
+struct Allocation {
+    bytes: u64,
+    counter: Arc<MemoryCounter>,
+}
+
+#[derive(Default)]
+struct MemoryCounter {
+    current: std::sync::atomic::AtomicU64,
+    peak: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryCounter {
+    fn track(self: &Arc<Self>, bytes: u64) -> Arc<Allocation> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.current.fetch_add(bytes, SeqCst) + bytes;
+        self.peak.fetch_max(now, SeqCst);
+        Arc::new(Allocation {
+            bytes,
+            counter: self.clone(),
+        })
+    }
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        self.counter
+            .current
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Buffer {
@@ -157,6 +194,13 @@ impl Gpu {
                 *slot = Some(e.to_string());
             }
         }));
+        let lost = first_error.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = lost.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(format!("the device was lost ({reason:?}): {message}"));
+            }
+        });
         Ok(Self {
             device,
             queue,
@@ -164,6 +208,7 @@ impl Gpu {
             limits,
             pipelines: Mutex::new(HashMap::new()),
             first_error,
+            memory: Arc::default(),
         })
     }
 
@@ -206,7 +251,17 @@ impl Gpu {
         Ok(Buffer {
             raw,
             label: label.into(),
+            _allocation: self.memory.track(size),
         })
+    }
+
+    /// Bytes of device buffers that wgrnn holds now, and the most it has held at once.
+    pub fn buffer_bytes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.memory.current.load(SeqCst),
+            self.memory.peak.load(SeqCst),
+        )
     }
 
     /// A storage buffer holding `data`.
@@ -224,9 +279,11 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let bytes = raw.size();
         Buffer {
             raw,
             label: label.into(),
+            _allocation: self.memory.track(bytes),
         }
     }
 
@@ -346,8 +403,17 @@ impl Gpu {
     /// Blocks until all submitted work has finished.
     pub fn wait_idle(&self) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(GPU_TIMEOUT),
+            })
+            .map_err(|e| match e {
+                wgpu::PollError::Timeout => Error::Gpu(format!(
+                    "the GPU did not finish within {} s: the device may be hung",
+                    GPU_TIMEOUT.as_secs()
+                )),
+                e => Error::Gpu(format!("waiting for the device failed: {e}")),
+            })?;
         self.check()
     }
 

@@ -14,6 +14,7 @@ const FAILED: u8 = 2;
 pub struct PendingRead {
     staging: wgpu::Buffer,
     state: Arc<AtomicU8>,
+    _allocation: Arc<super::Allocation>,
 }
 
 impl Gpu {
@@ -43,7 +44,11 @@ impl Gpu {
             );
         });
         self.check()?;
-        Ok(PendingRead { staging, state })
+        Ok(PendingRead {
+            staging,
+            state,
+            _allocation: self.memory.track(size),
+        })
     }
 }
 
