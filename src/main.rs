@@ -45,7 +45,7 @@ enum Command {
         #[command(flatten)]
         args: cli::infer::GenerateArgs,
     },
-    /// Train a model (without --data: a small built-in task)
+    /// Train a model (without --data: a POS tagger on the bundled EWT sample)
     Train {
         #[command(flatten)]
         model: ModelArgs,

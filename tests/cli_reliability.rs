@@ -90,6 +90,21 @@ fn non_finite_steps_are_skipped_and_handled_by_policy() {
         "rollback should recover:\n{out}"
     );
     assert!(saved_is_finite(&dir.join("r.safetensors")));
+    // Rollbacks happen at fixed iterations, not when readbacks happen to arrive.
+    let (ok, again) = with("rollback", &dir.join("r2.safetensors"));
+    assert!(ok);
+    let rolls = |o: &str| {
+        o.lines()
+            .filter(|l| l.contains("rolled back"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rolls(&out), rolls(&again));
+    assert!(
+        std::fs::read(dir.join("r.safetensors")).unwrap()
+            == std::fs::read(dir.join("r2.safetensors")).unwrap(),
+        "rollback runs differ"
+    );
     let (ok, out) = with("stop", &dir.join("s.safetensors"));
     assert!(
         ok && out.contains("stopped: non-finite loss or gradient at iteration"),

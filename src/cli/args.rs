@@ -174,7 +174,7 @@ impl OptimizerArgs {
 /// Data, schedule and output flags of `wgrnn train`.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Training data (safetensors with `inputs` and `targets`); default: the built-in delayed-echo task
+    /// Training data (safetensors, CoNLL-U, text or CSV; see --format) [default: the bundled EWT sample]
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Validation data, same format
@@ -186,7 +186,7 @@ pub struct TrainArgs {
     /// Where to save the final weights (safetensors, PyTorch names)
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// Text: without --val, hold out this final fraction of the text for validation
+    /// Text and CSV: without --val, hold out this final fraction for validation
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
     /// CSV: the target column (name or 0-based index) [default: the last column]

@@ -15,6 +15,10 @@ pub struct LossReader {
     /// Iterations written so far.
     written: u64,
     pending: VecDeque<(PendingRead, PendingRead)>,
+    /// Reports that arrived but were not handed out yet, in iteration order.
+    arrived: VecDeque<StepReport>,
+    /// Iterations handed out so far.
+    handed: u64,
 }
 
 impl LossReader {
@@ -23,6 +27,8 @@ impl LossReader {
             next_unflushed: 0,
             written: 0,
             pending: VecDeque::new(),
+            arrived: VecDeque::new(),
+            handed: 0,
         }
     }
 
@@ -54,8 +60,24 @@ impl LossReader {
         Ok(())
     }
 
+    /// The reports of every iteration up to `upto` (counting from this reader's start) not
+    /// handed out yet, in order; waits only if some have not arrived.
+    pub fn reports_upto(&mut self, engine: &Engine<'_>, upto: u64) -> Result<Vec<StepReport>> {
+        let more = self.ready(engine)?;
+        self.arrived.extend(more);
+        if self.handed + (self.arrived.len() as u64) < upto {
+            self.flush(engine)?;
+            engine.gpu().wait_idle()?;
+            let more = self.ready(engine)?;
+            self.arrived.extend(more);
+        }
+        let take = (upto.saturating_sub(self.handed) as usize).min(self.arrived.len());
+        self.handed += take as u64;
+        Ok(self.arrived.drain(..take).collect())
+    }
+
     /// Iterations whose loss and gradient norm have arrived, in order, without waiting.
-    pub fn ready(&mut self, engine: &Engine<'_>) -> Result<Vec<StepReport>> {
+    fn ready(&mut self, engine: &Engine<'_>) -> Result<Vec<StepReport>> {
         let gpu = engine.gpu();
         let mut out = Vec::new();
         while let Some((losses, norms)) = self.pending.front() {
@@ -76,13 +98,15 @@ impl LossReader {
         Ok(out)
     }
 
-    /// Flushes and waits for every iteration still in flight.
+    /// Flushes, waits for every iteration still in flight, and hands out all reports.
     pub fn drain(&mut self, engine: &Engine<'_>) -> Result<Vec<StepReport>> {
         self.flush(engine)?;
         engine.gpu().wait_idle()?;
-        let out = self.ready(engine)?;
+        let more = self.ready(engine)?;
+        self.arrived.extend(more);
         debug_assert!(self.pending.is_empty());
-        Ok(out)
+        self.handed += self.arrived.len() as u64;
+        Ok(self.arrived.drain(..).collect())
     }
 }
 

@@ -253,6 +253,9 @@ pub struct TrainProgress {
     /// Rollbacks after non-finite steps so far.
     #[serde(default)]
     pub rollbacks: usize,
+    /// Iterations submitted when the last rollback happened.
+    #[serde(default)]
+    pub rolled_back_at: u64,
     /// Where an interrupted epoch stopped (it goes on from there when resumed).
     #[serde(default)]
     pub position: Option<EpochPosition>,
@@ -267,8 +270,9 @@ pub struct EpochPosition {
     pub tokens: usize,
 }
 
-/// Losses and gradient norms are asked for at least this often (without waiting), so that a
-/// non-finite step is noticed within a few iterations whatever --log-every says.
+/// Losses and gradient norms are asked for every this many iterations (without waiting), and
+/// each such point handles the reports of the iterations before the previous one: a
+/// non-finite step is acted on within 16 iterations, at points that do not depend on timing.
 const FLUSH_EVERY: usize = 8;
 
 /// Rollbacks (each halving the learning rate) before training gives up.
@@ -376,12 +380,18 @@ pub fn train(
                   hooks: &mut dyn TrainHooks|
      -> Result<()> {
         let Some(iteration) = bad else { return Ok(()) };
+        if progress.stopped.is_some() {
+            return Ok(());
+        }
         match opts.on_nonfinite {
             NonFinitePolicy::Skip => {}
             NonFinitePolicy::Stop => {
                 progress.stopped = Some(format!("non-finite loss or gradient at iteration {iteration} (--on-nonfinite stop); the weights are those before it"));
             }
+            // Reports of steps submitted before the last rollback describe the old state.
+            NonFinitePolicy::Rollback if iteration <= progress.rolled_back_at => {}
             NonFinitePolicy::Rollback => {
+                progress.rolled_back_at = progress.iterations;
                 progress.rollbacks += 1;
                 if progress.rollbacks > MAX_ROLLBACKS {
                     progress.stopped = Some(format!("non-finite values again after {MAX_ROLLBACKS} rollbacks (iteration {iteration})"));
@@ -397,6 +407,7 @@ pub fn train(
         Ok(())
     };
     let mut delivered = progress.iterations;
+    let start_iterations = progress.iterations;
     for epoch in progress.epochs_done + 1..=opts.epochs {
         if progress.stopped.is_some() {
             break;
@@ -470,10 +481,17 @@ pub fn train(
                 hooks.chunk_progress(epoch, done, total_chunks);
                 if mode.has_loss() {
                     progress.iterations += 1;
-                    reader.wrote(engine, log_every.min(FLUSH_EVERY))?;
-                    let arrived = reader.ready(engine)?;
-                    let bad = deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
-                    on_bad(bad, engine, &mut progress, hooks)?;
+                    reader.wrote(engine, FLUSH_EVERY)?;
+                    if progress.iterations % FLUSH_EVERY as u64 == 0 {
+                        // A decision point: the reports of every iteration up to one flush
+                        // ago are handled now, whenever they arrived (usually long ago; else
+                        // wait). Fixed points keep rollbacks deterministic.
+                        let upto = (progress.iterations - FLUSH_EVERY as u64)
+                            .saturating_sub(start_iterations);
+                        let arrived = reader.reports_upto(engine, upto)?;
+                        let bad = deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
+                        on_bad(bad, engine, &mut progress, hooks)?;
+                    }
                 }
             }
         }
@@ -513,6 +531,19 @@ pub fn train(
         }
         if progress.stopped.is_some() {
             // Stopped during the epoch (non-finite steps): keep that reason.
+        } else if !monitored.is_finite()
+            && opts.on_nonfinite == NonFinitePolicy::Rollback
+            && progress.rollbacks < MAX_ROLLBACKS
+        {
+            // Finite weights whose outputs overflow: back to the epoch's start, slower.
+            progress.rollbacks += 1;
+            progress.rolled_back_at = progress.iterations;
+            engine.rollback(0.5)?;
+            hooks.line(&format!(
+                "  the {watched} {} is not finite: rolled back to the weights at the start of epoch {epoch} and halved the learning rate to {}",
+                monitor_name(opts.monitor),
+                engine.optimizer().lr
+            ));
         } else if !monitored.is_finite() {
             progress.stopped = Some(format!(
                 "the {watched} {} is not finite ({monitored}) at epoch {epoch}",
