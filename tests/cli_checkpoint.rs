@@ -95,6 +95,7 @@ fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
 fn json_log_plot_and_restore_best() {
     let dir = scratch("feedback");
     let (log, plot) = (dir.join("log.jsonl"), dir.join("curves.svg"));
+    let ckpt = dir.join("ckpt");
     let mut args = vec![
         "train",
         "--epochs",
@@ -108,10 +109,37 @@ fn json_log_plot_and_restore_best() {
         "--restore-best",
         "--monitor",
         "metric",
+        "--checkpoint",
+        s(&ckpt),
     ];
     args.extend(SMALL);
     let out = wgrnn(&args);
-    assert!(out.contains("restored the weights of epoch"), "{out}");
+    assert!(
+        out.contains("restored the weights of epoch") && out.contains("best.safetensors"),
+        "{out}"
+    );
+    let dev = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/ewt-sample/dev.conllu");
+    let best = wgrnn(&[
+        "eval",
+        "--checkpoint",
+        s(&ckpt),
+        "--data",
+        s(&dev),
+        "--best",
+    ]);
+    let best_accuracy: f64 = best
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy: "))
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    let best_epoch_accuracy = lines_max_accuracy(&log);
+    assert!(
+        (best_accuracy - 100.0 * best_epoch_accuracy).abs() < 0.01,
+        "--best evaluates to {best_accuracy}%, the best epoch had {}",
+        100.0 * best_epoch_accuracy
+    );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -150,4 +178,14 @@ fn a_damaged_checkpoint_is_a_clear_error() {
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn lines_max_accuracy(log: &Path) -> f64 {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "epoch")
+        .map(|v| v["val"]["accuracy"].as_f64().unwrap())
+        .fold(0.0, f64::max)
 }

@@ -33,6 +33,9 @@ pub struct ModelData {
     /// Sequences per batch
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Use the best epoch's weights (kept by `train --restore-best`) instead of the last
+    #[arg(long)]
+    pub best: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -60,6 +63,25 @@ pub struct GenerateArgs {
     pub temperature: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Use the best epoch's weights (kept by `train --restore-best`) instead of the last
+    #[arg(long)]
+    pub best: bool,
+}
+
+/// Loads a checkpoint; with `best`, its weights are replaced by those `--restore-best` kept.
+fn load(dir: &std::path::Path, best: bool) -> Result<Checkpoint> {
+    let mut ckpt = checkpoint::load(dir).with_context(|| format!("loading {}", dir.display()))?;
+    if best {
+        let path = dir.join(super::hooks::BEST_FILE);
+        let layout = wgrnn::model::ParamLayout::new(&ckpt.meta.model);
+        ckpt.params = wgrnn::weights::load(&path, &layout).with_context(|| {
+            format!(
+                "--best: {} (written by train --restore-best)",
+                path.display()
+            )
+        })?;
+    }
+    Ok(ckpt)
 }
 
 fn open<'g>(gpu: &'g Gpu, ckpt: &Checkpoint, batch: usize, steps: usize) -> Result<Engine<'g>> {
@@ -101,8 +123,7 @@ fn read_options(meta: &DataMeta, batch: usize) -> ReadOptions {
 }
 
 pub fn eval(adapter: &AdapterChoice, args: &ModelData) -> Result<()> {
-    let ckpt = checkpoint::load(&args.checkpoint)
-        .with_context(|| format!("loading {}", args.checkpoint.display()))?;
+    let ckpt = load(&args.checkpoint, args.best)?;
     let data = load_for_eval(
         &args.data,
         args.format,
@@ -128,8 +149,7 @@ pub fn eval(adapter: &AdapterChoice, args: &ModelData) -> Result<()> {
 
 pub fn predict(adapter: &AdapterChoice, args: &PredictArgs) -> Result<()> {
     let io = &args.io;
-    let ckpt = checkpoint::load(&io.checkpoint)
-        .with_context(|| format!("loading {}", io.checkpoint.display()))?;
+    let ckpt = load(&io.checkpoint, io.best)?;
     let gpu = Gpu::new(adapter)?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -232,8 +252,7 @@ fn write_tagged(bytes: &[u8], tags: &[&str], out: &mut dyn Write) -> Result<()> 
 }
 
 pub fn generate(adapter: &AdapterChoice, args: &GenerateArgs) -> Result<()> {
-    let ckpt = checkpoint::load(&args.checkpoint)
-        .with_context(|| format!("loading {}", args.checkpoint.display()))?;
+    let ckpt = load(&args.checkpoint, args.best)?;
     let DataMeta::Characters { chars } = &ckpt.meta.data else {
         bail!(
             "{}: not a character model (train one on a text file)",

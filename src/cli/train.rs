@@ -345,6 +345,12 @@ pub fn run(
                     "loss"
                 }
             );
+            if let Some(dir) = args.checkpoint.as_ref().or(args.resume.as_ref()) {
+                println!(
+                    "they are in {}: use --best with eval, predict or generate",
+                    dir.join(BEST_FILE).display()
+                );
+            }
         }
     }
     if let Some(path) = &args.plot {

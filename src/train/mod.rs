@@ -482,7 +482,7 @@ pub fn train(
                 if mode.has_loss() {
                     progress.iterations += 1;
                     reader.wrote(engine, FLUSH_EVERY)?;
-                    if progress.iterations % FLUSH_EVERY as u64 == 0 {
+                    if progress.iterations.is_multiple_of(FLUSH_EVERY as u64) {
                         // A decision point: the reports of every iteration up to one flush
                         // ago are handled now, whenever they arrived (usually long ago; else
                         // wait). Fixed points keep rollbacks deterministic.
