@@ -57,6 +57,11 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = (|| -> anyhow::Result<()> {
         let adapter: AdapterChoice = cli.adapter.parse()?;
