@@ -1,49 +1,21 @@
 //! End to end through the `wgrnn` binary: commands, parameter counts against PyTorch,
 //! training on files, saving/loading, determinism, early stopping and clear errors.
 
+mod common;
+
+use common::cli::{ok, run, scratch};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn wgrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .expect("run wgrnn")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = wgrnn(args);
-    assert!(o.status.success(), "wgrnn {args:?} failed:\n{}", text(&o));
-    text(&o)
-}
+use std::process::Command;
 
 fn fails(args: &[&str], needle: &str) {
-    let o = wgrnn(args);
-    let t = text(&o);
-    assert!(
-        !o.status.success(),
-        "wgrnn {args:?} should fail but succeeded:\n{t}"
-    );
+    let (success, t) = run(args);
+    assert!(!success, "wgrnn {args:?} should fail but succeeded:\n{t}");
     assert!(
         t.contains(needle),
         "wgrnn {args:?}: expected the error to mention {needle:?}, got:\n{t}"
     );
     assert!(!t.contains("panicked"), "wgrnn {args:?} panicked:\n{t}");
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgrnn-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Writes a safetensors file of f32 / i64 tensors.
@@ -208,7 +180,7 @@ fn no_adapter_is_a_clear_error_with_install_instructions() {
         .env("WGPU_BACKEND", "vulkan")
         .output()
         .unwrap();
-    let t = text(&o);
+    let t = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success(), "must fail without an adapter:\n{t}");
     assert!(
         t.contains("mesa-vulkan-drivers"),

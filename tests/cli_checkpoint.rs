@@ -1,33 +1,11 @@
 //! Checkpoints, resume, the JSON log and the plot, through the binary on the bundled
 //! EWT sample.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::cli::{ok, s, scratch};
+use std::path::Path;
 use std::process::Command;
-
-fn wgrnn(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .expect("run wgrnn");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "wgrnn {args:?} failed:\n{text}");
-    text
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgrnn-ckpt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 const SMALL: [&str; 8] = [
     "--hidden", "24", "--embed", "16", "--batch", "64", "--seed", "5",
@@ -43,17 +21,17 @@ fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
     let ckpt = dir.join("ckpt");
     let mut args = vec!["train", "--epochs", "3", "--save", s(&full)];
     args.extend(SMALL);
-    wgrnn(&args);
+    ok(&args);
     // "Interrupted" after epoch 1, then resumed to epoch 3.
     let mut args = vec!["train", "--epochs", "1", "--checkpoint", s(&ckpt)];
     args.extend(SMALL);
-    wgrnn(&args);
+    ok(&args);
     let meta = std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap();
     assert!(
         meta.contains("\"epochs_done\": 1") && meta.contains("Tagging"),
         "{meta}"
     );
-    let out = wgrnn(&[
+    let out = ok(&[
         "train",
         "--resume",
         s(&ckpt),
@@ -113,13 +91,13 @@ fn json_log_plot_and_restore_best() {
         s(&ckpt),
     ];
     args.extend(SMALL);
-    let out = wgrnn(&args);
+    let out = ok(&args);
     assert!(
         out.contains("restored the weights of epoch") && out.contains("best.safetensors"),
         "{out}"
     );
     let dev = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/ewt-sample/dev.conllu");
-    let best = wgrnn(&[
+    let best = ok(&[
         "eval",
         "--checkpoint",
         s(&ckpt),

@@ -1,19 +1,11 @@
 //! Reliability through the binary: non-finite steps under each --on-nonfinite policy,
 //! and checkpoints that survive being killed at any moment.
 
+mod common;
+
+use common::cli::{run, s, scratch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgrnn-rel-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A smooth series on which a ReLU RNN with SGD at lr 5 blows up within a few steps.
 fn series(dir: &Path) -> PathBuf {
@@ -24,21 +16,6 @@ fn series(dir: &Path) -> PathBuf {
     let p = dir.join("s.csv");
     std::fs::write(&p, csv).unwrap();
     p
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
 }
 
 #[test]

@@ -1,49 +1,17 @@
 //! Each task end to end through the binary, on small fixtures: tagging (train, eval,
 //! predict), a character model (train, generate) and a time series (train, eval, predict).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::cli::{ok, s, sample, scratch};
 use std::process::Command;
-
-fn wgrnn(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .expect("run wgrnn");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "wgrnn {args:?} failed:\n{text}");
-    text
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgrnn-tasks-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn sample(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/ewt-sample")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
-}
 
 #[test]
 fn tagger_train_eval_and_predict_agree() {
     let dir = scratch("tagger");
     let ckpt = dir.join("ckpt");
     let (train, dev) = (sample("train.conllu"), sample("dev.conllu"));
-    wgrnn(&[
+    ok(&[
         "train",
         "--data",
         &train,
@@ -60,7 +28,7 @@ fn tagger_train_eval_and_predict_agree() {
         "--checkpoint",
         s(&ckpt),
     ]);
-    let eval = wgrnn(&["eval", "--checkpoint", s(&ckpt), "--data", &dev]);
+    let eval = ok(&["eval", "--checkpoint", s(&ckpt), "--data", &dev]);
     let accuracy: f64 = eval
         .lines()
         .find_map(|l| l.strip_prefix("accuracy: "))
@@ -69,7 +37,7 @@ fn tagger_train_eval_and_predict_agree() {
         .parse()
         .unwrap();
     let out = dir.join("pred.conllu");
-    wgrnn(&[
+    ok(&[
         "predict",
         "--checkpoint",
         s(&ckpt),
@@ -115,7 +83,7 @@ fn character_model_trains_and_generates() {
     let file = dir.join("play.txt");
     std::fs::write(&file, text).unwrap();
     let ckpt = dir.join("ckpt");
-    let out = wgrnn(&[
+    let out = ok(&[
         "train",
         "--data",
         s(&file),
@@ -139,7 +107,7 @@ fn character_model_trains_and_generates() {
         "{out}"
     );
     let gen = |seed: &str| {
-        wgrnn(&[
+        ok(&[
             "generate",
             "--checkpoint",
             s(&ckpt),
@@ -177,7 +145,7 @@ fn time_series_trains_evaluates_and_predicts_in_original_units() {
     let file = dir.join("temps.csv");
     std::fs::write(&file, csv).unwrap();
     let ckpt = dir.join("ckpt");
-    let out = wgrnn(&[
+    let out = ok(&[
         "train",
         "--data",
         s(&file),
@@ -214,7 +182,7 @@ fn time_series_trains_evaluates_and_predicts_in_original_units() {
         mae < baseline,
         "model MAE {mae} vs persistence {baseline}\n{out}"
     );
-    let pred = wgrnn(&["predict", "--checkpoint", s(&ckpt), "--data", s(&file)]);
+    let pred = ok(&["predict", "--checkpoint", s(&ckpt), "--data", s(&file)]);
     let lines: Vec<&str> = pred.lines().collect();
     assert_eq!(lines[0], "Day,prediction,actual");
     assert_eq!(lines.len(), 1 + 400 - 12, "one prediction per window");
@@ -225,7 +193,7 @@ fn time_series_trains_evaluates_and_predicts_in_original_units() {
         (p - a).abs() < 5.0,
         "prediction {p} for actual {a}: not in original units?"
     );
-    let eval = wgrnn(&["eval", "--checkpoint", s(&ckpt), "--data", s(&file)]);
+    let eval = ok(&["eval", "--checkpoint", s(&ckpt), "--data", s(&file)]);
     assert!(eval.contains("mae: ") && eval.contains("mse: "), "{eval}");
     let _ = std::fs::remove_dir_all(&dir);
 }

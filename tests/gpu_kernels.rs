@@ -585,34 +585,7 @@ fn optimizers_match_reference_over_several_steps() {
         for s in 1..=4u64 {
             let grads = randn(&mut rng, n);
             gpu.write(&gb, 0, &grads);
-            let (step_size, bc2_sqrt) = c.adam_scalars(s);
-            let mut flags = 0;
-            if c.clip_norm.is_some() {
-                flags |= ops::OPTIM_CLIP;
-            }
-            if c.momentum_kind == Momentum::Nesterov {
-                flags |= ops::OPTIM_NESTEROV;
-            }
-            if s == 1 {
-                flags |= ops::OPTIM_FIRST_STEP;
-            }
-            if kind == OptimizerKind::AdamW {
-                flags |= ops::OPTIM_DECOUPLED;
-            }
-            let p = ops::OptimParams {
-                count: n as u32,
-                flags,
-                lr: c.lr as f32,
-                momentum: c.momentum as f32,
-                weight_decay: c.weight_decay as f32,
-                beta1: c.beta1 as f32,
-                beta2: c.beta2 as f32,
-                eps: c.eps as f32,
-                step_size: step_size as f32,
-                bc2_sqrt: bc2_sqrt as f32,
-                max_norm: c.clip_norm.unwrap_or(0.0) as f32,
-                _pad: 0,
-            };
+            let p = ops::OptimParams::for_step(&c, n, s);
             step.uniform.write(&gpu, &p);
             run(&gpu, &[norms[0].clone(), norms[1].clone(), step.clone()]);
             reference.step(&mut want, &to_f64(&grads));

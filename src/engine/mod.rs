@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, PendingRead};
 use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
 use crate::ops::{self, Launch, OptimParams, SequenceStart, Uniforms, UpdateRule};
-use crate::optim::{Momentum, OptimizerConfig, OptimizerKind};
+use crate::optim::{OptimizerConfig, OptimizerKind};
 use buffers::EngineBuffers;
 use plan::{ChunkPlan, PlanContext};
 use std::collections::HashMap;
@@ -223,36 +223,7 @@ impl<'g> Engine<'g> {
     }
 
     fn optim_params(&self) -> OptimParams {
-        let o = &self.optimizer;
-        let step = self.steps_taken;
-        let (step_size, bc2_sqrt) = o.adam_scalars(step);
-        let mut flags = 0;
-        if o.clip_norm.is_some() {
-            flags |= ops::OPTIM_CLIP;
-        }
-        if o.momentum_kind == Momentum::Nesterov {
-            flags |= ops::OPTIM_NESTEROV;
-        }
-        if step == 1 {
-            flags |= ops::OPTIM_FIRST_STEP;
-        }
-        if o.kind == OptimizerKind::AdamW {
-            flags |= ops::OPTIM_DECOUPLED;
-        }
-        OptimParams {
-            count: self.layout.total as u32,
-            flags,
-            lr: o.lr as f32,
-            momentum: o.momentum as f32,
-            weight_decay: o.weight_decay as f32,
-            beta1: o.beta1 as f32,
-            beta2: o.beta2 as f32,
-            eps: o.eps as f32,
-            step_size: step_size as f32,
-            bc2_sqrt: bc2_sqrt as f32,
-            max_norm: o.clip_norm.unwrap_or(0.0) as f32,
-            _pad: 0,
-        }
+        OptimParams::for_step(&self.optimizer, self.layout.total, self.steps_taken)
     }
 
     fn check_chunk(&self, c: &Chunk<'_>, mode: ChunkMode) -> Result<()> {

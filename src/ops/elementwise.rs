@@ -596,6 +596,41 @@ pub struct OptimParams {
     pub _pad: u32,
 }
 
+impl OptimParams {
+    /// The uniform for 1-based optimizer step `step` over `count` parameters.
+    pub fn for_step(o: &crate::optim::OptimizerConfig, count: usize, step: u64) -> Self {
+        use crate::optim::{Momentum, OptimizerKind};
+        let (step_size, bc2_sqrt) = o.adam_scalars(step);
+        let mut flags = 0;
+        if o.clip_norm.is_some() {
+            flags |= OPTIM_CLIP;
+        }
+        if o.momentum_kind == Momentum::Nesterov {
+            flags |= OPTIM_NESTEROV;
+        }
+        if step == 1 {
+            flags |= OPTIM_FIRST_STEP;
+        }
+        if o.kind == OptimizerKind::AdamW {
+            flags |= OPTIM_DECOUPLED;
+        }
+        OptimParams {
+            count: count as u32,
+            flags,
+            lr: o.lr as f32,
+            momentum: o.momentum as f32,
+            weight_decay: o.weight_decay as f32,
+            beta1: o.beta1 as f32,
+            beta2: o.beta2 as f32,
+            eps: o.eps as f32,
+            step_size: step_size as f32,
+            bc2_sqrt: bc2_sqrt as f32,
+            max_norm: o.clip_norm.unwrap_or(0.0) as f32,
+            _pad: 0,
+        }
+    }
+}
+
 pub const OPTIM_CLIP: u32 = 1;
 pub const OPTIM_NESTEROV: u32 = 2;
 pub const OPTIM_FIRST_STEP: u32 = 4;

@@ -1,6 +1,8 @@
 //! Shared test helpers: the adapter (fail loudly when none), random model cases, and
 //! comparison with the failing index in the message.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+pub mod cli;
 
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::model::{
