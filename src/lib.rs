@@ -4,6 +4,7 @@
 //! [`engine`] (device buffers and per-chunk plans), [`train`] (epochs, batches, chunks,
 //! logging, stopping). [`reference`] is the same math in f64 on the CPU, the oracle for tests.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod engine;

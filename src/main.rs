@@ -30,6 +30,11 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Time full training steps of named workloads (W1-W3) or a custom shape
+    Bench {
+        #[command(flatten)]
+        args: cli::bench::BenchArgs,
+    },
     /// Loss and metrics of a checkpoint on a data file
     Eval {
         #[command(flatten)]
@@ -69,6 +74,7 @@ fn main() -> std::process::ExitCode {
             Command::Devices => cli::devices::run(),
             Command::Params { model } => cli::params::run(model),
             Command::Eval { args } => cli::infer::eval(&adapter, args),
+            Command::Bench { args } => cli::bench::run(&adapter, args),
             Command::Predict { args } => cli::infer::predict(&adapter, args),
             Command::Generate { args } => cli::infer::generate(&adapter, args),
             Command::Train {

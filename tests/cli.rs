@@ -443,3 +443,52 @@ fn bad_files_are_named_in_the_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
+    let dir = scratch("bench");
+    let json = dir.join("bench.json");
+    let out = ok(&[
+        "bench",
+        "--vocab",
+        "20",
+        "--embed",
+        "4",
+        "--hidden",
+        "9",
+        "--batch",
+        "3",
+        "--seq-len",
+        "5",
+        "--output-size",
+        "3",
+        "--steps",
+        "3",
+        "--ceiling",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("ceiling:")
+            && out.contains("custom")
+            && out.contains("tokens/s")
+            && out.contains("% of the ceiling"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &v["results"][0];
+    assert_eq!(r["steps_timed"], 3);
+    assert!(
+        r["median_ms"].as_f64().unwrap() > 0.0
+            && r["p95_ms"].as_f64().unwrap() >= r["median_ms"].as_f64().unwrap()
+    );
+    assert!(
+        v["ceiling"]["fma_gflops"].as_f64().unwrap() > 0.0
+            && v["adapter"]["name"].is_string()
+            && v["date"].is_string()
+    );
+    let (ok_w4, out) = run(&["bench", "--workload", "W4"]);
+    assert!(!ok_w4 && out.contains("LSTM"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,7 @@
 //! `wgrnn` subcommands.
 
 pub mod args;
+pub mod bench;
 pub mod devices;
 pub mod hooks;
 pub mod infer;

@@ -17,6 +17,7 @@ pub enum Kernel {
     NormFinalize,
     Sgd,
     Adam,
+    FmaPeak,
 }
 
 /// Every WGSL file, for validation and for the kernel registry.
@@ -28,6 +29,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("loss.wgsl", include_str!("../../shaders/loss.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
+    ("ceiling.wgsl", include_str!("../../shaders/ceiling.wgsl")),
 ];
 
 impl Kernel {
@@ -42,6 +44,7 @@ impl Kernel {
                 "reduce.wgsl"
             }
             Kernel::Sgd | Kernel::Adam => "optim.wgsl",
+            Kernel::FmaPeak => "ceiling.wgsl",
         }
     }
 
@@ -61,6 +64,7 @@ impl Kernel {
             Kernel::NormFinalize => "norm_finalize",
             Kernel::Sgd => "sgd",
             Kernel::Adam => "adam",
+            Kernel::FmaPeak => "fma_peak",
         }
     }
 

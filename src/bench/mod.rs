@@ -1,0 +1,8 @@
+//! `wgrnn bench`: named training-step workloads and custom shapes, timed on the adapter in
+//! use, with the adapter's own ceilings for comparison.
+
+mod ceiling;
+mod workload;
+
+pub use ceiling::{measure_ceiling, Ceiling};
+pub use workload::{flops_per_step, named, run_workload, Workload, WorkloadResult, NAMES};

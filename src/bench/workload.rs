@@ -1,0 +1,210 @@
+//! Training-step workloads: a full step (forward, loss, backward, Adam update) on random
+//! data generated in place, timed step by step.
+
+use crate::engine::{Chunk, ChunkMode, Engine, StepInputs, StepTargets};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::{
+    init_params, Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
+};
+use crate::optim::{OptimizerConfig, OptimizerKind};
+use crate::rng::Rng;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// A model and the shape of its training step.
+#[derive(Clone, Debug, Serialize)]
+pub struct Workload {
+    pub name: String,
+    pub description: String,
+    pub config: ModelConfig,
+    pub batch: usize,
+    pub steps: usize,
+}
+
+/// The named workloads (W4 and W5 need the LSTM and GRU cells, not built yet).
+pub const NAMES: &[&str] = &["W1", "W2", "W3"];
+
+fn tagger(vocab: usize, embed: usize, hidden: usize, outputs: usize) -> ModelConfig {
+    ModelConfig {
+        input: InputKind::Tokens { vocab, embed },
+        hidden,
+        output_size: outputs,
+        activation: Activation::Tanh,
+        output_activation: OutputActivation::Softmax,
+        task: TaskKind::ManyToMany,
+        pool: Pool::Last,
+        loss: Loss::CrossEntropy,
+    }
+}
+
+/// The workload called `name` (W1, W2, W3).
+pub fn named(name: &str) -> Result<Workload> {
+    let w = |description: &str, config, batch, steps| Workload {
+        name: name.to_uppercase(),
+        description: description.into(),
+        config,
+        batch,
+        steps,
+    };
+    match name.to_uppercase().as_str() {
+        "W1" => Ok(w("tagger: vocab 10000, embed 128, tanh RNN 256, head 256->18 at every step, cross-entropy", tagger(10_000, 128, 256, 18), 64, 32)),
+        "W2" => Ok(w(
+            "regression: 8 features, tanh RNN 128, last state, head 128->1 with ReLU, MSE",
+            ModelConfig {
+                input: InputKind::Dense { size: 8 },
+                hidden: 128,
+                output_size: 1,
+                activation: Activation::Tanh,
+                output_activation: OutputActivation::Relu,
+                task: TaskKind::ManyToOne,
+                pool: Pool::Last,
+                loss: Loss::Mse,
+            },
+            256,
+            50,
+        )),
+        "W3" => Ok(w("large batch: vocab 96, embed 64, tanh RNN 512, head 512->96 at every step, cross-entropy", tagger(96, 64, 512, 96), 512, 64)),
+        "W4" | "W5" => Err(Error::Config(format!("{name} needs the {} cell, which is not built yet", if name.eq_ignore_ascii_case("W4") { "LSTM" } else { "GRU" }))),
+        _ => Err(Error::Config(format!("unknown workload {name:?}; the named ones are {}", NAMES.join(", ")))),
+    }
+}
+
+/// FLOPs of one training step: 2·M·N·K for every matrix product of the forward pass (input
+/// projection T·B×I×H, recurrence T·B×H×H, head R×H×O with R = T·B or B), times 3 for
+/// forward plus backward. Elementwise work, the embedding lookup and the optimizer are not
+/// counted.
+pub fn flops_per_step(config: &ModelConfig, batch: usize, steps: usize) -> f64 {
+    let (b, t, h, o, i) = (
+        batch as f64,
+        steps as f64,
+        config.hidden as f64,
+        config.output_size as f64,
+        config.input_width() as f64,
+    );
+    let rows_out = if config.task == TaskKind::ManyToMany {
+        t * b
+    } else {
+        b
+    };
+    3.0 * (2.0 * t * b * i * h + 2.0 * t * b * h * h + 2.0 * rows_out * h * o)
+}
+
+/// Timings of one workload.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadResult {
+    pub workload: Workload,
+    pub parameters: usize,
+    pub steps_timed: usize,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    /// Batch × sequence length / median step time.
+    pub tokens_per_second: f64,
+    pub gflops_per_second: f64,
+    /// Median time to record and submit a step (the host's share of a step).
+    pub host_median_ms: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Times full training steps of `w`: three warm-up steps, then steps until `min_steps` are
+/// done or `max_time` has passed, whichever comes first (at least 3).
+pub fn run_workload(
+    gpu: &Gpu,
+    w: &Workload,
+    min_steps: usize,
+    max_time: Duration,
+) -> Result<WorkloadResult> {
+    let config = w.config;
+    config.validate()?;
+    let params = init_params(&config, 0);
+    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
+    let mut engine = Engine::new(gpu, config, opt, w.batch, w.steps, &params)?;
+    let mut rng = Rng::new(7);
+    let rows = w.batch * w.steps;
+    let (tokens, features): (Vec<u32>, Vec<f32>) = match config.input {
+        InputKind::Tokens { vocab, .. } => {
+            ((0..rows).map(|_| rng.below(vocab) as u32).collect(), vec![])
+        }
+        InputKind::Dense { size } => (
+            vec![],
+            (0..rows * size)
+                .map(|_| rng.uniform(-1.0, 1.0) as f32)
+                .collect(),
+        ),
+    };
+    let out_rows = if config.task == TaskKind::ManyToMany {
+        rows
+    } else {
+        w.batch
+    };
+    let classes: Vec<u32> = (0..out_rows)
+        .map(|_| rng.below(config.output_size) as u32)
+        .collect();
+    let values: Vec<f32> = (0..out_rows * config.output_size)
+        .map(|_| rng.next_f64() as f32)
+        .collect();
+    let lengths = vec![w.steps as u32; w.batch];
+    let chunk = Chunk {
+        steps: w.steps,
+        batch: w.batch,
+        first_step: 0,
+        lengths: &lengths,
+        inputs: if tokens.is_empty() {
+            StepInputs::Dense(&features)
+        } else {
+            StepInputs::Tokens(&tokens)
+        },
+        targets: Some(if config.loss == Loss::CrossEntropy {
+            StepTargets::Classes(&classes)
+        } else {
+            StepTargets::Values(&values)
+        }),
+    };
+    let mut step = |slot: usize| -> Result<(f64, f64)> {
+        let t0 = Instant::now();
+        engine.run_chunk(&chunk, ChunkMode::Train, slot)?;
+        let host = t0.elapsed().as_secs_f64();
+        gpu.wait_idle()?;
+        Ok((t0.elapsed().as_secs_f64(), host))
+    };
+    for i in 0..3 {
+        step(i)?;
+    }
+    let started = Instant::now();
+    let (mut times, mut hosts) = (Vec::new(), Vec::new());
+    while times.len() < 3 || (times.len() < min_steps && started.elapsed() < max_time) {
+        let (t, h) = step(times.len())?;
+        times.push(t);
+        hosts.push(h);
+    }
+    times.sort_by(f64::total_cmp);
+    hosts.sort_by(f64::total_cmp);
+    let median = percentile(&times, 0.5);
+    Ok(WorkloadResult {
+        workload: w.clone(),
+        parameters: crate::model::ParamLayout::new(&config).total,
+        steps_timed: times.len(),
+        median_ms: median * 1e3,
+        p95_ms: percentile(&times, 0.95) * 1e3,
+        tokens_per_second: rows as f64 / median,
+        gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
+        host_median_ms: percentile(&hosts, 0.5) * 1e3,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flop_count_follows_the_documented_formula() {
+        let w = super::named("W2").unwrap();
+        // T·B = 12,800 rows: 2·12800·8·128 + 2·12800·128·128 + 2·256·128·1, times 3.
+        let want = 3.0
+            * (2.0 * 12800.0 * 8.0 * 128.0 + 2.0 * 12800.0 * 128.0 * 128.0 + 2.0 * 256.0 * 128.0);
+        assert_eq!(super::flops_per_step(&w.config, w.batch, w.steps), want);
+        assert!(super::named("W4").unwrap_err().to_string().contains("LSTM"));
+    }
+}

@@ -1,0 +1,190 @@
+//! `wgrnn bench`: named workloads or a custom shape, optionally with the adapter's
+//! ceilings, printed and written as JSON.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use wgrnn::bench::{measure_ceiling, named, run_workload, Ceiling, Workload, WorkloadResult};
+use wgrnn::gpu::{AdapterChoice, Gpu};
+use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Named workloads, comma-separated: W1, W2, W3 [default: all, unless a custom shape is given]
+    #[arg(long, value_delimiter = ',')]
+    pub workload: Vec<String>,
+    /// Custom shape: recurrent cell (only rnn exists so far)
+    #[arg(long, value_parser = ["rnn"])]
+    pub cell: Option<String>,
+    /// Custom shape: hidden units
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Custom shape: sequences per step
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Custom shape: steps per sequence
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Custom shape: float features per step
+    #[arg(long)]
+    pub input_size: Option<usize>,
+    /// Custom shape: vocabulary (token input)
+    #[arg(long)]
+    pub vocab: Option<usize>,
+    /// Custom shape: embedding width
+    #[arg(long)]
+    pub embed: Option<usize>,
+    /// Custom shape: outputs at every step (cross-entropy)
+    #[arg(long)]
+    pub output_size: Option<usize>,
+    /// Also measure the adapter's multiply-add and copy ceilings, and report against them
+    #[arg(long)]
+    pub ceiling: bool,
+    /// Timed steps per workload (after 3 warm-up steps), unless --max-seconds runs out first
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 10.0)]
+    pub max_seconds: f64,
+    /// Write everything (adapter, version, date, results) to this JSON file
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn custom(&self) -> Option<Workload> {
+        let any = self.hidden.is_some()
+            || self.batch.is_some()
+            || self.seq_len.is_some()
+            || self.input_size.is_some()
+            || self.vocab.is_some()
+            || self.output_size.is_some();
+        if !any {
+            return None;
+        }
+        let input = match (self.input_size, self.vocab) {
+            (Some(size), _) => InputKind::Dense { size },
+            (None, vocab) => InputKind::Tokens {
+                vocab: vocab.unwrap_or(10_000),
+                embed: self.embed.unwrap_or(128),
+            },
+        };
+        let config = ModelConfig {
+            input,
+            hidden: self.hidden.unwrap_or(256),
+            output_size: self.output_size.unwrap_or(18),
+            activation: Activation::Tanh,
+            output_activation: OutputActivation::Softmax,
+            task: TaskKind::ManyToMany,
+            pool: Pool::Last,
+            loss: Loss::CrossEntropy,
+        };
+        Some(Workload {
+            name: "custom".into(),
+            description: format!(
+                "{:?}, tanh RNN {}, head at every step, cross-entropy",
+                config.input, config.hidden
+            ),
+            config,
+            batch: self.batch.unwrap_or(64),
+            steps: self.seq_len.unwrap_or(32),
+        })
+    }
+}
+
+fn today() -> String {
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let days = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
+    let mut workloads = Vec::new();
+    for name in &args.workload {
+        workloads.push(named(name.trim())?);
+    }
+    if let Some(c) = args.custom() {
+        workloads.push(c);
+    }
+    if workloads.is_empty() {
+        for name in wgrnn::bench::NAMES {
+            workloads.push(named(name)?);
+        }
+    }
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let gpu = Gpu::new(adapter)?;
+    let a = gpu.adapter();
+    println!(
+        "adapter: {} ({}, {}, {})",
+        a.name, a.backend, a.device_type, a.driver
+    );
+    let ceiling: Option<Ceiling> = if args.ceiling {
+        Some(measure_ceiling(&gpu)?)
+    } else {
+        None
+    };
+    if let Some(c) = &ceiling {
+        println!(
+            "ceiling: {:.1} GFLOP/s multiply-add, {:.1} GB/s copy",
+            c.fma_gflops, c.copy_gbytes_per_second
+        );
+    }
+    let mut results: Vec<WorkloadResult> = Vec::new();
+    for w in &workloads {
+        let r = run_workload(
+            &gpu,
+            w,
+            args.steps,
+            Duration::from_secs_f64(args.max_seconds),
+        )?;
+        let of_ceiling = ceiling.map_or(String::new(), |c| {
+            format!(
+                " ({:.0}% of the ceiling)",
+                100.0 * r.gflops_per_second / c.fma_gflops
+            )
+        });
+        println!(
+            "{} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s{of_ceiling}; host {:.2} ms ({:.0}% of the step)",
+            w.name,
+            w.description,
+            w.batch,
+            w.steps,
+            r.median_ms,
+            r.p95_ms,
+            r.steps_timed,
+            r.tokens_per_second,
+            r.gflops_per_second,
+            r.host_median_ms,
+            100.0 * r.host_median_ms / r.median_ms
+        );
+        results.push(r);
+    }
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "wgrnn_version": env!("CARGO_PKG_VERSION"),
+            "date": today(),
+            "adapter": { "name": a.name, "backend": a.backend, "device_type": a.device_type, "driver": a.driver },
+            "ceiling": ceiling,
+            "flop_count": "3 x sum over forward matrix products of 2*M*N*K (input projection, recurrence, head)",
+            "results": results,
+        });
+        wgrnn::weights::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
