@@ -103,6 +103,8 @@ pub struct WorkloadResult {
     pub gflops_per_second: f64,
     /// Median time to record and submit a step (the host's share of a step).
     pub host_median_ms: f64,
+    /// GPU time of each phase of one more step, from timestamp queries (empty without).
+    pub phases_ms: Vec<(String, f64)>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -181,6 +183,11 @@ pub fn run_workload(
         times.push(t);
         hosts.push(h);
     }
+    let phases_ms = engine
+        .run_chunk_profiled(&chunk, ChunkMode::Train, 0)?
+        .into_iter()
+        .map(|(n, ms)| (n.to_string(), ms))
+        .collect();
     times.sort_by(f64::total_cmp);
     hosts.sort_by(f64::total_cmp);
     let median = percentile(&times, 0.5);
@@ -193,6 +200,7 @@ pub fn run_workload(
         tokens_per_second: rows as f64 / median,
         gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
+        phases_ms,
     })
 }
 

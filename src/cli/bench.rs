@@ -172,6 +172,19 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             r.host_median_ms,
             100.0 * r.host_median_ms / r.median_ms
         );
+        if !r.phases_ms.is_empty() {
+            let total: f64 = r.phases_ms.iter().map(|(_, ms)| ms).sum();
+            let parts: Vec<String> = r
+                .phases_ms
+                .iter()
+                .map(|(n, ms)| format!("{n} {ms:.2}"))
+                .collect();
+            println!(
+                "   GPU phases (ms): {}; sum {total:.2} ms, the step takes {:.2}x that",
+                parts.join(", "),
+                r.median_ms / total
+            );
+        }
         results.push(r);
     }
     if let Some(path) = &args.json {

@@ -187,6 +187,30 @@ impl<'g> Engine<'g> {
         mode: ChunkMode,
         loss_slot: usize,
     ) -> Result<()> {
+        let shape = self.prepare(chunk, mode, loss_slot)?;
+        self.gpu.submit(&self.plans[&shape].recording)
+    }
+
+    /// Like [`Engine::run_chunk`], but waits and returns the GPU time of each phase (input
+    /// projection, recurrence forward, head and loss, recurrence backward, weight gradients,
+    /// optimizer) in milliseconds; empty without timestamp queries.
+    pub fn run_chunk_profiled(
+        &mut self,
+        chunk: &Chunk<'_>,
+        mode: ChunkMode,
+        loss_slot: usize,
+    ) -> Result<Vec<(&'static str, f64)>> {
+        let shape = self.prepare(chunk, mode, loss_slot)?;
+        self.gpu.submit_profiled(&self.plans[&shape].recording)
+    }
+
+    /// Checks and uploads the chunk, builds its plan if new, and sets the per-chunk uniforms.
+    fn prepare(
+        &mut self,
+        chunk: &Chunk<'_>,
+        mode: ChunkMode,
+        loss_slot: usize,
+    ) -> Result<ChunkShape> {
         self.check_chunk(chunk, mode)?;
         self.upload(chunk, mode)?;
         let shape = ChunkShape {
@@ -219,7 +243,7 @@ impl<'g> Engine<'g> {
             self.steps_taken += 1;
             self.update.uniform.write(self.gpu, &self.optim_params());
         }
-        self.gpu.submit(&plan.recording)
+        Ok(shape)
     }
 
     fn optim_params(&self) -> OptimParams {

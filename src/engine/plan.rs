@@ -75,6 +75,7 @@ impl PlanContext<'_> {
         }
         rec.copy(&b.carry, 0, &b.hs, 0, (bh * 4) as u64);
 
+        rec.phase("input projection");
         // x: [R, I] = embedding rows, or the dense features written by the host.
         if let InputKind::Tokens { embed, .. } = cfg.input {
             ops::embed_gather(
@@ -118,11 +119,13 @@ impl PlanContext<'_> {
             activation: cfg.activation,
             whh_off: lay.offset(WEIGHT_HH),
         };
+        rec.phase("recurrence forward");
         for t in 0..t_len {
             ops::rnn_step_forward(gpu, u, &rnn, t, &b.params, &b.pre, &b.hs)?.record(&mut rec);
         }
         rec.copy(&b.hs, (t_len * bh * 4) as u64, &b.carry, 0, (bh * 4) as u64);
 
+        rec.phase("head and loss");
         // Head input: every hidden state (many-to-many) or the pooled state (many-to-one).
         let pool = PoolShape {
             steps: t_len,
@@ -251,11 +254,13 @@ impl PlanContext<'_> {
                     .record(&mut rec);
             }
         }
+        rec.phase("recurrence backward");
         // Backpropagation through time within the chunk.
         for t in (0..t_len).rev() {
             ops::rnn_step_backward(gpu, u, &rnn, t, &b.params, &b.hs, &b.dh_out, &b.da)?
                 .record(&mut rec);
         }
+        rec.phase("weight gradients");
         // Weight gradients over all rows at once: dW_ih = daᵀ·x, dW_hh = daᵀ·hs[0..T], db = Σ da.
         let d_wih = GemmSpec {
             m: h,
@@ -316,6 +321,7 @@ impl PlanContext<'_> {
         }
         let mut log_writers = log_writers;
         if shape.mode == ChunkMode::Train {
+            rec.phase("optimizer");
             // Always: the norm feeds clipping, the non-finite guard and the norm log.
             let (launches, params) = ops::grad_norm(
                 gpu,

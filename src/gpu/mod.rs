@@ -112,6 +112,8 @@ enum Op {
     Clear {
         buffer: wgpu::Buffer,
     },
+    /// Names the dispatches that follow (for per-phase timing; free otherwise).
+    Phase(&'static str),
 }
 
 /// An ordered list of dispatches and copies, submitted as one command buffer.
@@ -158,6 +160,12 @@ impl Recording {
             buffer: buffer.raw.clone(),
         });
     }
+    /// Starts a named phase: with [`Gpu::submit_profiled`] the GPU time of the dispatches up
+    /// to the next phase is measured; [`Gpu::submit`] ignores it.
+    pub fn phase(&mut self, name: &'static str) {
+        self.ops.push(Op::Phase(name));
+    }
+
     /// Appends every operation of `other`.
     pub fn extend(&mut self, other: &Recording) {
         self.ops.extend(other.ops.iter().cloned());
@@ -181,7 +189,8 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
-            required_features: wgpu::Features::empty(),
+            // Timestamp queries, where the adapter has them, for `wgrnn bench`'s phase times.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -359,24 +368,117 @@ impl Gpu {
 
     /// Records `recording` into one command buffer and submits it once.
     pub fn submit(&self, recording: &Recording) -> Result<()> {
+        let (encoder, _) = self.encode(recording, None);
+        self.queue.submit([encoder.finish()]);
+        self.check()
+    }
+
+    /// Like [`Gpu::submit`], but times each phase with timestamp queries (one compute pass per
+    /// run of dispatches) and waits: `(phase, milliseconds of GPU time)` in order. Empty when
+    /// the adapter has no timestamp queries.
+    pub fn submit_profiled(&self, recording: &Recording) -> Result<Vec<(&'static str, f64)>> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            self.submit(recording)?;
+            self.wait_idle()?;
+            return Ok(Vec::new());
+        }
+        // With timing, every run of dispatches between other operations is its own pass.
+        let ops = &recording.ops;
+        let passes = (0..ops.len())
+            .filter(|&i| {
+                matches!(ops[i], Op::Dispatch { .. })
+                    && (i == 0 || !matches!(ops[i - 1], Op::Dispatch { .. }))
+            })
+            .count()
+            .max(1) as u32;
+        let query_set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("phases"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * passes,
+        });
+        let (mut encoder, pass_phases) = self.encode(recording, Some(&query_set));
+        let bytes = 16 * passes as u64;
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.resolve_query_set(&query_set, 0..2 * passes, &resolve, 0);
+        encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        staging.map_async(wgpu::MapMode::Read, .., |_| {});
+        self.wait_idle()?;
+        let ticks: Vec<u64> = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("reading timestamps failed: {e}")))?;
+            bytemuck::cast_slice::<u8, u64>(&view).to_vec()
+        };
+        staging.unmap();
+        let period_ns = self.queue.get_timestamp_period() as f64;
+        let mut out: Vec<(&'static str, f64)> = Vec::new();
+        for (k, name) in pass_phases.iter().enumerate() {
+            let ms = ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period_ns / 1e6;
+            match out.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 += ms,
+                None => out.push((name, ms)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Encodes `recording`; with a query set, every compute pass writes its begin and end
+    /// timestamps (pass k at 2k and 2k + 1). Returns the phase of each compute pass.
+    fn encode(
+        &self,
+        recording: &Recording,
+        timestamps: Option<&wgpu::QuerySet>,
+    ) -> (wgpu::CommandEncoder, Vec<&'static str>) {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("chunk"),
             });
-        let mut i = 0;
         let ops = &recording.ops;
+        let mut phase = "unnamed";
+        let mut pass_phases = Vec::new();
+        let mut i = 0;
         while i < ops.len() {
             match &ops[i] {
                 Op::Dispatch { .. } => {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("chunk"),
-                        timestamp_writes: None,
+                    let k = pass_phases.len() as u32;
+                    let writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
+                        query_set,
+                        beginning_of_pass_write_index: Some(2 * k),
+                        end_of_pass_write_index: Some(2 * k + 1),
                     });
-                    while let Some(Op::Dispatch { binding, groups }) = ops.get(i) {
-                        pass.set_pipeline(&binding.pipeline);
-                        pass.set_bind_group(0, &binding.group, &[]);
-                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                    pass_phases.push(phase);
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(phase),
+                        timestamp_writes: writes,
+                    });
+                    while i < ops.len() {
+                        match &ops[i] {
+                            Op::Dispatch { binding, groups } => {
+                                pass.set_pipeline(&binding.pipeline);
+                                pass.set_bind_group(0, &binding.group, &[]);
+                                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                            }
+                            // Without timing, a phase change does not split the pass.
+                            Op::Phase(name) if timestamps.is_none() => phase = name,
+                            _ => break,
+                        }
                         i += 1;
                     }
                 }
@@ -394,10 +496,13 @@ impl Gpu {
                     encoder.clear_buffer(buffer, 0, None);
                     i += 1;
                 }
+                Op::Phase(name) => {
+                    phase = name;
+                    i += 1;
+                }
             }
         }
-        self.queue.submit([encoder.finish()]);
-        self.check()
+        (encoder, pass_phases)
     }
 
     /// Blocks until all submitted work has finished.
