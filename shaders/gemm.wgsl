@@ -3,9 +3,10 @@
 // with A(m, k) = a[a_off + m * a_rs + k * a_cs] and B(k, n) = b[b_off + k * b_rs + n * b_cs],
 // so one kernel covers X·Wᵀ, dY·W and dYᵀ·X without transposed copies.
 // C is row-major with row stride c_rs: C[m, n] = c[c_off + m * c_rs + n].
-// Each invocation owns a 4x4 block of C; a workgroup of 8x8 owns a 32x32 tile.
+// Each invocation owns a 4x8 block of C (4 rows, 8 columns: 12 loads per 32 multiply-adds);
+// a workgroup of 8x8 invocations owns a 32-row x 64-column tile.
 // Sums run over k in ascending order: results are deterministic.
-// Dispatch: (ceil(N / 32), ceil(M / 32), 1).
+// Dispatch: (ceil(N / 64), ceil(M / 32), 1).
 
 struct GemmParams {
     m: u32, n: u32, k: u32,
@@ -29,28 +30,32 @@ const ACCUMULATE: u32 = 4u;
 @compute @workgroup_size(8, 8)
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m0 = gid.y * 4u;
-    let n0 = gid.x * 4u;
+    let n0 = gid.x * 8u;
     if (m0 >= p.m || n0 >= p.n) {
         return;
     }
     // Clamp the block's rows and columns to the matrix; out-of-range lanes reuse the last
     // valid row/column (their results are discarded) so the inner loop has no branches.
     var row: array<u32, 4>;
-    var col: array<u32, 4>;
+    var col: array<u32, 8>;
     for (var i = 0u; i < 4u; i++) {
         row[i] = p.a_off + min(m0 + i, p.m - 1u) * p.a_rs;
-        col[i] = p.b_off + min(n0 + i, p.n - 1u) * p.b_cs;
     }
-    var acc: array<array<f32, 4>, 4>;
+    for (var j = 0u; j < 8u; j++) {
+        col[j] = p.b_off + min(n0 + j, p.n - 1u) * p.b_cs;
+    }
+    var acc: array<array<f32, 8>, 4>;
     for (var kk = 0u; kk < p.k; kk++) {
         var av: array<f32, 4>;
-        var bv: array<f32, 4>;
+        var bv: array<f32, 8>;
         for (var i = 0u; i < 4u; i++) {
             av[i] = a[row[i] + kk * p.a_cs];
-            bv[i] = b[col[i] + kk * p.b_rs];
+        }
+        for (var j = 0u; j < 8u; j++) {
+            bv[j] = b[col[j] + kk * p.b_rs];
         }
         for (var i = 0u; i < 4u; i++) {
-            for (var j = 0u; j < 4u; j++) {
+            for (var j = 0u; j < 8u; j++) {
                 acc[i][j] = acc[i][j] + av[i] * bv[j];
             }
         }
@@ -60,7 +65,7 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (m >= p.m) {
             break;
         }
-        for (var j = 0u; j < 4u; j++) {
+        for (var j = 0u; j < 8u; j++) {
             let n = n0 + j;
             if (n >= p.n) {
                 break;

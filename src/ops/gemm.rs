@@ -124,7 +124,7 @@ pub fn gemm(
     let groups = if m == 0 || n == 0 {
         [0, 0, 0]
     } else {
-        [n.div_ceil(32) as u32, m.div_ceil(32) as u32, 1]
+        [n.div_ceil(64) as u32, m.div_ceil(32) as u32, 1]
     };
     Ok(Launch {
         binding,
