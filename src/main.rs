@@ -35,6 +35,11 @@ enum Command {
         #[command(flatten)]
         args: cli::bench::BenchArgs,
     },
+    /// Dry run: the buffers an engine needs for a model, batch and chunk length, against the adapter's limits
+    Plan {
+        #[command(flatten)]
+        args: cli::plan::PlanArgs,
+    },
     /// Loss and metrics of a checkpoint on a data file
     Eval {
         #[command(flatten)]
@@ -75,6 +80,7 @@ fn main() -> std::process::ExitCode {
             Command::Params { model } => cli::params::run(model),
             Command::Eval { args } => cli::infer::eval(&adapter, args),
             Command::Bench { args } => cli::bench::run(&adapter, args),
+            Command::Plan { args } => cli::plan::run(&adapter, args),
             Command::Predict { args } => cli::infer::predict(&adapter, args),
             Command::Generate { args } => cli::infer::generate(&adapter, args),
             Command::Train {

@@ -492,3 +492,51 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
     assert!(!ok_w4 && out.contains("LSTM"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn plan_and_batch_auto_pick_the_largest_batch_that_fits() {
+    let model = [
+        "--vocab",
+        "96",
+        "--embed",
+        "64",
+        "--hidden",
+        "512",
+        "--output-size",
+        "96",
+        "--seq-len",
+        "64",
+    ];
+    let mut args = vec!["plan"];
+    args.extend(model);
+    let out = ok(&args);
+    let auto: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("--batch auto: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out.contains(&format!("fits: batch {auto} x 64 steps")),
+        "{out}"
+    );
+    // One more sequence no longer fits, with the reason.
+    let more = (auto + 1).to_string();
+    let mut args = vec!["plan", "--batch", &more];
+    args.extend(model);
+    let (success, out) = run(&args);
+    assert!(
+        !success && out.contains("over the limit") && out.contains("does not fit"),
+        "{out}"
+    );
+    // train --batch auto on the bundled sample: every sequence fits in one batch.
+    let out = ok(&[
+        "train", "--batch", "auto", "--epochs", "1", "--hidden", "16", "--embed", "8",
+    ]);
+    assert!(
+        out.contains("--batch auto: 1200 (every sequence at once") && out.contains("batch 1200,"),
+        "{out}"
+    );
+    let (success, out) = run(&["train", "--batch", "lots"]);
+    assert!(!success && out.contains("a number or `auto`"), "{out}");
+}

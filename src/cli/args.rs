@@ -213,9 +213,10 @@ pub struct TrainArgs {
     /// Truncated-BPTT chunk length K: steps 1..K, K+1..2K, ... (default: whole sequences)
     #[arg(long)]
     pub seq_len: Option<usize>,
-    /// Sequences per batch
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
+    /// Sequences per batch, or `auto`: the largest batch whose buffers fit the adapter's
+    /// limits (at most the number of sequences)
+    #[arg(long, default_value = "32", value_parser = parse_batch)]
+    pub batch: BatchSize,
     /// Maximum number of epochs [default: 10; with --resume, the checkpoint's]
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -256,4 +257,21 @@ pub struct TrainArgs {
     /// Draw the loss and metric curves into this SVG file at the end
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+/// `--batch N` or `--batch auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchSize {
+    Auto,
+    Fixed(usize),
+}
+
+pub fn parse_batch(s: &str) -> std::result::Result<BatchSize, String> {
+    match s {
+        "auto" => Ok(BatchSize::Auto),
+        n => n
+            .parse()
+            .map(BatchSize::Fixed)
+            .map_err(|_| format!("--batch takes a number or `auto`, not {n:?}")),
+    }
 }

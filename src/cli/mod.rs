@@ -6,4 +6,5 @@ pub mod devices;
 pub mod hooks;
 pub mod infer;
 pub mod params;
+pub mod plan;
 pub mod train;

@@ -1,6 +1,6 @@
 //! `wgrnn train`: the training job, on user data or the built-in task, fresh or resumed.
 
-use super::args::{ModelArgs, OptimizerArgs, TrainArgs};
+use super::args::{BatchSize, ModelArgs, OptimizerArgs, TrainArgs};
 use super::hooks::{
     install_interrupt_handler, save_checkpoint, CheckpointPlan, CliHooks, BEST_FILE,
 };
@@ -12,7 +12,7 @@ use wgrnn::data::series::SeriesOptions;
 use wgrnn::data::source::{prepare, DataMeta, Prepared, ReadOptions};
 use wgrnn::data::vocab::WordOptions;
 use wgrnn::data::Order;
-use wgrnn::engine::Engine;
+use wgrnn::engine::{Engine, MemoryPlan};
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::metrics::MetricStyle;
 use wgrnn::model::{init_params, ParamLayout, TaskKind};
@@ -106,7 +106,10 @@ pub fn run(
         },
         None => RunSettings {
             seed: args.seed,
-            batch: args.batch,
+            batch: match args.batch {
+                BatchSize::Fixed(n) => n,
+                BatchSize::Auto => 32, // provisional: chosen once the model is known
+            },
             seq_len: 0, // set below, once the data is known
             shuffle: !args.no_shuffle,
             epochs: args.epochs.unwrap_or(if builtin { 15 } else { 10 }),
@@ -200,6 +203,48 @@ pub fn run(
     }
     let gpu = Gpu::new(adapter)?;
     let layout = ParamLayout::new(&config);
+    let (mut train_data, mut val_data, mut run_settings) = (train_data, val_data, run_settings);
+    if args.batch == BatchSize::Auto && resumed.is_none() {
+        let steps = seq_len
+            .min(train_data.steps)
+            .max(val_data.as_ref().map_or(0, |v| seq_len.min(v.steps)));
+        let streams = matches!(meta, DataMeta::Characters { .. });
+        let cap = if streams {
+            4096
+        } else {
+            train_data.n.max(val_data.as_ref().map_or(0, |v| v.n))
+        };
+        let limit = gpu.max_binding_bytes();
+        let batch = MemoryPlan::largest_batch(&config, steps, limit, cap)
+            .with_context(|| format!("--batch auto: not even one sequence of {steps} steps fits this adapter (see `wgrnn plan`)"))?;
+        let plan = MemoryPlan::new(&config, batch, steps, limit);
+        let (name, bytes) = plan
+            .buffers
+            .iter()
+            .max_by_key(|(_, b)| *b)
+            .copied()
+            .unwrap_or(("", 0));
+        println!(
+            "--batch auto: {batch} ({}; the largest buffer, `{name}`, takes {} of the {} MiB the adapter binds; {} MiB in all)",
+            if batch == cap { "every sequence at once" } else { "the largest that fits" },
+            format!("{} MiB", bytes.div_ceil(1 << 20)),
+            limit >> 20,
+            plan.total_bytes.div_ceil(1 << 20)
+        );
+        run_settings.batch = batch;
+        if streams {
+            // A text's streams are its batch: cut it again.
+            let path = args.data.as_ref().expect("text data comes from a file");
+            let p = prepare(
+                path,
+                args.val.as_deref(),
+                args.format,
+                read_options(args, batch),
+                Some(&meta),
+            )?;
+            (train_data, val_data) = (p.train, p.val);
+        }
+    }
     println!(
         "adapter: {} ({}, {})",
         gpu.adapter().name,

@@ -46,6 +46,66 @@ pub struct EngineBuffers {
     pub metric_log: Buffer,      // [LOSS_LOG_SLOTS] mean metric of each chunk
 }
 
+/// The name and size in bytes of every buffer an engine for chunks of up to `max_steps`
+/// steps of `max_batch` sequences allocates (in allocation order).
+pub fn buffer_sizes(
+    config: &ModelConfig,
+    layout: &ParamLayout,
+    max_batch: usize,
+    max_steps: usize,
+) -> Vec<(&'static str, u64)> {
+    let f = |n: usize| (n * 4) as u64;
+    let (h, o) = (config.hidden, config.output_size);
+    let rows = max_steps * max_batch;
+    let out_rows = match config.task {
+        TaskKind::ManyToMany => rows,
+        TaskKind::ManyToOne => max_batch,
+    };
+    let (vocab, embed) = match config.input {
+        InputKind::Tokens { vocab, embed } => (vocab, embed),
+        InputKind::Dense { .. } => (0, 0),
+    };
+    let tokens_rows = if vocab > 0 { rows } else { 0 };
+    let p = layout.total;
+    let specs: Vec<(&'static str, u64)> = vec![
+        ("params", f(p)),
+        ("grads", f(p)),
+        ("moment_m", f(p)),
+        ("moment_v", f(p)),
+        ("tokens", f(tokens_rows)),
+        ("emb_offsets", f(vocab + 1)),
+        ("emb_positions", f(tokens_rows)),
+        ("x", f(rows * config.input_width())),
+        ("dx", f(tokens_rows * embed)),
+        ("pre", f(rows * h)),
+        ("hs", f((max_steps + 1) * max_batch * h)),
+        ("carry", f(max_batch * h)),
+        ("pool_acc", f(max_batch * h)),
+        ("pool_arg", f(max_batch * h)),
+        ("z", f(max_batch * h)),
+        ("dz", f(max_batch * h)),
+        ("y", f(out_rows * o)),
+        ("dy", f(out_rows * o)),
+        ("targets", f(out_rows * o)),
+        ("row_loss", f(out_rows)),
+        ("row_metric", f(out_rows)),
+        ("row_mask", f(out_rows)),
+        ("lengths", f(max_batch)),
+        ("chunk_info", f(2)),
+        ("dh_out", f(rows * h)),
+        ("da", f(rows * h)),
+        ("norm_partials", f(NORM_PARTIALS)),
+        ("norm", 8),
+        ("norm_log", f(LOSS_LOG_SLOTS)),
+        ("snapshot_params", f(p)),
+        ("snapshot_m", f(p)),
+        ("snapshot_v", f(p)),
+        ("loss_log", f(LOSS_LOG_SLOTS)),
+        ("metric_log", f(LOSS_LOG_SLOTS)),
+    ];
+    specs
+}
+
 impl EngineBuffers {
     pub fn new(
         gpu: &Gpu,
@@ -54,55 +114,7 @@ impl EngineBuffers {
         max_batch: usize,
         max_steps: usize,
     ) -> Result<Self> {
-        let f = |n: usize| (n * 4) as u64;
-        let (h, o) = (config.hidden, config.output_size);
-        let rows = max_steps * max_batch;
-        let out_rows = match config.task {
-            TaskKind::ManyToMany => rows,
-            TaskKind::ManyToOne => max_batch,
-        };
-        let (vocab, embed) = match config.input {
-            InputKind::Tokens { vocab, embed } => (vocab, embed),
-            InputKind::Dense { .. } => (0, 0),
-        };
-        let tokens_rows = if vocab > 0 { rows } else { 0 };
-        let p = layout.total;
-        let specs: Vec<(&'static str, u64)> = vec![
-            ("params", f(p)),
-            ("grads", f(p)),
-            ("moment_m", f(p)),
-            ("moment_v", f(p)),
-            ("tokens", f(tokens_rows)),
-            ("emb_offsets", f(vocab + 1)),
-            ("emb_positions", f(tokens_rows)),
-            ("x", f(rows * config.input_width())),
-            ("dx", f(tokens_rows * embed)),
-            ("pre", f(rows * h)),
-            ("hs", f((max_steps + 1) * max_batch * h)),
-            ("carry", f(max_batch * h)),
-            ("pool_acc", f(max_batch * h)),
-            ("pool_arg", f(max_batch * h)),
-            ("z", f(max_batch * h)),
-            ("dz", f(max_batch * h)),
-            ("y", f(out_rows * o)),
-            ("dy", f(out_rows * o)),
-            ("targets", f(out_rows * o)),
-            ("row_loss", f(out_rows)),
-            ("row_metric", f(out_rows)),
-            ("row_mask", f(out_rows)),
-            ("lengths", f(max_batch)),
-            ("chunk_info", f(2)),
-            ("dh_out", f(rows * h)),
-            ("da", f(rows * h)),
-            ("norm_partials", f(NORM_PARTIALS)),
-            ("norm", 8),
-            ("norm_log", f(LOSS_LOG_SLOTS)),
-            ("snapshot_params", f(p)),
-            ("snapshot_m", f(p)),
-            ("snapshot_v", f(p)),
-            ("loss_log", f(LOSS_LOG_SLOTS)),
-            ("metric_log", f(LOSS_LOG_SLOTS)),
-        ];
+        let specs = buffer_sizes(config, layout, max_batch, max_steps);
         check_fits(gpu, &specs, max_batch, max_steps)?;
         let mut made = specs.iter().map(|&(name, bytes)| gpu.storage(name, bytes));
         let mut next = || made.next().expect("one spec per buffer");

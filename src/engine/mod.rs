@@ -4,7 +4,7 @@
 mod buffers;
 mod plan;
 
-pub use buffers::LOSS_LOG_SLOTS;
+pub use buffers::{buffer_sizes, LOSS_LOG_SLOTS};
 pub use plan::{ChunkMode, ChunkShape};
 
 use crate::error::{Error, Result};
@@ -492,6 +492,64 @@ impl<'g> Engine<'g> {
         Ok(self
             .gpu
             .read_f32(&self.bufs.loss_log, slot % LOSS_LOG_SLOTS, 1)?[0])
+    }
+}
+
+/// How an engine's buffers fit an adapter's per-buffer binding limit.
+#[derive(Clone, Debug)]
+pub struct MemoryPlan {
+    pub batch: usize,
+    pub steps: usize,
+    /// Every buffer and its size in bytes.
+    pub buffers: Vec<(&'static str, u64)>,
+    pub total_bytes: u64,
+    /// The adapter's max_storage_buffer_binding_size.
+    pub limit_bytes: u64,
+}
+
+impl MemoryPlan {
+    pub fn new(config: &ModelConfig, batch: usize, steps: usize, limit_bytes: u64) -> Self {
+        let buffers = buffer_sizes(config, &ParamLayout::new(config), batch, steps);
+        let total_bytes = buffers.iter().map(|(_, b)| b).sum();
+        Self {
+            batch,
+            steps,
+            buffers,
+            total_bytes,
+            limit_bytes,
+        }
+    }
+
+    /// Every buffer fits the binding limit and the kernels' 32-bit indices.
+    pub fn fits(&self) -> bool {
+        let widest = self.buffers.iter().map(|&(_, b)| b).max().unwrap_or(0);
+        widest.next_multiple_of(4) <= self.limit_bytes && widest / 4 <= u32::MAX as u64
+    }
+
+    /// The largest batch (at most `cap`) whose buffers fit, or None if not even one does.
+    pub fn largest_batch(
+        config: &ModelConfig,
+        steps: usize,
+        limit_bytes: u64,
+        cap: usize,
+    ) -> Option<usize> {
+        let fits = |b: usize| MemoryPlan::new(config, b, steps, limit_bytes).fits();
+        if !fits(1) {
+            return None;
+        }
+        let (mut lo, mut hi) = (1usize, cap.max(1));
+        if fits(hi) {
+            return Some(hi);
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo)
     }
 }
 
