@@ -140,3 +140,53 @@ fn rnn_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
 }
+
+// ---- Chunk-persistent variants: one workgroup per sequence loops over all T steps of the
+// chunk inside one dispatch, with barriers between steps (the recurrence couples hidden
+// units only within a sequence, so no grid-wide synchronisation is needed). Same bindings
+// and results as the per-step kernels; `p.t` is unused. Dispatch: (B, 1, 1).
+
+const PERSISTENT_THREADS: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn rnn_chunk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let b = wid.x;
+    let bh = p.batch * p.hidden;
+    for (var t = 0u; t < p.steps; t++) {
+        let h_prev = t * bh + b * p.hidden;
+        for (var j = lane; j < p.hidden; j += PERSISTENT_THREADS) {
+            let w_row = p.whh_off + j * p.hidden;
+            var s = 0.0;
+            for (var k = 0u; k < p.hidden; k++) {
+                s = s + hs[h_prev + k] * params[w_row + k];
+            }
+            hs[(t + 1u) * bh + b * p.hidden + j] = activate(pre[t * bh + b * p.hidden + j] + s);
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(64)
+fn rnn_chunk_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let b = wid.x;
+    let bh = p.batch * p.hidden;
+    for (var step = 0u; step < p.steps; step++) {
+        let t = p.steps - 1u - step;
+        for (var j = lane; j < p.hidden; j += PERSISTENT_THREADS) {
+            let at = t * bh + b * p.hidden + j;
+            var g = dh_out[at];
+            if (t + 1u < p.steps) {
+                let next = (t + 1u) * bh + b * p.hidden;
+                var s = 0.0;
+                for (var k = 0u; k < p.hidden; k++) {
+                    s = s + da[next + k] * params[p.whh_off + k * p.hidden + j];
+                }
+                g = g + s;
+            }
+            da[at] = g * activation_grad(hs_in[at + bh]);
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
+}

@@ -134,18 +134,6 @@ fn rnn_steps_match_f64_forward_and_backward() {
             activation,
             whh_off,
         };
-        let mut u = Uniforms::new();
-        let mut launches = Vec::new();
-        for t in 0..t_len {
-            launches
-                .push(ops::rnn_step_forward(&gpu, &mut u, &shape, t, &pb, &preb, &hsb).unwrap());
-        }
-        for t in (0..t_len).rev() {
-            launches.push(
-                ops::rnn_step_backward(&gpu, &mut u, &shape, t, &pb, &hsb, &dhb, &dab).unwrap(),
-            );
-        }
-        run(&gpu, &launches);
         // f64 forward and backward.
         let w = |j: usize, k: usize| params[whh_off + j * h + k] as f64;
         let mut hs = to_f64(&hs0);
@@ -184,19 +172,34 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 }
             }
         }
-        let what = format!("case {case} (T {t_len}, B {batch}, H {h}, {activation})");
-        assert_close(
-            &format!("{what} hidden states"),
-            &gpu.read_all_f32(&hsb).unwrap()[..(t_len + 1) * bh],
-            &hs,
-            1e-4,
-        );
-        assert_close(
-            &format!("{what} da"),
-            &gpu.read_f32(&dab, 0, t_len * bh).unwrap(),
-            &da,
-            1e-4,
-        );
+        // Both ways of dispatching the sweep: one dispatch per step, and chunk-persistent.
+        for kernel in [
+            ops::RecurrenceKernel::PerStep,
+            ops::RecurrenceKernel::Persistent,
+        ] {
+            gpu.write(&hsb, 0, &hs0);
+            let mut u = Uniforms::new();
+            let mut launches =
+                ops::rnn_forward(&gpu, &mut u, &shape, kernel, &pb, &preb, &hsb).unwrap();
+            launches.extend(
+                ops::rnn_backward(&gpu, &mut u, &shape, kernel, &pb, &hsb, &dhb, &dab).unwrap(),
+            );
+            run(&gpu, &launches);
+            let what =
+                format!("case {case} ({kernel:?}, T {t_len}, B {batch}, H {h}, {activation})");
+            assert_close(
+                &format!("{what} hidden states"),
+                &gpu.read_all_f32(&hsb).unwrap()[..(t_len + 1) * bh],
+                &hs,
+                1e-4,
+            );
+            assert_close(
+                &format!("{what} da"),
+                &gpu.read_f32(&dab, 0, t_len * bh).unwrap(),
+                &da,
+                1e-4,
+            );
+        }
     }
 }
 

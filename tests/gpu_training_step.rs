@@ -303,3 +303,47 @@ fn padded_batch_equals_the_unpadded_sequences() {
     }
     assert!(checked >= 8, "only {checked} cases checked");
 }
+
+#[test]
+fn both_recurrence_kernels_train_to_the_same_bits() {
+    // The autotuner may pick either kernel; both sum in the same order, so a run must not
+    // depend on which one it picked.
+    let gpu = gpu();
+    for seed in [0u64, 3, 6, 9] {
+        let case = random_case(seed + 200);
+        let opt = optimizer_for(seed);
+        let run = |kernel| {
+            let mut engine = Engine::new(
+                &gpu,
+                case.config,
+                opt,
+                case.batch,
+                case.seq_len,
+                &case.params,
+            )
+            .unwrap();
+            engine.force_recurrence(kernel);
+            let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
+            train(
+                &mut engine,
+                &case.dataset(),
+                None,
+                &opts,
+                TrainProgress::default(),
+                &mut Silent,
+            )
+            .unwrap();
+            engine.params().unwrap()
+        };
+        let (a, b) = (
+            run(wgrnn::ops::RecurrenceKernel::PerStep),
+            run(wgrnn::ops::RecurrenceKernel::Persistent),
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&a),
+            bits(&b),
+            "seed {seed}: per-step and persistent recurrences trained to different weights"
+        );
+    }
+}

@@ -105,6 +105,8 @@ pub struct WorkloadResult {
     pub host_median_ms: f64,
     /// GPU time of each phase of one more step, from timestamp queries (empty without).
     pub phases_ms: Vec<(String, f64)>,
+    /// The recurrence kernel the autotuner chose, with its measurements.
+    pub recurrence: Vec<crate::engine::RecurrenceChoice>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -201,6 +203,7 @@ pub fn run_workload(
         gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
         phases_ms,
+        recurrence: engine.recurrence_choices().to_vec(),
     })
 }
 

@@ -185,6 +185,12 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                 r.median_ms / total
             );
         }
+        for c in &r.recurrence {
+            println!(
+                "   recurrence: {:?} chosen (a {}-step sweep both ways: {:.2} ms one dispatch per step, {:.2} ms chunk-persistent)",
+                c.kernel, c.steps, c.per_step_ms, c.persistent_ms
+            );
+        }
         results.push(r);
     }
     if let Some(path) = &args.json {

@@ -10,7 +10,9 @@ pub use plan::{ChunkMode, ChunkShape};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, PendingRead};
 use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
-use crate::ops::{self, Launch, OptimParams, SequenceStart, Uniforms, UpdateRule};
+use crate::ops::{
+    self, Launch, OptimParams, RecurrenceKernel, SequenceStart, Uniforms, UpdateRule,
+};
 use crate::optim::{OptimizerConfig, OptimizerKind};
 use buffers::EngineBuffers;
 use plan::{ChunkPlan, PlanContext};
@@ -94,6 +96,8 @@ pub struct Engine<'g> {
     max_batch: usize,
     max_steps: usize,
     steps_taken: u64,
+    recurrence_choices: Vec<RecurrenceChoice>,
+    forced_recurrence: Option<RecurrenceKernel>,
 }
 
 impl<'g> Engine<'g> {
@@ -162,6 +166,8 @@ impl<'g> Engine<'g> {
             max_batch,
             max_steps,
             steps_taken: 0,
+            recurrence_choices: Vec::new(),
+            forced_recurrence: None,
         })
     }
 
@@ -220,12 +226,14 @@ impl<'g> Engine<'g> {
             start: chunk.start(),
         };
         if !self.plans.contains_key(&shape) {
+            let recurrence = self.recurrence_kernel(chunk.batch, chunk.steps)?;
             let ctx = PlanContext {
                 gpu: self.gpu,
                 config: &self.config,
                 layout: &self.layout,
                 bufs: &self.bufs,
                 optimizer: Some(&self.update),
+                recurrence,
             };
             let plan = ctx.build(&shape, &mut self.uniforms)?;
             self.plans.insert(shape, plan);
@@ -244,6 +252,94 @@ impl<'g> Engine<'g> {
             self.update.uniform.write(self.gpu, &self.optim_params());
         }
         Ok(shape)
+    }
+
+    /// The recurrence kernel for chunks of `batch` sequences: per step or chunk-persistent,
+    /// whichever ran faster here on a sweep of up to 16 steps (measured once per batch size,
+    /// both directions). WGRNN_RECURRENCE=per-step|persistent forces one. Both compute every
+    /// sum in the same order, so the choice does not change the results.
+    fn recurrence_kernel(&mut self, batch: usize, steps: usize) -> Result<RecurrenceKernel> {
+        if let Some(kernel) = self.forced_recurrence {
+            return Ok(kernel);
+        }
+        match std::env::var("WGRNN_RECURRENCE").as_deref() {
+            Ok("per-step") => return Ok(RecurrenceKernel::PerStep),
+            Ok("persistent") => return Ok(RecurrenceKernel::Persistent),
+            _ => {}
+        }
+        if let Some(choice) = self.recurrence_choices.iter().find(|c| c.batch == batch) {
+            return Ok(choice.kernel);
+        }
+        let shape = ops::RecurrenceShape {
+            steps: steps.min(16),
+            batch,
+            hidden: self.config.hidden,
+            activation: self.config.activation,
+            whh_off: self.layout.offset(crate::model::WEIGHT_HH),
+        };
+        let b = &self.bufs;
+        let mut time = |kernel| -> Result<f64> {
+            let mut rec = crate::gpu::Recording::new();
+            for l in ops::rnn_forward(
+                self.gpu,
+                &mut self.uniforms,
+                &shape,
+                kernel,
+                &b.params,
+                &b.pre,
+                &b.hs,
+            )? {
+                l.record(&mut rec);
+            }
+            for l in ops::rnn_backward(
+                self.gpu,
+                &mut self.uniforms,
+                &shape,
+                kernel,
+                &b.params,
+                &b.hs,
+                &b.dh_out,
+                &b.da,
+            )? {
+                l.record(&mut rec);
+            }
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let t0 = std::time::Instant::now();
+                self.gpu.submit(&rec)?;
+                self.gpu.wait_idle()?;
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+            Ok(best * 1e3)
+        };
+        let (per_step_ms, persistent_ms) = (
+            time(RecurrenceKernel::PerStep)?,
+            time(RecurrenceKernel::Persistent)?,
+        );
+        let kernel = if persistent_ms < per_step_ms {
+            RecurrenceKernel::Persistent
+        } else {
+            RecurrenceKernel::PerStep
+        };
+        self.recurrence_choices.push(RecurrenceChoice {
+            batch,
+            steps: shape.steps,
+            kernel,
+            per_step_ms,
+            persistent_ms,
+        });
+        Ok(kernel)
+    }
+
+    /// Uses `kernel` for every recurrence from now on (for plans not built yet), instead of
+    /// measuring.
+    pub fn force_recurrence(&mut self, kernel: RecurrenceKernel) {
+        self.forced_recurrence = Some(kernel);
+    }
+
+    /// The recurrence kernels chosen so far, with the timings that chose them.
+    pub fn recurrence_choices(&self) -> &[RecurrenceChoice] {
+        &self.recurrence_choices
     }
 
     fn optim_params(&self) -> OptimParams {
@@ -493,6 +589,17 @@ impl<'g> Engine<'g> {
             .gpu
             .read_f32(&self.bufs.loss_log, slot % LOSS_LOG_SLOTS, 1)?[0])
     }
+}
+
+/// An autotuning decision: the faster recurrence kernel for a batch size on this adapter.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct RecurrenceChoice {
+    pub batch: usize,
+    /// Steps of the measured sweep.
+    pub steps: usize,
+    pub kernel: RecurrenceKernel,
+    pub per_step_ms: f64,
+    pub persistent_ms: f64,
 }
 
 /// How an engine's buffers fit an adapter's per-buffer binding limit.

@@ -6,8 +6,8 @@ use crate::gpu::{Gpu, Recording};
 use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
 use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use crate::ops::{
-    self, ChunkInfo, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, ReduceParams,
-    SequenceStart, Uniforms,
+    self, ChunkInfo, GemmSpec, Launch, Operand, PoolShape, RecurrenceKernel, RecurrenceShape,
+    ReduceParams, SequenceStart, Uniforms,
 };
 
 /// What a chunk does after the forward pass.
@@ -58,6 +58,8 @@ pub(crate) struct PlanContext<'a> {
     pub layout: &'a ParamLayout,
     pub bufs: &'a EngineBuffers,
     pub optimizer: Option<&'a Launch>,
+    /// How this shape's recurrence sweeps are dispatched (chosen by measurement).
+    pub recurrence: RecurrenceKernel,
 }
 
 impl PlanContext<'_> {
@@ -120,8 +122,8 @@ impl PlanContext<'_> {
             whh_off: lay.offset(WEIGHT_HH),
         };
         rec.phase("recurrence forward");
-        for t in 0..t_len {
-            ops::rnn_step_forward(gpu, u, &rnn, t, &b.params, &b.pre, &b.hs)?.record(&mut rec);
+        for launch in ops::rnn_forward(gpu, u, &rnn, self.recurrence, &b.params, &b.pre, &b.hs)? {
+            launch.record(&mut rec);
         }
         rec.copy(&b.hs, (t_len * bh * 4) as u64, &b.carry, 0, (bh * 4) as u64);
 
@@ -256,9 +258,17 @@ impl PlanContext<'_> {
         }
         rec.phase("recurrence backward");
         // Backpropagation through time within the chunk.
-        for t in (0..t_len).rev() {
-            ops::rnn_step_backward(gpu, u, &rnn, t, &b.params, &b.hs, &b.dh_out, &b.da)?
-                .record(&mut rec);
+        for launch in ops::rnn_backward(
+            gpu,
+            u,
+            &rnn,
+            self.recurrence,
+            &b.params,
+            &b.hs,
+            &b.dh_out,
+            &b.da,
+        )? {
+            launch.record(&mut rec);
         }
         rec.phase("weight gradients");
         // Weight gradients over all rows at once: dW_ih = daᵀ·x, dW_hh = daᵀ·hs[0..T], db = Σ da.

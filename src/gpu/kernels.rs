@@ -8,6 +8,8 @@ pub enum Kernel {
     EmbedGrad,
     RnnStepForward,
     RnnStepBackward,
+    RnnChunkForward,
+    RnnChunkBackward,
     PoolForward,
     PoolBackward,
     LossRows,
@@ -37,7 +39,10 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
-            Kernel::RnnStepForward | Kernel::RnnStepBackward => "rnn_cell.wgsl",
+            Kernel::RnnStepForward
+            | Kernel::RnnStepBackward
+            | Kernel::RnnChunkForward
+            | Kernel::RnnChunkBackward => "rnn_cell.wgsl",
             Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
             Kernel::LossRows => "loss.wgsl",
             Kernel::LossSum | Kernel::ColumnSum | Kernel::SquarePartials | Kernel::NormFinalize => {
@@ -55,6 +60,8 @@ impl Kernel {
             Kernel::EmbedGrad => "embed_grad",
             Kernel::RnnStepForward => "rnn_step_forward",
             Kernel::RnnStepBackward => "rnn_step_backward",
+            Kernel::RnnChunkForward => "rnn_chunk_forward",
+            Kernel::RnnChunkBackward => "rnn_chunk_backward",
             Kernel::PoolForward => "pool_forward",
             Kernel::PoolBackward => "pool_backward",
             Kernel::LossRows => "loss_rows",

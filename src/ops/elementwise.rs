@@ -209,6 +209,92 @@ pub fn rnn_step_backward(
     })
 }
 
+/// How a recurrence sweep is dispatched: one dispatch per step, or one chunk-persistent
+/// dispatch (a workgroup per sequence looping over the steps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum RecurrenceKernel {
+    PerStep,
+    Persistent,
+}
+
+/// The forward sweep over all `shape.steps` steps (T launches, or one).
+pub fn rnn_forward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    kernel: RecurrenceKernel,
+    params: &Buffer,
+    pre: &Buffer,
+    hs: &Buffer,
+) -> Result<Vec<Launch>> {
+    match kernel {
+        RecurrenceKernel::PerStep => (0..shape.steps)
+            .map(|t| rnn_step_forward(gpu, u, shape, t, params, pre, hs))
+            .collect(),
+        RecurrenceKernel::Persistent => {
+            let bh = shape.batch * shape.hidden;
+            need(pre, shape.steps * bh, "rnn forward pre")?;
+            need(hs, (shape.steps + 1) * bh, "rnn forward hs")?;
+            let uniform = u.push(gpu, &shape.params(0)?);
+            let binding = gpu.bind(
+                Kernel::RnnChunkForward,
+                &[
+                    uniform.resource(),
+                    Resource::Storage(params),
+                    Resource::Storage(pre),
+                    Resource::Storage(hs),
+                ],
+            );
+            Ok(vec![Launch {
+                binding,
+                groups: [u32_of(shape.batch, "batch")?, 1, 1],
+                uniform,
+            }])
+        }
+    }
+}
+
+/// The backward sweep over all steps, last to first (T launches, or one).
+pub fn rnn_backward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    kernel: RecurrenceKernel,
+    params: &Buffer,
+    hs: &Buffer,
+    dh_out: &Buffer,
+    da: &Buffer,
+) -> Result<Vec<Launch>> {
+    match kernel {
+        RecurrenceKernel::PerStep => (0..shape.steps)
+            .rev()
+            .map(|t| rnn_step_backward(gpu, u, shape, t, params, hs, dh_out, da))
+            .collect(),
+        RecurrenceKernel::Persistent => {
+            let bh = shape.batch * shape.hidden;
+            need(hs, (shape.steps + 1) * bh, "rnn backward hs")?;
+            need(dh_out, shape.steps * bh, "rnn backward dh_out")?;
+            need(da, shape.steps * bh, "rnn backward da")?;
+            let uniform = u.push(gpu, &shape.params(0)?);
+            let binding = gpu.bind(
+                Kernel::RnnChunkBackward,
+                &[
+                    uniform.resource(),
+                    Resource::Storage(params),
+                    Resource::Storage(hs),
+                    Resource::Storage(dh_out),
+                    Resource::Storage(da),
+                ],
+            );
+            Ok(vec![Launch {
+                binding,
+                groups: [u32_of(shape.batch, "batch")?, 1, 1],
+                uniform,
+            }])
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct PoolParams {
