@@ -225,9 +225,9 @@ pub fn run(
             .copied()
             .unwrap_or(("", 0));
         println!(
-            "--batch auto: {batch} ({}; the largest buffer, `{name}`, takes {} of the {} MiB the adapter binds; {} MiB in all)",
+            "--batch auto: {batch} ({}; the largest buffer, `{name}`, takes {} MiB of the {} MiB the adapter binds; {} MiB in all)",
             if batch == cap { "every sequence at once" } else { "the largest that fits" },
-            format!("{} MiB", bytes.div_ceil(1 << 20)),
+            bytes.div_ceil(1 << 20),
             limit >> 20,
             plan.total_bytes.div_ceil(1 << 20)
         );
