@@ -6,13 +6,9 @@
 //!     cargo bench --bench kernels -- gemm    # cases whose name contains "gemm"
 
 use std::time::{Duration, Instant};
-use wgrnn::engine::{Chunk, ChunkMode, Engine, StepInputs, StepTargets};
 use wgrnn::gpu::{AdapterChoice, Gpu, Recording};
-use wgrnn::model::{
-    init_params, Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
-};
+use wgrnn::model::Activation;
 use wgrnn::ops::{self, GemmSpec, Operand, RecurrenceShape, Uniforms};
-use wgrnn::optim::{OptimizerConfig, OptimizerKind};
 use wgrnn::rng::Rng;
 
 fn median_time(mut run: impl FnMut()) -> Duration {
@@ -114,60 +110,6 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     }
 }
 
-fn bench_training_chunk(gpu: &Gpu, name: &str, config: ModelConfig, batch: usize, steps: usize) {
-    let mut rng = Rng::new(3);
-    let params = init_params(&config, 0);
-    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
-    let mut engine = Engine::new(gpu, config, opt, batch, steps, &params).unwrap();
-    let rows = batch * steps;
-    let (tokens, features): (Vec<u32>, Vec<f32>) = match config.input {
-        InputKind::Tokens { vocab, .. } => {
-            ((0..rows).map(|_| rng.below(vocab) as u32).collect(), vec![])
-        }
-        InputKind::Dense { size } => (vec![], random(&mut rng, rows * size)),
-    };
-    let out_rows = if config.task == TaskKind::ManyToMany {
-        rows
-    } else {
-        batch
-    };
-    let classes: Vec<u32> = (0..out_rows)
-        .map(|_| rng.below(config.output_size) as u32)
-        .collect();
-    let values: Vec<f32> = random(&mut rng, out_rows * config.output_size)
-        .iter()
-        .map(|v| v.abs())
-        .collect();
-    let lengths = vec![steps as u32; batch];
-    let chunk = Chunk {
-        steps,
-        batch,
-        first_step: 0,
-        lengths: &lengths,
-        inputs: if tokens.is_empty() {
-            StepInputs::Dense(&features)
-        } else {
-            StepInputs::Tokens(&tokens)
-        },
-        targets: Some(if config.loss == Loss::CrossEntropy {
-            StepTargets::Classes(&classes)
-        } else {
-            StepTargets::Values(&values)
-        }),
-    };
-    let mut slot = 0;
-    let t = median_time(|| {
-        engine.run_chunk(&chunk, ChunkMode::Train, slot).unwrap();
-        gpu.wait_idle().unwrap();
-        slot += 1;
-    });
-    println!(
-        "train step {name}: {:>9.3} ms  {:>9.0} tokens/s",
-        t.as_secs_f64() * 1e3,
-        rows as f64 / t.as_secs_f64()
-    );
-}
-
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
@@ -198,35 +140,14 @@ fn main() {
         }
     }
     if wanted("train") {
-        let tagger = ModelConfig {
-            input: InputKind::Tokens {
-                vocab: 10_000,
-                embed: 128,
-            },
-            hidden: 256,
-            output_size: 18,
-            activation: Activation::Tanh,
-            output_activation: OutputActivation::Softmax,
-            task: TaskKind::ManyToMany,
-            pool: Pool::Last,
-            loss: Loss::CrossEntropy,
-        };
-        bench_training_chunk(&gpu, "W1 tagger (B 64, T 32, H 256)", tagger, 64, 32);
-        let regression = ModelConfig {
-            input: InputKind::Dense { size: 8 },
-            hidden: 128,
-            output_size: 1,
-            output_activation: OutputActivation::Relu,
-            task: TaskKind::ManyToOne,
-            loss: Loss::Mse,
-            ..tagger
-        };
-        bench_training_chunk(
-            &gpu,
-            "W2 regression (B 256, T 50, H 128)",
-            regression,
-            256,
-            50,
-        );
+        // Whole training steps: the same workloads and timing as `wgrnn bench`.
+        for name in wgrnn::bench::NAMES.iter().take(2) {
+            let w = wgrnn::bench::named(name).unwrap();
+            let r = wgrnn::bench::run_workload(&gpu, &w, 10, Duration::from_secs(10)).unwrap();
+            println!(
+                "train step {name} (B {} T {}): {:>9.3} ms  {:>9.0} tokens/s",
+                w.batch, w.steps, r.median_ms, r.tokens_per_second
+            );
+        }
     }
 }
