@@ -163,7 +163,7 @@ fn ctrl_c_checkpoints_mid_epoch_and_resuming_gives_the_same_bits() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{seen}");
     assert!(
-        seen.contains("interrupted in epoch 2 after") && seen.contains("saved a checkpoint"),
+        seen.contains("interrupted in epoch 2 at batch") && seen.contains("saved a checkpoint"),
         "{seen}"
     );
     let (ok, out) = run(&["train", "--resume", s(&ckpt), "--save", s(&resumed)]);
@@ -290,6 +290,87 @@ fn log_every_and_log_outputs_do_not_change_the_bits() {
     assert!(
         std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
         "--log-every changed the weights"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_inside_a_character_epoch_keeps_the_carried_state() {
+    use std::io::BufRead;
+    // A text is one batch of parallel streams per epoch: interrupting must not wait for the
+    // epoch's end, and resuming must carry the hidden state on exactly.
+    let dir = scratch("interrupt-text");
+    let text: String = (0..2000)
+        .map(|i| format!("Now is the winter of our discontent {i}.\n"))
+        .collect();
+    let file = dir.join("play.txt");
+    std::fs::write(&file, text).unwrap();
+    let (full, resumed, ckpt) = (
+        dir.join("full.safetensors"),
+        dir.join("resumed.safetensors"),
+        dir.join("ckpt"),
+    );
+    let common = [
+        "train",
+        "--data",
+        s(&file),
+        "--batch",
+        "4",
+        "--seq-len",
+        "16",
+        "--hidden",
+        "24",
+        "--embed",
+        "8",
+        "--epochs",
+        "1",
+        "--log-every",
+        "50",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--save", s(&full)]);
+    let (ok, out) = run(&args);
+    assert!(ok, "{out}");
+    let mut args = common.to_vec();
+    args.extend(["--checkpoint", s(&ckpt)]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.trim_start().starts_with("iter ") && seen.matches("  iter ").count() == 3 {
+            break;
+        }
+    }
+    signal(child.id(), "-INT");
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("interrupted in epoch 1 at batch 1 of 1 (chunk"),
+        "{seen}"
+    );
+    let (ok, out) = run(&[
+        "train",
+        "--resume",
+        s(&ckpt),
+        "--data",
+        s(&file),
+        "--save",
+        s(&resumed),
+    ]);
+    assert!(ok && out.contains("stopped: reached --epochs 1"), "{out}");
+    assert!(
+        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
+        "interrupted + resumed text model differs from uninterrupted"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -172,7 +172,7 @@ pub fn install_interrupt_handler() {
         if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: stopping at the next batch and saving a checkpoint (Ctrl-C again to quit at once)");
+        eprintln!("\ninterrupt: stopping after the current chunk and saving a checkpoint (Ctrl-C again to quit at once)");
     });
 }
 

@@ -583,6 +583,33 @@ impl<'g> Engine<'g> {
             .read_f32(&self.bufs.y, 0, rows * self.config.output_size)
     }
 
+    /// Reads what a batch carries into its next chunk: the hidden state and the pooling
+    /// accumulator, `[B, H]` each (waits for the GPU).
+    pub fn carried(&self, batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = batch * self.config.hidden;
+        Ok((
+            self.gpu.read_f32(&self.bufs.carry, 0, n)?,
+            self.gpu.read_f32(&self.bufs.pool_acc, 0, n)?,
+        ))
+    }
+
+    /// Puts back what [`Engine::carried`] read, before the chunk that continues the batch.
+    pub fn restore_carried(&mut self, hidden: &[f32], pool_acc: &[f32]) -> Result<()> {
+        let limit = self.max_batch * self.config.hidden;
+        if hidden.len() > limit || pool_acc.len() > limit || hidden.len() != pool_acc.len() {
+            return Err(Error::Config(format!(
+                "carried state of {} and {} values does not fit [{}, {}]",
+                hidden.len(),
+                pool_acc.len(),
+                self.max_batch,
+                self.config.hidden
+            )));
+        }
+        self.gpu.write(&self.bufs.carry, 0, hidden);
+        self.gpu.write(&self.bufs.pool_acc, 0, pool_acc);
+        Ok(())
+    }
+
     /// Reads one loss-log slot (waits for the GPU).
     pub fn loss_at(&self, slot: usize) -> Result<f32> {
         Ok(self

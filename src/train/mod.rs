@@ -261,13 +261,27 @@ pub struct TrainProgress {
     pub position: Option<EpochPosition>,
 }
 
-/// A place inside an epoch: the batches already trained, and their losses so far.
+/// A place inside an epoch: the batches (and chunks of the current batch) already trained,
+/// their losses so far, and the state the current batch carries into its next chunk.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochPosition {
     pub epoch: usize,
     pub batches_done: usize,
+    #[serde(default)]
+    pub chunks_done: usize,
     pub losses: Vec<f32>,
     pub tokens: usize,
+    /// `[B, H]` hidden state carried into chunk `chunks_done` (empty at a batch boundary).
+    #[serde(default)]
+    pub carry: Vec<f32>,
+    /// `[B, H]` pooling accumulator carried likewise (many-to-one).
+    #[serde(default)]
+    pub pool_acc: Vec<f32>,
+}
+
+/// How many chunks a batch of `seqs` is cut into.
+fn chunk_count(data: &Dataset, seqs: &[usize], seq_len: usize) -> usize {
+    chunk_ranges(data.max_len(seqs), seq_len).len()
 }
 
 /// Losses and gradient norms are asked for every this many iterations (without waiting), and
@@ -438,32 +452,55 @@ pub fn train(
                 done += plan.len();
                 continue;
             }
-            if batch_index > resume_at.batches_done && hooks.interrupted() {
-                let arrived = reader.drain(engine)?;
-                let bad = deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
-                on_bad(bad, engine, &mut progress, hooks)?;
-                progress.position = Some(EpochPosition {
-                    epoch,
-                    batches_done: batch_index,
-                    losses: epoch_losses,
-                    tokens,
-                });
-                let stop_reason = format!(
-                    "interrupted in epoch {epoch} after {batch_index} of {} batches",
-                    epoch_batches.len()
-                );
-                return Ok(TrainReport {
-                    epochs: progress.history.clone(),
-                    stop_reason,
-                    iterations: progress.iterations,
-                    losses: all_losses,
-                    progress,
-                    interrupted: true,
-                });
-            }
-            for (range, mode) in plan {
+            let resumed_batch = batch_index == resume_at.batches_done;
+            for (chunk_index, (range, mode)) in plan.into_iter().enumerate() {
                 if progress.stopped.is_some() {
                     break 'batches;
+                }
+                if resumed_batch && chunk_index < resume_at.chunks_done {
+                    done += 1;
+                    continue;
+                }
+                if resumed_batch && chunk_index == resume_at.chunks_done && chunk_index > 0 {
+                    // Going on inside a batch: its carried state, exactly as it was.
+                    engine.restore_carried(&resume_at.carry, &resume_at.pool_acc)?;
+                }
+                let fresh_start =
+                    (batch_index, chunk_index) == (resume_at.batches_done, resume_at.chunks_done);
+                // Ctrl-C: stop between chunks (keeping a batch's carried state), and record where.
+                if !fresh_start && hooks.interrupted() {
+                    let arrived = reader.drain(engine)?;
+                    let bad = deliver(arrived, &mut epoch_losses, &mut delivered, hooks);
+                    on_bad(bad, engine, &mut progress, hooks)?;
+                    let (carry, pool_acc) = if chunk_index > 0 {
+                        engine.carried(seqs.len())?
+                    } else {
+                        (Vec::new(), Vec::new())
+                    };
+                    progress.position = Some(EpochPosition {
+                        epoch,
+                        batches_done: batch_index,
+                        chunks_done: chunk_index,
+                        losses: epoch_losses,
+                        tokens,
+                        carry,
+                        pool_acc,
+                    });
+                    let stop_reason = format!(
+                        "interrupted in epoch {epoch} at batch {} of {} (chunk {} of its {})",
+                        batch_index + 1,
+                        epoch_batches.len(),
+                        chunk_index + 1,
+                        chunk_count(train, seqs, opts.seq_len)
+                    );
+                    return Ok(TrainReport {
+                        epochs: progress.history.clone(),
+                        stop_reason,
+                        iterations: progress.iterations,
+                        losses: all_losses,
+                        progress,
+                        interrupted: true,
+                    });
                 }
                 let host = ChunkData::gather(train, seqs, range, mode.has_loss());
                 let chunk = host.chunk(mode.has_loss());
