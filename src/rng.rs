@@ -1,5 +1,5 @@
 //! A small, seedable, portable random number generator (SplitMix64), so that weight
-//! initialisation, shuffling and the built-in task are the same bits on every machine.
+//! initialisation, shuffling and the synthetic tasks are the same bits on every machine.
 
 #[derive(Clone, Debug)]
 pub struct Rng {

@@ -1,4 +1,4 @@
-//! `wgrnn train`: the training job, on user data or the built-in task, fresh or resumed.
+//! `wgrnn train`: the training job, on user data or the bundled EWT sample, fresh or resumed.
 
 use super::args::{BatchSize, ModelArgs, OptimizerArgs, TrainArgs};
 use super::hooks::{

@@ -1,4 +1,4 @@
-//! The built-in task of `wgrnn train` without `--data`: delayed echo. Each step's target is
+//! A synthetic task for tests and the soak benchmark: delayed echo. Each step's target is
 //! the token seen `delay` steps earlier (class 0 before that), so the model must carry
 //! memory through its hidden state, across chunk boundaries too.
 

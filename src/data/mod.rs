@@ -1,5 +1,5 @@
 //! Data sets: fixed-length sequences with their targets, from safetensors files or the
-//! built-in task, and the batcher that cuts them into chunks.
+//! synthetic delayed-echo task, and the batcher that cuts them into chunks.
 
 mod batcher;
 mod builtin;

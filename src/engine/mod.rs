@@ -75,12 +75,16 @@ impl Chunk<'_> {
 
     /// How many values the chunk's mean loss averages over.
     pub fn loss_count(&self, config: &ModelConfig) -> usize {
-        let rows = self
-            .row_mask(config.task)
-            .iter()
-            .filter(|&&m| m != 0.0)
-            .count();
-        ops::loss_count(config.loss, rows, config.output_size)
+        Self::count_of(&self.row_mask(config.task), config)
+    }
+
+    /// The values averaged over, given the chunk's row mask.
+    fn count_of(mask: &[f32], config: &ModelConfig) -> usize {
+        ops::loss_count(
+            config.loss,
+            mask.iter().filter(|&&m| m != 0.0).count(),
+            config.output_size,
+        )
     }
 }
 
@@ -452,14 +456,15 @@ impl<'g> Engine<'g> {
             StepInputs::Dense(x) => gpu.write(&b.x, 0, x),
         }
         gpu.write(&b.lengths, 0, c.lengths);
-        let count = c.loss_count(&self.config).max(1);
+        let mask = c.row_mask(self.config.task);
+        let count = Chunk::count_of(&mask, &self.config).max(1);
         gpu.write(
             &b.chunk_info,
             0,
             &[((1.0 / count as f64) as f32).to_bits(), c.first_step as u32],
         );
         if mode.has_loss() {
-            gpu.write(&b.row_mask, 0, &c.row_mask(self.config.task));
+            gpu.write(&b.row_mask, 0, &mask);
             match c.targets {
                 Some(StepTargets::Classes(t)) => gpu.write(&b.targets, 0, t),
                 Some(StepTargets::Values(t)) => gpu.write(&b.targets, 0, t),

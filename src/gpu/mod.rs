@@ -165,17 +165,6 @@ impl Recording {
     pub fn phase(&mut self, name: &'static str) {
         self.ops.push(Op::Phase(name));
     }
-
-    /// Appends every operation of `other`.
-    pub fn extend(&mut self, other: &Recording) {
-        self.ops.extend(other.ops.iter().cloned());
-    }
-    pub fn dispatch_count(&self) -> usize {
-        self.ops
-            .iter()
-            .filter(|op| matches!(op, Op::Dispatch { .. }))
-            .count()
-    }
 }
 
 impl Gpu {

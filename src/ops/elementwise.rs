@@ -514,7 +514,8 @@ pub struct ReduceParams {
     pub columns: u32,
     pub dst_off: u32,
     pub dst2_off: u32,
-    pub inv_count: f32,
+    /// Unused: the loss scale now travels in `chunk_info` (it changes per chunk).
+    pub _unused: f32,
     pub slot: u32,
     pub _pad: [u32; 2],
 }
@@ -535,7 +536,7 @@ pub fn loss_sum(
         columns: 0,
         dst_off: 0,
         dst2_off: 0,
-        inv_count: 1.0,
+        _unused: 0.0,
         slot: 0,
         _pad: [0; 2],
     };
@@ -589,7 +590,7 @@ pub fn column_sum(
             Some(d) => u32_of(d, "offset")?,
             None => u32::MAX,
         },
-        inv_count: 1.0,
+        _unused: 0.0,
         slot: 0,
         _pad: [0; 2],
     };
@@ -630,7 +631,7 @@ pub fn grad_norm(
         columns: NORM_PARTIALS as u32,
         dst_off: 0,
         dst2_off: 0,
-        inv_count: 1.0,
+        _unused: 0.0,
         slot: 0,
         _pad: [0; 2],
     };
