@@ -1,5 +1,5 @@
-//! Data sets: fixed-length sequences with their targets, from safetensors files or the
-//! synthetic delayed-echo task, and the batcher that cuts them into chunks.
+//! Data sets: padded sequences of any length with their targets, from safetensors, CoNLL-U,
+//! text or CSV files or the synthetic delayed-echo task, and the batcher that cuts them into chunks.
 
 mod batcher;
 mod builtin;
