@@ -49,6 +49,7 @@ fn main() {
     // Ragged lengths: 1..=24 steps.
     data.lengths = (0..data.n).map(|i| 1 + (i * 7919) % data.steps).collect();
     let config = ModelConfig {
+        cell: Default::default(),
         input: InputKind::Tokens {
             vocab: task.vocab,
             embed: 16,

@@ -4,16 +4,18 @@
 
 use crate::engine::{Chunk, StepInputs, StepTargets};
 use crate::model::{
-    Activation, InputKind, Loss, ModelConfig, OutputActivation, ParamLayout, Pool, TaskKind,
+    Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, ParamLayout, Pool, TaskKind,
 };
 use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use crate::ops::SequenceStart;
 use crate::optim::{Momentum, OptimizerConfig, OptimizerKind};
 
-/// What carries from one chunk to the next: the hidden state and the pooling accumulator.
+/// What carries from one chunk to the next: the hidden state (and an LSTM's cell state)
+/// and the pooling accumulator.
 #[derive(Clone, Debug, Default)]
 pub struct CarriedState {
     pub hidden: Vec<f64>,   // [B, H]
+    pub cell: Vec<f64>,     // [B, H] LSTM only
     pub pool_acc: Vec<f64>, // [B, H]
 }
 
@@ -202,32 +204,82 @@ pub fn run_chunk(
         _ => panic!("inputs do not match the model"),
     };
     let (wih, whh, bih, bhh) = (p(WEIGHT_IH), p(WEIGHT_HH), p(BIAS_IH), p(BIAS_HH));
+    let cell = config.cell;
+    let gh = cell.gates() * h;
     let fresh = chunk.start() == SequenceStart::Fresh || state.hidden.len() != bh;
     let valid_steps = |b: usize| {
         (chunk.lengths[b] as usize)
             .saturating_sub(chunk.first_step)
             .min(t_len)
     };
+    // pre: [R, G·H] = x·W_ihᵀ + b_ih
+    let mut pre = vec![0.0; rows * gh];
+    for r in 0..rows {
+        for q in 0..gh {
+            let mut s = bih[q];
+            for i in 0..iw {
+                s += x[r * iw + i] * wih[q * iw + i];
+            }
+            pre[r * gh + q] = s;
+        }
+    }
     let mut hs = vec![0.0; (t_len + 1) * bh]; // [T + 1, B, H]
+    let mut cs = vec![0.0; (t_len + 1) * bh]; // [T + 1, B, H] LSTM cell states
+    let mut cache = vec![0.0; rows * 4 * h]; // [R, 4H] LSTM i|f|g|o, GRU r|z|n|(W_hn·h + b_hn)
     if !fresh {
         hs[..bh].copy_from_slice(&state.hidden);
+        if cell == Cell::Lstm {
+            cs[..bh].copy_from_slice(&state.cell);
+        }
     }
     for t in 0..t_len {
         for b in 0..batch {
             let r = t * batch + b;
+            let (prev, next) = (t * bh + b * h, (t + 1) * bh + b * h);
+            // hh: [G·H] = W_hh·h_{t-1} + b_hh
+            let hh: Vec<f64> = (0..gh)
+                .map(|q| bhh[q] + (0..h).map(|k| hs[prev + k] * whh[q * h + k]).sum::<f64>())
+                .collect();
+            let (pr, c4) = (&pre[r * gh..(r + 1) * gh], r * 4 * h);
             for j in 0..h {
-                let mut s = bih[j] + bhh[j];
-                for i in 0..iw {
-                    s += x[r * iw + i] * wih[j * iw + i];
+                match cell {
+                    Cell::Rnn => hs[next + j] = act(config.activation, pr[j] + hh[j]),
+                    Cell::Lstm => {
+                        let i = sigmoid(pr[j] + hh[j]);
+                        let f = sigmoid(pr[h + j] + hh[h + j]);
+                        let g = (pr[2 * h + j] + hh[2 * h + j]).tanh();
+                        let o = sigmoid(pr[3 * h + j] + hh[3 * h + j]);
+                        let c = f * cs[prev + j] + i * g;
+                        cs[next + j] = c;
+                        hs[next + j] = o * c.tanh();
+                        cache[c4 + j..]
+                            .iter_mut()
+                            .step_by(h)
+                            .zip([i, f, g, o])
+                            .for_each(|(d, v)| *d = v);
+                    }
+                    Cell::Gru => {
+                        let rg = sigmoid(pr[j] + hh[j]);
+                        let z = sigmoid(pr[h + j] + hh[h + j]);
+                        let hn = hh[2 * h + j];
+                        let n = (pr[2 * h + j] + rg * hn).tanh();
+                        hs[next + j] = (1.0 - z) * n + z * hs[prev + j];
+                        cache[c4 + j..]
+                            .iter_mut()
+                            .step_by(h)
+                            .zip([rg, z, n, hn])
+                            .for_each(|(d, v)| *d = v);
+                    }
                 }
-                for k in 0..h {
-                    s += hs[t * bh + b * h + k] * whh[j * h + k];
-                }
-                hs[(t + 1) * bh + b * h + j] = act(config.activation, s);
             }
         }
     }
     state.hidden = hs[t_len * bh..].to_vec();
+    state.cell = if cell == Cell::Lstm {
+        cs[t_len * bh..].to_vec()
+    } else {
+        Vec::new()
+    };
 
     // Head input: every hidden state, or the pooled state.
     let mut arg = vec![usize::MAX; bh];
@@ -337,35 +389,91 @@ pub fn run_chunk(
             d
         }
     };
-    // BPTT.
-    let mut da = vec![0.0; rows * h];
+    // BPTT. dxp: [R, G·H] gradient at the input projection (pre); dhh: [R, G·H] gradient at
+    // W_hh·h + b_hh (they differ only in a GRU's n block, which r scales); dst: [T, B, H] the
+    // gradient carried straight to the previous step (LSTM: dc; GRU: dh through z·h_{t-1}).
+    let mut dxp = vec![0.0; rows * gh];
+    let mut dhh = vec![0.0; rows * gh];
+    let mut dst = vec![0.0; rows * h];
     for t in (0..t_len).rev() {
         for b in 0..batch {
+            let r = t * batch + b;
+            let (c4, rn) = (r * 4 * h, (r + batch) * 4 * h);
             for j in 0..h {
                 let e = b * h + j;
-                let mut gsum = dh_out[t * bh + e];
+                let mut dh = dh_out[t * bh + e];
+                let mut carried = 0.0;
                 if t + 1 < t_len {
-                    for k in 0..h {
-                        gsum += da[(t + 1) * bh + b * h + k] * whh[k * h + j];
+                    let next = (r + batch) * gh;
+                    for q in 0..gh {
+                        dh += dhh[next + q] * whh[q * h + j];
+                    }
+                    carried = dst[(t + 1) * bh + e];
+                }
+                let q = r * gh;
+                match cell {
+                    Cell::Rnn => {
+                        let da = dh * act_grad_from_output(config.activation, hs[(t + 1) * bh + e]);
+                        dxp[q + j] = da;
+                        dhh[q + j] = da;
+                    }
+                    Cell::Lstm => {
+                        let [i, f, g, o] = [0, 1, 2, 3].map(|k| cache[c4 + k * h + j]);
+                        let tc = cs[(t + 1) * bh + e].tanh();
+                        let f_next = if t + 1 < t_len {
+                            cache[rn + h + j]
+                        } else {
+                            0.0
+                        };
+                        let dc = dh * o * (1.0 - tc * tc) + carried * f_next;
+                        dst[t * bh + e] = dc;
+                        let grads = [
+                            dc * g * i * (1.0 - i),
+                            dc * cs[t * bh + e] * f * (1.0 - f),
+                            dc * i * (1.0 - g * g),
+                            dh * tc * o * (1.0 - o),
+                        ];
+                        for (k, d) in grads.into_iter().enumerate() {
+                            dxp[q + k * h + j] = d;
+                            dhh[q + k * h + j] = d;
+                        }
+                    }
+                    Cell::Gru => {
+                        let [rg, z, n, hn] = [0, 1, 2, 3].map(|k| cache[c4 + k * h + j]);
+                        let z_next = if t + 1 < t_len {
+                            cache[rn + h + j]
+                        } else {
+                            0.0
+                        };
+                        let dh = dh + carried * z_next;
+                        dst[t * bh + e] = dh;
+                        let dn = dh * (1.0 - z) * (1.0 - n * n);
+                        let dz = dh * (hs[t * bh + e] - n) * z * (1.0 - z);
+                        let dr = dn * hn * rg * (1.0 - rg);
+                        dxp[q + j] = dr;
+                        dxp[q + h + j] = dz;
+                        dxp[q + 2 * h + j] = dn;
+                        dhh[q + j] = dr;
+                        dhh[q + h + j] = dz;
+                        dhh[q + 2 * h + j] = dn * rg;
                     }
                 }
-                da[t * bh + e] =
-                    gsum * act_grad_from_output(config.activation, hs[(t + 1) * bh + e]);
             }
         }
     }
     let mut dx = vec![0.0; rows * iw];
     for r in 0..rows {
-        for j in 0..h {
-            let d = da[r * h + j];
-            g[off(BIAS_IH) + j] += d;
-            g[off(BIAS_HH) + j] += d;
+        for q in 0..gh {
+            let d = dxp[r * gh + q];
+            g[off(BIAS_IH) + q] += d;
             for i in 0..iw {
-                g[off(WEIGHT_IH) + j * iw + i] += d * x[r * iw + i];
-                dx[r * iw + i] += d * wih[j * iw + i];
+                g[off(WEIGHT_IH) + q * iw + i] += d * x[r * iw + i];
+                dx[r * iw + i] += d * wih[q * iw + i];
             }
+            let d = dhh[r * gh + q];
+            g[off(BIAS_HH) + q] += d;
             for k in 0..h {
-                g[off(WEIGHT_HH) + j * h + k] += d * hs[r * h + k];
+                g[off(WEIGHT_HH) + q * h + k] += d * hs[r * h + k];
             }
         }
     }

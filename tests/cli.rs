@@ -488,8 +488,34 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
             && v["adapter"]["name"].is_string()
             && v["date"].is_string()
     );
-    let (ok_w4, out) = run(&["bench", "--workload", "W4"]);
-    assert!(!ok_w4 && out.contains("LSTM"), "{out}");
+    // Gated cells bench as custom shapes too (W4/W5 are the named LSTM and GRU workloads).
+    for cell in ["lstm", "gru"] {
+        let out = ok(&[
+            "bench",
+            "--cell",
+            cell,
+            "--vocab",
+            "20",
+            "--embed",
+            "4",
+            "--hidden",
+            "9",
+            "--batch",
+            "3",
+            "--seq-len",
+            "5",
+            "--output-size",
+            "3",
+            "--steps",
+            "3",
+        ]);
+        assert!(
+            out.contains(&format!("{cell} 9")) && out.contains("tokens/s"),
+            "{out}"
+        );
+    }
+    let (ok_w6, out) = run(&["bench", "--workload", "W6"]);
+    assert!(!ok_w6 && out.contains("W5"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -296,10 +296,16 @@ fn log_every_and_log_outputs_do_not_change_the_bits() {
 
 #[test]
 fn ctrl_c_inside_a_character_epoch_keeps_the_carried_state() {
-    use std::io::BufRead;
     // A text is one batch of parallel streams per epoch: interrupting must not wait for the
-    // epoch's end, and resuming must carry the hidden state on exactly.
-    let dir = scratch("interrupt-text");
+    // epoch's end, and resuming must carry the hidden state (an LSTM's h and c) on exactly.
+    for cell in ["rnn", "lstm"] {
+        interrupt_text_epoch(cell);
+    }
+}
+
+fn interrupt_text_epoch(cell: &str) {
+    use std::io::BufRead;
+    let dir = scratch(&format!("interrupt-text-{cell}"));
     let text: String = (0..2000)
         .map(|i| format!("Now is the winter of our discontent {i}.\n"))
         .collect();
@@ -326,6 +332,8 @@ fn ctrl_c_inside_a_character_epoch_keeps_the_carried_state() {
         "1",
         "--log-every",
         "50",
+        "--cell",
+        cell,
     ];
     let mut args = common.to_vec();
     args.extend(["--save", s(&full)]);
@@ -370,7 +378,7 @@ fn ctrl_c_inside_a_character_epoch_keeps_the_carried_state() {
     assert!(ok && out.contains("stopped: reached --epochs 1"), "{out}");
     assert!(
         std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
-        "interrupted + resumed text model differs from uninterrupted"
+        "interrupted + resumed {cell} text model differs from uninterrupted"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -284,6 +284,7 @@ fn fuzz_safetensors_data_reader() {
             TaskKind::ManyToOne
         };
         let config = ModelConfig {
+            cell: Default::default(),
             input,
             hidden: 3,
             output_size,
@@ -305,6 +306,7 @@ fn fuzz_safetensors_data_reader() {
 fn fuzz_weights_reader() {
     use wgrnn::model::*;
     let config = ModelConfig {
+        cell: Default::default(),
         input: InputKind::Tokens { vocab: 5, embed: 3 },
         hidden: 4,
         output_size: 2,
@@ -335,6 +337,7 @@ fn fuzz_checkpoint_metadata_reader() {
     use wgrnn::checkpoint::{CheckpointMeta, RunSettings};
     use wgrnn::model::*;
     let config = ModelConfig {
+        cell: Default::default(),
         input: InputKind::Dense { size: 2 },
         hidden: 4,
         output_size: 1,

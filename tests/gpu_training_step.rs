@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_case, to_f64};
+use common::{assert_close, gpu, random_case, random_case_with, to_f64};
 use wgrnn::data::{chunk_ranges, ChunkData, Order};
 use wgrnn::engine::{ChunkMode, Engine};
-use wgrnn::model::TaskKind;
+use wgrnn::model::{Cell, TaskKind};
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
 use wgrnn::reference::{run_chunk, CarriedState, RefOptimizer};
 use wgrnn::train::{train, Silent, TrainOptions, TrainProgress};
@@ -14,8 +14,9 @@ use wgrnn::train::{train, Silent, TrainOptions, TrainProgress};
 #[test]
 fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
     let gpu = gpu();
-    for seed in 0..24u64 {
-        let case = random_case(seed);
+    for (seed, cell) in (0..24u64).flat_map(|s| [Cell::Rnn, Cell::Lstm, Cell::Gru].map(|c| (s, c)))
+    {
+        let case = random_case_with(seed, cell);
         let cfg = case.config;
         let data = case.dataset();
         let seqs: Vec<usize> = (0..case.batch).collect();
@@ -43,8 +44,8 @@ fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
             );
             assert_close(
                 &format!("{what}: carried state"),
-                &engine.carried_state(case.batch).unwrap(),
-                &state.hidden,
+                &engine.carried(case.batch).unwrap().0,
+                &[state.hidden.clone(), state.cell.clone()].concat(),
                 1e-4,
             );
             if has_loss {
@@ -122,8 +123,10 @@ fn reference_training(
 #[test]
 fn training_runs_match_reference_weights_and_losses() {
     let gpu = gpu();
-    for seed in 0..21u64 {
-        let case = random_case(seed + 100);
+    // Every cell on each seed: the 21 seeds cover every optimizer, loss, task and pool.
+    for (seed, cell) in (0..21u64).flat_map(|s| [Cell::Rnn, Cell::Lstm, Cell::Gru].map(|c| (s, c)))
+    {
+        let case = random_case_with(seed + 100, cell);
         let opt = optimizer_for(seed);
         // Two batches (the last one smaller when the case allows) over two epochs.
         let batch = case.batch.div_ceil(2);
@@ -213,6 +216,7 @@ fn builtin_task_loss_falls_on_the_adapter() {
     };
     let data = delayed_echo(&task, 1);
     let config = ModelConfig {
+        cell: Default::default(),
         input: InputKind::Tokens {
             vocab: task.vocab,
             embed: 16,

@@ -1,18 +1,21 @@
 //! Tier 2: the f64 reference's gradients against central finite differences, on random
-//! configurations (both activations, both tasks, every pool and loss, tokens and features),
-//! for a chunk that continues a sequence (carried hidden state and pooling carry).
+//! configurations (every cell, both activations, both tasks, every pool and loss, tokens and
+//! features), for a chunk that continues a sequence (carried hidden/cell state and pooling
+//! carry).
 
 mod common;
 
-use common::random_case;
+use common::random_case_with;
 use wgrnn::data::ChunkData;
+use wgrnn::model::Cell;
 use wgrnn::reference::{run_chunk, CarriedState};
 use wgrnn::rng::Rng;
 
 #[test]
 fn reference_gradients_match_finite_differences() {
-    for seed in 0..24u64 {
-        let case = random_case(seed);
+    for (seed, cell) in (0..24u64).flat_map(|s| Cell::NAMES.iter().map(move |c| (s, c))) {
+        let cell: Cell = cell.parse().expect("cell");
+        let case = random_case_with(seed, cell);
         let data = case.dataset();
         let seqs: Vec<usize> = (0..case.batch).collect();
         let params: Vec<f64> = case.params.iter().map(|&p| p as f64).collect();

@@ -9,6 +9,12 @@ median) and GFLOP/s from the same FLOP count (3 x the forward matrix products' 2
     python3 benches/peers/torch_rnn.py                 # CPU (all its threads)
     python3 benches/peers/torch_rnn.py --device cuda   # cuDNN, when a GPU is present
     python3 benches/peers/torch_rnn.py --workload W1 --json torch.json
+    python3 benches/peers/torch_rnn.py --device cuda --workload W3 --batch 4096 --hidden 1024
+    python3 benches/peers/torch_rnn.py --device cuda --no-tf32   # strict f32 in cuDNN, like wgrnn
+
+W4 and W5 are W1 with an LSTM and a GRU cell. --batch/--hidden/--seq-len override the chosen
+workloads' sizes (the large-batch sweep). On CUDA, cuDNN may use TF32 tensor cores for
+recurrent layers by default (torch.backends.cudnn.allow_tf32); --no-tf32 turns that off.
 """
 import argparse
 import json
@@ -24,13 +30,23 @@ WORKLOADS = {
     "W2": dict(vocab=None, width=8, hidden=128, outputs=1, per_step=False, batch=256, steps=50, loss="mse_relu"),
     "W3": dict(vocab=96, width=64, hidden=512, outputs=96, per_step=True, batch=512, steps=64, loss="ce"),
 }
+WORKLOADS["W4"] = dict(WORKLOADS["W1"], cell="lstm")
+WORKLOADS["W5"] = dict(WORKLOADS["W1"], cell="gru")
+# Stacked gate matrices per cell: the recurrent products are this many times wider.
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 class Model(nn.Module):
     def __init__(self, w):
         super().__init__()
         self.embedding = nn.Embedding(w["vocab"], w["width"]) if w["vocab"] else None
-        self.rnn = nn.RNN(w["width"], w["hidden"], nonlinearity="tanh", batch_first=True)
+        cell = w.get("cell", "rnn")
+        if cell == "lstm":
+            self.rnn = nn.LSTM(w["width"], w["hidden"], batch_first=True)
+        elif cell == "gru":
+            self.rnn = nn.GRU(w["width"], w["hidden"], batch_first=True)
+        else:
+            self.rnn = nn.RNN(w["width"], w["hidden"], nonlinearity="tanh", batch_first=True)
         self.head = nn.Linear(w["hidden"], w["outputs"])
         self.per_step = w["per_step"]
 
@@ -43,12 +59,13 @@ class Model(nn.Module):
 
 def flops(w):
     b, t, h, o, i = w["batch"], w["steps"], w["hidden"], w["outputs"], w["width"]
+    g = GATES[w.get("cell", "rnn")]
     rows_out = t * b if w["per_step"] else b
-    return 3.0 * (2 * t * b * i * h + 2 * t * b * h * h + 2 * rows_out * h * o)
+    return 3.0 * (2 * t * b * i * g * h + 2 * t * b * h * g * h + 2 * rows_out * h * o)
 
 
-def run(name, device, steps, max_seconds):
-    w = WORKLOADS[name]
+def run(name, device, steps, max_seconds, sizes):
+    w = dict(WORKLOADS[name], **{k: v for k, v in sizes.items() if v is not None})
     torch.manual_seed(0)
     model = Model(w).to(device)
     opt = torch.optim.Adam(model.parameters())
@@ -81,7 +98,7 @@ def run(name, device, steps, max_seconds):
     times.sort()
     median = statistics.median(times)
     p95 = times[min(len(times) - 1, round((len(times) - 1) * 0.95))]
-    return dict(workload=name, batch=b, steps=t, steps_timed=len(times), median_ms=median * 1e3, p95_ms=p95 * 1e3,
+    return dict(workload=name, cell=w.get("cell", "rnn"), hidden=w["hidden"], batch=b, steps=t, steps_timed=len(times), median_ms=median * 1e3, p95_ms=p95 * 1e3,
                 tokens_per_second=b * t / median, gflops_per_second=flops(w) / median / 1e9)
 
 
@@ -91,18 +108,30 @@ def main():
     ap.add_argument("--workload", default="W1,W2,W3")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--max-seconds", type=float, default=10.0)
+    ints = lambda text: [int(v) for v in text.split(",")]
+    ap.add_argument("--batch", type=ints, default=[None], help="one size or a comma-separated sweep")
+    ap.add_argument("--hidden", type=ints, default=[None], help="one size or a comma-separated sweep")
+    ap.add_argument("--seq-len", type=int)
+    ap.add_argument("--no-tf32", action="store_true", help="strict f32 in cuDNN (no TF32 tensor cores)")
     ap.add_argument("--json")
     a = ap.parse_args()
-    print(f"torch {torch.__version__} on {a.device} ({torch.get_num_threads()} threads)")
+    if a.no_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    where = torch.cuda.get_device_name() if a.device == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__} on {a.device} ({where}); cudnn tf32 {torch.backends.cudnn.allow_tf32}")
     results = []
-    for name in a.workload.split(","):
-        r = run(name.strip().upper(), a.device, a.steps, a.max_seconds)
+    sweep = [(name, h, b) for name in a.workload.split(",") for h in a.hidden for b in a.batch]
+    for name, hidden, batch in sweep:
+        sizes = dict(batch=batch, hidden=hidden, steps=a.seq_len)
+        r = run(name.strip().upper(), a.device, a.steps, a.max_seconds, sizes)
         results.append(r)
-        print(f"{r['workload']} B {r['batch']} T {r['steps']}: median {r['median_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms "
+        print(f"{r['workload']} {r['cell']} H {r['hidden']} B {r['batch']} T {r['steps']}: median {r['median_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms "
               f"over {r['steps_timed']} steps; {r['tokens_per_second']:.0f} tokens/s; {r['gflops_per_second']:.2f} GFLOP/s")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(torch=torch.__version__, device=a.device, threads=torch.get_num_threads(), results=results), f, indent=2)
+            json.dump(dict(torch=torch.__version__, device=a.device, where=where,
+                           cudnn_tf32=torch.backends.cudnn.allow_tf32, results=results), f, indent=2)
 
 
 if __name__ == "__main__":

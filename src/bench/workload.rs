@@ -5,7 +5,7 @@ use crate::engine::{Chunk, ChunkMode, Engine, StepInputs, StepTargets};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{
-    init_params, Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
+    init_params, Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
 };
 use crate::optim::{OptimizerConfig, OptimizerKind};
 use crate::rng::Rng;
@@ -22,11 +22,12 @@ pub struct Workload {
     pub steps: usize,
 }
 
-/// The named workloads (W4 and W5 need the LSTM and GRU cells, not built yet).
-pub const NAMES: &[&str] = &["W1", "W2", "W3"];
+/// The named workloads: W4 and W5 are W1 with an LSTM and a GRU cell.
+pub const NAMES: &[&str] = &["W1", "W2", "W3", "W4", "W5"];
 
 fn tagger(vocab: usize, embed: usize, hidden: usize, outputs: usize) -> ModelConfig {
     ModelConfig {
+        cell: Cell::Rnn,
         input: InputKind::Tokens { vocab, embed },
         hidden,
         output_size: outputs,
@@ -52,6 +53,7 @@ pub fn named(name: &str) -> Result<Workload> {
         "W2" => Ok(w(
             "regression: 8 features, tanh RNN 128, last state, head 128->1 with ReLU, MSE",
             ModelConfig {
+                cell: Cell::Rnn,
                 input: InputKind::Dense { size: 8 },
                 hidden: 128,
                 output_size: 1,
@@ -65,13 +67,15 @@ pub fn named(name: &str) -> Result<Workload> {
             50,
         )),
         "W3" => Ok(w("large batch: vocab 96, embed 64, tanh RNN 512, head 512->96 at every step, cross-entropy", tagger(96, 64, 512, 96), 512, 64)),
-        "W4" | "W5" => Err(Error::Config(format!("{name} needs the {} cell, which is not built yet", if name.eq_ignore_ascii_case("W4") { "LSTM" } else { "GRU" }))),
+        "W4" => Ok(w("W1 with an LSTM: vocab 10000, embed 128, LSTM 256, head 256->18 at every step, cross-entropy", ModelConfig { cell: Cell::Lstm, ..tagger(10_000, 128, 256, 18) }, 64, 32)),
+        "W5" => Ok(w("W1 with a GRU: vocab 10000, embed 128, GRU 256, head 256->18 at every step, cross-entropy", ModelConfig { cell: Cell::Gru, ..tagger(10_000, 128, 256, 18) }, 64, 32)),
         _ => Err(Error::Config(format!("unknown workload {name:?}; the named ones are {}", NAMES.join(", ")))),
     }
 }
 
 /// FLOPs of one training step: 2·M·N·K for every matrix product of the forward pass (input
-/// projection T·B×I×H, recurrence T·B×H×H, head R×H×O with R = T·B or B), times 3 for
+/// projection T·B×I×G·H, recurrence T·B×H×G·H with G gate blocks (1 RNN, 4 LSTM, 3 GRU),
+/// head R×H×O with R = T·B or B), times 3 for
 /// forward plus backward. Elementwise work, the embedding lookup and the optimizer are not
 /// counted.
 pub fn flops_per_step(config: &ModelConfig, batch: usize, steps: usize) -> f64 {
@@ -87,7 +91,8 @@ pub fn flops_per_step(config: &ModelConfig, batch: usize, steps: usize) -> f64 {
     } else {
         b
     };
-    3.0 * (2.0 * t * b * i * h + 2.0 * t * b * h * h + 2.0 * rows_out * h * o)
+    let g = config.cell.gates() as f64;
+    3.0 * (2.0 * t * b * i * g * h + 2.0 * t * b * h * g * h + 2.0 * rows_out * h * o)
 }
 
 /// Timings of one workload.
@@ -216,6 +221,13 @@ mod tests {
         let want = 3.0
             * (2.0 * 12800.0 * 8.0 * 128.0 + 2.0 * 12800.0 * 128.0 * 128.0 + 2.0 * 256.0 * 128.0);
         assert_eq!(super::flops_per_step(&w.config, w.batch, w.steps), want);
-        assert!(super::named("W4").unwrap_err().to_string().contains("LSTM"));
+        // W4: an LSTM's stacked products are 4H wide: T·B = 2048 rows, I 128, H 256, O 18.
+        let w = super::named("W4").unwrap();
+        let want = 3.0
+            * (2.0 * 2048.0 * 128.0 * 1024.0
+                + 2.0 * 2048.0 * 256.0 * 1024.0
+                + 2.0 * 2048.0 * 256.0 * 18.0);
+        assert_eq!(super::flops_per_step(&w.config, w.batch, w.steps), want);
+        assert!(super::named("W6").is_err());
     }
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use wgrnn::data::source::DataFormat;
 use wgrnn::data::Dataset;
-use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
+use wgrnn::model::{
+    Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
+};
 use wgrnn::model::{EMBEDDING, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
 use wgrnn::train::NonFinitePolicy;
@@ -15,13 +17,14 @@ fn parse<T: std::str::FromStr<Err = wgrnn::Error>>(s: &str) -> std::result::Resu
     s.parse().map_err(|e: wgrnn::Error| e.to_string())
 }
 
-/// The model's architecture (PyTorch: embedding → nn.RNN(batch_first=True) → nn.Linear).
+/// The model's architecture (PyTorch: embedding → nn.RNN/nn.LSTM/nn.GRU(batch_first=True) →
+/// nn.Linear).
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Recurrent cell (only the Elman RNN exists so far)
-    #[arg(long, default_value = "rnn", value_parser = ["rnn"])]
-    pub cell: String,
-    /// Nonlinearity of the RNN: tanh | relu
+    /// Recurrent cell: rnn (Elman) | lstm | gru, with PyTorch's equations and weight layout
+    #[arg(long, default_value = "rnn", value_parser = parse::<Cell>)]
+    pub cell: Cell,
+    /// Nonlinearity of the rnn cell: tanh | relu
     #[arg(long, default_value = "tanh", value_parser = parse::<Activation>)]
     pub activation: Activation,
     /// Float features per step (dense input)
@@ -77,7 +80,8 @@ impl ModelArgs {
             args.input_size = shape(WEIGHT_IH, 1);
         }
         args.output_size = args.output_size.or(shape(HEAD_WEIGHT, 0));
-        let hidden = args.hidden.or(shape(WEIGHT_HH, 0)).unwrap_or(64);
+        // weight_hh_l0 is [G·H, H] for every cell.
+        let hidden = args.hidden.or(shape(WEIGHT_HH, 1)).unwrap_or(64);
         args.build(data, hidden)
     }
 
@@ -104,6 +108,7 @@ impl ModelArgs {
             _ => TaskKind::ManyToMany,
         };
         let config = ModelConfig {
+            cell: self.cell,
             input,
             hidden,
             output_size,
@@ -183,6 +188,10 @@ pub struct TrainArgs {
     /// Initial weights (safetensors, PyTorch names)
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// LSTM only: initialise the forget gate's bias to this value (bias_ih_l0's f block; the
+    /// f block of bias_hh_l0 is set to 0). Off by default, as in PyTorch
+    #[arg(long)]
+    pub forget_bias: Option<f32>,
     /// Where to save the final weights (safetensors, PyTorch names)
     #[arg(long)]
     pub save: Option<PathBuf>,

@@ -7,16 +7,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wgrnn::bench::{measure_ceiling, named, run_workload, Ceiling, Workload, WorkloadResult};
 use wgrnn::gpu::{AdapterChoice, Gpu};
-use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
+use wgrnn::model::{
+    Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Named workloads, comma-separated: W1, W2, W3 [default: all, unless a custom shape is given]
+    /// Named workloads, comma-separated: W1 ... W5 [default: all, unless a custom shape is given]
     #[arg(long, value_delimiter = ',')]
     pub workload: Vec<String>,
-    /// Custom shape: recurrent cell (only rnn exists so far)
-    #[arg(long, value_parser = ["rnn"])]
-    pub cell: Option<String>,
+    /// Custom shape: recurrent cell, rnn | lstm | gru
+    #[arg(long, value_parser = wgrnn_parse_cell)]
+    pub cell: Option<Cell>,
     /// Custom shape: hidden units
     #[arg(long)]
     pub hidden: Option<usize>,
@@ -54,6 +56,7 @@ pub struct BenchArgs {
 impl BenchArgs {
     fn custom(&self) -> Option<Workload> {
         let any = self.hidden.is_some()
+            || self.cell.is_some()
             || self.batch.is_some()
             || self.seq_len.is_some()
             || self.input_size.is_some()
@@ -69,7 +72,9 @@ impl BenchArgs {
                 embed: self.embed.unwrap_or(128),
             },
         };
+        let cell = self.cell.unwrap_or_default();
         let config = ModelConfig {
+            cell,
             input,
             hidden: self.hidden.unwrap_or(256),
             output_size: self.output_size.unwrap_or(18),
@@ -82,14 +87,18 @@ impl BenchArgs {
         Some(Workload {
             name: "custom".into(),
             description: format!(
-                "{:?}, tanh RNN {}, head at every step, cross-entropy",
-                config.input, config.hidden
+                "{:?}, {} {}, head at every step, cross-entropy",
+                config.input, cell, config.hidden
             ),
             config,
             batch: self.batch.unwrap_or(64),
             steps: self.seq_len.unwrap_or(32),
         })
     }
+}
+
+fn wgrnn_parse_cell(s: &str) -> std::result::Result<Cell, String> {
+    s.parse().map_err(|e: wgrnn::Error| e.to_string())
 }
 
 fn today() -> String {

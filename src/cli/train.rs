@@ -15,7 +15,7 @@ use wgrnn::data::Order;
 use wgrnn::engine::{Engine, MemoryPlan};
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::metrics::MetricStyle;
-use wgrnn::model::{init_params, ParamLayout, TaskKind};
+use wgrnn::model::{init_params, set_forget_bias, ParamLayout, TaskKind};
 use wgrnn::train::{check_dataset, train, Monitor, TrainOptions, TrainProgress};
 
 pub fn read_options(args: &TrainArgs, batch: usize) -> ReadOptions {
@@ -169,10 +169,16 @@ pub fn run(
                 .transpose()?;
             let config = model.config(Some(&train_data), init_shapes.as_ref())?;
             let layout = ParamLayout::new(&config);
-            let params = match &args.init {
+            let mut params = match &args.init {
                 Some(p) => wgrnn::weights::load(p, &layout)?,
                 None => init_params(&config, run_settings.seed),
             };
+            if let Some(value) = args.forget_bias {
+                if args.init.is_some() {
+                    bail!("--forget-bias sets an initial bias; it does not go with --init weights");
+                }
+                set_forget_bias(&config, &mut params, value)?;
+            }
             let optimizer = opt.config(if builtin { 3e-3 } else { 1e-3 })?;
             (config, optimizer, params)
         }

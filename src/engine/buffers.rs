@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu};
-use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
 use crate::ops::NORM_PARTIALS;
 
 /// Loss slots in the on-device loss log (a ring; the host reads it back in batches).
@@ -19,9 +19,12 @@ pub struct EngineBuffers {
     pub emb_positions: Buffer,   // [T·B] u32 rows, grouped by token
     pub x: Buffer,               // [T, B, I] layer input (features, or gathered embeddings)
     pub dx: Buffer,              // [T, B, D] gradient of the embeddings (token input only)
-    pub pre: Buffer,             // [T, B, H] x·W_ihᵀ + b_ih + b_hh
+    pub pre: Buffer,             // [T, B, G·H] x·W_ihᵀ + b_ih (+ b_hh for rnn); G gate blocks
     pub hs: Buffer,              // [T + 1, B, H] hidden states; hs[0] = carried state
+    pub cs: Buffer,              // [T + 1, B, H] LSTM cell states; cs[0] = carried (LSTM only)
+    pub cache: Buffer,           // [T, B, 4H] gate values kept for backward (LSTM, GRU)
     pub carry: Buffer,           // [B, H] hidden state carried to the next chunk
+    pub carry_c: Buffer,         // [B, H] LSTM cell state carried to the next chunk
     pub pool_acc: Buffer,        // [B, H] pooling carry (sum or running max)
     pub pool_arg: Buffer,        // [B, H] u32 step of the max within the chunk
     pub z: Buffer,               // [B, H] pooled state (many-to-one)
@@ -35,7 +38,9 @@ pub struct EngineBuffers {
     pub lengths: Buffer,         // [B] u32 valid steps of each sequence
     pub chunk_info: Buffer,      // [2] u32: inv_count (f32 bits), the chunk's first step
     pub dh_out: Buffer,          // [T, B, H] loss gradient reaching each hidden state
-    pub da: Buffer,              // [T, B, H] gradient at the pre-activations
+    pub da: Buffer,              // [T, B, G·H] gradient at the pre-activations (pre)
+    pub dhh: Buffer,             // [T, B, G·H] gradient at W_hh·h + b_hh (GRU only)
+    pub dstate: Buffer,          // [T, B, H] gradient straight to the previous step (LSTM, GRU)
     pub norm_partials: Buffer,   // [NORM_PARTIALS]
     pub norm: Buffer,            // [2] global gradient norm, non-finite flag
     pub norm_log: Buffer,        // [LOSS_LOG_SLOTS] gradient norm of each training chunk
@@ -56,6 +61,10 @@ pub fn buffer_sizes(
 ) -> Vec<(&'static str, u64)> {
     let f = |n: usize| (n * 4) as u64;
     let (h, o) = (config.hidden, config.output_size);
+    let cell = config.cell;
+    let gh = cell.gates() * h;
+    let only = |yes: bool, n: usize| if yes { n } else { 0 };
+    let lstm = cell == Cell::Lstm;
     let rows = max_steps * max_batch;
     let out_rows = match config.task {
         TaskKind::ManyToMany => rows,
@@ -77,9 +86,12 @@ pub fn buffer_sizes(
         ("emb_positions", f(tokens_rows)),
         ("x", f(rows * config.input_width())),
         ("dx", f(tokens_rows * embed)),
-        ("pre", f(rows * h)),
+        ("pre", f(rows * gh)),
         ("hs", f((max_steps + 1) * max_batch * h)),
+        ("cs", f(only(lstm, (max_steps + 1) * max_batch * h))),
+        ("cache", f(only(cell.is_gated(), rows * 4 * h))),
         ("carry", f(max_batch * h)),
+        ("carry_c", f(only(lstm, max_batch * h))),
         ("pool_acc", f(max_batch * h)),
         ("pool_arg", f(max_batch * h)),
         ("z", f(max_batch * h)),
@@ -93,7 +105,9 @@ pub fn buffer_sizes(
         ("lengths", f(max_batch)),
         ("chunk_info", f(2)),
         ("dh_out", f(rows * h)),
-        ("da", f(rows * h)),
+        ("da", f(rows * gh)),
+        ("dhh", f(only(cell == Cell::Gru, rows * gh))),
+        ("dstate", f(only(cell.is_gated(), rows * h))),
         ("norm_partials", f(NORM_PARTIALS)),
         ("norm", 8),
         ("norm_log", f(LOSS_LOG_SLOTS)),
@@ -130,7 +144,10 @@ impl EngineBuffers {
             dx: next()?,
             pre: next()?,
             hs: next()?,
+            cs: next()?,
+            cache: next()?,
             carry: next()?,
+            carry_c: next()?,
             pool_acc: next()?,
             pool_arg: next()?,
             z: next()?,
@@ -145,6 +162,8 @@ impl EngineBuffers {
             chunk_info: next()?,
             dh_out: next()?,
             da: next()?,
+            dhh: next()?,
+            dstate: next()?,
             norm_partials: next()?,
             norm: next()?,
             norm_log: next()?,

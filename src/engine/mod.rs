@@ -9,7 +9,7 @@ pub use plan::{ChunkMode, ChunkShape};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, PendingRead};
-use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
 use crate::ops::{
     self, Launch, OptimParams, RecurrenceKernel, SequenceStart, Uniforms, UpdateRule,
 };
@@ -122,7 +122,8 @@ impl<'g> Engine<'g> {
                 "batch size and sequence length must be at least 1".into(),
             ));
         }
-        let widest = [config.hidden, config.output_size, config.input_width()]
+        let gate_width = if config.cell.is_gated() { 4 } else { 1 } * config.hidden;
+        let widest = [gate_width, config.output_size, config.input_width()]
             .into_iter()
             .max()
             .unwrap_or(1);
@@ -265,6 +266,10 @@ impl<'g> Engine<'g> {
     fn recurrence_kernel(&mut self, batch: usize, steps: usize) -> Result<RecurrenceKernel> {
         if let Some(kernel) = self.forced_recurrence {
             return Ok(kernel);
+        }
+        if self.config.cell.is_gated() {
+            // LSTM and GRU have only the per-step kernels so far.
+            return Ok(RecurrenceKernel::PerStep);
         }
         match std::env::var("WGRNN_RECURRENCE").as_deref() {
             Ok("per-step") => return Ok(RecurrenceKernel::PerStep),
@@ -588,29 +593,37 @@ impl<'g> Engine<'g> {
             .read_f32(&self.bufs.y, 0, rows * self.config.output_size)
     }
 
-    /// Reads what a batch carries into its next chunk: the hidden state and the pooling
-    /// accumulator, `[B, H]` each (waits for the GPU).
+    /// Reads what a batch carries into its next chunk: the recurrent state (`[B, H]`, or for
+    /// an LSTM `[2, B, H]`: h then c) and the pooling accumulator `[B, H]` (waits for the GPU).
     pub fn carried(&self, batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
         let n = batch * self.config.hidden;
-        Ok((
-            self.gpu.read_f32(&self.bufs.carry, 0, n)?,
-            self.gpu.read_f32(&self.bufs.pool_acc, 0, n)?,
-        ))
+        let mut state = self.gpu.read_f32(&self.bufs.carry, 0, n)?;
+        if self.config.cell == Cell::Lstm {
+            state.extend(self.gpu.read_f32(&self.bufs.carry_c, 0, n)?);
+        }
+        Ok((state, self.gpu.read_f32(&self.bufs.pool_acc, 0, n)?))
     }
 
     /// Puts back what [`Engine::carried`] read, before the chunk that continues the batch.
-    pub fn restore_carried(&mut self, hidden: &[f32], pool_acc: &[f32]) -> Result<()> {
+    pub fn restore_carried(&mut self, state: &[f32], pool_acc: &[f32]) -> Result<()> {
         let limit = self.max_batch * self.config.hidden;
-        if hidden.len() > limit || pool_acc.len() > limit || hidden.len() != pool_acc.len() {
+        let parts = if self.config.cell == Cell::Lstm { 2 } else { 1 };
+        if pool_acc.len() > limit || state.len() != parts * pool_acc.len() {
             return Err(Error::Config(format!(
-                "carried state of {} and {} values does not fit [{}, {}]",
-                hidden.len(),
+                "carried state of {} and {} values does not fit {parts} x [{}, {}] and [{}, {}]",
+                state.len(),
                 pool_acc.len(),
+                self.max_batch,
+                self.config.hidden,
                 self.max_batch,
                 self.config.hidden
             )));
         }
+        let (hidden, cell) = state.split_at(pool_acc.len());
         self.gpu.write(&self.bufs.carry, 0, hidden);
+        if !cell.is_empty() {
+            self.gpu.write(&self.bufs.carry_c, 0, cell);
+        }
         self.gpu.write(&self.bufs.pool_acc, 0, pool_acc);
         Ok(())
     }

@@ -3,11 +3,11 @@
 use super::buffers::EngineBuffers;
 use crate::error::Result;
 use crate::gpu::{Gpu, Recording};
-use crate::model::{InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
 use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use crate::ops::{
-    self, ChunkInfo, GemmSpec, Launch, Operand, PoolShape, RecurrenceKernel, RecurrenceShape,
-    ReduceParams, SequenceStart, Uniforms,
+    self, ChunkInfo, GatedBuffers, GatedShape, GemmSpec, Launch, Operand, PoolShape,
+    RecurrenceKernel, RecurrenceShape, ReduceParams, SequenceStart, Uniforms,
 };
 
 /// What a chunk does after the forward pass.
@@ -76,6 +76,14 @@ impl PlanContext<'_> {
             rec.clear(&b.carry);
         }
         rec.copy(&b.carry, 0, &b.hs, 0, (bh * 4) as u64);
+        let cell = cfg.cell;
+        let gh = cell.gates() * h;
+        if cell == Cell::Lstm {
+            if shape.start == SequenceStart::Fresh {
+                rec.clear(&b.carry_c);
+            }
+            rec.copy(&b.carry_c, 0, &b.cs, 0, (bh * 4) as u64);
+        }
 
         rec.phase("input projection");
         // x: [R, I] = embedding rows, or the dense features written by the host.
@@ -92,16 +100,17 @@ impl PlanContext<'_> {
             )?
             .record(&mut rec);
         }
-        // pre: [R, H] = x · W_ihᵀ + b_ih + b_hh, all rows at once.
+        // pre: [R, G·H] = x · W_ihᵀ + b_ih (+ b_hh for rnn; the gated kernels add b_hh
+        // themselves, since a GRU's reset gate scales W_hn·h + b_hn), all rows at once.
         let input_projection = GemmSpec {
             m: rows,
-            n: h,
+            n: gh,
             k: i_w,
             a: Operand::row_major(0, i_w),
             b: Operand::transposed(lay.offset(WEIGHT_IH), i_w),
             c_offset: 0,
             bias: Some(lay.offset(BIAS_IH)),
-            bias2: Some(lay.offset(BIAS_HH)),
+            bias2: (!cell.is_gated()).then(|| lay.offset(BIAS_HH)),
             accumulate: false,
         };
         ops::gemm(
@@ -121,11 +130,44 @@ impl PlanContext<'_> {
             activation: cfg.activation,
             whh_off: lay.offset(WEIGHT_HH),
         };
+        let gated = GatedShape {
+            cell,
+            steps: t_len,
+            batch,
+            hidden: h,
+            whh_off: lay.offset(WEIGHT_HH),
+            bhh_off: lay.offset(BIAS_HH),
+        };
+        let gated_bufs = GatedBuffers {
+            params: &b.params,
+            pre: &b.pre,
+            hs: &b.hs,
+            cs: &b.cs,
+            cache: &b.cache,
+            dh_out: &b.dh_out,
+            da: &b.da,
+            dhh: &b.dhh,
+            dstate: &b.dstate,
+        };
         rec.phase("recurrence forward");
-        for launch in ops::rnn_forward(gpu, u, &rnn, self.recurrence, &b.params, &b.pre, &b.hs)? {
+        let forward = if cell.is_gated() {
+            ops::gated_forward(gpu, u, &gated, &gated_bufs)?
+        } else {
+            ops::rnn_forward(gpu, u, &rnn, self.recurrence, &b.params, &b.pre, &b.hs)?
+        };
+        for launch in forward {
             launch.record(&mut rec);
         }
         rec.copy(&b.hs, (t_len * bh * 4) as u64, &b.carry, 0, (bh * 4) as u64);
+        if cell == Cell::Lstm {
+            rec.copy(
+                &b.cs,
+                (t_len * bh * 4) as u64,
+                &b.carry_c,
+                0,
+                (bh * 4) as u64,
+            );
+        }
 
         rec.phase("head and loss");
         // Head input: every hidden state (many-to-many) or the pooled state (many-to-one).
@@ -258,25 +300,32 @@ impl PlanContext<'_> {
         }
         rec.phase("recurrence backward");
         // Backpropagation through time within the chunk.
-        for launch in ops::rnn_backward(
-            gpu,
-            u,
-            &rnn,
-            self.recurrence,
-            &b.params,
-            &b.hs,
-            &b.dh_out,
-            &b.da,
-        )? {
+        let backward = if cell.is_gated() {
+            ops::gated_backward(gpu, u, &gated, &gated_bufs)?
+        } else {
+            ops::rnn_backward(
+                gpu,
+                u,
+                &rnn,
+                self.recurrence,
+                &b.params,
+                &b.hs,
+                &b.dh_out,
+                &b.da,
+            )?
+        };
+        for launch in backward {
             launch.record(&mut rec);
         }
         rec.phase("weight gradients");
-        // Weight gradients over all rows at once: dW_ih = daᵀ·x, dW_hh = daᵀ·hs[0..T], db = Σ da.
+        // Weight gradients over all rows at once: dW_ih = daᵀ·x, dW_hh = dhhᵀ·hs[0..T],
+        // db_ih = Σ da, db_hh = Σ dhh (dhh is da except for a GRU).
+        let dhh = if cell == Cell::Gru { &b.dhh } else { &b.da };
         let d_wih = GemmSpec {
-            m: h,
+            m: gh,
             n: i_w,
             k: rows,
-            a: Operand::transposed(0, h),
+            a: Operand::transposed(0, gh),
             b: Operand::row_major(0, i_w),
             c_offset: lay.offset(WEIGHT_IH),
             bias: None,
@@ -290,25 +339,32 @@ impl PlanContext<'_> {
             c_offset: lay.offset(WEIGHT_HH),
             ..d_wih
         };
-        ops::gemm(gpu, u, &d_whh, &b.da, &b.hs, &b.params, &b.grads)?.record(&mut rec);
-        ops::column_sum(
-            gpu,
-            u,
-            rows,
-            h,
-            lay.offset(BIAS_IH),
-            Some(lay.offset(BIAS_HH)),
-            &b.da,
-            &b.grads,
-        )?
-        .record(&mut rec);
+        ops::gemm(gpu, u, &d_whh, dhh, &b.hs, &b.params, &b.grads)?.record(&mut rec);
+        if cell == Cell::Gru {
+            for (offset, source) in [(BIAS_IH, &b.da), (BIAS_HH, &b.dhh)] {
+                ops::column_sum(gpu, u, rows, gh, lay.offset(offset), None, source, &b.grads)?
+                    .record(&mut rec);
+            }
+        } else {
+            ops::column_sum(
+                gpu,
+                u,
+                rows,
+                gh,
+                lay.offset(BIAS_IH),
+                Some(lay.offset(BIAS_HH)),
+                &b.da,
+                &b.grads,
+            )?
+            .record(&mut rec);
+        }
         if let InputKind::Tokens { vocab, embed } = cfg.input {
             // dx = da · W_ih, then summed per token in a fixed order.
             let d_x = GemmSpec {
                 m: rows,
                 n: embed,
-                k: h,
-                a: Operand::row_major(0, h),
+                k: gh,
+                a: Operand::row_major(0, gh),
                 b: Operand::row_major(lay.offset(WEIGHT_IH), embed),
                 c_offset: 0,
                 bias: None,

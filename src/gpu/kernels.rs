@@ -10,6 +10,10 @@ pub enum Kernel {
     RnnStepBackward,
     RnnChunkForward,
     RnnChunkBackward,
+    LstmStepForward,
+    LstmStepBackward,
+    GruStepForward,
+    GruStepBackward,
     PoolForward,
     PoolBackward,
     LossRows,
@@ -27,6 +31,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("rnn_cell.wgsl", include_str!("../../shaders/rnn_cell.wgsl")),
+    (
+        "gated_cell.wgsl",
+        include_str!("../../shaders/gated_cell.wgsl"),
+    ),
     ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
     ("loss.wgsl", include_str!("../../shaders/loss.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
@@ -43,6 +51,10 @@ impl Kernel {
             | Kernel::RnnStepBackward
             | Kernel::RnnChunkForward
             | Kernel::RnnChunkBackward => "rnn_cell.wgsl",
+            Kernel::LstmStepForward
+            | Kernel::LstmStepBackward
+            | Kernel::GruStepForward
+            | Kernel::GruStepBackward => "gated_cell.wgsl",
             Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
             Kernel::LossRows => "loss.wgsl",
             Kernel::LossSum | Kernel::ColumnSum | Kernel::SquarePartials | Kernel::NormFinalize => {
@@ -62,6 +74,10 @@ impl Kernel {
             Kernel::RnnStepBackward => "rnn_step_backward",
             Kernel::RnnChunkForward => "rnn_chunk_forward",
             Kernel::RnnChunkBackward => "rnn_chunk_backward",
+            Kernel::LstmStepForward => "lstm_step_forward",
+            Kernel::LstmStepBackward => "lstm_step_backward",
+            Kernel::GruStepForward => "gru_step_forward",
+            Kernel::GruStepBackward => "gru_step_backward",
             Kernel::PoolForward => "pool_forward",
             Kernel::PoolBackward => "pool_backward",
             Kernel::LossRows => "loss_rows",

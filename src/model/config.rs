@@ -28,6 +28,35 @@ macro_rules! cli_enum {
 pub(crate) use cli_enum;
 
 cli_enum!(
+    /// The recurrent cell: PyTorch's nn.RNN (Elman), nn.LSTM or nn.GRU.
+    Cell { Rnn => "rnn", Lstm => "lstm", Gru => "gru" }
+);
+
+// cli_enum! declares the variants, so #[default] cannot be put on one.
+#[allow(clippy::derivable_impls)]
+impl Default for Cell {
+    fn default() -> Self {
+        Cell::Rnn
+    }
+}
+
+impl Cell {
+    /// Gate blocks stacked in the cell's weight matrices (`weight_ih_l0` is `[G·H, I]`):
+    /// 1 for the Elman RNN, 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n).
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Rnn => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+    /// Whether the cell is gated (LSTM or GRU) rather than the Elman RNN.
+    pub fn is_gated(self) -> bool {
+        self != Cell::Rnn
+    }
+}
+
+cli_enum!(
     /// The recurrent cell's nonlinearity (PyTorch's `nonlinearity`).
     Activation { Tanh => "tanh", Relu => "relu" }
 );
@@ -57,9 +86,13 @@ pub enum InputKind {
     Tokens { vocab: usize, embed: usize },
 }
 
-/// The whole architecture: embedding (optional) → Elman RNN → linear head → loss.
+/// The whole architecture: embedding (optional) → recurrent layer (RNN, LSTM or GRU) →
+/// linear head → loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelConfig {
+    /// The recurrent cell (absent in checkpoints from before LSTM and GRU: rnn).
+    #[serde(default)]
+    pub cell: Cell,
     pub input: InputKind,
     pub hidden: usize,
     pub output_size: usize,
@@ -106,6 +139,12 @@ impl ModelConfig {
         }
         positive("--hidden", self.hidden)?;
         positive("--output-size", self.output_size)?;
+        if self.cell.is_gated() && self.activation != Activation::Tanh {
+            return Err(Error::Config(format!(
+                "--activation {} applies to the rnn cell only; {} has its own fixed gate functions",
+                self.activation, self.cell
+            )));
+        }
         // Every tensor (and the whole flat buffer) is indexed with 32 bits in the kernels.
         let (h, o, i) = (
             self.hidden as u128,
@@ -116,7 +155,8 @@ impl ModelConfig {
             InputKind::Tokens { vocab, embed } => vocab as u128 * embed as u128,
             InputKind::Dense { .. } => 0,
         };
-        let total = embedding + h * i + h * h + 2 * h + o * h + o;
+        let g = self.cell.gates() as u128;
+        let total = embedding + g * h * (i + h + 2) + o * h + o;
         if total > u32::MAX as u128 {
             return Err(Error::Config(format!(
                 "the model would have {total} parameters; at most {} fit the kernels' 32-bit indices",

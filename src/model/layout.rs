@@ -41,14 +41,16 @@ pub const HEAD_BIAS: &str = "head.bias";
 impl ParamLayout {
     pub fn new(config: &ModelConfig) -> Self {
         let (h, o, i) = (config.hidden, config.output_size, config.input_width());
+        // Gate blocks stacked row-wise, in PyTorch's order (LSTM i|f|g|o, GRU r|z|n).
+        let gh = config.cell.gates() * h;
         let mut shapes: Vec<(&'static str, Vec<usize>)> = Vec::new();
         if let InputKind::Tokens { vocab, embed } = config.input {
             shapes.push((EMBEDDING, vec![vocab, embed]));
         }
-        shapes.push((WEIGHT_IH, vec![h, i]));
-        shapes.push((WEIGHT_HH, vec![h, h]));
-        shapes.push((BIAS_IH, vec![h]));
-        shapes.push((BIAS_HH, vec![h]));
+        shapes.push((WEIGHT_IH, vec![gh, i]));
+        shapes.push((WEIGHT_HH, vec![gh, h]));
+        shapes.push((BIAS_IH, vec![gh]));
+        shapes.push((BIAS_HH, vec![gh]));
         shapes.push((HEAD_WEIGHT, vec![o, h]));
         shapes.push((HEAD_BIAS, vec![o]));
         let mut offset = 0;

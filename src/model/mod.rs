@@ -5,8 +5,10 @@ mod init;
 mod layout;
 
 pub(crate) use config::cli_enum;
-pub use config::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind};
-pub use init::init_params;
+pub use config::{
+    Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
+};
+pub use init::{init_params, set_forget_bias};
 pub use layout::{
     ParamLayout, ParamTensor, BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH,
     WEIGHT_IH,

@@ -3,10 +3,12 @@
 //! happen here, at build time, so recording and submitting cannot fail on shapes.
 
 mod elementwise;
+mod gated;
 mod gemm;
 mod uniforms;
 
 pub use elementwise::*;
+pub use gated::{gated_backward, gated_forward, GatedBuffers, GatedShape};
 pub use gemm::{gemm, GemmSpec, Operand};
 pub use uniforms::{UniformRef, Uniforms};
 

@@ -6,7 +6,7 @@ pub mod cli;
 
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::model::{
-    Activation, InputKind, Loss, ModelConfig, OutputActivation, ParamLayout, Pool, TaskKind,
+    Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, ParamLayout, Pool, TaskKind,
 };
 use wgrnn::rng::Rng;
 
@@ -76,9 +76,14 @@ pub struct Case {
 }
 
 pub fn random_case(seed: u64) -> Case {
+    random_case_with(seed, Cell::Rnn)
+}
+
+/// [`random_case`] with the given recurrent cell (gated cells always use tanh).
+pub fn random_case_with(seed: u64, cell: Cell) -> Case {
     let mut rng = Rng::new(seed * 7919 + 17);
     let mut range = |lo: usize, hi: usize| lo + rng_below(&mut rng, hi - lo + 1);
-    let activation = if seed.is_multiple_of(2) {
+    let activation = if seed.is_multiple_of(2) || cell.is_gated() {
         Activation::Tanh
     } else {
         Activation::Relu
@@ -117,6 +122,7 @@ pub fn random_case(seed: u64) -> Case {
     let steps = range(2, 9);
     let seq_len = range(1, steps);
     let config = ModelConfig {
+        cell,
         input,
         hidden,
         output_size,

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU comparison recorded in BENCHMARKS.md: `wgrnn bench` and PyTorch (cuDNN) on the same
+# card in the same run: the named workloads, then the large-batch sweep (a W3-shaped model,
+# vocab 96, embedding 64, T 64, with hidden 512 and 1024 and batch 256 to 4096).
+#
+#   benches/gpu_run.sh [WGRNN_BINARY] [OUT_DIR]      (MAX_SECONDS per measurement, default 5)
+#
+# Each measurement writes a JSON file into OUT_DIR and a line to OUT_DIR/run.log.
+set -u
+bin=${1:-target/release/wgrnn}
+out=${2:-gpu-results}
+secs=${MAX_SECONDS:-5}
+workloads=${WORKLOADS:-W1,W2,W3,W4,W5}
+mkdir -p "$out"
+log="$out/run.log"
+say() { echo "== $*" | tee -a "$log"; }
+run() { "$@" 2>&1 | tee -a "$log"; }
+
+say "date $(date -u +%FT%TZ)"
+command -v nvidia-smi >/dev/null && run nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+run "$bin" --version
+run "$bin" devices
+peer=benches/peers/torch_rnn.py
+
+say "named workloads: wgrnn"
+run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --ceiling --max-seconds "$secs" --json "$out/wgrnn-named.json"
+say "named workloads: torch (cuDNN defaults)"
+run python3 "$peer" --device cuda --workload "${TORCH_WORKLOADS:-$workloads}" --max-seconds "$secs" --json "$out/torch-named.json"
+say "named workloads: torch (strict f32)"
+run python3 "$peer" --device cuda --workload "${TORCH_WORKLOADS:-$workloads}" --max-seconds "$secs" --no-tf32 --json "$out/torch-named-f32.json"
+
+hs=${SWEEP_HIDDEN:-512,1024}
+bs=${SWEEP_BATCH:-256,512,1024,2048,4096}
+for h in ${hs//,/ }; do
+  for b in ${bs//,/ }; do
+    say "sweep H $h B $b: wgrnn"
+    run "$bin" bench --adapter "${ADAPTER:-gpu}" --vocab 96 --embed 64 --output-size 96 --hidden "$h" --batch "$b" \
+      --seq-len 64 --max-seconds "$secs" --json "$out/wgrnn-h$h-b$b.json"
+  done
+done
+say "sweep: torch (cuDNN defaults)"
+run python3 "$peer" --device cuda --workload W3 --hidden "$hs" --batch "$bs" --max-seconds "$secs" --json "$out/torch-sweep.json"
+say "sweep: torch (strict f32)"
+run python3 "$peer" --device cuda --workload W3 --hidden "$hs" --batch "$bs" --max-seconds "$secs" --no-tf32 \
+  --json "$out/torch-sweep-f32.json"
+say "done $(date -u +%FT%TZ)"

@@ -1,0 +1,202 @@
+// LSTM and GRU recurrences with PyTorch's equations, one dispatch per time step. Each
+// invocation owns one hidden unit j of one sequence b: it does the unit's rows of the one
+// stacked recurrent product (all G gate blocks of W_hh) and the cell math in the same kernel.
+//
+// Shapes (rows r = t·B + b, time-major; G = 4 for LSTM, 3 for GRU):
+//   pre:    [T, B, G·H]   x·W_ihᵀ + b_ih for all T·B rows (one GEMM)
+//   hs:     [T + 1, B, H] hidden states; hs[0] is the carried state
+//   cs:     [T + 1, B, H] LSTM cell states; cs[0] is the carried cell state
+//   cache:  [T, B, 4H]    LSTM: i | f | g | o (after their activations);
+//                         GRU:  r | z | n | W_hn·h_{t-1} + b_hn
+//   dh_out: [T, B, H]     loss gradient reaching each hidden state
+//   da:     [T, B, G·H]   gradient at pre (feeds dW_ih, db_ih and dx)
+//   dhh:    [T, B, G·H]   gradient at W_hh·h_{t-1} + b_hh (feeds dW_hh, db_hh); for LSTM it
+//                         equals da, so the LSTM kernels use da for both
+//   dstate: [T, B, H]     gradient carried straight to the previous step:
+//                         LSTM dc_t; GRU the total dh_t (reaches h_{t-1} through z)
+// W_hh: [G·H, H] row-major at params[whh_off]; b_hh: [G·H] at params[bhh_off].
+// LSTM: i = σ(.), f = σ(.), g = tanh(.), o = σ(.), c = f·c_{t-1} + i·g, h = o·tanh(c).
+// GRU:  r = σ(.), z = σ(.), n = tanh(x_n + r·(W_hn·h + b_hn)), h = (1 - z)·n + z·h_{t-1}.
+// Truncated BPTT: nothing flows back past the chunk's first step (the carried state is detached).
+// Dispatch: (ceil(H / 64), B, 1).
+
+struct GatedParams {
+    t: u32,       // this dispatch's step within the chunk
+    steps: u32,   // T
+    batch: u32,   // B
+    hidden: u32,  // H
+    whh_off: u32, // element offset of weight_hh_l0 in params
+    bhh_off: u32, // element offset of bias_hh_l0 in params
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: GatedParams;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+// W_hh[q, :]·hs[t, b, :] + b_hh[q] for the gate rows q = j, j + H, ... (G of them).
+fn recurrent_rows(hs_row: u32, j: u32, gates: u32) -> array<f32, 4> {
+    let h = p.hidden;
+    var acc: array<f32, 4>;
+    for (var g = 0u; g < gates; g++) {
+        acc[g] = params[p.bhh_off + g * h + j];
+    }
+    for (var k = 0u; k < h; k++) {
+        let hv = hs_state[hs_row + k];
+        for (var g = 0u; g < gates; g++) {
+            acc[g] = acc[g] + hv * params[p.whh_off + (g * h + j) * h + k];
+        }
+    }
+    return acc;
+}
+
+// Bindings are numbered consecutively per entry point (the host binds them in order):
+//   lstm_step_forward:  2 pre, 3 hs, 4 cs, 5 cache
+//   gru_step_forward:   2 pre, 3 hs, 4 cache
+//   lstm_step_backward: 2 cs, 3 cache, 4 dh_out, 5 da, 6 dstate
+//   gru_step_backward:  2 hs, 3 cache, 4 dh_out, 5 da, 6 dhh, 7 dstate
+@group(0) @binding(2) var<storage, read> pre: array<f32>;
+@group(0) @binding(3) var<storage, read_write> hs_state: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gru_cache: array<f32>;
+
+@compute @workgroup_size(64)
+fn lstm_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= p.hidden || b >= p.batch) {
+        return;
+    }
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let prev = p.t * bh + b * h;
+    let acc = recurrent_rows(prev, j, 4u);
+    let r = p.t * p.batch + b;
+    let x = r * 4u * h;
+    let i = sigmoid(pre[x + j] + acc[0]);
+    let f = sigmoid(pre[x + h + j] + acc[1]);
+    let g = tanh(pre[x + 2u * h + j] + acc[2]);
+    let o = sigmoid(pre[x + 3u * h + j] + acc[3]);
+    let c = f * cs[prev + j] + i * g;
+    cs[prev + bh + j] = c;
+    hs_state[prev + bh + j] = o * tanh(c);
+    let c4 = r * 4u * h;
+    cache[c4 + j] = i;
+    cache[c4 + h + j] = f;
+    cache[c4 + 2u * h + j] = g;
+    cache[c4 + 3u * h + j] = o;
+}
+
+@compute @workgroup_size(64)
+fn gru_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= p.hidden || b >= p.batch) {
+        return;
+    }
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let prev = p.t * bh + b * h;
+    let acc = recurrent_rows(prev, j, 3u);
+    let r = p.t * p.batch + b;
+    let x = r * 3u * h;
+    let rg = sigmoid(pre[x + j] + acc[0]);
+    let z = sigmoid(pre[x + h + j] + acc[1]);
+    let n = tanh(pre[x + 2u * h + j] + rg * acc[2]);
+    hs_state[prev + bh + j] = (1.0 - z) * n + z * hs_state[prev + j];
+    let c4 = r * 4u * h;
+    gru_cache[c4 + j] = rg;
+    gru_cache[c4 + h + j] = z;
+    gru_cache[c4 + 2u * h + j] = n;
+    gru_cache[c4 + 3u * h + j] = acc[2];
+}
+
+// ---- backward
+@group(0) @binding(2) var<storage, read> cs_in: array<f32>;
+@group(0) @binding(2) var<storage, read> hs_in: array<f32>;
+@group(0) @binding(3) var<storage, read> cache_in: array<f32>;
+@group(0) @binding(4) var<storage, read> dh_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> da: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lstm_dstate: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dhh: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dstate: array<f32>;
+
+@compute @workgroup_size(64)
+fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= p.hidden || b >= p.batch) {
+        return;
+    }
+    let h = p.hidden;
+    let gh = 4u * h;
+    let bh = p.batch * h;
+    let at = p.t * bh + b * h + j;
+    let r = p.t * p.batch + b;
+    var dh = dh_out[at];
+    var carried = 0.0;
+    if (p.t + 1u < p.steps) {
+        // Σ_q dgates[t + 1, b, q] · W_hh[q, j]
+        let next = (r + p.batch) * gh;
+        for (var q = 0u; q < gh; q++) {
+            dh = dh + da[next + q] * params[p.whh_off + q * h + j];
+        }
+        carried = lstm_dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+    }
+    let c4 = r * 4u * h;
+    let i = cache_in[c4 + j];
+    let f = cache_in[c4 + h + j];
+    let g = cache_in[c4 + 2u * h + j];
+    let o = cache_in[c4 + 3u * h + j];
+    let tc = tanh(cs_in[at + bh]);
+    let dc = dh * o * (1.0 - tc * tc) + carried;
+    lstm_dstate[at] = dc;
+    let q = r * gh;
+    da[q + j] = dc * g * i * (1.0 - i);
+    da[q + h + j] = dc * cs_in[at] * f * (1.0 - f);
+    da[q + 2u * h + j] = dc * i * (1.0 - g * g);
+    da[q + 3u * h + j] = dh * tc * o * (1.0 - o);
+}
+
+@compute @workgroup_size(64)
+fn gru_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= p.hidden || b >= p.batch) {
+        return;
+    }
+    let h = p.hidden;
+    let gh = 3u * h;
+    let bh = p.batch * h;
+    let at = p.t * bh + b * h + j;
+    let r = p.t * p.batch + b;
+    var dh = dh_out[at];
+    if (p.t + 1u < p.steps) {
+        let next = (r + p.batch) * gh;
+        for (var q = 0u; q < gh; q++) {
+            dh = dh + dhh[next + q] * params[p.whh_off + q * h + j];
+        }
+        dh = dh + dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+    }
+    dstate[at] = dh;
+    let c4 = r * 4u * h;
+    let rg = cache_in[c4 + j];
+    let z = cache_in[c4 + h + j];
+    let n = cache_in[c4 + 2u * h + j];
+    let hn = cache_in[c4 + 3u * h + j];
+    let dn = dh * (1.0 - z) * (1.0 - n * n);
+    let dz = dh * (hs_in[at] - n) * z * (1.0 - z);
+    let dr = dn * hn * rg * (1.0 - rg);
+    let q = r * gh;
+    da[q + j] = dr;
+    da[q + h + j] = dz;
+    da[q + 2u * h + j] = dn;
+    dhh[q + j] = dr;
+    dhh[q + h + j] = dz;
+    dhh[q + 2u * h + j] = dn * rg;
+}
