@@ -7,6 +7,12 @@
 // a workgroup of 8x8 invocations owns a 32-row x 64-column tile.
 // Sums run over k in ascending order: results are deterministic.
 // Dispatch: (ceil(N / 64), ceil(M / 32), 1).
+//
+// Split-K (k_slice > 0), for products with a long K and a small M×N (the weight gradients,
+// K = T·B rows), which would otherwise occupy too few workgroups of a GPU: workgroup z sums
+// k in [z·k_slice, (z+1)·k_slice) and stores the raw partial sum to c[c_off + z·M·N + m·N + n]
+// (a scratch buffer [S, M, N]); `gemm_split_reduce` then adds the S partials in slice order
+// (deterministic) plus the biases into C. Dispatch: (ceil(N / 64), ceil(M / 32), S).
 
 struct GemmParams {
     m: u32, n: u32, k: u32,
@@ -15,6 +21,8 @@ struct GemmParams {
     c_off: u32, c_rs: u32,
     bias_off: u32, bias2_off: u32,
     flags: u32,     // bit 0: add bias, bit 1: add bias2, bit 2: accumulate into C
+    k_slice: u32,   // split-K: k values per slice (0: no split)
+    slices: u32,    // split-K: S, the number of slices (reduce kernel)
 }
 
 const ADD_BIAS: u32 = 1u;
@@ -29,6 +37,9 @@ const ACCUMULATE: u32 = 4u;
 
 @compute @workgroup_size(8, 8)
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let split = p.k_slice > 0u;
+    let k_begin = select(0u, gid.z * p.k_slice, split);
+    let k_end = select(p.k, min(k_begin + p.k_slice, p.k), split);
     let m0 = gid.y * 4u;
     let n0 = gid.x * 8u;
     if (m0 >= p.m || n0 >= p.n) {
@@ -45,7 +56,7 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
         col[j] = p.b_off + min(n0 + j, p.n - 1u) * p.b_cs;
     }
     var acc: array<array<f32, 8>, 4>;
-    for (var kk = 0u; kk < p.k; kk++) {
+    for (var kk = k_begin; kk < k_end; kk++) {
         var av: array<f32, 4>;
         var bv: array<f32, 8>;
         for (var i = 0u; i < 4u; i++) {
@@ -71,6 +82,10 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
                 break;
             }
             var v = acc[i][j];
+            if (split) {
+                c[p.c_off + gid.z * p.m * p.n + m * p.n + n] = v;
+                continue;
+            }
             if ((p.flags & ADD_BIAS) != 0u) {
                 v = v + bias[p.bias_off + n];
             }
@@ -84,4 +99,37 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
             c[at] = v;
         }
     }
+}
+
+// ---- split-K reduction: C[m, n] = Σ_s partials[s, m, n] (+ bias[n]) (+ bias2[n]) (+ C[m, n]),
+// one invocation per element, index = x + y · num_workgroups.x · 256.
+// Bindings: 1 partials [S, M, N], 2 bias, 3 C.
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<storage, read> bias_r: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c_r: array<f32>;
+
+@compute @workgroup_size(256)
+fn gemm_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = gid.x + gid.y * groups.x * 256u;
+    let mn = p.m * p.n;
+    if (e >= mn) {
+        return;
+    }
+    let m = e / p.n;
+    let n = e % p.n;
+    var v = 0.0;
+    for (var s = 0u; s < p.slices; s++) {
+        v = v + partials[s * mn + e];
+    }
+    if ((p.flags & ADD_BIAS) != 0u) {
+        v = v + bias_r[p.bias_off + n];
+    }
+    if ((p.flags & ADD_BIAS2) != 0u) {
+        v = v + bias_r[p.bias2_off + n];
+    }
+    let at = p.c_off + m * p.c_rs + n;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = c_r[at] + v;
+    }
+    c_r[at] = v;
 }

@@ -97,6 +97,21 @@ fn gemm_matches_f64_on_random_shapes_and_transposes() {
             &want,
             1e-4,
         );
+        // The same product split over K (slices that need not divide K), then reduced.
+        let slices = 2 + case % 4;
+        let c = gpu.storage_from("c", &c0).unwrap();
+        let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
+        let launches = ops::gemm_split(
+            &gpu, &mut u, &spec, slices, &bufs[0], &bufs[1], &bufs[2], &c, &scratch,
+        )
+        .unwrap();
+        run(&gpu, &launches);
+        assert_close(
+            &format!("split-K gemm case {case} ({m}x{n}x{k} in {slices} slices)"),
+            &gpu.read_f32(&c, c_off, m * n).unwrap(),
+            &want,
+            1e-4,
+        );
     }
 }
 

@@ -35,7 +35,7 @@ pub fn run(adapter: &AdapterChoice, args: &PlanArgs) -> Result<()> {
     );
     let batch = match args.batch {
         BatchSize::Fixed(b) => b,
-        BatchSize::Auto => match MemoryPlan::largest_batch(&config, args.seq_len, limit, args.max_batch) {
+        BatchSize::Auto => match MemoryPlan::largest_batch(&config, args.seq_len, limit, gpu.adapter().is_software, args.max_batch) {
             Some(b) => {
                 println!("--batch auto: {b} is the largest batch of {}-step chunks that fits (capped at {})", args.seq_len, args.max_batch);
                 b
@@ -43,7 +43,13 @@ pub fn run(adapter: &AdapterChoice, args: &PlanArgs) -> Result<()> {
             None => bail!("not even one sequence of {} steps fits this adapter; use a shorter --seq-len or a smaller model", args.seq_len),
         },
     };
-    let plan = MemoryPlan::new(&config, batch, args.seq_len, limit);
+    let plan = MemoryPlan::new(
+        &config,
+        batch,
+        args.seq_len,
+        limit,
+        gpu.adapter().is_software,
+    );
     let mut buffers = plan.buffers.clone();
     buffers.sort_by_key(|(_, b)| std::cmp::Reverse(*b));
     for (name, bytes) in buffers.iter().take(8) {

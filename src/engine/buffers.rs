@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
-use crate::ops::NORM_PARTIALS;
+use crate::ops::{split_slices, NORM_PARTIALS};
 
 /// Loss slots in the on-device loss log (a ring; the host reads it back in batches).
 pub const LOSS_LOG_SLOTS: usize = 4096;
@@ -41,6 +41,7 @@ pub struct EngineBuffers {
     pub da: Buffer,              // [T, B, G·H] gradient at the pre-activations (pre)
     pub dhh: Buffer,             // [T, B, G·H] gradient at W_hh·h + b_hh (GRU only)
     pub dstate: Buffer,          // [T, B, H] gradient straight to the previous step (LSTM, GRU)
+    pub split_scratch: Buffer,   // [S, M, N] split-K partial sums of the weight gradients
     pub norm_partials: Buffer,   // [NORM_PARTIALS]
     pub norm: Buffer,            // [2] global gradient norm, non-finite flag
     pub norm_log: Buffer,        // [LOSS_LOG_SLOTS] gradient norm of each training chunk
@@ -52,12 +53,14 @@ pub struct EngineBuffers {
 }
 
 /// The name and size in bytes of every buffer an engine for chunks of up to `max_steps`
-/// steps of `max_batch` sequences allocates (in allocation order).
+/// steps of `max_batch` sequences allocates (in allocation order) on a software adapter or
+/// a GPU (which splits the weight gradients' long K and needs scratch for it).
 pub fn buffer_sizes(
     config: &ModelConfig,
     layout: &ParamLayout,
     max_batch: usize,
     max_steps: usize,
+    software: bool,
 ) -> Vec<(&'static str, u64)> {
     let f = |n: usize| (n * 4) as u64;
     let (h, o) = (config.hidden, config.output_size);
@@ -108,6 +111,10 @@ pub fn buffer_sizes(
         ("da", f(rows * gh)),
         ("dhh", f(only(cell == Cell::Gru, rows * gh))),
         ("dstate", f(only(cell.is_gated(), rows * h))),
+        (
+            "split_scratch",
+            f(split_scratch_len(config, max_batch, max_steps, software)),
+        ),
         ("norm_partials", f(NORM_PARTIALS)),
         ("norm", 8),
         ("norm_log", f(LOSS_LOG_SLOTS)),
@@ -128,7 +135,13 @@ impl EngineBuffers {
         max_batch: usize,
         max_steps: usize,
     ) -> Result<Self> {
-        let specs = buffer_sizes(config, layout, max_batch, max_steps);
+        let specs = buffer_sizes(
+            config,
+            layout,
+            max_batch,
+            max_steps,
+            gpu.adapter().is_software,
+        );
         check_fits(gpu, &specs, max_batch, max_steps)?;
         let mut made = specs.iter().map(|&(name, bytes)| gpu.storage(name, bytes));
         let mut next = || made.next().expect("one spec per buffer");
@@ -164,6 +177,7 @@ impl EngineBuffers {
             da: next()?,
             dhh: next()?,
             dstate: next()?,
+            split_scratch: next()?,
             norm_partials: next()?,
             norm: next()?,
             norm_log: next()?,
@@ -174,6 +188,34 @@ impl EngineBuffers {
             metric_log: next()?,
         })
     }
+}
+
+/// Scratch values for the split-K weight-gradient products (dW_ih, dW_hh, dW_head, whose K
+/// is the chunk's rows) at the largest chunk; smaller chunks split into no more slices.
+pub fn split_scratch_len(
+    config: &ModelConfig,
+    batch: usize,
+    steps: usize,
+    software: bool,
+) -> usize {
+    let rows = batch * steps;
+    let gh = config.cell.gates() * config.hidden;
+    let head_rows = match config.task {
+        TaskKind::ManyToMany => rows,
+        TaskKind::ManyToOne => batch,
+    };
+    [
+        (gh, config.input_width(), rows),
+        (gh, config.hidden, rows),
+        (config.output_size, config.hidden, head_rows),
+    ]
+    .into_iter()
+    .map(|(m, n, k)| match split_slices(software, m, n, k) {
+        1 => 0,
+        slices => slices * m * n,
+    })
+    .max()
+    .unwrap_or(0)
 }
 
 /// Refuses, before allocating anything, buffers the adapter cannot bind, naming each one

@@ -660,8 +660,14 @@ pub struct MemoryPlan {
 }
 
 impl MemoryPlan {
-    pub fn new(config: &ModelConfig, batch: usize, steps: usize, limit_bytes: u64) -> Self {
-        let buffers = buffer_sizes(config, &ParamLayout::new(config), batch, steps);
+    pub fn new(
+        config: &ModelConfig,
+        batch: usize,
+        steps: usize,
+        limit_bytes: u64,
+        software: bool,
+    ) -> Self {
+        let buffers = buffer_sizes(config, &ParamLayout::new(config), batch, steps, software);
         let total_bytes = buffers.iter().map(|(_, b)| b).sum();
         Self {
             batch,
@@ -683,9 +689,10 @@ impl MemoryPlan {
         config: &ModelConfig,
         steps: usize,
         limit_bytes: u64,
+        software: bool,
         cap: usize,
     ) -> Option<usize> {
-        let fits = |b: usize| MemoryPlan::new(config, b, steps, limit_bytes).fits();
+        let fits = |b: usize| MemoryPlan::new(config, b, steps, limit_bytes, software).fits();
         if !fits(1) {
             return None;
         }

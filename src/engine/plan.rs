@@ -263,7 +263,7 @@ impl PlanContext<'_> {
             bias2: None,
             accumulate: false,
         };
-        ops::gemm(gpu, u, &d_head_weight, &b.dy, head_in, &b.params, &b.grads)?.record(&mut rec);
+        weight_gradient(self, u, &d_head_weight, &b.dy, head_in, &mut rec)?;
         ops::column_sum(
             gpu,
             u,
@@ -332,14 +332,14 @@ impl PlanContext<'_> {
             bias2: None,
             accumulate: false,
         };
-        ops::gemm(gpu, u, &d_wih, &b.da, &b.x, &b.params, &b.grads)?.record(&mut rec);
+        weight_gradient(self, u, &d_wih, &b.da, &b.x, &mut rec)?;
         let d_whh = GemmSpec {
             n: h,
             b: Operand::row_major(0, h),
             c_offset: lay.offset(WEIGHT_HH),
             ..d_wih
         };
-        ops::gemm(gpu, u, &d_whh, dhh, &b.hs, &b.params, &b.grads)?.record(&mut rec);
+        weight_gradient(self, u, &d_whh, dhh, &b.hs, &mut rec)?;
         if cell == Cell::Gru {
             for (offset, source) in [(BIAS_IH, &b.da), (BIAS_HH, &b.dhh)] {
                 ops::column_sum(gpu, u, rows, gh, lay.offset(offset), None, source, &b.grads)?
@@ -412,4 +412,33 @@ impl PlanContext<'_> {
             log_writers,
         })
     }
+}
+
+/// Records a weight-gradient product into `grads` (K = the chunk's rows), split over K where
+/// the adapter needs the parallelism ([`ops::split_slices`]).
+fn weight_gradient(
+    ctx: &PlanContext<'_>,
+    u: &mut Uniforms,
+    spec: &GemmSpec,
+    a: &crate::gpu::Buffer,
+    b: &crate::gpu::Buffer,
+    rec: &mut Recording,
+) -> Result<()> {
+    let bufs = ctx.bufs;
+    let slices = ops::split_slices(ctx.gpu.adapter().is_software, spec.m, spec.n, spec.k);
+    let launches = ops::gemm_split(
+        ctx.gpu,
+        u,
+        spec,
+        slices,
+        a,
+        b,
+        &bufs.params,
+        &bufs.grads,
+        &bufs.split_scratch,
+    )?;
+    for launch in &launches {
+        launch.record(rec);
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Gemm,
+    GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
     RnnStepForward,
@@ -45,7 +46,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
 impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Gemm => "gemm.wgsl",
+            Kernel::Gemm | Kernel::GemmSplitReduce => "gemm.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -68,6 +69,7 @@ impl Kernel {
     pub fn entry(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
+            Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",
             Kernel::RnnStepForward => "rnn_step_forward",

@@ -1,6 +1,7 @@
-//! Launcher for `shaders/gemm.wgsl`: C = A·B (+ bias) (+ bias2) (+ C).
+//! Launcher for `shaders/gemm.wgsl`: C = A·B (+ bias) (+ bias2) (+ C), in one pass or
+//! split over K (partial sums, then a fixed-order reduction).
 
-use super::{need, u32_of, Launch, Uniforms};
+use super::{groups_for, need, u32_of, Launch, Uniforms};
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
 
@@ -21,7 +22,8 @@ struct GemmParams {
     bias_off: u32,
     bias2_off: u32,
     flags: u32,
-    _pad: [u32; 2],
+    k_slice: u32,
+    slices: u32,
 }
 
 /// A strided view of a matrix operand: element (row, col) is at `offset + row·row_stride +
@@ -108,7 +110,8 @@ pub fn gemm(
         bias_off: u32_of(spec.bias.unwrap_or(0), "gemm bias offset")?,
         bias2_off: u32_of(spec.bias2.unwrap_or(0), "gemm bias offset")?,
         flags,
-        _pad: [0; 2],
+        k_slice: 0,
+        slices: 1,
     };
     let uniform = uniforms.push(gpu, &params);
     let binding = gpu.bind(
@@ -131,4 +134,123 @@ pub fn gemm(
         groups,
         uniform,
     })
+}
+
+/// Scratch values a split-K product may use at most (128 MiB of f32, within every adapter's
+/// default binding limit).
+pub const SPLIT_SCRATCH_MAX: usize = 32 << 20;
+
+/// How many K slices the product `[m, k]·[k, n]` is split into (1: none). On a GPU a product
+/// with a small M×N occupies only ceil(N/64)·ceil(M/32) workgroups, far too few to fill the
+/// device when K is long (the weight gradients, K = T·B): splitting K brings the count to
+/// about 1024 workgroups, at least 256 k values per slice. A software adapter runs a few wide
+/// threads and gains nothing. WGRNN_SPLIT_K=S forces S (for measurements).
+pub fn split_slices(software: bool, m: usize, n: usize, k: usize) -> usize {
+    let cap = |s: usize| {
+        s.min(k.max(1))
+            .min(SPLIT_SCRATCH_MAX / (m * n).max(1))
+            .max(1)
+    };
+    if let Some(s) = std::env::var("WGRNN_SPLIT_K")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return cap(s);
+    }
+    let groups = n.div_ceil(64) * m.div_ceil(32);
+    if software || groups >= 512 || k < 512 {
+        return 1;
+    }
+    cap(1024usize.div_ceil(groups).min(k / 256).min(64))
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// `C = A·B (+ bias) (+ bias2) (+ C)` in `slices` K slices: partial products into `scratch`
+/// (`[S, M, N]`), then their sum in slice order into C. One launch (plain [`gemm`]) when
+/// `slices` is 1.
+pub fn gemm_split(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    slices: usize,
+    a: &Buffer,
+    b: &Buffer,
+    bias: &Buffer,
+    c: &Buffer,
+    scratch: &Buffer,
+) -> Result<Vec<Launch>> {
+    let GemmSpec { m, n, k, .. } = *spec;
+    if slices <= 1 || m == 0 || n == 0 || k == 0 {
+        return Ok(vec![gemm(gpu, uniforms, spec, a, b, bias, c)?]);
+    }
+    let k_slice = k.div_ceil(slices);
+    let slices = k.div_ceil(k_slice);
+    need(scratch, slices * m * n, "gemm split-K scratch")?;
+    need(c, spec.c_offset + m * n, "gemm C")?;
+    // Pass 1: the plain product's checks and parameters, written raw to the scratch slices.
+    let mut partial = gemm(
+        gpu,
+        uniforms,
+        &GemmSpec {
+            c_offset: 0,
+            bias: None,
+            bias2: None,
+            accumulate: false,
+            ..*spec
+        },
+        a,
+        b,
+        bias,
+        scratch,
+    )?;
+    let base = |flags| -> Result<GemmParams> {
+        Ok(GemmParams {
+            m: u32_of(m, "gemm m")?,
+            n: u32_of(n, "gemm n")?,
+            k: u32_of(k, "gemm k")?,
+            a_off: u32_of(spec.a.offset, "gemm a offset")?,
+            a_rs: u32_of(spec.a.row_stride, "gemm a stride")?,
+            a_cs: u32_of(spec.a.col_stride, "gemm a stride")?,
+            b_off: u32_of(spec.b.offset, "gemm b offset")?,
+            b_rs: u32_of(spec.b.row_stride, "gemm b stride")?,
+            b_cs: u32_of(spec.b.col_stride, "gemm b stride")?,
+            c_off: 0,
+            c_rs: u32_of(n, "gemm n")?,
+            bias_off: u32_of(spec.bias.unwrap_or(0), "gemm bias offset")?,
+            bias2_off: u32_of(spec.bias2.unwrap_or(0), "gemm bias offset")?,
+            flags,
+            k_slice: u32_of(k_slice, "gemm k slice")?,
+            slices: u32_of(slices, "gemm slices")?,
+        })
+    };
+    partial.uniform.write(gpu, &base(0)?);
+    partial.groups[2] = u32_of(slices, "gemm slices")?;
+    // Pass 2: sum the slices in order, add the biases, store (or accumulate) into C.
+    for off in [spec.bias, spec.bias2].into_iter().flatten() {
+        need(bias, off + n, "gemm bias")?;
+    }
+    let flags = spec.bias.map_or(0, |_| 1)
+        | spec.bias2.map_or(0, |_| 2)
+        | if spec.accumulate { 4 } else { 0 };
+    let params = GemmParams {
+        c_off: u32_of(spec.c_offset, "gemm c offset")?,
+        ..base(flags)?
+    };
+    let uniform = uniforms.push(gpu, &params);
+    let binding = gpu.bind(
+        Kernel::GemmSplitReduce,
+        &[
+            uniform.resource(),
+            Resource::Storage(scratch),
+            Resource::Storage(bias),
+            Resource::Storage(c),
+        ],
+    );
+    let reduce = Launch {
+        binding,
+        groups: groups_for(m * n),
+        uniform,
+    };
+    Ok(vec![partial, reduce])
 }
