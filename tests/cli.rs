@@ -514,6 +514,37 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
             "{out}"
         );
     }
+    // The GEMM autotuner (GPUs only by default) measures both formulations per shape.
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args([
+            "bench",
+            "--vocab",
+            "20",
+            "--embed",
+            "4",
+            "--hidden",
+            "9",
+            "--batch",
+            "3",
+            "--seq-len",
+            "5",
+            "--output-size",
+            "3",
+            "--steps",
+            "3",
+        ])
+        .env("WGRNN_GEMM", "measure")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("gemm 15x9x4: "),
+        "{text}"
+    );
+    assert!(
+        text.contains(" chosen (") && text.contains(" ms tiled)"),
+        "{text}"
+    );
     let (ok_w6, out) = run(&["bench", "--workload", "W6"]);
     assert!(!ok_w6 && out.contains("W5"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,7 +7,8 @@ use common::{assert_close, gpu, to_f64};
 use wgrnn::gpu::{Gpu, Recording};
 use wgrnn::model::{Activation, Loss, OutputActivation, Pool};
 use wgrnn::ops::{
-    self, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, SequenceStart, Uniforms,
+    self, GemmKernel, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, SequenceStart,
+    Uniforms,
 };
 use wgrnn::rng::Rng;
 
@@ -101,13 +102,34 @@ fn gemm_matches_f64_on_random_shapes_and_transposes() {
         let slices = 2 + case % 4;
         let c = gpu.storage_from("c", &c0).unwrap();
         let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
+        let kernel = [GemmKernel::Blocked, GemmKernel::Tiled][case % 2];
         let launches = ops::gemm_split(
-            &gpu, &mut u, &spec, slices, &bufs[0], &bufs[1], &bufs[2], &c, &scratch,
+            &gpu, &mut u, &spec, kernel, slices, &bufs[0], &bufs[1], &bufs[2], &c, &scratch,
         )
         .unwrap();
         run(&gpu, &launches);
         assert_close(
-            &format!("split-K gemm case {case} ({m}x{n}x{k} in {slices} slices)"),
+            &format!("split-K gemm case {case} ({m}x{n}x{k} in {slices} slices, {kernel:?})"),
+            &gpu.read_f32(&c, c_off, m * n).unwrap(),
+            &want,
+            1e-4,
+        );
+        // The workgroup-tiled formulation in one pass.
+        let c = gpu.storage_from("c", &c0).unwrap();
+        let launch = ops::gemm_with(
+            &gpu,
+            &mut u,
+            &spec,
+            GemmKernel::Tiled,
+            &bufs[0],
+            &bufs[1],
+            &bufs[2],
+            &c,
+        )
+        .unwrap();
+        run(&gpu, &[launch]);
+        assert_close(
+            &format!("tiled gemm case {case} ({m}x{n}x{k}, ta {ta}, tb {tb})"),
             &gpu.read_f32(&c, c_off, m * n).unwrap(),
             &want,
             1e-4,

@@ -112,6 +112,8 @@ pub struct WorkloadResult {
     pub phases_ms: Vec<(String, f64)>,
     /// The recurrence kernel the autotuner chose, with its measurements.
     pub recurrence: Vec<crate::engine::RecurrenceChoice>,
+    /// The GEMM formulation the autotuner chose for each product shape (GPUs only).
+    pub gemm: Vec<crate::engine::GemmChoice>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -209,6 +211,7 @@ pub fn run_workload(
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
         phases_ms,
         recurrence: engine.recurrence_choices().to_vec(),
+        gemm: engine.gemm_choices(),
     })
 }
 

@@ -200,6 +200,25 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                 c.kernel, c.steps, c.per_step_ms, c.persistent_ms
             );
         }
+        if r.gemm.is_empty() {
+            println!("   gemm: one formulation for every product (register-blocked on a software adapter, or as WGRNN_GEMM forces)");
+        }
+        for c in &r.gemm {
+            println!(
+                "   gemm {}x{}x{}{}: {:?} chosen ({:.3} ms blocked, {:.3} ms tiled)",
+                c.m,
+                c.n,
+                c.k,
+                if c.slices > 1 {
+                    format!(" in {} K slices", c.slices)
+                } else {
+                    String::new()
+                },
+                c.kernel,
+                c.blocked_ms,
+                c.tiled_ms
+            );
+        }
         results.push(r);
     }
     if let Some(path) = &args.json {

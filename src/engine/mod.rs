@@ -2,9 +2,11 @@
 //! shape once, and runs chunks (one submit each) from host-side inputs.
 
 mod buffers;
+mod gemm_tuner;
 mod plan;
 
 pub use buffers::{buffer_sizes, LOSS_LOG_SLOTS};
+pub use gemm_tuner::{GemmChoice, GemmTuner};
 pub use plan::{ChunkMode, ChunkShape};
 
 use crate::error::{Error, Result};
@@ -102,6 +104,7 @@ pub struct Engine<'g> {
     steps_taken: u64,
     recurrence_choices: Vec<RecurrenceChoice>,
     forced_recurrence: Option<RecurrenceKernel>,
+    gemm_tuner: GemmTuner,
 }
 
 impl<'g> Engine<'g> {
@@ -173,6 +176,7 @@ impl<'g> Engine<'g> {
             steps_taken: 0,
             recurrence_choices: Vec::new(),
             forced_recurrence: None,
+            gemm_tuner: GemmTuner::new(gpu.adapter().is_software),
         })
     }
 
@@ -239,6 +243,7 @@ impl<'g> Engine<'g> {
                 bufs: &self.bufs,
                 optimizer: Some(&self.update),
                 recurrence,
+                gemm: &self.gemm_tuner,
             };
             let plan = ctx.build(&shape, &mut self.uniforms)?;
             self.plans.insert(shape, plan);
@@ -349,6 +354,12 @@ impl<'g> Engine<'g> {
     /// The recurrence kernels chosen so far, with the timings that chose them.
     pub fn recurrence_choices(&self) -> &[RecurrenceChoice] {
         &self.recurrence_choices
+    }
+
+    /// The GEMM formulation measured for each product shape so far (empty on a software
+    /// adapter, which always runs the register-blocked kernel).
+    pub fn gemm_choices(&self) -> Vec<GemmChoice> {
+        self.gemm_tuner.choices()
     }
 
     fn optim_params(&self) -> OptimParams {

@@ -1,8 +1,9 @@
 //! Builds the recorded dispatch list of one chunk shape: forward, loss, backward, update.
 
 use super::buffers::EngineBuffers;
+use super::gemm_tuner::GemmTuner;
 use crate::error::Result;
-use crate::gpu::{Gpu, Recording};
+use crate::gpu::{Buffer, Gpu, Recording};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
 use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
 use crate::ops::{
@@ -60,6 +61,8 @@ pub(crate) struct PlanContext<'a> {
     pub optimizer: Option<&'a Launch>,
     /// How this shape's recurrence sweeps are dispatched (chosen by measurement).
     pub recurrence: RecurrenceKernel,
+    /// The GEMM formulation of each product shape (chosen by measurement on GPUs).
+    pub gemm: &'a GemmTuner,
 }
 
 impl PlanContext<'_> {
@@ -113,16 +116,7 @@ impl PlanContext<'_> {
             bias2: (!cell.is_gated()).then(|| lay.offset(BIAS_HH)),
             accumulate: false,
         };
-        ops::gemm(
-            gpu,
-            u,
-            &input_projection,
-            &b.x,
-            &b.params,
-            &b.params,
-            &b.pre,
-        )?
-        .record(&mut rec);
+        self.product(u, &input_projection, &b.x, &b.params, &b.pre, &mut rec)?;
         let rnn = RecurrenceShape {
             steps: t_len,
             batch,
@@ -209,7 +203,7 @@ impl PlanContext<'_> {
             bias2: None,
             accumulate: false,
         };
-        ops::gemm(gpu, u, &head, head_in, &b.params, &b.params, &b.y)?.record(&mut rec);
+        self.product(u, &head, head_in, &b.params, &b.y, &mut rec)?;
         if !shape.mode.has_loss() {
             return Ok(ChunkPlan {
                 recording: rec,
@@ -263,7 +257,7 @@ impl PlanContext<'_> {
             bias2: None,
             accumulate: false,
         };
-        weight_gradient(self, u, &d_head_weight, &b.dy, head_in, &mut rec)?;
+        self.weight_gradient(u, &d_head_weight, &b.dy, head_in, &mut rec)?;
         ops::column_sum(
             gpu,
             u,
@@ -289,11 +283,10 @@ impl PlanContext<'_> {
         };
         match cfg.task {
             TaskKind::ManyToMany => {
-                ops::gemm(gpu, u, &d_head_in, &b.dy, &b.params, &b.params, &b.dh_out)?
-                    .record(&mut rec)
+                self.product(u, &d_head_in, &b.dy, &b.params, &b.dh_out, &mut rec)?
             }
             TaskKind::ManyToOne => {
-                ops::gemm(gpu, u, &d_head_in, &b.dy, &b.params, &b.params, &b.dz)?.record(&mut rec);
+                self.product(u, &d_head_in, &b.dy, &b.params, &b.dz, &mut rec)?;
                 ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, &b.dh_out, info)?
                     .record(&mut rec);
             }
@@ -332,14 +325,14 @@ impl PlanContext<'_> {
             bias2: None,
             accumulate: false,
         };
-        weight_gradient(self, u, &d_wih, &b.da, &b.x, &mut rec)?;
+        self.weight_gradient(u, &d_wih, &b.da, &b.x, &mut rec)?;
         let d_whh = GemmSpec {
             n: h,
             b: Operand::row_major(0, h),
             c_offset: lay.offset(WEIGHT_HH),
             ..d_wih
         };
-        weight_gradient(self, u, &d_whh, dhh, &b.hs, &mut rec)?;
+        self.weight_gradient(u, &d_whh, dhh, &b.hs, &mut rec)?;
         if cell == Cell::Gru {
             for (offset, source) in [(BIAS_IH, &b.da), (BIAS_HH, &b.dhh)] {
                 ops::column_sum(gpu, u, rows, gh, lay.offset(offset), None, source, &b.grads)?
@@ -371,7 +364,7 @@ impl PlanContext<'_> {
                 bias2: None,
                 accumulate: false,
             };
-            ops::gemm(gpu, u, &d_x, &b.da, &b.params, &b.params, &b.dx)?.record(&mut rec);
+            self.product(u, &d_x, &b.da, &b.params, &b.dx, &mut rec)?;
             ops::embed_grad(
                 gpu,
                 u,
@@ -414,31 +407,59 @@ impl PlanContext<'_> {
     }
 }
 
-/// Records a weight-gradient product into `grads` (K = the chunk's rows), split over K where
-/// the adapter needs the parallelism ([`ops::split_slices`]).
-fn weight_gradient(
-    ctx: &PlanContext<'_>,
-    u: &mut Uniforms,
-    spec: &GemmSpec,
-    a: &crate::gpu::Buffer,
-    b: &crate::gpu::Buffer,
-    rec: &mut Recording,
-) -> Result<()> {
-    let bufs = ctx.bufs;
-    let slices = ops::split_slices(ctx.gpu.adapter().is_software, spec.m, spec.n, spec.k);
-    let launches = ops::gemm_split(
-        ctx.gpu,
-        u,
-        spec,
-        slices,
-        a,
-        b,
-        &bufs.params,
-        &bufs.grads,
-        &bufs.split_scratch,
-    )?;
-    for launch in &launches {
-        launch.record(rec);
+impl PlanContext<'_> {
+    /// Records `c = a·b (+ biases from params)` with the formulation tuned for its shape.
+    fn product(
+        &self,
+        u: &mut Uniforms,
+        spec: &GemmSpec,
+        a: &Buffer,
+        b: &Buffer,
+        c: &Buffer,
+        rec: &mut Recording,
+    ) -> Result<()> {
+        let bufs = self.bufs;
+        for launch in self.gemm.launches(
+            self.gpu,
+            u,
+            spec,
+            1,
+            a,
+            b,
+            &bufs.params,
+            c,
+            &bufs.split_scratch,
+        )? {
+            launch.record(rec);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Records a weight-gradient product into `grads` (K = the chunk's rows), split over K
+    /// where the adapter needs the parallelism ([`ops::split_slices`]).
+    fn weight_gradient(
+        &self,
+        u: &mut Uniforms,
+        spec: &GemmSpec,
+        a: &Buffer,
+        b: &Buffer,
+        rec: &mut Recording,
+    ) -> Result<()> {
+        let bufs = self.bufs;
+        let slices = ops::split_slices(self.gpu.adapter().is_software, spec.m, spec.n, spec.k);
+        for launch in self.gemm.launches(
+            self.gpu,
+            u,
+            spec,
+            slices,
+            a,
+            b,
+            &bufs.params,
+            &bufs.grads,
+            &bufs.split_scratch,
+        )? {
+            launch.record(rec);
+        }
+        Ok(())
+    }
 }

@@ -4,6 +4,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Gemm,
+    GemmTiled,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -46,7 +47,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
 impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Gemm | Kernel::GemmSplitReduce => "gemm.wgsl",
+            Kernel::Gemm | Kernel::GemmTiled | Kernel::GemmSplitReduce => "gemm.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -69,6 +70,7 @@ impl Kernel {
     pub fn entry(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
+            Kernel::GemmTiled => "gemm_tiled",
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",

@@ -72,10 +72,52 @@ pub struct GemmSpec {
     pub accumulate: bool,
 }
 
+/// The GEMM formulations (same results): the register-blocked kernel (each invocation a 4x8
+/// block, no workgroup memory: what software adapters run fast) and the workgroup-tiled one
+/// (64x64 tiles staged through workgroup memory: what GPUs want).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum GemmKernel {
+    Blocked,
+    Tiled,
+}
+
+impl GemmKernel {
+    fn kernel(self) -> Kernel {
+        match self {
+            GemmKernel::Blocked => Kernel::Gemm,
+            GemmKernel::Tiled => Kernel::GemmTiled,
+        }
+    }
+    /// Rows of C per workgroup (columns: 64 for both).
+    fn tile_rows(self) -> usize {
+        match self {
+            GemmKernel::Blocked => 32,
+            GemmKernel::Tiled => 64,
+        }
+    }
+}
+
+/// The register-blocked product ([`gemm_with`] with [`GemmKernel::Blocked`]).
 pub fn gemm(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
     spec: &GemmSpec,
+    a: &Buffer,
+    b: &Buffer,
+    bias: &Buffer,
+    c: &Buffer,
+) -> Result<Launch> {
+    gemm_with(gpu, uniforms, spec, GemmKernel::Blocked, a, b, bias, c)
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// One pass of `kernel` over the whole product.
+pub fn gemm_with(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    kernel: GemmKernel,
     a: &Buffer,
     b: &Buffer,
     bias: &Buffer,
@@ -115,7 +157,7 @@ pub fn gemm(
     };
     let uniform = uniforms.push(gpu, &params);
     let binding = gpu.bind(
-        Kernel::Gemm,
+        kernel.kernel(),
         &[
             uniform.resource(),
             Resource::Storage(a),
@@ -127,7 +169,11 @@ pub fn gemm(
     let groups = if m == 0 || n == 0 {
         [0, 0, 0]
     } else {
-        [n.div_ceil(64) as u32, m.div_ceil(32) as u32, 1]
+        [
+            n.div_ceil(64) as u32,
+            m.div_ceil(kernel.tile_rows()) as u32,
+            1,
+        ]
     };
     Ok(Launch {
         binding,
@@ -173,6 +219,7 @@ pub fn gemm_split(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
     spec: &GemmSpec,
+    kernel: GemmKernel,
     slices: usize,
     a: &Buffer,
     b: &Buffer,
@@ -182,14 +229,14 @@ pub fn gemm_split(
 ) -> Result<Vec<Launch>> {
     let GemmSpec { m, n, k, .. } = *spec;
     if slices <= 1 || m == 0 || n == 0 || k == 0 {
-        return Ok(vec![gemm(gpu, uniforms, spec, a, b, bias, c)?]);
+        return Ok(vec![gemm_with(gpu, uniforms, spec, kernel, a, b, bias, c)?]);
     }
     let k_slice = k.div_ceil(slices);
     let slices = k.div_ceil(k_slice);
     need(scratch, slices * m * n, "gemm split-K scratch")?;
     need(c, spec.c_offset + m * n, "gemm C")?;
     // Pass 1: the plain product's checks and parameters, written raw to the scratch slices.
-    let mut partial = gemm(
+    let mut partial = gemm_with(
         gpu,
         uniforms,
         &GemmSpec {
@@ -199,6 +246,7 @@ pub fn gemm_split(
             accumulate: false,
             ..*spec
         },
+        kernel,
         a,
         b,
         bias,

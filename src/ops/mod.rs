@@ -9,7 +9,9 @@ mod uniforms;
 
 pub use elementwise::*;
 pub use gated::{gated_backward, gated_forward, GatedBuffers, GatedShape};
-pub use gemm::{gemm, gemm_split, split_slices, GemmSpec, Operand, SPLIT_SCRATCH_MAX};
+pub use gemm::{
+    gemm, gemm_split, gemm_with, split_slices, GemmKernel, GemmSpec, Operand, SPLIT_SCRATCH_MAX,
+};
 pub use uniforms::{UniformRef, Uniforms};
 
 use crate::error::{Error, Result};
