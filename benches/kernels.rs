@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 use wgrnn::gpu::{AdapterChoice, Gpu, Recording};
 use wgrnn::model::Activation;
-use wgrnn::ops::{self, GemmSpec, Operand, RecurrenceShape, Uniforms};
+use wgrnn::ops::{self, GemmKernel, GemmSpec, Operand, RecurrenceShape, Uniforms};
 use wgrnn::rng::Rng;
 
 fn median_time(mut run: impl FnMut()) -> Duration {
@@ -30,36 +30,56 @@ fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
 }
 
-fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize) {
+/// x·Wᵀ (the input-projection layout) with each formulation; with `weight_gradient`, instead
+/// dYᵀ·X (A transposed, K = the rows) split over K as the engine would on this adapter.
+fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
     let mut rng = Rng::new(1);
     let a = gpu.storage_from("a", &random(&mut rng, m * k)).unwrap();
     let b = gpu.storage_from("b", &random(&mut rng, n * k)).unwrap();
     let c = gpu.storage("c", (m * n * 4) as u64).unwrap();
     let mut u = Uniforms::new();
-    // x · Wᵀ, the input-projection layout.
+    let (a_op, b_op, slices) = if weight_gradient {
+        let slices = ops::split_slices(gpu.adapter().is_software, m, n, k);
+        (Operand::transposed(0, m), Operand::row_major(0, n), slices)
+    } else {
+        (Operand::row_major(0, k), Operand::transposed(0, k), 1)
+    };
+    let scratch = gpu
+        .storage("scratch", (slices.max(2) * m * n * 4) as u64)
+        .unwrap();
     let spec = GemmSpec {
         m,
         n,
         k,
-        a: Operand::row_major(0, k),
-        b: Operand::transposed(0, k),
+        a: a_op,
+        b: b_op,
         c_offset: 0,
         bias: None,
         bias2: None,
         accumulate: false,
     };
-    let launch = ops::gemm(gpu, &mut u, &spec, &a, &b, &b, &c).unwrap();
-    let mut rec = Recording::new();
-    launch.record(&mut rec);
-    let t = median_time(|| {
-        gpu.submit(&rec).unwrap();
-        gpu.wait_idle().unwrap();
-    });
-    let gflops = 2.0 * (m * n * k) as f64 / t.as_secs_f64() / 1e9;
-    println!(
-        "gemm {m}x{n}x{k}: {:>9.3} ms  {gflops:>7.2} GFLOP/s",
-        t.as_secs_f64() * 1e3
-    );
+    for kernel in [GemmKernel::Blocked, GemmKernel::Tiled] {
+        let launches =
+            ops::gemm_split(gpu, &mut u, &spec, kernel, slices, &a, &b, &b, &c, &scratch).unwrap();
+        let mut rec = Recording::new();
+        for launch in &launches {
+            launch.record(&mut rec);
+        }
+        let t = median_time(|| {
+            gpu.submit(&rec).unwrap();
+            gpu.wait_idle().unwrap();
+        });
+        let gflops = 2.0 * (m * n * k) as f64 / t.as_secs_f64() / 1e9;
+        let layout = if weight_gradient {
+            format!("dYT.X, {slices} K slices")
+        } else {
+            "X.WT".into()
+        };
+        println!(
+            "gemm {m}x{n}x{k} ({layout}) {kernel:?}: {:>9.3} ms  {gflops:>9.2} GFLOP/s",
+            t.as_secs_f64() * 1e3
+        );
+    }
 }
 
 fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
@@ -131,7 +151,15 @@ fn main() {
             (512, 512, 512),
             (1000, 257, 131),
         ] {
-            bench_gemm(&gpu, m, n, k);
+            bench_gemm(&gpu, m, n, k, false);
+        }
+        bench_gemm(&gpu, 256, 128, 2048, true);
+        if !gpu.adapter().is_software {
+            // W3-sized products: the input projection and head over T·B = 32768 rows, and
+            // the weight gradient dW_hh (K = 32768).
+            bench_gemm(&gpu, 32768, 512, 512, false);
+            bench_gemm(&gpu, 32768, 96, 512, false);
+            bench_gemm(&gpu, 512, 512, 32768, true);
         }
     }
     if wanted("rnn") {
