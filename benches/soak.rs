@@ -50,6 +50,8 @@ fn main() {
     data.lengths = (0..data.n).map(|i| 1 + (i * 7919) % data.steps).collect();
     let config = ModelConfig {
         cell: Default::default(),
+        layers: 1,
+        bidirectional: false,
         input: InputKind::Tokens {
             vocab: task.vocab,
             embed: 16,

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod dropout;
 pub mod engine;
 pub mod error;
 pub mod gpu;

@@ -285,6 +285,8 @@ fn fuzz_safetensors_data_reader() {
         };
         let config = ModelConfig {
             cell: Default::default(),
+            layers: 1,
+            bidirectional: false,
             input,
             hidden: 3,
             output_size,
@@ -307,6 +309,8 @@ fn fuzz_weights_reader() {
     use wgrnn::model::*;
     let config = ModelConfig {
         cell: Default::default(),
+        layers: 1,
+        bidirectional: false,
         input: InputKind::Tokens { vocab: 5, embed: 3 },
         hidden: 4,
         output_size: 2,
@@ -338,6 +342,8 @@ fn fuzz_checkpoint_metadata_reader() {
     use wgrnn::model::*;
     let config = ModelConfig {
         cell: Default::default(),
+        layers: 1,
+        bidirectional: false,
         input: InputKind::Dense { size: 2 },
         hidden: 4,
         output_size: 1,

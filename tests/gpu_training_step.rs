@@ -217,6 +217,8 @@ fn builtin_task_loss_falls_on_the_adapter() {
     let data = delayed_echo(&task, 1);
     let config = ModelConfig {
         cell: Default::default(),
+        layers: 1,
+        bidirectional: false,
         input: InputKind::Tokens {
             vocab: task.vocab,
             embed: 16,

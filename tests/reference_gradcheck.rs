@@ -1,48 +1,96 @@
 //! Tier 2: the f64 reference's gradients against central finite differences, on random
 //! configurations (every cell, both activations, both tasks, every pool and loss, tokens and
 //! features), for a chunk that continues a sequence (carried hidden/cell state and pooling
-//! carry).
+//! carry); stacked and bidirectional layers, with and without dropout between layers.
 
 mod common;
 
-use common::random_case_with;
+use common::random_case_arch;
 use wgrnn::data::ChunkData;
+use wgrnn::dropout::Dropout;
 use wgrnn::model::Cell;
-use wgrnn::reference::{run_chunk, CarriedState};
+use wgrnn::reference::{run_chunk_with, CarriedState};
 use wgrnn::rng::Rng;
+
+/// Every cell, one layer, forward only; then stacked and bidirectional layers of every
+/// cell, some with dropout between the layers.
+fn architectures() -> Vec<(u64, Cell, usize, bool, f32)> {
+    let cells = [Cell::Rnn, Cell::Lstm, Cell::Gru];
+    let mut out: Vec<_> = (0..24u64)
+        .flat_map(|s| cells.map(|c| (s, c, 1, false, 0.0)))
+        .collect();
+    for seed in 0..18u64 {
+        let cell = cells[seed as usize % 3];
+        let (layers, bidirectional) =
+            [(2, false), (1, true), (2, true), (3, false)][seed as usize % 4];
+        let p = if layers > 1 && seed % 3 != 0 {
+            0.3
+        } else {
+            0.0
+        };
+        out.push((seed + 50, cell, layers, bidirectional, p));
+    }
+    out
+}
 
 #[test]
 fn reference_gradients_match_finite_differences() {
-    for (seed, cell) in (0..24u64).flat_map(|s| Cell::NAMES.iter().map(move |c| (s, c))) {
-        let cell: Cell = cell.parse().expect("cell");
-        let case = random_case_with(seed, cell);
+    for (seed, cell, layers, bidirectional, p) in architectures() {
+        let case = random_case_arch(seed, cell, layers, bidirectional);
+        let dropout = (p > 0.0).then_some((
+            Dropout {
+                p,
+                seed: seed as u32,
+            },
+            3u32,
+        ));
         let data = case.dataset();
         let seqs: Vec<usize> = (0..case.batch).collect();
         let params: Vec<f64> = case.params.iter().map(|&p| p as f64).collect();
         // A first chunk builds the carried state, then the checked chunk continues from it
-        // (and still holds a valid step of the longest sequence).
-        let split = data.max_len(&seqs) / 2;
+        // (and still holds a valid step of the longest sequence). A bidirectional model
+        // reads whole sequences: one chunk.
+        let split = if bidirectional {
+            0
+        } else {
+            data.max_len(&seqs) / 2
+        };
         let mut carried = CarriedState::default();
         if split > 0 {
             let first = ChunkData::gather(&data, &seqs, 0..split, false);
-            run_chunk(
+            run_chunk_with(
                 &case.config,
                 &params,
                 &first.chunk(false),
                 &mut carried,
                 false,
+                dropout,
             );
         }
         let second = ChunkData::gather(&data, &seqs, split..case.steps, true);
         let chunk = second.chunk(true);
         let loss_at = |p: &[f64]| {
-            run_chunk(&case.config, p, &chunk, &mut carried.clone(), false)
-                .loss
-                .expect("loss")
+            run_chunk_with(
+                &case.config,
+                p,
+                &chunk,
+                &mut carried.clone(),
+                false,
+                dropout,
+            )
+            .loss
+            .expect("loss")
         };
-        let grads = run_chunk(&case.config, &params, &chunk, &mut carried.clone(), true)
-            .grads
-            .expect("grads");
+        let grads = run_chunk_with(
+            &case.config,
+            &params,
+            &chunk,
+            &mut carried.clone(),
+            true,
+            dropout,
+        )
+        .grads
+        .expect("grads");
 
         let mut rng = Rng::new(seed);
         let picks: Vec<usize> = if params.len() <= 80 {
@@ -60,7 +108,7 @@ fn reference_gradients_match_finite_differences() {
             let err = (fd - grads[i]).abs();
             assert!(
                 err <= 1e-6 + 1e-4 * grads[i].abs(),
-                "seed {seed} ({:?}): d loss / d param[{i}]: analytic {} vs finite difference {fd} (error {err:.3e})",
+                "seed {seed} ({:?}, dropout {p}): d loss / d param[{i}]: analytic {} vs finite difference {fd} (error {err:.3e})",
                 case.config,
                 grads[i]
             );

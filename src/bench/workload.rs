@@ -28,6 +28,8 @@ pub const NAMES: &[&str] = &["W1", "W2", "W3", "W4", "W5"];
 fn tagger(vocab: usize, embed: usize, hidden: usize, outputs: usize) -> ModelConfig {
     ModelConfig {
         cell: Cell::Rnn,
+        layers: 1,
+        bidirectional: false,
         input: InputKind::Tokens { vocab, embed },
         hidden,
         output_size: outputs,
@@ -54,6 +56,8 @@ pub fn named(name: &str) -> Result<Workload> {
             "regression: 8 features, tanh RNN 128, last state, head 128->1 with ReLU, MSE",
             ModelConfig {
                 cell: Cell::Rnn,
+                layers: 1,
+                bidirectional: false,
                 input: InputKind::Dense { size: 8 },
                 hidden: 128,
                 output_size: 1,

@@ -109,6 +109,8 @@ impl ModelArgs {
         };
         let config = ModelConfig {
             cell: self.cell,
+            layers: 1,
+            bidirectional: false,
             input,
             hidden,
             output_size,

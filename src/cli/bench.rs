@@ -75,6 +75,8 @@ impl BenchArgs {
         let cell = self.cell.unwrap_or_default();
         let config = ModelConfig {
             cell,
+            layers: 1,
+            bidirectional: false,
             input,
             hidden: self.hidden.unwrap_or(256),
             output_size: self.output_size.unwrap_or(18),

@@ -86,13 +86,23 @@ pub enum InputKind {
     Tokens { vocab: usize, embed: usize },
 }
 
-/// The whole architecture: embedding (optional) → recurrent layer (RNN, LSTM or GRU) →
-/// linear head → loss.
+fn one() -> usize {
+    1
+}
+
+/// The whole architecture: embedding (optional) → `layers` recurrent layers (RNN, LSTM or
+/// GRU; each optionally bidirectional) → linear head → loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelConfig {
     /// The recurrent cell (absent in checkpoints from before LSTM and GRU: rnn).
     #[serde(default)]
     pub cell: Cell,
+    /// Stacked recurrent layers (PyTorch's num_layers; absent in older checkpoints: 1).
+    #[serde(default = "one")]
+    pub layers: usize,
+    /// Each layer reads the sequence in both directions, outputs concatenated.
+    #[serde(default)]
+    pub bidirectional: bool,
     pub input: InputKind,
     pub hidden: usize,
     pub output_size: usize,
@@ -104,12 +114,42 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// The width of the recurrent layer's input (features, or the embedding width).
+    /// The width of the first recurrent layer's input (features, or the embedding width).
     pub fn input_width(&self) -> usize {
         match self.input {
             InputKind::Dense { size } => size,
             InputKind::Tokens { embed, .. } => embed,
         }
+    }
+
+    /// 2 for a bidirectional model, else 1.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The width of a layer's output: the hidden size times the directions (what the head,
+    /// and every layer after the first, reads).
+    pub fn output_width(&self) -> usize {
+        self.directions() * self.hidden
+    }
+
+    /// The input width of layer `layer`.
+    pub fn layer_input_width(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_width()
+        } else {
+            self.output_width()
+        }
+    }
+
+    /// Whether the model is the single forward layer whose hidden states feed the head
+    /// directly (no per-layer output buffers).
+    pub fn is_single_layer(&self) -> bool {
+        self.layers == 1 && !self.bidirectional
     }
 
     /// The output activation that goes with `loss` when none is named.
@@ -138,6 +178,7 @@ impl ModelConfig {
             }
         }
         positive("--hidden", self.hidden)?;
+        positive("--layers", self.layers)?;
         positive("--output-size", self.output_size)?;
         if self.cell.is_gated() && self.activation != Activation::Tanh {
             return Err(Error::Config(format!(
@@ -156,7 +197,10 @@ impl ModelConfig {
             InputKind::Dense { .. } => 0,
         };
         let g = self.cell.gates() as u128;
-        let total = embedding + g * h * (i + h + 2) + o * h + o;
+        let (d, layers) = (self.directions() as u128, self.layers as u128);
+        let first = d * g * h * (i + h + 2);
+        let later = (layers - 1) * d * g * h * (d * h + h + 2);
+        let total = embedding + first + later + o * d * h + o;
         if total > u32::MAX as u128 {
             return Err(Error::Config(format!(
                 "the model would have {total} parameters; at most {} fit the kernels' 32-bit indices",

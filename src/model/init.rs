@@ -3,7 +3,7 @@
 //! nn.Linear ~ U(-1/√fan_in, 1/√fan_in).
 
 use super::config::{Cell, ModelConfig};
-use super::layout::{ParamLayout, BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT};
+use super::layout::{ParamLayout, Unit, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -13,7 +13,7 @@ pub fn init_params(config: &ModelConfig, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     let mut params = vec![0f32; layout.total];
     let rnn_bound = 1.0 / (config.hidden as f64).sqrt();
-    let head_bound = 1.0 / (config.hidden as f64).sqrt();
+    let head_bound = 1.0 / (config.output_width() as f64).sqrt();
     for t in &layout.tensors {
         for v in &mut params[t.range()] {
             *v = match t.name {
@@ -27,8 +27,8 @@ pub fn init_params(config: &ModelConfig, seed: u64) -> Vec<f32> {
 }
 
 /// Sets an LSTM's forget-gate bias to `value` (`--forget-bias`, off by default for PyTorch
-/// parity): `bias_ih_l0[H..2H] = value` and `bias_hh_l0[H..2H] = 0`, so the gate's total
-/// bias is `value`. Errors for the other cells, which have no forget gate.
+/// parity): in every layer and direction `bias_ih[H..2H] = value` and `bias_hh[H..2H] = 0`,
+/// so the gate's total bias is `value`. Errors for the other cells, which have no forget gate.
 pub fn set_forget_bias(config: &ModelConfig, params: &mut [f32], value: f32) -> Result<()> {
     if config.cell != Cell::Lstm {
         return Err(Error::Config(format!(
@@ -38,21 +38,27 @@ pub fn set_forget_bias(config: &ModelConfig, params: &mut [f32], value: f32) -> 
     }
     let layout = ParamLayout::new(config);
     let h = config.hidden;
-    let (ih, hh) = (layout.offset(BIAS_IH), layout.offset(BIAS_HH));
-    params[ih + h..ih + 2 * h].fill(value);
-    params[hh + h..hh + 2 * h].fill(0.0);
+    for unit in Unit::all(config) {
+        let offsets = layout.unit(unit);
+        params[offsets.bias_ih + h..offsets.bias_ih + 2 * h].fill(value);
+        params[offsets.bias_hh + h..offsets.bias_hh + 2 * h].fill(0.0);
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Activation, InputKind, Loss, OutputActivation, Pool, TaskKind};
+    use crate::model::{
+        Activation, InputKind, Loss, OutputActivation, Pool, TaskKind, BIAS_HH, BIAS_IH,
+    };
 
     #[test]
     fn forget_bias_sets_only_the_lstm_forget_block() {
         let mut config = ModelConfig {
             cell: Cell::Lstm,
+            layers: 1,
+            bidirectional: false,
             input: InputKind::Dense { size: 3 },
             hidden: 5,
             output_size: 2,

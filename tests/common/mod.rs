@@ -81,6 +81,12 @@ pub fn random_case(seed: u64) -> Case {
 
 /// [`random_case`] with the given recurrent cell (gated cells always use tanh).
 pub fn random_case_with(seed: u64, cell: Cell) -> Case {
+    random_case_arch(seed, cell, 1, false)
+}
+
+/// [`random_case_with`] with `layers` stacked layers, optionally bidirectional (then the
+/// chunks hold whole sequences: seq_len = steps).
+pub fn random_case_arch(seed: u64, cell: Cell, layers: usize, bidirectional: bool) -> Case {
     let mut rng = Rng::new(seed * 7919 + 17);
     let mut range = |lo: usize, hi: usize| lo + rng_below(&mut rng, hi - lo + 1);
     let activation = if seed.is_multiple_of(2) || cell.is_gated() {
@@ -120,9 +126,15 @@ pub fn random_case_with(seed: u64, cell: Cell) -> Case {
     };
     let batch = range(1, 7);
     let steps = range(2, 9);
-    let seq_len = range(1, steps);
+    let seq_len = if bidirectional {
+        steps
+    } else {
+        range(1, steps)
+    };
     let config = ModelConfig {
         cell,
+        layers,
+        bidirectional,
         input,
         hidden,
         output_size,
