@@ -5,6 +5,8 @@
 //   mean: acc[b, j] = carry + sum of valid hs[t + 1, b, j];       z = acc / length[b]
 //   max:  acc[b, j] = max(carry, valid hs[t + 1, b, j]);           z = acc
 //   arg (last, max): the step within this chunk that z came from, or NONE (the carry).
+//   A bidirectional model's reverse half (columns j >= reverse_from) pools its final state,
+//   which sits at step 0, for `last`.
 // pool_backward spreads dz[b, j] back onto dh_out[t, b, j] for every step of the chunk.
 // Shapes: hs: [T + 1, B, H]; acc, z, dz, arg: [B, H]; dh_out: [T, B, H]; lengths: [B];
 // chunk_info: [2] = (inv_count bits, first_step).
@@ -16,7 +18,7 @@ struct PoolParams {
     hidden: u32,      // H
     kind: u32,        // 0 last, 1 mean, 2 max
     fresh: u32,       // 1 when this chunk starts the sequences (ignore the carry)
-    _pad0: u32,
+    reverse_from: u32, // first column of a bidirectional model's reverse half (else H)
     _pad1: u32,
     _pad2: u32,
 }
@@ -62,6 +64,13 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
     var m = select(acc[idx], 0.0, fresh);
     var at = NONE;
+    if (p.kind == LAST && idx % p.hidden >= p.reverse_from && valid > 0u) {
+        m = hs[bh + idx];
+        acc[idx] = m;
+        z[idx] = m;
+        arg[idx] = 0u;
+        return;
+    }
     for (var t = 0u; t < valid; t++) {
         let v = hs[(t + 1u) * bh + idx];
         if ((p.kind == LAST) || (at == NONE && fresh) || (v > m)) {

@@ -40,6 +40,9 @@ pub struct RunSettings {
     pub restore_best: bool,
     #[serde(default = "default_policy")]
     pub on_nonfinite: crate::train::NonFinitePolicy,
+    /// Dropout between layers (absent in older checkpoints: none).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 fn default_policy() -> crate::train::NonFinitePolicy {

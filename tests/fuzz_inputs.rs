@@ -364,6 +364,7 @@ fn fuzz_checkpoint_metadata_reader() {
         monitor: wgrnn::train::Monitor::Loss,
         restore_best: false,
         on_nonfinite: wgrnn::train::NonFinitePolicy::Rollback,
+        dropout: 0.0,
     };
     let opt = wgrnn::optim::OptimizerConfig::pytorch_defaults(wgrnn::optim::OptimizerKind::Adam);
     let mut meta = CheckpointMeta::new(

@@ -292,6 +292,7 @@ fn pooling_matches_f64_with_carry_and_ragged_lengths() {
             hidden: h,
             pool,
             start,
+            reverse_from: h,
         };
         let mut u = Uniforms::new();
         let f = ops::pool_forward(&gpu, &mut u, &shape, &hsb, &accb, &zb, &argb, info).unwrap();

@@ -3,12 +3,13 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_case, random_case_with, to_f64};
+use common::{assert_close, gpu, random_case, random_case_arch, random_case_with, to_f64};
 use wgrnn::data::{chunk_ranges, ChunkData, Order};
+use wgrnn::dropout::Dropout;
 use wgrnn::engine::{ChunkMode, Engine};
 use wgrnn::model::{Cell, TaskKind};
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
-use wgrnn::reference::{run_chunk, CarriedState, RefOptimizer};
+use wgrnn::reference::{run_chunk, run_chunk_with, CarriedState, RefOptimizer};
 use wgrnn::train::{train, Silent, TrainOptions, TrainProgress};
 
 #[test]
@@ -40,6 +41,92 @@ fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
             let want = run_chunk(&cfg, &params64, &chunk, &mut state, has_loss);
             let what = format!(
                 "seed {seed}, chunk {i} {range:?} of {cfg:?}, batch {}",
+                case.batch
+            );
+            assert_close(
+                &format!("{what}: carried state"),
+                &engine.carried(case.batch).unwrap().0,
+                &[state.hidden.clone(), state.cell.clone()].concat(),
+                1e-4,
+            );
+            if has_loss {
+                assert_close(
+                    &format!("{what}: loss"),
+                    &[engine.loss_at(i).unwrap()],
+                    &[want.loss.unwrap()],
+                    1e-4,
+                );
+                assert_close(
+                    &format!("{what}: gradients"),
+                    &engine.grads().unwrap(),
+                    &want.grads.unwrap(),
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
+/// Stacked and bidirectional models of every cell, some with dropout between layers:
+/// (seed, cell, layers, bidirectional, dropout p).
+fn stacked_architectures() -> Vec<(u64, Cell, usize, bool, f32)> {
+    let cells = [Cell::Rnn, Cell::Lstm, Cell::Gru];
+    (0..24u64)
+        .map(|seed| {
+            let (layers, bidirectional) =
+                [(2, false), (1, true), (2, true), (3, false)][seed as usize % 4];
+            let p = if layers > 1 && seed % 3 != 0 {
+                0.3
+            } else {
+                0.0
+            };
+            (
+                seed + 300,
+                cells[seed as usize % 3],
+                layers,
+                bidirectional,
+                p,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn stacked_and_bidirectional_chunks_match_reference() {
+    let gpu = gpu();
+    for (seed, cell, layers, bidirectional, p) in stacked_architectures() {
+        let case = random_case_arch(seed, cell, layers, bidirectional);
+        let cfg = case.config;
+        let data = case.dataset();
+        let seqs: Vec<usize> = (0..case.batch).collect();
+        let params64 = to_f64(&case.params);
+        let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
+        let mut engine =
+            Engine::new(&gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
+        let dropout = Dropout {
+            p,
+            seed: seed as u32,
+        };
+        engine.set_dropout(Some(dropout)).unwrap();
+        engine.set_training(true);
+        // Gradient chunks take no optimizer step: every chunk's dropout key is step 0.
+        let key = (p > 0.0).then_some((dropout, 0u32));
+        let mut state = CarriedState::default();
+        let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
+        for (i, range) in ranges.iter().enumerate() {
+            let last = i + 1 == ranges.len();
+            let has_loss = cfg.task == TaskKind::ManyToMany || last;
+            let mode = if has_loss {
+                ChunkMode::Gradients
+            } else {
+                ChunkMode::Carry
+            };
+            let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
+            let chunk = host.chunk(has_loss);
+            engine.run_chunk(&chunk, mode, i).unwrap();
+            let want = run_chunk_with(&cfg, &params64, &chunk, &mut state, has_loss, key);
+            let what = format!(
+                "seed {seed}, chunk {i} {range:?} of {cfg:?}, dropout {p}, batch {}",
                 case.batch
             );
             assert_close(

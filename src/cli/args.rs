@@ -24,6 +24,13 @@ pub struct ModelArgs {
     /// Recurrent cell: rnn (Elman) | lstm | gru, with PyTorch's equations and weight layout
     #[arg(long, default_value = "rnn", value_parser = parse::<Cell>)]
     pub cell: Cell,
+    /// Stacked recurrent layers (PyTorch's num_layers)
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Read each sequence in both directions and concatenate the outputs (needs whole
+    /// sequences per chunk: --seq-len at least the longest sequence)
+    #[arg(long)]
+    pub bidirectional: bool,
     /// Nonlinearity of the rnn cell: tanh | relu
     #[arg(long, default_value = "tanh", value_parser = parse::<Activation>)]
     pub activation: Activation,
@@ -109,8 +116,8 @@ impl ModelArgs {
         };
         let config = ModelConfig {
             cell: self.cell,
-            layers: 1,
-            bidirectional: false,
+            layers: self.layers,
+            bidirectional: self.bidirectional,
             input,
             hidden,
             output_size,
@@ -221,6 +228,10 @@ pub struct TrainArgs {
     /// Look words up in lower case (signatures keep the case information)
     #[arg(long)]
     pub lowercase: bool,
+    /// Dropout probability between stacked layers, in training (PyTorch's dropout; needs
+    /// --layers 2 or more). Masks are keyed by --seed, the step and the layer
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f32,
     /// Truncated-BPTT chunk length K: steps 1..K, K+1..2K, ... (default: whole sequences)
     #[arg(long)]
     pub seq_len: Option<usize>,

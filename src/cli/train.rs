@@ -12,6 +12,7 @@ use wgrnn::data::series::SeriesOptions;
 use wgrnn::data::source::{prepare, DataMeta, Prepared, ReadOptions};
 use wgrnn::data::vocab::WordOptions;
 use wgrnn::data::Order;
+use wgrnn::dropout::Dropout;
 use wgrnn::engine::{Engine, MemoryPlan};
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::metrics::MetricStyle;
@@ -125,6 +126,7 @@ pub fn run(
             },
             restore_best: args.restore_best,
             on_nonfinite: args.on_nonfinite,
+            dropout: args.dropout,
         },
     };
     if run_settings.batch == 0 || run_settings.epochs == 0 {
@@ -199,6 +201,19 @@ pub fn run(
     if seq_len == 0 {
         bail!("--seq-len must be at least 1");
     }
+    if config.bidirectional {
+        if matches!(meta, DataMeta::Characters { .. }) {
+            bail!("--bidirectional reads whole sequences, but a text is cut into streams carried across chunks; use a unidirectional model for --format text");
+        }
+        let longest = train_data
+            .steps
+            .max(val_data.as_ref().map_or(0, |v| v.steps));
+        if seq_len < longest {
+            bail!(
+                "--bidirectional needs whole sequences in one chunk: the backward direction starts at each sequence's end, and only the forward state carries across chunks. --seq-len {seq_len} would cut sequences of up to {longest} steps; use --seq-len {longest} or more (or leave it out)"
+            );
+        }
+    }
     let run_settings = RunSettings {
         seq_len,
         ..run_settings
@@ -258,11 +273,14 @@ pub fn run(
         gpu.adapter().device_type
     );
     println!(
-        "model: {:?} input, rnn {} hidden ({}), head {} -> {} ({}), task {}{}, loss {}; {} parameters",
+        "model: {:?} input, {}{} {} x {} hidden{}, head {} -> {} ({}), task {}{}, loss {}; {} parameters",
         config.input,
+        if config.bidirectional { "bidirectional " } else { "" },
+        config.cell,
+        config.layers,
         config.hidden,
-        config.activation,
-        config.hidden,
+        if config.cell == wgrnn::model::Cell::Rnn { format!(" ({})", config.activation) } else { String::new() },
+        config.output_width(),
         config.output_size,
         config.output_activation,
         config.task,
@@ -285,6 +303,10 @@ pub fn run(
         max_steps,
         &params,
     )?;
+    engine.set_dropout(Some(Dropout {
+        p: run_settings.dropout,
+        seed: run_settings.seed as u32,
+    }))?;
     let progress = match &resumed {
         Some(c) => {
             engine.restore_optimizer(&c.moment_m, &c.moment_v, c.meta.steps_taken)?;

@@ -3,11 +3,34 @@
 
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu};
-use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::ops::{split_slices, NORM_PARTIALS};
 
 /// Loss slots in the on-device loss log (a ring; the host reads it back in batches).
 pub const LOSS_LOG_SLOTS: usize = 4096;
+
+/// The buffers of one recurrent unit (a layer read in one direction). Rows are in the
+/// unit's own time (a reverse unit's row r is its sequence's step rev(r)).
+pub struct UnitBuffers {
+    pub pre: Buffer, // [T, B, G·H] input projection + b_ih (+ b_hh for rnn); G gate blocks
+    pub hs: Buffer,  // [T + 1, B, H] hidden states; hs[0] = carried (or zero) state
+    pub cs: Buffer,  // [T + 1, B, H] LSTM cell states; cs[0] = carried (LSTM only)
+    pub cache: Buffer, // [T, B, 4H] gate values kept for backward (LSTM, GRU)
+    pub carry: Buffer, // [B, H] hidden state carried to the next chunk (forward units)
+    pub carry_c: Buffer, // [B, H] LSTM cell state carried to the next chunk
+    pub dh_out: Buffer, // [T, B, H] loss gradient reaching each hidden state
+    pub da: Buffer,  // [T, B, G·H] gradient at the pre-activations (pre)
+    pub dhh: Buffer, // [T, B, G·H] gradient at W_hh·h + b_hh (GRU only)
+    pub dstate: Buffer, // [T, B, H] gradient straight to the previous step (LSTM, GRU)
+}
+
+/// The buffers between layers of a stacked or bidirectional model (empty for one forward
+/// layer, whose hidden states feed the head directly).
+pub struct LayerBuffers {
+    pub input_rev: Buffer, // [T, B, W] the layer's input in reversed time (bidirectional)
+    pub output: Buffer,    // [T + 1, B, D·H] layer output (row block 0 unused), after dropout
+    pub d_output: Buffer,  // [T, B, D·H] gradient at the layer output
+}
 
 pub struct EngineBuffers {
     pub params: Buffer,          // [P] flat parameters, PyTorch order (ParamLayout)
@@ -17,18 +40,13 @@ pub struct EngineBuffers {
     pub tokens: Buffer,          // [T, B] u32 token ids (token input only)
     pub emb_offsets: Buffer,     // [V + 1] u32 CSR offsets of each token's rows
     pub emb_positions: Buffer,   // [T·B] u32 rows, grouped by token
-    pub x: Buffer,               // [T, B, I] layer input (features, or gathered embeddings)
-    pub dx: Buffer,              // [T, B, D] gradient of the embeddings (token input only)
-    pub pre: Buffer,             // [T, B, G·H] x·W_ihᵀ + b_ih (+ b_hh for rnn); G gate blocks
-    pub hs: Buffer,              // [T + 1, B, H] hidden states; hs[0] = carried state
-    pub cs: Buffer,              // [T + 1, B, H] LSTM cell states; cs[0] = carried (LSTM only)
-    pub cache: Buffer,           // [T, B, 4H] gate values kept for backward (LSTM, GRU)
-    pub carry: Buffer,           // [B, H] hidden state carried to the next chunk
-    pub carry_c: Buffer,         // [B, H] LSTM cell state carried to the next chunk
-    pub pool_acc: Buffer,        // [B, H] pooling carry (sum or running max)
-    pub pool_arg: Buffer,        // [B, H] u32 step of the max within the chunk
-    pub z: Buffer,               // [B, H] pooled state (many-to-one)
-    pub dz: Buffer,              // [B, H]
+    pub x: Buffer,               // [T, B, I] first layer's input (features, or embeddings)
+    pub dx: Buffer,              // [T, B, E] gradient of the embeddings (token input only)
+    pub d_input_rev: Buffer,     // [T, B, W] a reverse unit's input gradient (bidirectional)
+    pub pool_acc: Buffer,        // [B, D·H] pooling carry (sum or running max)
+    pub pool_arg: Buffer,        // [B, D·H] u32 step of the max within the chunk
+    pub z: Buffer,               // [B, D·H] pooled state (many-to-one)
+    pub dz: Buffer,              // [B, D·H]
     pub y: Buffer,               // [R, O] head output (pre-activation); R = T·B or B
     pub dy: Buffer,              // [R, O]
     pub targets: Buffer,         // [R] u32 classes or [R, O] f32 bits
@@ -36,11 +54,7 @@ pub struct EngineBuffers {
     pub row_metric: Buffer,      // [R] correct predictions, or the other error norm
     pub row_mask: Buffer,        // [R] f32: 1 for a valid output row, 0 for padding
     pub lengths: Buffer,         // [B] u32 valid steps of each sequence
-    pub chunk_info: Buffer,      // [2] u32: inv_count (f32 bits), the chunk's first step
-    pub dh_out: Buffer,          // [T, B, H] loss gradient reaching each hidden state
-    pub da: Buffer,              // [T, B, G·H] gradient at the pre-activations (pre)
-    pub dhh: Buffer,             // [T, B, G·H] gradient at W_hh·h + b_hh (GRU only)
-    pub dstate: Buffer,          // [T, B, H] gradient straight to the previous step (LSTM, GRU)
+    pub chunk_info: Buffer,      // [3] u32: inv_count (f32 bits), first step, dropout step
     pub split_scratch: Buffer,   // [S, M, N] split-K partial sums of the weight gradients
     pub norm_partials: Buffer,   // [NORM_PARTIALS]
     pub norm: Buffer,            // [2] global gradient norm, non-finite flag
@@ -50,6 +64,17 @@ pub struct EngineBuffers {
     pub snapshot_v: Buffer,      // [P]
     pub loss_log: Buffer,        // [LOSS_LOG_SLOTS] mean loss of each chunk
     pub metric_log: Buffer,      // [LOSS_LOG_SLOTS] mean metric of each chunk
+    pub units: Vec<UnitBuffers>, // one per unit, in Unit::all order
+    pub layers: Vec<LayerBuffers>,
+}
+
+/// Buffer names: the first unit's keep their plain names; the others get PyTorch's suffix.
+fn unit_name(kind: &str, unit: Unit) -> &'static str {
+    if unit.layer == 0 && !unit.reverse {
+        return crate::model::intern(kind.to_string());
+    }
+    let rev = if unit.reverse { "_reverse" } else { "" };
+    crate::model::intern(format!("{kind}_l{}{rev}", unit.layer))
 }
 
 /// The name and size in bytes of every buffer an engine for chunks of up to `max_steps`
@@ -63,7 +88,7 @@ pub fn buffer_sizes(
     software: bool,
 ) -> Vec<(&'static str, u64)> {
     let f = |n: usize| (n * 4) as u64;
-    let (h, o) = (config.hidden, config.output_size);
+    let (h, o, ow) = (config.hidden, config.output_size, config.output_width());
     let cell = config.cell;
     let gh = cell.gates() * h;
     let only = |yes: bool, n: usize| if yes { n } else { 0 };
@@ -78,8 +103,13 @@ pub fn buffer_sizes(
         InputKind::Dense { .. } => (0, 0),
     };
     let tokens_rows = if vocab > 0 { rows } else { 0 };
+    let widest_input = (0..config.layers)
+        .map(|l| config.layer_input_width(l))
+        .max()
+        .unwrap_or(0);
+    let stacked = !config.is_single_layer();
     let p = layout.total;
-    let specs: Vec<(&'static str, u64)> = vec![
+    let mut specs: Vec<(&'static str, u64)> = vec![
         ("params", f(p)),
         ("grads", f(p)),
         ("moment_m", f(p)),
@@ -89,16 +119,14 @@ pub fn buffer_sizes(
         ("emb_positions", f(tokens_rows)),
         ("x", f(rows * config.input_width())),
         ("dx", f(tokens_rows * embed)),
-        ("pre", f(rows * gh)),
-        ("hs", f((max_steps + 1) * max_batch * h)),
-        ("cs", f(only(lstm, (max_steps + 1) * max_batch * h))),
-        ("cache", f(only(cell.is_gated(), rows * 4 * h))),
-        ("carry", f(max_batch * h)),
-        ("carry_c", f(only(lstm, max_batch * h))),
-        ("pool_acc", f(max_batch * h)),
-        ("pool_arg", f(max_batch * h)),
-        ("z", f(max_batch * h)),
-        ("dz", f(max_batch * h)),
+        (
+            "d_input_rev",
+            f(only(config.bidirectional, rows * widest_input)),
+        ),
+        ("pool_acc", f(max_batch * ow)),
+        ("pool_arg", f(max_batch * ow)),
+        ("z", f(max_batch * ow)),
+        ("dz", f(max_batch * ow)),
         ("y", f(out_rows * o)),
         ("dy", f(out_rows * o)),
         ("targets", f(out_rows * o)),
@@ -106,11 +134,7 @@ pub fn buffer_sizes(
         ("row_metric", f(out_rows)),
         ("row_mask", f(out_rows)),
         ("lengths", f(max_batch)),
-        ("chunk_info", f(2)),
-        ("dh_out", f(rows * h)),
-        ("da", f(rows * gh)),
-        ("dhh", f(only(cell == Cell::Gru, rows * gh))),
-        ("dstate", f(only(cell.is_gated(), rows * h))),
+        ("chunk_info", f(3)),
         (
             "split_scratch",
             f(split_scratch_len(config, max_batch, max_steps, software)),
@@ -124,6 +148,53 @@ pub fn buffer_sizes(
         ("loss_log", f(LOSS_LOG_SLOTS)),
         ("metric_log", f(LOSS_LOG_SLOTS)),
     ];
+    for unit in Unit::all(config) {
+        let forward = !unit.reverse;
+        specs.extend([
+            (unit_name("pre", unit), f(rows * gh)),
+            (unit_name("hs", unit), f((max_steps + 1) * max_batch * h)),
+            (
+                unit_name("cs", unit),
+                f(only(lstm, (max_steps + 1) * max_batch * h)),
+            ),
+            (
+                unit_name("cache", unit),
+                f(only(cell.is_gated(), rows * 4 * h)),
+            ),
+            (unit_name("carry", unit), f(only(forward, max_batch * h))),
+            (
+                unit_name("carry_c", unit),
+                f(only(forward && lstm, max_batch * h)),
+            ),
+            (unit_name("dh_out", unit), f(rows * h)),
+            (unit_name("da", unit), f(rows * gh)),
+            (
+                unit_name("dhh", unit),
+                f(only(cell == Cell::Gru, rows * gh)),
+            ),
+            (
+                unit_name("dstate", unit),
+                f(only(cell.is_gated(), rows * h)),
+            ),
+        ]);
+    }
+    for layer in 0..config.layers {
+        let name = |kind: &str| crate::model::intern(format!("{kind}_l{layer}"));
+        specs.extend([
+            (
+                name("input_rev"),
+                f(only(
+                    config.bidirectional,
+                    rows * config.layer_input_width(layer),
+                )),
+            ),
+            (
+                name("output"),
+                f(only(stacked, (max_steps + 1) * max_batch * ow)),
+            ),
+            (name("d_output"), f(only(stacked, rows * ow))),
+        ]);
+    }
     specs
 }
 
@@ -145,7 +216,7 @@ impl EngineBuffers {
         check_fits(gpu, &specs, max_batch, max_steps)?;
         let mut made = specs.iter().map(|&(name, bytes)| gpu.storage(name, bytes));
         let mut next = || made.next().expect("one spec per buffer");
-        Ok(Self {
+        let mut bufs = Self {
             params: next()?,
             grads: next()?,
             moment_m: next()?,
@@ -155,12 +226,7 @@ impl EngineBuffers {
             emb_positions: next()?,
             x: next()?,
             dx: next()?,
-            pre: next()?,
-            hs: next()?,
-            cs: next()?,
-            cache: next()?,
-            carry: next()?,
-            carry_c: next()?,
+            d_input_rev: next()?,
             pool_acc: next()?,
             pool_arg: next()?,
             z: next()?,
@@ -173,10 +239,6 @@ impl EngineBuffers {
             row_mask: next()?,
             lengths: next()?,
             chunk_info: next()?,
-            dh_out: next()?,
-            da: next()?,
-            dhh: next()?,
-            dstate: next()?,
             split_scratch: next()?,
             norm_partials: next()?,
             norm: next()?,
@@ -186,7 +248,31 @@ impl EngineBuffers {
             snapshot_v: next()?,
             loss_log: next()?,
             metric_log: next()?,
-        })
+            units: Vec::new(),
+            layers: Vec::new(),
+        };
+        for _ in Unit::all(config) {
+            bufs.units.push(UnitBuffers {
+                pre: next()?,
+                hs: next()?,
+                cs: next()?,
+                cache: next()?,
+                carry: next()?,
+                carry_c: next()?,
+                dh_out: next()?,
+                da: next()?,
+                dhh: next()?,
+                dstate: next()?,
+            });
+        }
+        for _ in 0..config.layers {
+            bufs.layers.push(LayerBuffers {
+                input_rev: next()?,
+                output: next()?,
+                d_output: next()?,
+            });
+        }
+        Ok(bufs)
     }
 }
 
@@ -206,8 +292,9 @@ pub fn split_scratch_len(
     };
     [
         (gh, config.input_width(), rows),
+        (gh, config.output_width(), rows),
         (gh, config.hidden, rows),
-        (config.output_size, config.hidden, head_rows),
+        (config.output_size, config.output_width(), head_rows),
     ]
     .into_iter()
     .map(|(m, n, k)| match split_slices(software, m, n, k) {

@@ -9,9 +9,10 @@ pub use buffers::{buffer_sizes, LOSS_LOG_SLOTS};
 pub use gemm_tuner::{GemmChoice, GemmTuner};
 pub use plan::{ChunkMode, ChunkShape};
 
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, PendingRead};
-use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
+use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::ops::{
     self, Launch, OptimParams, RecurrenceKernel, SequenceStart, Uniforms, UpdateRule,
 };
@@ -105,6 +106,8 @@ pub struct Engine<'g> {
     recurrence_choices: Vec<RecurrenceChoice>,
     forced_recurrence: Option<RecurrenceKernel>,
     gemm_tuner: GemmTuner,
+    dropout: Option<Dropout>,
+    training: bool,
 }
 
 impl<'g> Engine<'g> {
@@ -177,6 +180,8 @@ impl<'g> Engine<'g> {
             recurrence_choices: Vec::new(),
             forced_recurrence: None,
             gemm_tuner: GemmTuner::new(gpu.adapter().is_software),
+            dropout: None,
+            training: false,
         })
     }
 
@@ -228,11 +233,18 @@ impl<'g> Engine<'g> {
     ) -> Result<ChunkShape> {
         self.check_chunk(chunk, mode)?;
         self.upload(chunk, mode)?;
+        let dropout = self.dropout.is_some()
+            && match mode {
+                ChunkMode::Train | ChunkMode::Gradients => true,
+                ChunkMode::Carry => self.training,
+                ChunkMode::Eval | ChunkMode::Predict => false,
+            };
         let shape = ChunkShape {
             steps: chunk.steps,
             batch: chunk.batch,
             mode,
             start: chunk.start(),
+            dropout,
         };
         if !self.plans.contains_key(&shape) {
             let recurrence = self.recurrence_kernel(chunk.batch, chunk.steps)?;
@@ -244,6 +256,7 @@ impl<'g> Engine<'g> {
                 optimizer: Some(&self.update),
                 recurrence,
                 gemm: &self.gemm_tuner,
+                dropout: self.dropout,
             };
             let plan = ctx.build(&shape, &mut self.uniforms)?;
             self.plans.insert(shape, plan);
@@ -291,7 +304,7 @@ impl<'g> Engine<'g> {
             activation: self.config.activation,
             whh_off: self.layout.offset(crate::model::WEIGHT_HH),
         };
-        let b = &self.bufs;
+        let (b, ub) = (&self.bufs, &self.bufs.units[0]);
         let mut time = |kernel| -> Result<f64> {
             let mut rec = crate::gpu::Recording::new();
             for l in ops::rnn_forward(
@@ -300,8 +313,8 @@ impl<'g> Engine<'g> {
                 &shape,
                 kernel,
                 &b.params,
-                &b.pre,
-                &b.hs,
+                &ub.pre,
+                &ub.hs,
             )? {
                 l.record(&mut rec);
             }
@@ -311,9 +324,9 @@ impl<'g> Engine<'g> {
                 &shape,
                 kernel,
                 &b.params,
-                &b.hs,
-                &b.dh_out,
-                &b.da,
+                &ub.hs,
+                &ub.dh_out,
+                &ub.da,
             )? {
                 l.record(&mut rec);
             }
@@ -477,7 +490,12 @@ impl<'g> Engine<'g> {
         gpu.write(
             &b.chunk_info,
             0,
-            &[((1.0 / count as f64) as f32).to_bits(), c.first_step as u32],
+            &[
+                ((1.0 / count as f64) as f32).to_bits(),
+                c.first_step as u32,
+                // The dropout key: optimizer steps completed before this chunk.
+                self.steps_taken as u32,
+            ],
         );
         if mode.has_loss() {
             gpu.write(&b.row_mask, 0, &mask);
@@ -591,10 +609,11 @@ impl<'g> Engine<'g> {
     pub fn grads(&self) -> Result<Vec<f32>> {
         self.gpu.read_f32(&self.bufs.grads, 0, self.layout.total)
     }
-    /// Reads the hidden state carried to the next chunk, `[B, H]` (waits for the GPU).
+    /// Reads the first layer's hidden state carried to the next chunk, `[B, H]` (waits for
+    /// the GPU).
     pub fn carried_state(&self, batch: usize) -> Result<Vec<f32>> {
         self.gpu
-            .read_f32(&self.bufs.carry, 0, batch * self.config.hidden)
+            .read_f32(&self.bufs.units[0].carry, 0, batch * self.config.hidden)
     }
     /// Reads the head's outputs of the last chunk run with a head (waits for the GPU):
     /// `[T·B, O]` time-major (many-to-many) or `[B, O]` (many-to-one), before the output
@@ -604,39 +623,89 @@ impl<'g> Engine<'g> {
             .read_f32(&self.bufs.y, 0, rows * self.config.output_size)
     }
 
-    /// Reads what a batch carries into its next chunk: the recurrent state (`[B, H]`, or for
-    /// an LSTM `[2, B, H]`: h then c) and the pooling accumulator `[B, H]` (waits for the GPU).
+    /// The carry buffers of the forward units (layer order), h then (LSTM) c.
+    fn carry_buffers(&self) -> Vec<&crate::gpu::Buffer> {
+        let forward = || {
+            Unit::all(&self.config)
+                .into_iter()
+                .zip(&self.bufs.units)
+                .filter(|(u, _)| !u.reverse)
+                .map(|(_, b)| b)
+        };
+        let mut out: Vec<_> = forward().map(|b| &b.carry).collect();
+        if self.config.cell == Cell::Lstm {
+            out.extend(forward().map(|b| &b.carry_c));
+        }
+        out
+    }
+
+    /// Reads what a batch carries into its next chunk: the recurrent state of each layer's
+    /// forward direction (`[layers, B, H]`, then an LSTM's cell states `[layers, B, H]`) and
+    /// the pooling accumulator `[B, D·H]` (waits for the GPU).
     pub fn carried(&self, batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
         let n = batch * self.config.hidden;
-        let mut state = self.gpu.read_f32(&self.bufs.carry, 0, n)?;
-        if self.config.cell == Cell::Lstm {
-            state.extend(self.gpu.read_f32(&self.bufs.carry_c, 0, n)?);
+        let mut state = Vec::new();
+        for buffer in self.carry_buffers() {
+            state.extend(self.gpu.read_f32(buffer, 0, n)?);
         }
-        Ok((state, self.gpu.read_f32(&self.bufs.pool_acc, 0, n)?))
+        let pool = self
+            .gpu
+            .read_f32(&self.bufs.pool_acc, 0, batch * self.config.output_width())?;
+        Ok((state, pool))
     }
 
     /// Puts back what [`Engine::carried`] read, before the chunk that continues the batch.
     pub fn restore_carried(&mut self, state: &[f32], pool_acc: &[f32]) -> Result<()> {
-        let limit = self.max_batch * self.config.hidden;
-        let parts = if self.config.cell == Cell::Lstm { 2 } else { 1 };
-        if pool_acc.len() > limit || state.len() != parts * pool_acc.len() {
+        let buffers = self.carry_buffers();
+        let ow = self.config.output_width();
+        let batch = pool_acc.len() / ow;
+        let n = batch * self.config.hidden;
+        if batch > self.max_batch
+            || pool_acc.len() != batch * ow
+            || state.len() != buffers.len() * n
+        {
             return Err(Error::Config(format!(
-                "carried state of {} and {} values does not fit {parts} x [{}, {}] and [{}, {}]",
+                "carried state of {} and {} values does not fit {} x [B, {}] and [B, {ow}] with B <= {}",
                 state.len(),
                 pool_acc.len(),
-                self.max_batch,
+                buffers.len(),
                 self.config.hidden,
                 self.max_batch,
-                self.config.hidden
             )));
         }
-        let (hidden, cell) = state.split_at(pool_acc.len());
-        self.gpu.write(&self.bufs.carry, 0, hidden);
-        if !cell.is_empty() {
-            self.gpu.write(&self.bufs.carry_c, 0, cell);
+        for (buffer, part) in buffers.iter().zip(state.chunks(n.max(1))) {
+            self.gpu.write(buffer, 0, part);
         }
         self.gpu.write(&self.bufs.pool_acc, 0, pool_acc);
         Ok(())
+    }
+
+    /// Sets dropout between layers (PyTorch's `dropout`): applied in training chunks, keyed
+    /// by the run's seed and the optimizer step. Needs at least two layers.
+    pub fn set_dropout(&mut self, dropout: Option<Dropout>) -> Result<()> {
+        if let Some(d) = dropout {
+            if !(0.0..1.0).contains(&d.p) {
+                return Err(Error::Config(format!(
+                    "--dropout {} must be at least 0 and below 1",
+                    d.p
+                )));
+            }
+            if d.p > 0.0 && self.config.layers < 2 {
+                return Err(Error::Config(format!(
+                    "--dropout {} applies between stacked layers (as in PyTorch); it needs --layers 2 or more",
+                    d.p
+                )));
+            }
+        }
+        self.dropout = dropout.filter(|d| d.p > 0.0);
+        self.plans.clear();
+        Ok(())
+    }
+
+    /// Marks the chunks that follow as training (dropout on in forward-only chunks that carry
+    /// into a training chunk) or evaluation (dropout off).
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
     }
 
     /// Reads one loss-log slot (waits for the GPU).

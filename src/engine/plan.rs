@@ -1,14 +1,15 @@
 //! Builds the recorded dispatch list of one chunk shape: forward, loss, backward, update.
 
-use super::buffers::EngineBuffers;
+use super::buffers::{EngineBuffers, UnitBuffers};
 use super::gemm_tuner::GemmTuner;
+use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Recording};
-use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind};
-use crate::model::{BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH};
+use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
+use crate::model::{EMBEDDING, HEAD_BIAS, HEAD_WEIGHT};
 use crate::ops::{
     self, ChunkInfo, GatedBuffers, GatedShape, GemmSpec, Launch, Operand, PoolShape,
-    RecurrenceKernel, RecurrenceShape, ReduceParams, SequenceStart, Uniforms,
+    RecurrenceKernel, RecurrenceShape, ReduceParams, SequenceStart, Uniforms, UnitPlacement,
 };
 
 /// What a chunk does after the forward pass.
@@ -45,6 +46,8 @@ pub struct ChunkShape {
     pub batch: usize,
     pub mode: ChunkMode,
     pub start: SequenceStart,
+    /// Whether dropout applies between layers (a training chunk of a model with dropout).
+    pub dropout: bool,
 }
 
 /// A recorded chunk, and the loss and metric reductions whose log slot is set per submit.
@@ -63,29 +66,47 @@ pub(crate) struct PlanContext<'a> {
     pub recurrence: RecurrenceKernel,
     /// The GEMM formulation of each product shape (chosen by measurement on GPUs).
     pub gemm: &'a GemmTuner,
+    /// Dropout between layers, applied in chunks whose shape says so.
+    pub dropout: Option<Dropout>,
 }
 
 impl PlanContext<'_> {
     pub fn build(&self, shape: &ChunkShape, u: &mut Uniforms) -> Result<ChunkPlan> {
         let (gpu, cfg, b, lay) = (self.gpu, self.config, self.bufs, self.layout);
         let (t_len, batch, h, o) = (shape.steps, shape.batch, cfg.hidden, cfg.output_size);
-        let i_w = cfg.input_width();
+        let ow = cfg.output_width();
         let rows = t_len * batch;
         let bh = batch * h;
-        let mut rec = Recording::new();
-
-        // Hidden state in: zero at the start of a sequence, else the carried state.
-        if shape.start == SequenceStart::Fresh {
-            rec.clear(&b.carry);
-        }
-        rec.copy(&b.carry, 0, &b.hs, 0, (bh * 4) as u64);
         let cell = cfg.cell;
         let gh = cell.gates() * h;
-        if cell == Cell::Lstm {
-            if shape.start == SequenceStart::Fresh {
-                rec.clear(&b.carry_c);
+        let units = Unit::all(cfg);
+        let stacked = !cfg.is_single_layer();
+        let info = ChunkInfo {
+            lengths: &b.lengths,
+            chunk_info: &b.chunk_info,
+        };
+        let mut rec = Recording::new();
+
+        // States in: a forward unit starts from its carried state (zero at the start of a
+        // sequence), a reverse unit from zero.
+        for (unit, ub) in units.iter().zip(&b.units) {
+            if unit.reverse {
+                rec.clear_range(&ub.hs, 0, (bh * 4) as u64);
+                if cell == Cell::Lstm {
+                    rec.clear_range(&ub.cs, 0, (bh * 4) as u64);
+                }
+                continue;
             }
-            rec.copy(&b.carry_c, 0, &b.cs, 0, (bh * 4) as u64);
+            if shape.start == SequenceStart::Fresh {
+                rec.clear(&ub.carry);
+                if cell == Cell::Lstm {
+                    rec.clear(&ub.carry_c);
+                }
+            }
+            rec.copy(&ub.carry, 0, &ub.hs, 0, (bh * 4) as u64);
+            if cell == Cell::Lstm {
+                rec.copy(&ub.carry_c, 0, &ub.cs, 0, (bh * 4) as u64);
+            }
         }
 
         rec.phase("input projection");
@@ -103,83 +124,98 @@ impl PlanContext<'_> {
             )?
             .record(&mut rec);
         }
-        // pre: [R, G·H] = x · W_ihᵀ + b_ih (+ b_hh for rnn; the gated kernels add b_hh
-        // themselves, since a GRU's reset gate scales W_hn·h + b_hn), all rows at once.
-        let input_projection = GemmSpec {
-            m: rows,
-            n: gh,
-            k: i_w,
-            a: Operand::row_major(0, i_w),
-            b: Operand::transposed(lay.offset(WEIGHT_IH), i_w),
-            c_offset: 0,
-            bias: Some(lay.offset(BIAS_IH)),
-            bias2: (!cell.is_gated()).then(|| lay.offset(BIAS_HH)),
-            accumulate: false,
-        };
-        self.product(u, &input_projection, &b.x, &b.params, &b.pre, &mut rec)?;
-        let rnn = RecurrenceShape {
-            steps: t_len,
-            batch,
-            hidden: h,
-            activation: cfg.activation,
-            whh_off: lay.offset(WEIGHT_HH),
-        };
-        let gated = GatedShape {
-            cell,
-            steps: t_len,
-            batch,
-            hidden: h,
-            whh_off: lay.offset(WEIGHT_HH),
-            bhh_off: lay.offset(BIAS_HH),
-        };
-        let gated_bufs = GatedBuffers {
-            params: &b.params,
-            pre: &b.pre,
-            hs: &b.hs,
-            cs: &b.cs,
-            cache: &b.cache,
-            dh_out: &b.dh_out,
-            da: &b.da,
-            dhh: &b.dhh,
-            dstate: &b.dstate,
-        };
-        rec.phase("recurrence forward");
-        let forward = if cell.is_gated() {
-            ops::gated_forward(gpu, u, &gated, &gated_bufs)?
-        } else {
-            ops::rnn_forward(gpu, u, &rnn, self.recurrence, &b.params, &b.pre, &b.hs)?
-        };
-        for launch in forward {
-            launch.record(&mut rec);
-        }
-        rec.copy(&b.hs, (t_len * bh * 4) as u64, &b.carry, 0, (bh * 4) as u64);
-        if cell == Cell::Lstm {
-            rec.copy(
-                &b.cs,
-                (t_len * bh * 4) as u64,
-                &b.carry_c,
-                0,
-                (bh * 4) as u64,
-            );
+        // Layer by layer: each unit's input projection (one GEMM over all T·B rows), its
+        // recurrence, and (stacked or bidirectional) its columns of the layer output.
+        for layer in 0..cfg.layers {
+            let (input, in_off) = self.layer_input(layer, batch);
+            let iw = cfg.layer_input_width(layer);
+            if cfg.bidirectional {
+                ops::reverse_rows(
+                    gpu,
+                    u,
+                    t_len,
+                    batch,
+                    iw,
+                    false,
+                    info,
+                    input,
+                    in_off,
+                    &b.layers[layer].input_rev,
+                )?
+                .record(&mut rec);
+            }
+            for (unit, ub) in units.iter().zip(&b.units).filter(|(u, _)| u.layer == layer) {
+                let off = lay.unit(*unit);
+                let (x, x_off) = if unit.reverse {
+                    (&b.layers[layer].input_rev, 0)
+                } else {
+                    (input, in_off)
+                };
+                // pre: [R, G·H] = x · W_ihᵀ + b_ih (+ b_hh for rnn; the gated kernels add
+                // b_hh themselves, since a GRU's reset gate scales W_hn·h + b_hn).
+                let projection = GemmSpec {
+                    m: rows,
+                    n: gh,
+                    k: iw,
+                    a: Operand::row_major(x_off, iw),
+                    b: Operand::transposed(off.weight_ih, iw),
+                    c_offset: 0,
+                    bias: Some(off.bias_ih),
+                    bias2: (!cell.is_gated()).then_some(off.bias_hh),
+                    accumulate: false,
+                };
+                self.product(u, &projection, x, &b.params, &ub.pre, &mut rec)?;
+                if layer == 0 && !unit.reverse {
+                    rec.phase("recurrence forward");
+                }
+                for launch in self.recurrence_forward(u, shape, *unit, ub)? {
+                    launch.record(&mut rec);
+                }
+                if !unit.reverse {
+                    rec.copy(
+                        &ub.hs,
+                        (t_len * bh * 4) as u64,
+                        &ub.carry,
+                        0,
+                        (bh * 4) as u64,
+                    );
+                    if cell == Cell::Lstm {
+                        rec.copy(
+                            &ub.cs,
+                            (t_len * bh * 4) as u64,
+                            &ub.carry_c,
+                            0,
+                            (bh * 4) as u64,
+                        );
+                    }
+                }
+                if stacked {
+                    let place = self.placement(shape, *unit);
+                    ops::unit_output(gpu, u, &place, info, &ub.hs, &b.layers[layer].output)?
+                        .record(&mut rec);
+                }
+            }
         }
 
         rec.phase("head and loss");
-        // Head input: every hidden state (many-to-many) or the pooled state (many-to-one).
+        // Head input: every output row (many-to-many) or the pooled row (many-to-one).
+        let (out_buf, out_off) = if stacked {
+            (&b.layers[cfg.layers - 1].output, batch * ow)
+        } else {
+            (&b.units[0].hs, bh)
+        };
         let pool = PoolShape {
             steps: t_len,
             batch,
-            hidden: h,
+            hidden: ow,
             pool: cfg.pool,
             start: shape.start,
-        };
-        let info = ChunkInfo {
-            lengths: &b.lengths,
-            chunk_info: &b.chunk_info,
+            reverse_from: if cfg.bidirectional { h } else { ow },
         };
         let (head_in, head_rows, head_in_offset) = match cfg.task {
-            TaskKind::ManyToMany => (&b.hs, rows, bh),
+            TaskKind::ManyToMany => (out_buf, rows, out_off),
             TaskKind::ManyToOne => {
-                ops::pool_forward(gpu, u, &pool, &b.hs, &b.pool_acc, &b.z, &b.pool_arg, info)?
+                ops::pool_forward(gpu, u, &pool, out_buf, &b.pool_acc, &b.z, &b.pool_arg, info)?
                     .record(&mut rec);
                 (&b.z, batch, 0)
             }
@@ -195,9 +231,9 @@ impl PlanContext<'_> {
         let head = GemmSpec {
             m: head_rows,
             n: o,
-            k: h,
-            a: Operand::row_major(head_in_offset, h),
-            b: Operand::transposed(lay.offset(HEAD_WEIGHT), h),
+            k: ow,
+            a: Operand::row_major(head_in_offset, ow),
+            b: Operand::transposed(lay.offset(HEAD_WEIGHT), ow),
             c_offset: 0,
             bias: Some(lay.offset(HEAD_BIAS)),
             bias2: None,
@@ -237,7 +273,7 @@ impl PlanContext<'_> {
             &b.chunk_info,
         )?;
         metric_sum.0.record(&mut rec);
-        let log_writers = vec![loss_sum, metric_sum];
+        let mut log_writers = vec![loss_sum, metric_sum];
         if !shape.mode.has_backward() {
             return Ok(ChunkPlan {
                 recording: rec,
@@ -248,10 +284,10 @@ impl PlanContext<'_> {
         // Head gradients: dW_head = dyᵀ · head_in, db_head = Σ_rows dy.
         let d_head_weight = GemmSpec {
             m: o,
-            n: h,
+            n: ow,
             k: head_rows,
             a: Operand::transposed(0, o),
-            b: Operand::row_major(head_in_offset, h),
+            b: Operand::row_major(head_in_offset, ow),
             c_offset: lay.offset(HEAD_WEIGHT),
             bias: None,
             bias2: None,
@@ -269,102 +305,151 @@ impl PlanContext<'_> {
             &b.grads,
         )?
         .record(&mut rec);
-        // Gradient reaching the head input: dy · W_head.
+        // Gradient reaching the head input: dy · W_head, onto the last layer's output.
         let d_head_in = GemmSpec {
             m: head_rows,
-            n: h,
+            n: ow,
             k: o,
             a: Operand::row_major(0, o),
-            b: Operand::row_major(lay.offset(HEAD_WEIGHT), h),
+            b: Operand::row_major(lay.offset(HEAD_WEIGHT), ow),
             c_offset: 0,
             bias: None,
             bias2: None,
             accumulate: false,
         };
+        let d_out = if stacked {
+            &b.layers[cfg.layers - 1].d_output
+        } else {
+            &b.units[0].dh_out
+        };
         match cfg.task {
             TaskKind::ManyToMany => {
-                self.product(u, &d_head_in, &b.dy, &b.params, &b.dh_out, &mut rec)?
+                self.product(u, &d_head_in, &b.dy, &b.params, d_out, &mut rec)?
             }
             TaskKind::ManyToOne => {
                 self.product(u, &d_head_in, &b.dy, &b.params, &b.dz, &mut rec)?;
-                ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, &b.dh_out, info)?
+                ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, d_out, info)?
                     .record(&mut rec);
             }
         }
-        rec.phase("recurrence backward");
-        // Backpropagation through time within the chunk.
-        let backward = if cell.is_gated() {
-            ops::gated_backward(gpu, u, &gated, &gated_bufs)?
-        } else {
-            ops::rnn_backward(
-                gpu,
-                u,
-                &rnn,
-                self.recurrence,
-                &b.params,
-                &b.hs,
-                &b.dh_out,
-                &b.da,
-            )?
-        };
-        for launch in backward {
-            launch.record(&mut rec);
-        }
-        rec.phase("weight gradients");
-        // Weight gradients over all rows at once: dW_ih = daᵀ·x, dW_hh = dhhᵀ·hs[0..T],
-        // db_ih = Σ da, db_hh = Σ dhh (dhh is da except for a GRU).
-        let dhh = if cell == Cell::Gru { &b.dhh } else { &b.da };
-        let d_wih = GemmSpec {
-            m: gh,
-            n: i_w,
-            k: rows,
-            a: Operand::transposed(0, gh),
-            b: Operand::row_major(0, i_w),
-            c_offset: lay.offset(WEIGHT_IH),
-            bias: None,
-            bias2: None,
-            accumulate: false,
-        };
-        self.weight_gradient(u, &d_wih, &b.da, &b.x, &mut rec)?;
-        let d_whh = GemmSpec {
-            n: h,
-            b: Operand::row_major(0, h),
-            c_offset: lay.offset(WEIGHT_HH),
-            ..d_wih
-        };
-        self.weight_gradient(u, &d_whh, dhh, &b.hs, &mut rec)?;
-        if cell == Cell::Gru {
-            for (offset, source) in [(BIAS_IH, &b.da), (BIAS_HH, &b.dhh)] {
-                ops::column_sum(gpu, u, rows, gh, lay.offset(offset), None, source, &b.grads)?
+
+        // Backpropagation through time within the chunk, last layer first.
+        for layer in (0..cfg.layers).rev() {
+            let (input, in_off) = self.layer_input(layer, batch);
+            let iw = cfg.layer_input_width(layer);
+            for (unit, ub) in units.iter().zip(&b.units).filter(|(u, _)| u.layer == layer) {
+                if layer + 1 == cfg.layers && !unit.reverse {
+                    rec.phase("recurrence backward");
+                }
+                if stacked {
+                    let place = self.placement(shape, *unit);
+                    ops::unit_output_grad(
+                        gpu,
+                        u,
+                        &place,
+                        info,
+                        &b.layers[layer].d_output,
+                        &ub.dh_out,
+                    )?
                     .record(&mut rec);
+                }
+                for launch in self.recurrence_backward(u, shape, *unit, ub)? {
+                    launch.record(&mut rec);
+                }
+                if layer + 1 == cfg.layers && !unit.reverse {
+                    rec.phase("weight gradients");
+                }
+                // dW_ih = daᵀ·x, dW_hh = dhhᵀ·hs[0..T], db_ih = Σ da, db_hh = Σ dhh (dhh is
+                // da except for a GRU), over all rows at once.
+                let off = lay.unit(*unit);
+                let (x, x_off) = if unit.reverse {
+                    (&b.layers[layer].input_rev, 0)
+                } else {
+                    (input, in_off)
+                };
+                let dhh = if cell == Cell::Gru { &ub.dhh } else { &ub.da };
+                let d_wih = GemmSpec {
+                    m: gh,
+                    n: iw,
+                    k: rows,
+                    a: Operand::transposed(0, gh),
+                    b: Operand::row_major(x_off, iw),
+                    c_offset: off.weight_ih,
+                    bias: None,
+                    bias2: None,
+                    accumulate: false,
+                };
+                self.weight_gradient(u, &d_wih, &ub.da, x, &mut rec)?;
+                let d_whh = GemmSpec {
+                    n: h,
+                    b: Operand::row_major(0, h),
+                    c_offset: off.weight_hh,
+                    ..d_wih
+                };
+                self.weight_gradient(u, &d_whh, dhh, &ub.hs, &mut rec)?;
+                if cell == Cell::Gru {
+                    for (offset, source) in [(off.bias_ih, &ub.da), (off.bias_hh, &ub.dhh)] {
+                        ops::column_sum(gpu, u, rows, gh, offset, None, source, &b.grads)?
+                            .record(&mut rec);
+                    }
+                } else {
+                    ops::column_sum(
+                        gpu,
+                        u,
+                        rows,
+                        gh,
+                        off.bias_ih,
+                        Some(off.bias_hh),
+                        &ub.da,
+                        &b.grads,
+                    )?
+                    .record(&mut rec);
+                }
             }
-        } else {
-            ops::column_sum(
-                gpu,
-                u,
-                rows,
-                gh,
-                lay.offset(BIAS_IH),
-                Some(lay.offset(BIAS_HH)),
-                &b.da,
-                &b.grads,
-            )?
-            .record(&mut rec);
+            // The gradient at the layer's input: Σ over its units of da · W_ih (a reverse
+            // unit's put back in sequence order), onto the previous layer's output or the
+            // embeddings.
+            let d_input = if layer > 0 {
+                Some(&b.layers[layer - 1].d_output)
+            } else if matches!(cfg.input, InputKind::Tokens { .. }) {
+                Some(&b.dx)
+            } else {
+                None
+            };
+            let Some(d_input) = d_input else { continue };
+            for (unit, ub) in units.iter().zip(&b.units).filter(|(u, _)| u.layer == layer) {
+                let d_x = GemmSpec {
+                    m: rows,
+                    n: iw,
+                    k: gh,
+                    a: Operand::row_major(0, gh),
+                    b: Operand::row_major(lay.unit(*unit).weight_ih, iw),
+                    c_offset: 0,
+                    bias: None,
+                    bias2: None,
+                    accumulate: false,
+                };
+                if unit.reverse {
+                    self.product(u, &d_x, &ub.da, &b.params, &b.d_input_rev, &mut rec)?;
+                    ops::reverse_rows(
+                        gpu,
+                        u,
+                        t_len,
+                        batch,
+                        iw,
+                        true,
+                        info,
+                        &b.d_input_rev,
+                        0,
+                        d_input,
+                    )?
+                    .record(&mut rec);
+                } else {
+                    self.product(u, &d_x, &ub.da, &b.params, d_input, &mut rec)?;
+                }
+            }
         }
         if let InputKind::Tokens { vocab, embed } = cfg.input {
-            // dx = da · W_ih, then summed per token in a fixed order.
-            let d_x = GemmSpec {
-                m: rows,
-                n: embed,
-                k: gh,
-                a: Operand::row_major(0, gh),
-                b: Operand::row_major(lay.offset(WEIGHT_IH), embed),
-                c_offset: 0,
-                bias: None,
-                bias2: None,
-                accumulate: false,
-            };
-            self.product(u, &d_x, &b.da, &b.params, &b.dx, &mut rec)?;
             ops::embed_grad(
                 gpu,
                 u,
@@ -378,7 +463,6 @@ impl PlanContext<'_> {
             )?
             .record(&mut rec);
         }
-        let mut log_writers = log_writers;
         if shape.mode == ChunkMode::Train {
             rec.phase("optimizer");
             // Always: the norm feeds clipping, the non-finite guard and the norm log.
@@ -404,6 +488,137 @@ impl PlanContext<'_> {
             recording: rec,
             log_writers,
         })
+    }
+
+    /// Layer `layer`'s input and the element offset of its first row: the embeddings or
+    /// features for layer 0, else the previous layer's output (rows from block 1).
+    fn layer_input(&self, layer: usize, batch: usize) -> (&Buffer, usize) {
+        if layer == 0 {
+            (&self.bufs.x, 0)
+        } else {
+            (
+                &self.bufs.layers[layer - 1].output,
+                batch * self.config.output_width(),
+            )
+        }
+    }
+
+    /// Where `unit` writes in its layer's output, and the dropout applied there (between
+    /// layers, in training chunks).
+    fn placement(&self, shape: &ChunkShape, unit: Unit) -> UnitPlacement {
+        let cfg = self.config;
+        let dropout = match self.dropout {
+            Some(d) if shape.dropout && unit.layer + 1 < cfg.layers => Some((unit.layer, d)),
+            _ => None,
+        };
+        UnitPlacement {
+            steps: shape.steps,
+            batch: shape.batch,
+            hidden: cfg.hidden,
+            out_width: cfg.output_width(),
+            col0: if unit.reverse { cfg.hidden } else { 0 },
+            reverse: unit.reverse,
+            dropout,
+        }
+    }
+
+    /// The forward sweep of one unit.
+    fn recurrence_forward(
+        &self,
+        u: &mut Uniforms,
+        shape: &ChunkShape,
+        unit: Unit,
+        ub: &UnitBuffers,
+    ) -> Result<Vec<Launch>> {
+        let (cfg, b, off) = (self.config, self.bufs, self.layout.unit(unit));
+        if cfg.cell.is_gated() {
+            ops::gated_forward(
+                self.gpu,
+                u,
+                &self.gated_shape(shape, unit),
+                &gated_buffers(b, ub),
+            )
+        } else {
+            let rnn = RecurrenceShape {
+                steps: shape.steps,
+                batch: shape.batch,
+                hidden: cfg.hidden,
+                activation: cfg.activation,
+                whh_off: off.weight_hh,
+            };
+            ops::rnn_forward(
+                self.gpu,
+                u,
+                &rnn,
+                self.recurrence,
+                &b.params,
+                &ub.pre,
+                &ub.hs,
+            )
+        }
+    }
+
+    /// The backward sweep of one unit (dh_out → da, dhh).
+    fn recurrence_backward(
+        &self,
+        u: &mut Uniforms,
+        shape: &ChunkShape,
+        unit: Unit,
+        ub: &UnitBuffers,
+    ) -> Result<Vec<Launch>> {
+        let (cfg, b, off) = (self.config, self.bufs, self.layout.unit(unit));
+        if cfg.cell.is_gated() {
+            ops::gated_backward(
+                self.gpu,
+                u,
+                &self.gated_shape(shape, unit),
+                &gated_buffers(b, ub),
+            )
+        } else {
+            let rnn = RecurrenceShape {
+                steps: shape.steps,
+                batch: shape.batch,
+                hidden: cfg.hidden,
+                activation: cfg.activation,
+                whh_off: off.weight_hh,
+            };
+            ops::rnn_backward(
+                self.gpu,
+                u,
+                &rnn,
+                self.recurrence,
+                &b.params,
+                &ub.hs,
+                &ub.dh_out,
+                &ub.da,
+            )
+        }
+    }
+
+    fn gated_shape(&self, shape: &ChunkShape, unit: Unit) -> GatedShape {
+        let off = self.layout.unit(unit);
+        GatedShape {
+            cell: self.config.cell,
+            steps: shape.steps,
+            batch: shape.batch,
+            hidden: self.config.hidden,
+            whh_off: off.weight_hh,
+            bhh_off: off.bias_hh,
+        }
+    }
+}
+
+fn gated_buffers<'a>(b: &'a EngineBuffers, ub: &'a UnitBuffers) -> GatedBuffers<'a> {
+    GatedBuffers {
+        params: &b.params,
+        pre: &ub.pre,
+        hs: &ub.hs,
+        cs: &ub.cs,
+        cache: &ub.cache,
+        dh_out: &ub.dh_out,
+        da: &ub.da,
+        dhh: &ub.dhh,
+        dstate: &ub.dstate,
     }
 }
 

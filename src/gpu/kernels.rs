@@ -18,6 +18,9 @@ pub enum Kernel {
     GruStepBackward,
     PoolForward,
     PoolBackward,
+    ReverseRows,
+    UnitOutput,
+    UnitOutputGrad,
     LossRows,
     LossSum,
     ColumnSum,
@@ -38,6 +41,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("../../shaders/gated_cell.wgsl"),
     ),
     ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
+    ("layer_io.wgsl", include_str!("../../shaders/layer_io.wgsl")),
     ("loss.wgsl", include_str!("../../shaders/loss.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
@@ -58,6 +62,7 @@ impl Kernel {
             | Kernel::GruStepForward
             | Kernel::GruStepBackward => "gated_cell.wgsl",
             Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
+            Kernel::ReverseRows | Kernel::UnitOutput | Kernel::UnitOutputGrad => "layer_io.wgsl",
             Kernel::LossRows => "loss.wgsl",
             Kernel::LossSum | Kernel::ColumnSum | Kernel::SquarePartials | Kernel::NormFinalize => {
                 "reduce.wgsl"
@@ -84,6 +89,9 @@ impl Kernel {
             Kernel::GruStepBackward => "gru_step_backward",
             Kernel::PoolForward => "pool_forward",
             Kernel::PoolBackward => "pool_backward",
+            Kernel::ReverseRows => "reverse_rows",
+            Kernel::UnitOutput => "unit_output",
+            Kernel::UnitOutputGrad => "unit_output_grad",
             Kernel::LossRows => "loss_rows",
             Kernel::LossSum => "loss_sum",
             Kernel::ColumnSum => "column_sum",

@@ -111,6 +111,8 @@ enum Op {
     },
     Clear {
         buffer: wgpu::Buffer,
+        offset: u64,
+        size: Option<u64>,
     },
     /// Names the dispatches that follow (for per-phase timing; free otherwise).
     Phase(&'static str),
@@ -158,7 +160,19 @@ impl Recording {
     pub fn clear(&mut self, buffer: &Buffer) {
         self.ops.push(Op::Clear {
             buffer: buffer.raw.clone(),
+            offset: 0,
+            size: None,
         });
+    }
+    /// Zeroes `size` bytes of `buffer` from byte `offset` (both multiples of 4).
+    pub fn clear_range(&mut self, buffer: &Buffer, offset: u64, size: u64) {
+        if size > 0 {
+            self.ops.push(Op::Clear {
+                buffer: buffer.raw.clone(),
+                offset,
+                size: Some(size),
+            });
+        }
     }
     /// Starts a named phase: with [`Gpu::submit_profiled`] the GPU time of the dispatches up
     /// to the next phase is measured; [`Gpu::submit`] ignores it.
@@ -481,8 +495,12 @@ impl Gpu {
                     encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
                     i += 1;
                 }
-                Op::Clear { buffer } => {
-                    encoder.clear_buffer(buffer, 0, None);
+                Op::Clear {
+                    buffer,
+                    offset,
+                    size,
+                } => {
+                    encoder.clear_buffer(buffer, *offset, *size);
                     i += 1;
                 }
                 Op::Phase(name) => {

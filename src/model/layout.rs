@@ -67,8 +67,9 @@ pub struct UnitOffsets {
     pub bias_hh: usize,
 }
 
-/// Interned tensor names (a model has a handful; each is made once per process).
-fn intern(name: String) -> &'static str {
+/// Interned names (a model has a handful of tensors and buffers; each name is made once per
+/// process).
+pub fn intern(name: String) -> &'static str {
     static NAMES: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
     let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
     let map = names.get_or_insert_with(HashMap::new);

@@ -10,6 +10,6 @@ pub use config::{
 };
 pub use init::{init_params, set_forget_bias};
 pub use layout::{
-    ParamLayout, ParamTensor, Unit, UnitNames, UnitOffsets, BIAS_HH, BIAS_IH, EMBEDDING, HEAD_BIAS,
-    HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH,
+    intern, ParamLayout, ParamTensor, Unit, UnitNames, UnitOffsets, BIAS_HH, BIAS_IH, EMBEDDING,
+    HEAD_BIAS, HEAD_WEIGHT, WEIGHT_HH, WEIGHT_IH,
 };

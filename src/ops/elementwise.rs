@@ -303,7 +303,8 @@ struct PoolParams {
     hidden: u32,
     kind: u32,
     fresh: u32,
-    _pad: [u32; 3],
+    reverse_from: u32,
+    _pad: [u32; 2],
 }
 
 /// Where a chunk stands in its sequence, for pooling.
@@ -321,9 +322,12 @@ pub enum SequenceStart {
 pub struct PoolShape {
     pub steps: usize,
     pub batch: usize,
+    /// Width of the pooled rows (H, or D·H for a stacked or bidirectional model).
     pub hidden: usize,
     pub pool: Pool,
     pub start: SequenceStart,
+    /// First column of a bidirectional model's reverse half (`hidden` when there is none).
+    pub reverse_from: usize,
 }
 
 impl PoolShape {
@@ -338,7 +342,8 @@ impl PoolShape {
                 Pool::Max => 2,
             },
             fresh: (self.start == SequenceStart::Fresh) as u32,
-            _pad: [0; 3],
+            reverse_from: u32_of(self.reverse_from, "reverse_from")?,
+            _pad: [0; 2],
         })
     }
 }

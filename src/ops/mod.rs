@@ -5,6 +5,7 @@
 mod elementwise;
 mod gated;
 mod gemm;
+mod layer_io;
 mod uniforms;
 
 pub use elementwise::*;
@@ -12,6 +13,7 @@ pub use gated::{gated_backward, gated_forward, GatedBuffers, GatedShape};
 pub use gemm::{
     gemm, gemm_split, gemm_with, split_slices, GemmKernel, GemmSpec, Operand, SPLIT_SCRATCH_MAX,
 };
+pub use layer_io::{reverse_rows, unit_output, unit_output_grad, UnitPlacement};
 pub use uniforms::{UniformRef, Uniforms};
 
 use crate::error::{Error, Result};

@@ -187,6 +187,8 @@ pub fn evaluate(
     batch: usize,
     seq_len: usize,
 ) -> Result<Evaluation> {
+    // Evaluation chunks run without dropout.
+    engine.set_training(false);
     let config = *engine.config();
     let mut weights = Vec::new();
     let (mut losses, mut metrics) = (Vec::new(), Vec::new());
@@ -504,6 +506,8 @@ pub fn train(
                 }
                 let host = ChunkData::gather(train, seqs, range, mode.has_loss());
                 let chunk = host.chunk(mode.has_loss());
+                // Training chunks: dropout on (validation in between turns it off).
+                engine.set_training(true);
                 engine.run_chunk(&chunk, mode, reader.next_slot())?;
                 tokens += chunk
                     .lengths
