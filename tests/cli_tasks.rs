@@ -75,6 +75,83 @@ fn tagger_train_eval_and_predict_agree() {
 }
 
 #[test]
+fn stacked_bidirectional_lstm_tagger_trains_evaluates_and_predicts() {
+    let dir = scratch("bilstm");
+    let ckpt = dir.join("ckpt");
+    let (train, dev) = (sample("train.conllu"), sample("dev.conllu"));
+    let out = ok(&[
+        "train",
+        "--data",
+        &train,
+        "--val",
+        &dev,
+        "--epochs",
+        "2",
+        "--cell",
+        "lstm",
+        "--layers",
+        "2",
+        "--bidirectional",
+        "--dropout",
+        "0.2",
+        "--hidden",
+        "12",
+        "--embed",
+        "8",
+        "--lr",
+        "0.01",
+        "--checkpoint",
+        s(&ckpt),
+    ]);
+    assert!(out.contains("bidirectional lstm 2 x 12 hidden"), "{out}");
+    let eval = ok(&["eval", "--checkpoint", s(&ckpt), "--data", &dev]);
+    assert!(eval.contains("accuracy: "), "{eval}");
+    let pred = dir.join("pred.conllu");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(&ckpt),
+        "--data",
+        &dev,
+        "--output",
+        s(&pred),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&pred).unwrap().lines().count(),
+        std::fs::read_to_string(&dev).unwrap().lines().count()
+    );
+    // Cutting sentences into chunks is refused for a bidirectional model, with the reason.
+    let (good, text) = common::cli::run(&[
+        "train",
+        "--data",
+        &train,
+        "--epochs",
+        "1",
+        "--cell",
+        "gru",
+        "--bidirectional",
+        "--seq-len",
+        "4",
+    ]);
+    assert!(
+        !good && text.contains("whole sequences") && text.contains("--seq-len"),
+        "{text}"
+    );
+    // Dropout needs layers to sit between.
+    let (good, text) = common::cli::run(&[
+        "train",
+        "--data",
+        &train,
+        "--epochs",
+        "1",
+        "--dropout",
+        "0.3",
+    ]);
+    assert!(!good && text.contains("--layers 2"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn character_model_trains_and_generates() {
     let dir = scratch("chars");
     let text: String = (0..300)

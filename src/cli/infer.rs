@@ -132,7 +132,13 @@ pub fn eval(adapter: &AdapterChoice, args: &ModelData) -> Result<()> {
     )?;
     wgrnn::train::check_dataset(&ckpt.meta.model, &data, &args.data.display().to_string())?;
     let gpu = Gpu::new(adapter)?;
-    let seq_len = ckpt.meta.run.seq_len.min(data.steps).max(1);
+    // A bidirectional model reads whole sequences; others chunk as in training.
+    let seq_len = if ckpt.meta.model.bidirectional {
+        data.steps
+    } else {
+        ckpt.meta.run.seq_len.min(data.steps)
+    }
+    .max(1);
     let mut engine = open(&gpu, &ckpt, args.batch, seq_len)?;
     let e = wgrnn::train::evaluate(&mut engine, &data, args.batch, seq_len)?;
     let style = metric_style(&ckpt.meta.data, ckpt.meta.model.loss);

@@ -387,6 +387,16 @@ impl<'g> Engine<'g> {
             )));
         }
         let rows = c.steps * c.batch;
+        if self.config.bidirectional
+            && (c.first_step > 0 || c.lengths.iter().any(|&l| l as usize > c.steps))
+        {
+            return Err(Error::Config(format!(
+                "a bidirectional model reads whole sequences, but this chunk holds steps {}..{} of sequences up to {} steps long",
+                c.first_step,
+                c.first_step + c.steps,
+                c.lengths.iter().max().copied().unwrap_or(0)
+            )));
+        }
         if c.lengths.len() != c.batch {
             return Err(Error::Config(format!(
                 "chunk has {} sequence lengths for {} sequences",
