@@ -137,6 +137,27 @@ fn json_log_plot_and_restore_best() {
         "{}",
         &svg[..200.min(svg.len())]
     );
+    // The same curves as PNG: two panels, each series drawn in its colour, with labels.
+    let png_path = dir.join("curves.png");
+    let mut args = vec!["train", "--epochs", "2", "--plot", s(&png_path)];
+    args.extend(SMALL);
+    ok(&args);
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (760, 600));
+    let count = |rgb: [u8; 3]| pixels.chunks(3).filter(|p| *p == rgb).count();
+    for (what, rgb) in [
+        ("validation loss", [0xd6, 0x27, 0x28]),
+        ("train loss", [0x1f, 0x77, 0xb4]),
+        ("accuracy", [0x2c, 0xa0, 0x2c]),
+        ("text", [0, 0, 0]),
+    ] {
+        assert!(count(rgb) > 50, "{what}: {} pixels", count(rgb));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

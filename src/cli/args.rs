@@ -276,7 +276,7 @@ pub struct TrainArgs {
     /// Append one JSON object per logged iteration and per epoch to this file
     #[arg(long)]
     pub log_json: Option<PathBuf>,
-    /// Draw the loss and metric curves into this SVG file at the end
+    /// Draw the loss and metric curves into this file at the end (.svg or .png)
     #[arg(long)]
     pub plot: Option<PathBuf>,
 }

@@ -438,7 +438,7 @@ pub fn run(
             MetricStyle::Regression { .. } => "validation MAE / MSE",
             _ => "validation accuracy",
         };
-        wgrnn::plot::write_svg(path, &report.epochs, &report.losses, per_epoch, name)?;
+        wgrnn::plot::write_plot(path, &report.epochs, &report.losses, per_epoch, name)?;
         println!("plotted the curves in {}", path.display());
     }
     if let Some(path) = &args.save {

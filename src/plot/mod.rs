@@ -1,9 +1,11 @@
-//! Training curves as an SVG file: the loss (every iteration, faint; training and
+//! Training curves as an SVG or PNG file: the loss (every iteration, faint; training and
 //! validation per epoch) and the validation metric per epoch.
+
+mod canvas;
 
 use crate::error::{Error, Result};
 use crate::train::EpochStats;
-use std::fmt::Write;
+use canvas::{Anchor, Canvas, Raster, Svg};
 use std::path::Path;
 
 const W: f64 = 760.0;
@@ -35,7 +37,7 @@ fn nice_range(lo: f64, hi: f64) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-fn panel(svg: &mut String, y0: f64, p: &Panel<'_>) {
+fn panel(canvas: &mut dyn Canvas, y0: f64, p: &Panel<'_>) {
     let pts: Vec<(f64, f64)> = p
         .series
         .iter()
@@ -59,85 +61,63 @@ fn panel(svg: &mut String, y0: f64, p: &Panel<'_>) {
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let sx = |x: f64| LEFT + (x - x_lo) / (x_hi - x_lo) * pw;
     let sy = |y: f64| y0 + TOP + ph - (y - y_lo) / (y_hi - y_lo) * ph;
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" font-size="15" font-weight="bold">{}</text>"#,
-        LEFT,
-        y0 + 24.0,
-        p.title
-    );
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{LEFT}" y="{}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##,
-        y0 + TOP
-    );
+    canvas.text(LEFT, y0 + 24.0, 15.0, Anchor::Start, true, p.title);
+    canvas.outline(LEFT, y0 + TOP, pw, ph, "#888888");
     for i in 0..=4 {
         let yv = y_lo + i as f64 / 4.0 * (y_hi - y_lo);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"##,
-            LEFT + pw,
+        canvas.line(LEFT, sy(yv), LEFT + pw, sy(yv), "#dddddd");
+        canvas.text(
             LEFT - 6.0,
             sy(yv) + 4.0,
-            fmt_tick(yv),
-            y = sy(yv)
+            11.0,
+            Anchor::End,
+            false,
+            &fmt_tick(yv),
         );
     }
     // Whole epochs on the x axis, at most about ten labels.
     let step = (x_hi / 10.0).ceil().max(1.0);
     let mut xv = 0.0;
     while xv <= x_hi + 1e-9 {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{xv}</text>"#,
+        let label = format!("{xv}");
+        canvas.text(
             sx(xv),
-            y0 + TOP + ph + 16.0
+            y0 + TOP + ph + 16.0,
+            11.0,
+            Anchor::Middle,
+            false,
+            &label,
         );
         xv += step;
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>"#,
+    canvas.text(
         LEFT + pw / 2.0,
         y0 + H - 8.0,
-        p.x_label
+        12.0,
+        Anchor::Middle,
+        false,
+        p.x_label,
     );
-    let mut legend_x = LEFT + 260.0;
+    // The legend starts after the title (16 pixels a character in the PNG's bold font).
+    let mut legend_x = LEFT + (17.0 * p.title.len() as f64 + 20.0).max(260.0);
     for (name, colour, width, points) in &p.series {
-        let path: Vec<String> = points
+        let path: Vec<(f64, f64)> = points
             .iter()
             .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .map(|&(x, y)| (sx(x), sy(y)))
             .collect();
         if path.is_empty() {
             continue;
         }
-        let _ = writeln!(
-            svg,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="{width}" points="{}"/>"#,
-            path.join(" ")
-        );
+        canvas.polyline(&path, colour, *width);
         if points.len() <= 60 {
-            for &(x, y) in points
-                .iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-            {
-                let _ = writeln!(
-                    svg,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
-                    sx(x),
-                    sy(y)
-                );
+            for &(x, y) in &path {
+                canvas.dot(x, y, 3.0, colour);
             }
         }
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{legend_x}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{}" font-size="12">{name}</text>"#,
-            y0 + 19.0,
-            legend_x + 18.0,
-            y0 + 24.0
-        );
-        legend_x += 30.0 + 7.0 * name.len() as f64;
+        canvas.fill(legend_x, y0 + 19.0, 14.0, 4.0, colour);
+        canvas.text(legend_x + 18.0, y0 + 24.0, 12.0, Anchor::Start, false, name);
+        legend_x += 30.0 + 8.0 * name.len() as f64;
     }
 }
 
@@ -151,19 +131,24 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
-/// Writes the curves of a run to `path` (`.svg`); `metric_name` labels the metric panel.
-pub fn write_svg(
+/// Writes the curves of a run to `path` (`.svg` or `.png`); `metric_name` labels the metric
+/// panel. The file is replaced atomically.
+pub fn write_plot(
     path: &Path,
     history: &[EpochStats],
     iteration_losses: &[f32],
     iterations_per_epoch: f64,
     metric_name: &str,
 ) -> Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if !ext.eq_ignore_ascii_case("svg") {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext != "svg" && ext != "png" {
         return Err(Error::data(
             path,
-            "--plot writes SVG: give a file name ending in .svg",
+            "--plot writes SVG or PNG: give a file name ending in .svg or .png",
         ));
     }
     let per_iter: Vec<(f64, f64)> = iteration_losses
@@ -206,15 +191,30 @@ pub fn write_svg(
     } else {
         2
     };
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" font-family="sans-serif">"#,
-        H * count as f64
-    );
-    svg.push('\n');
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    for (i, p) in panels.iter().take(count).enumerate() {
-        panel(&mut svg, i as f64 * H, p);
-    }
-    svg.push_str("</svg>\n");
-    crate::weights::write_atomic(path, svg.as_bytes())
+    let height = H * count as f64;
+    let bytes = if ext == "svg" {
+        let mut svg = Svg::new(W, height);
+        for (i, p) in panels.iter().take(count).enumerate() {
+            panel(&mut svg, i as f64 * H, p);
+        }
+        svg.finish().into_bytes()
+    } else {
+        let mut raster = Raster::new(W as usize, height as usize);
+        for (i, p) in panels.iter().take(count).enumerate() {
+            panel(&mut raster, i as f64 * H, p);
+        }
+        encode_png(&raster).map_err(|e| Error::data(path, format!("encoding PNG: {e}")))?
+    };
+    crate::weights::write_atomic(path, &bytes)
+}
+
+fn encode_png(raster: &Raster) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, raster.width as u32, raster.height as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&raster.pixels)?;
+    writer.finish()?;
+    Ok(out)
 }
