@@ -58,7 +58,11 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         bias2: None,
         accumulate: false,
     };
-    for kernel in [GemmKernel::Blocked, GemmKernel::Tiled] {
+    let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
+    if GemmKernel::candidates(gpu).contains(&GemmKernel::Subgroup) {
+        kernels.push(GemmKernel::Subgroup);
+    }
+    for kernel in kernels {
         let launches =
             ops::gemm_split(gpu, &mut u, &spec, kernel, slices, &a, &b, &b, &c, &scratch).unwrap();
         let mut rec = Recording::new();

@@ -207,8 +207,9 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // Past start-up (adapter, plans, kernel tuning), into the checkpoint writes.
         std::thread::sleep(std::time::Duration::from_millis(
-            700 + rng.below(900) as u64,
+            1200 + rng.below(1500) as u64,
         ));
         signal(child.id(), "-9");
         child.wait().unwrap();

@@ -98,42 +98,32 @@ fn gemm_matches_f64_on_random_shapes_and_transposes() {
             &want,
             1e-4,
         );
-        // The same product split over K (slices that need not divide K), then reduced.
-        let slices = 2 + case % 4;
-        let c = gpu.storage_from("c", &c0).unwrap();
-        let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
-        let kernel = [GemmKernel::Blocked, GemmKernel::Tiled][case % 2];
-        let launches = ops::gemm_split(
-            &gpu, &mut u, &spec, kernel, slices, &bufs[0], &bufs[1], &bufs[2], &c, &scratch,
-        )
-        .unwrap();
-        run(&gpu, &launches);
-        assert_close(
-            &format!("split-K gemm case {case} ({m}x{n}x{k} in {slices} slices, {kernel:?})"),
-            &gpu.read_f32(&c, c_off, m * n).unwrap(),
-            &want,
-            1e-4,
+        // Every formulation (the tiled one is checked on every adapter; the subgroup one
+        // where subgroups are 8 lanes), in one pass and split over K (slices that need not
+        // divide K).
+        let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
+        kernels.extend(
+            GemmKernel::candidates(&gpu)
+                .into_iter()
+                .filter(|k| *k == GemmKernel::Subgroup),
         );
-        // The workgroup-tiled formulation in one pass.
-        let c = gpu.storage_from("c", &c0).unwrap();
-        let launch = ops::gemm_with(
-            &gpu,
-            &mut u,
-            &spec,
-            GemmKernel::Tiled,
-            &bufs[0],
-            &bufs[1],
-            &bufs[2],
-            &c,
-        )
-        .unwrap();
-        run(&gpu, &[launch]);
-        assert_close(
-            &format!("tiled gemm case {case} ({m}x{n}x{k}, ta {ta}, tb {tb})"),
-            &gpu.read_f32(&c, c_off, m * n).unwrap(),
-            &want,
-            1e-4,
-        );
+        for kernel in kernels {
+            for slices in [1, 2 + case % 4] {
+                let c = gpu.storage_from("c", &c0).unwrap();
+                let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
+                let launches = ops::gemm_split(
+                    &gpu, &mut u, &spec, kernel, slices, &bufs[0], &bufs[1], &bufs[2], &c, &scratch,
+                )
+                .unwrap();
+                run(&gpu, &launches);
+                assert_close(
+                    &format!("gemm case {case} ({m}x{n}x{k}, ta {ta}, tb {tb}) {kernel:?} in {slices} K slices"),
+                    &gpu.read_f32(&c, c_off, m * n).unwrap(),
+                    &want,
+                    1e-4,
+                );
+            }
+        }
     }
 }
 

@@ -203,11 +203,16 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             );
         }
         if r.gemm.is_empty() {
-            println!("   gemm: one formulation for every product (register-blocked on a software adapter, or as WGRNN_GEMM forces)");
+            println!("   gemm: one formulation for every product (the only candidate here, or as WGRNN_GEMM forces)");
         }
         for c in &r.gemm {
+            let times: Vec<String> = c
+                .times_ms
+                .iter()
+                .map(|(k, t)| format!("{t:.3} ms {k:?}"))
+                .collect();
             println!(
-                "   gemm {}x{}x{}{}: {:?} chosen ({:.3} ms blocked, {:.3} ms tiled)",
+                "   gemm {}x{}x{}{}: {:?} chosen ({})",
                 c.m,
                 c.n,
                 c.k,
@@ -217,8 +222,7 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                     String::new()
                 },
                 c.kernel,
-                c.blocked_ms,
-                c.tiled_ms
+                times.join(", ")
             );
         }
         results.push(r);

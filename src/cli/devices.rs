@@ -37,7 +37,11 @@ pub fn run() -> Result<()> {
             "    shader-f16: {}   timestamp queries: {}   subgroups: {}",
             yes(a.shader_f16),
             yes(a.timestamp_query),
-            yes(a.subgroups)
+            match (a.subgroups, a.fixed_subgroup_size) {
+                (true, Some(n)) => format!("yes ({n} lanes)"),
+                (true, None) => "yes (varying size)".into(),
+                (false, _) => "no".into(),
+            }
         );
     }
     Ok(())

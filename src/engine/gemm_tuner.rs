@@ -1,11 +1,14 @@
 //! Chooses, per product shape, the GEMM formulation that runs fastest on this adapter:
-//! measured once per shape on a GPU (both formulations, best of three submits), fixed to the
-//! register-blocked kernel on a software adapter (where workgroup tiles are known to cost
-//! more than they save). WGRNN_GEMM=blocked|tiled forces one; WGRNN_GEMM=measure measures
-//! on a software adapter too. Every formulation sums k in
-//! ascending order, but the tiled one groups the products differently, so the choice can
-//! change the last bits; it is made once per engine and shape, so a run stays deterministic
-//! on its adapter.
+//! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
+//! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
+//! submits. WGRNN_GEMM=blocked|tiled|subgroup forces one. Every formulation adds the
+//! products of each output in ascending k with one accumulator, so on an adapter that does
+//! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
+//! fuse them differently per kernel, so there the choice can change the last bits, and it is
+//! made once per engine and shape.
+//! Shapes are keyed by N, K, the operands' orientation, the split and M rounded up to a
+//! power of two: batches bucketed by length give many row counts M of the same product, and
+//! one measurement serves them all.
 
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Recording};
@@ -13,7 +16,7 @@ use crate::ops::{self, GemmKernel, GemmSpec, Launch, Uniforms};
 use std::cell::RefCell;
 
 /// A measured decision for one product shape.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct GemmChoice {
     pub m: usize,
     pub n: usize,
@@ -24,26 +27,31 @@ pub struct GemmChoice {
     pub a_transposed: bool,
     pub b_transposed: bool,
     pub kernel: GemmKernel,
-    pub blocked_ms: f64,
-    pub tiled_ms: f64,
+    /// Each candidate's best time, ms.
+    pub times_ms: Vec<(GemmKernel, f64)>,
 }
 
 pub struct GemmTuner {
     forced: Option<GemmKernel>,
+    candidates: Vec<GemmKernel>,
     choices: RefCell<Vec<GemmChoice>>,
 }
 
 impl GemmTuner {
-    pub fn new(software: bool) -> Self {
+    pub fn new(gpu: &Gpu) -> Self {
+        let candidates = GemmKernel::candidates(gpu);
         let forced = match std::env::var("WGRNN_GEMM").as_deref() {
             Ok("blocked") => Some(GemmKernel::Blocked),
             Ok("tiled") => Some(GemmKernel::Tiled),
-            Ok("measure") => None,
-            _ if software => Some(GemmKernel::Blocked),
+            Ok("subgroup") if candidates.contains(&GemmKernel::Subgroup) => {
+                Some(GemmKernel::Subgroup)
+            }
+            _ if candidates.len() == 1 => Some(candidates[0]),
             _ => None,
         };
         Self {
             forced,
+            candidates,
             choices: RefCell::new(Vec::new()),
         }
     }
@@ -75,13 +83,20 @@ impl GemmTuner {
             return build(kernel);
         }
         let (a_transposed, b_transposed) = (spec.a.row_stride == 1, spec.b.col_stride != 1);
+        let m_class = spec.m.next_power_of_two();
         let known = self
             .choices
             .borrow()
             .iter()
             .find(|c| {
-                (c.m, c.n, c.k, c.slices, c.a_transposed, c.b_transposed)
-                    == (spec.m, spec.n, spec.k, slices, a_transposed, b_transposed)
+                (
+                    c.m.next_power_of_two(),
+                    c.n,
+                    c.k,
+                    c.slices,
+                    c.a_transposed,
+                    c.b_transposed,
+                ) == (m_class, spec.n, spec.k, slices, a_transposed, b_transposed)
             })
             .map(|c| c.kernel);
         if let Some(kernel) = known {
@@ -101,12 +116,18 @@ impl GemmTuner {
             }
             Ok(best * 1e3)
         };
-        let (blocked_ms, tiled_ms) = (time(GemmKernel::Blocked)?, time(GemmKernel::Tiled)?);
-        let kernel = if tiled_ms < blocked_ms {
-            GemmKernel::Tiled
-        } else {
-            GemmKernel::Blocked
-        };
+        let mut times_ms = Vec::new();
+        for &kernel in &self.candidates {
+            times_ms.push((kernel, time(kernel)?));
+        }
+        // The fastest; ties keep the earlier (simpler) candidate.
+        let kernel = times_ms
+            .iter()
+            .fold(None::<(GemmKernel, f64)>, |best, &(k, t)| match best {
+                Some((_, bt)) if bt <= t => best,
+                _ => Some((k, t)),
+            })
+            .map_or(GemmKernel::Blocked, |(k, _)| k);
         self.choices.borrow_mut().push(GemmChoice {
             m: spec.m,
             n: spec.n,
@@ -115,8 +136,7 @@ impl GemmTuner {
             a_transposed,
             b_transposed,
             kernel,
-            blocked_ms,
-            tiled_ms,
+            times_ms,
         });
         build(kernel)
     }

@@ -179,7 +179,7 @@ impl<'g> Engine<'g> {
             steps_taken: 0,
             recurrence_choices: Vec::new(),
             forced_recurrence: None,
-            gemm_tuner: GemmTuner::new(gpu.adapter().is_software),
+            gemm_tuner: GemmTuner::new(gpu),
             dropout: None,
             training: false,
         })
@@ -369,8 +369,8 @@ impl<'g> Engine<'g> {
         &self.recurrence_choices
     }
 
-    /// The GEMM formulation measured for each product shape so far (empty on a software
-    /// adapter, which always runs the register-blocked kernel).
+    /// The GEMM formulation measured for each product shape so far (empty where only one
+    /// formulation is a candidate, or WGRNN_GEMM forces one).
     pub fn gemm_choices(&self) -> Vec<GemmChoice> {
         self.gemm_tuner.choices()
     }

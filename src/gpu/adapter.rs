@@ -49,6 +49,8 @@ pub struct AdapterSummary {
     pub shader_f16: bool,
     pub timestamp_query: bool,
     pub subgroups: bool,
+    /// The subgroup size when the adapter has subgroups of exactly one size.
+    pub fixed_subgroup_size: Option<u32>,
 }
 
 pub(crate) fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
@@ -73,6 +75,10 @@ pub(crate) fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         subgroups: features.contains(wgpu::Features::SUBGROUP),
+        fixed_subgroup_size: (features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size
+            && info.subgroup_min_size > 0)
+            .then_some(info.subgroup_min_size),
     }
 }
 

@@ -5,6 +5,7 @@
 pub enum Kernel {
     Gemm,
     GemmTiled,
+    GemmSubgroup,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -34,6 +35,10 @@ pub enum Kernel {
 /// Every WGSL file, for validation and for the kernel registry.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    (
+        "gemm_subgroup.wgsl",
+        include_str!("../../shaders/gemm_subgroup.wgsl"),
+    ),
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("rnn_cell.wgsl", include_str!("../../shaders/rnn_cell.wgsl")),
     (
@@ -52,6 +57,7 @@ impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
             Kernel::Gemm | Kernel::GemmTiled | Kernel::GemmSplitReduce => "gemm.wgsl",
+            Kernel::GemmSubgroup => "gemm_subgroup.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -76,6 +82,7 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::GemmTiled => "gemm_tiled",
+            Kernel::GemmSubgroup => "gemm_subgroup",
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",

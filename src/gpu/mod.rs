@@ -192,8 +192,10 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
-            // Timestamp queries, where the adapter has them, for `wgrnn bench`'s phase times.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // Timestamp queries, where the adapter has them, for `wgrnn bench`'s phase times;
+            // subgroup operations for the GEMM variant that uses them.
+            required_features: adapter.features()
+                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
             required_limits: limits.clone(),
             ..Default::default()
         }))

@@ -72,26 +72,45 @@ pub struct GemmSpec {
     pub accumulate: bool,
 }
 
-/// The GEMM formulations (same results): the register-blocked kernel (each invocation a 4x8
-/// block, no workgroup memory: what software adapters run fast) and the workgroup-tiled one
-/// (64x64 tiles staged through workgroup memory: what GPUs want).
+/// The GEMM formulations (same sums in the same order): the register-blocked kernel (each
+/// invocation a 4x8 block, no workgroup memory), the workgroup-tiled one (64x64 tiles staged
+/// through workgroup memory: the GPU formulation) and the subgroup-broadcast one (fewer loads
+/// per multiply-add on 8-lane subgroups: the lavapipe formulation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum GemmKernel {
     Blocked,
     Tiled,
+    /// Subgroup broadcasts of A (`shaders/gemm_subgroup.wgsl`): adapters with 8-lane subgroups.
+    Subgroup,
 }
 
 impl GemmKernel {
+    /// The formulations worth measuring on `gpu`: the tiled kernel on GPUs (workgroup memory
+    /// and barriers are known to cost more than they save on software adapters), the
+    /// subgroup kernel where subgroups are exactly 8 lanes.
+    pub fn candidates(gpu: &Gpu) -> Vec<GemmKernel> {
+        let a = gpu.adapter();
+        let mut out = vec![GemmKernel::Blocked];
+        if !a.is_software {
+            out.push(GemmKernel::Tiled);
+        }
+        if a.fixed_subgroup_size == Some(8) {
+            out.push(GemmKernel::Subgroup);
+        }
+        out
+    }
+
     fn kernel(self) -> Kernel {
         match self {
             GemmKernel::Blocked => Kernel::Gemm,
             GemmKernel::Tiled => Kernel::GemmTiled,
+            GemmKernel::Subgroup => Kernel::GemmSubgroup,
         }
     }
     /// Rows of C per workgroup (columns: 64 for both).
     fn tile_rows(self) -> usize {
         match self {
-            GemmKernel::Blocked => 32,
+            GemmKernel::Blocked | GemmKernel::Subgroup => 32,
             GemmKernel::Tiled => 64,
         }
     }
