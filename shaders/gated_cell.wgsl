@@ -1,6 +1,8 @@
 // LSTM and GRU recurrences with PyTorch's equations, one dispatch per time step. Each
-// invocation owns one hidden unit j of one sequence b: it does the unit's rows of the one
-// stacked recurrent product (all G gate blocks of W_hh) and the cell math in the same kernel.
+// invocation owns one hidden unit j of four sequences b0..b0+3: it does the unit's rows of
+// the one stacked recurrent product (all G gate blocks of W_hh) for the four sequences, then
+// their cell math, in the same kernel. Per k it loads 4 hidden values and G weights for 4·G
+// multiply-adds (the weight is shared by the four sequences).
 //
 // Shapes (rows r = t·B + b, time-major; G = 4 for LSTM, 3 for GRU):
 //   pre:    [T, B, G·H]   x·W_ihᵀ + b_ih for all T·B rows (one GEMM)
@@ -18,7 +20,7 @@
 // LSTM: i = σ(.), f = σ(.), g = tanh(.), o = σ(.), c = f·c_{t-1} + i·g, h = o·tanh(c).
 // GRU:  r = σ(.), z = σ(.), n = tanh(x_n + r·(W_hn·h + b_hn)), h = (1 - z)·n + z·h_{t-1}.
 // Truncated BPTT: nothing flows back past the chunk's first step (the carried state is detached).
-// Dispatch: (ceil(H / 64), B, 1).
+// Dispatch: (ceil(H / 64), ceil(B / 4), 1).
 
 struct GatedParams {
     t: u32,       // this dispatch's step within the chunk
@@ -31,6 +33,8 @@ struct GatedParams {
     _pad1: u32,
 }
 
+const SEQS: u32 = 4u;
+
 @group(0) @binding(0) var<uniform> p: GatedParams;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 
@@ -38,17 +42,42 @@ fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
 }
 
-// W_hh[q, :]·hs[t, b, :] + b_hh[q] for the gate rows q = j, j + H, ... (G of them).
-fn recurrent_rows(hs_row: u32, j: u32, gates: u32) -> array<f32, 4> {
+// Row offsets of the invocation's four sequences in a [*, B, width] buffer at step t;
+// sequences past the batch repeat the last one (computed, never stored).
+fn seq_rows(t: u32, b0: u32, width: u32) -> array<u32, 4> {
+    var rows: array<u32, 4>;
+    for (var i = 0u; i < SEQS; i++) {
+        rows[i] = (t * p.batch + min(b0 + i, p.batch - 1u)) * width;
+    }
+    return rows;
+}
+
+// acc[g][i] = W_hh[g·H + j, :]·hs[t, b0 + i, :] + b_hh[g·H + j] for the G gate blocks.
+// Each sum runs over k in ascending order from the bias, as in the f64 reference.
+fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 4> {
     let h = p.hidden;
-    var acc: array<f32, 4>;
-    for (var g = 0u; g < gates; g++) {
-        acc[g] = params[p.bhh_off + g * h + j];
+    let rows = seq_rows(t, b0, h);
+    var acc: array<array<f32, 4>, 4>;
+    for (var g = 0u; g < 4u; g++) {
+        if (g < gates) {
+            let bias = params[p.bhh_off + g * h + j];
+            for (var i = 0u; i < SEQS; i++) {
+                acc[g][i] = bias;
+            }
+        }
     }
     for (var k = 0u; k < h; k++) {
-        let hv = hs_state[hs_row + k];
-        for (var g = 0u; g < gates; g++) {
-            acc[g] = acc[g] + hv * params[p.whh_off + (g * h + j) * h + k];
+        var hv: array<f32, 4>;
+        for (var i = 0u; i < SEQS; i++) {
+            hv[i] = hs_state[rows[i] + k];
+        }
+        for (var g = 0u; g < 4u; g++) {
+            if (g < gates) {
+                let w = params[p.whh_off + (g * h + j) * h + k];
+                for (var i = 0u; i < SEQS; i++) {
+                    acc[g][i] = acc[g][i] + hv[i] * w;
+                }
+            }
         }
     }
     return acc;
@@ -68,52 +97,64 @@ fn recurrent_rows(hs_row: u32, j: u32, gates: u32) -> array<f32, 4> {
 @compute @workgroup_size(64)
 fn lstm_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
-    let b = gid.y;
-    if (j >= p.hidden || b >= p.batch) {
+    let b0 = gid.y * SEQS;
+    if (j >= p.hidden || b0 >= p.batch) {
         return;
     }
     let h = p.hidden;
     let bh = p.batch * h;
-    let prev = p.t * bh + b * h;
-    let acc = recurrent_rows(prev, j, 4u);
-    let r = p.t * p.batch + b;
-    let x = r * 4u * h;
-    let i = sigmoid(pre[x + j] + acc[0]);
-    let f = sigmoid(pre[x + h + j] + acc[1]);
-    let g = tanh(pre[x + 2u * h + j] + acc[2]);
-    let o = sigmoid(pre[x + 3u * h + j] + acc[3]);
-    let c = f * cs[prev + j] + i * g;
-    cs[prev + bh + j] = c;
-    hs_state[prev + bh + j] = o * tanh(c);
-    let c4 = r * 4u * h;
-    cache[c4 + j] = i;
-    cache[c4 + h + j] = f;
-    cache[c4 + 2u * h + j] = g;
-    cache[c4 + 3u * h + j] = o;
+    let acc = recurrent_block(p.t, b0, j, 4u);
+    for (var i = 0u; i < SEQS; i++) {
+        let b = b0 + i;
+        if (b >= p.batch) {
+            break;
+        }
+        let prev = p.t * bh + b * h;
+        let r = p.t * p.batch + b;
+        let x = r * 4u * h;
+        let ig = sigmoid(pre[x + j] + acc[0][i]);
+        let f = sigmoid(pre[x + h + j] + acc[1][i]);
+        let g = tanh(pre[x + 2u * h + j] + acc[2][i]);
+        let o = sigmoid(pre[x + 3u * h + j] + acc[3][i]);
+        let c = f * cs[prev + j] + ig * g;
+        cs[prev + bh + j] = c;
+        hs_state[prev + bh + j] = o * tanh(c);
+        let c4 = r * 4u * h;
+        cache[c4 + j] = ig;
+        cache[c4 + h + j] = f;
+        cache[c4 + 2u * h + j] = g;
+        cache[c4 + 3u * h + j] = o;
+    }
 }
 
 @compute @workgroup_size(64)
 fn gru_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
-    let b = gid.y;
-    if (j >= p.hidden || b >= p.batch) {
+    let b0 = gid.y * SEQS;
+    if (j >= p.hidden || b0 >= p.batch) {
         return;
     }
     let h = p.hidden;
     let bh = p.batch * h;
-    let prev = p.t * bh + b * h;
-    let acc = recurrent_rows(prev, j, 3u);
-    let r = p.t * p.batch + b;
-    let x = r * 3u * h;
-    let rg = sigmoid(pre[x + j] + acc[0]);
-    let z = sigmoid(pre[x + h + j] + acc[1]);
-    let n = tanh(pre[x + 2u * h + j] + rg * acc[2]);
-    hs_state[prev + bh + j] = (1.0 - z) * n + z * hs_state[prev + j];
-    let c4 = r * 4u * h;
-    gru_cache[c4 + j] = rg;
-    gru_cache[c4 + h + j] = z;
-    gru_cache[c4 + 2u * h + j] = n;
-    gru_cache[c4 + 3u * h + j] = acc[2];
+    let acc = recurrent_block(p.t, b0, j, 3u);
+    for (var i = 0u; i < SEQS; i++) {
+        let b = b0 + i;
+        if (b >= p.batch) {
+            break;
+        }
+        let prev = p.t * bh + b * h;
+        let r = p.t * p.batch + b;
+        let x = r * 3u * h;
+        let rg = sigmoid(pre[x + j] + acc[0][i]);
+        let z = sigmoid(pre[x + h + j] + acc[1][i]);
+        let n = tanh(pre[x + 2u * h + j] + rg * acc[2][i]);
+        hs_state[prev + bh + j] = (1.0 - z) * n + z * hs_state[prev + j];
+        let c4 = r * 4u * h;
+        gru_cache[c4 + j] = rg;
+        gru_cache[c4 + h + j] = z;
+        gru_cache[c4 + 2u * h + j] = n;
+        gru_cache[c4 + 3u * h + j] = acc[2][i];
+    }
 }
 
 // ---- backward
@@ -129,74 +170,105 @@ fn gru_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(64)
 fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
-    let b = gid.y;
-    if (j >= p.hidden || b >= p.batch) {
+    let b0 = gid.y * SEQS;
+    if (j >= p.hidden || b0 >= p.batch) {
         return;
     }
     let h = p.hidden;
     let gh = 4u * h;
     let bh = p.batch * h;
-    let at = p.t * bh + b * h + j;
-    let r = p.t * p.batch + b;
-    var dh = dh_out[at];
-    var carried = 0.0;
-    if (p.t + 1u < p.steps) {
-        // Σ_q dgates[t + 1, b, q] · W_hh[q, j]
-        let next = (r + p.batch) * gh;
-        for (var q = 0u; q < gh; q++) {
-            dh = dh + da[next + q] * params[p.whh_off + q * h + j];
-        }
-        carried = lstm_dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+    // dh[i] = dh_out[t, b0 + i, j] + Σ_q dgates[t + 1, b0 + i, q] · W_hh[q, j]
+    var dh: array<f32, 4>;
+    let out_rows = seq_rows(p.t, b0, h);
+    for (var i = 0u; i < SEQS; i++) {
+        dh[i] = dh_out[out_rows[i] + j];
     }
-    let c4 = r * 4u * h;
-    let i = cache_in[c4 + j];
-    let f = cache_in[c4 + h + j];
-    let g = cache_in[c4 + 2u * h + j];
-    let o = cache_in[c4 + 3u * h + j];
-    let tc = tanh(cs_in[at + bh]);
-    let dc = dh * o * (1.0 - tc * tc) + carried;
-    lstm_dstate[at] = dc;
-    let q = r * gh;
-    da[q + j] = dc * g * i * (1.0 - i);
-    da[q + h + j] = dc * cs_in[at] * f * (1.0 - f);
-    da[q + 2u * h + j] = dc * i * (1.0 - g * g);
-    da[q + 3u * h + j] = dh * tc * o * (1.0 - o);
+    if (p.t + 1u < p.steps) {
+        let next = seq_rows(p.t + 1u, b0, gh);
+        for (var q = 0u; q < gh; q++) {
+            let w = params[p.whh_off + q * h + j];
+            for (var i = 0u; i < SEQS; i++) {
+                dh[i] = dh[i] + da[next[i] + q] * w;
+            }
+        }
+    }
+    for (var i = 0u; i < SEQS; i++) {
+        let b = b0 + i;
+        if (b >= p.batch) {
+            break;
+        }
+        let at = p.t * bh + b * h + j;
+        let r = p.t * p.batch + b;
+        var carried = 0.0;
+        if (p.t + 1u < p.steps) {
+            carried = lstm_dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+        }
+        let c4 = r * 4u * h;
+        let ig = cache_in[c4 + j];
+        let f = cache_in[c4 + h + j];
+        let g = cache_in[c4 + 2u * h + j];
+        let o = cache_in[c4 + 3u * h + j];
+        let tc = tanh(cs_in[at + bh]);
+        let dc = dh[i] * o * (1.0 - tc * tc) + carried;
+        lstm_dstate[at] = dc;
+        let q = r * gh;
+        da[q + j] = dc * g * ig * (1.0 - ig);
+        da[q + h + j] = dc * cs_in[at] * f * (1.0 - f);
+        da[q + 2u * h + j] = dc * ig * (1.0 - g * g);
+        da[q + 3u * h + j] = dh[i] * tc * o * (1.0 - o);
+    }
 }
 
 @compute @workgroup_size(64)
 fn gru_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
-    let b = gid.y;
-    if (j >= p.hidden || b >= p.batch) {
+    let b0 = gid.y * SEQS;
+    if (j >= p.hidden || b0 >= p.batch) {
         return;
     }
     let h = p.hidden;
     let gh = 3u * h;
     let bh = p.batch * h;
-    let at = p.t * bh + b * h + j;
-    let r = p.t * p.batch + b;
-    var dh = dh_out[at];
-    if (p.t + 1u < p.steps) {
-        let next = (r + p.batch) * gh;
-        for (var q = 0u; q < gh; q++) {
-            dh = dh + dhh[next + q] * params[p.whh_off + q * h + j];
-        }
-        dh = dh + dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+    var dh: array<f32, 4>;
+    let out_rows = seq_rows(p.t, b0, h);
+    for (var i = 0u; i < SEQS; i++) {
+        dh[i] = dh_out[out_rows[i] + j];
     }
-    dstate[at] = dh;
-    let c4 = r * 4u * h;
-    let rg = cache_in[c4 + j];
-    let z = cache_in[c4 + h + j];
-    let n = cache_in[c4 + 2u * h + j];
-    let hn = cache_in[c4 + 3u * h + j];
-    let dn = dh * (1.0 - z) * (1.0 - n * n);
-    let dz = dh * (hs_in[at] - n) * z * (1.0 - z);
-    let dr = dn * hn * rg * (1.0 - rg);
-    let q = r * gh;
-    da[q + j] = dr;
-    da[q + h + j] = dz;
-    da[q + 2u * h + j] = dn;
-    dhh[q + j] = dr;
-    dhh[q + h + j] = dz;
-    dhh[q + 2u * h + j] = dn * rg;
+    if (p.t + 1u < p.steps) {
+        let next = seq_rows(p.t + 1u, b0, gh);
+        for (var q = 0u; q < gh; q++) {
+            let w = params[p.whh_off + q * h + j];
+            for (var i = 0u; i < SEQS; i++) {
+                dh[i] = dh[i] + dhh[next[i] + q] * w;
+            }
+        }
+    }
+    for (var i = 0u; i < SEQS; i++) {
+        let b = b0 + i;
+        if (b >= p.batch) {
+            break;
+        }
+        let at = p.t * bh + b * h + j;
+        let r = p.t * p.batch + b;
+        var d = dh[i];
+        if (p.t + 1u < p.steps) {
+            d = d + dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+        }
+        dstate[at] = d;
+        let c4 = r * 4u * h;
+        let rg = cache_in[c4 + j];
+        let z = cache_in[c4 + h + j];
+        let n = cache_in[c4 + 2u * h + j];
+        let hn = cache_in[c4 + 3u * h + j];
+        let dn = d * (1.0 - z) * (1.0 - n * n);
+        let dz = d * (hs_in[at] - n) * z * (1.0 - z);
+        let dr = dn * hn * rg * (1.0 - rg);
+        let q = r * gh;
+        da[q + j] = dr;
+        da[q + h + j] = dz;
+        da[q + 2u * h + j] = dn;
+        dhh[q + j] = dr;
+        dhh[q + h + j] = dz;
+        dhh[q + 2u * h + j] = dn * rg;
+    }
 }

@@ -48,10 +48,11 @@ pub struct GatedBuffers<'a> {
 }
 
 impl GatedShape {
+    /// 64 units per workgroup along x, four sequences per invocation along y.
     fn groups(&self) -> Result<[u32; 3]> {
         Ok([
             self.hidden.div_ceil(64) as u32,
-            u32_of(self.batch, "batch")?,
+            u32_of(self.batch.div_ceil(4), "batch")?,
             1,
         ])
     }
