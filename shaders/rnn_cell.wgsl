@@ -190,3 +190,37 @@ fn rnn_chunk_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         workgroupBarrier();
     }
 }
+
+// ---- GEMM-based steps: the product h·W_hhᵀ (or da·W_hh) is one GEMM per step into
+// `step_sum` [B, H] (any GEMM formulation: the tuned one), and these kernels finish the step
+// with the same additions in the same order as the kernels above:
+//   rnn_step_combine_forward:  hs[t + 1] = act(pre[t] + step_sum)
+//   rnn_step_combine_backward: da[t] = (dh_out[t] + (t + 1 < T ? step_sum : 0)) · act'(hs[t + 1])
+// Bindings: 1 step_sum, then as the per-step kernels (forward: 2 pre, 3 hs; backward: 2 hs,
+// 3 dh_out, 4 da). Dispatch: 256 invocations per workgroup over B·H, index = x + y·groups.x·256.
+@group(0) @binding(1) var<storage, read> step_sum: array<f32>;
+
+@compute @workgroup_size(256)
+fn rnn_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = gid.x + gid.y * groups.x * 256u;
+    let bh = p.batch * p.hidden;
+    if (e >= bh) {
+        return;
+    }
+    hs[(p.t + 1u) * bh + e] = activate(pre[p.t * bh + e] + step_sum[e]);
+}
+
+@compute @workgroup_size(256)
+fn rnn_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = gid.x + gid.y * groups.x * 256u;
+    let bh = p.batch * p.hidden;
+    if (e >= bh) {
+        return;
+    }
+    let at = p.t * bh + e;
+    var g = dh_out[at];
+    if (p.t + 1u < p.steps) {
+        g = g + step_sum[e];
+    }
+    da[at] = g * activation_grad(hs_in[at + bh]);
+}

@@ -199,17 +199,31 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 }
             }
         }
-        // Both ways of dispatching the sweep: one dispatch per step, and chunk-persistent.
-        for kernel in [
+        // Every way of dispatching the sweep: one fused dispatch per step, chunk-persistent,
+        // and a GEMM per step (each formulation) plus the finishing kernel.
+        let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
+        let mut kernels = vec![
             ops::RecurrenceKernel::PerStep,
             ops::RecurrenceKernel::Persistent,
-        ] {
+            ops::RecurrenceKernel::Gemm(GemmKernel::Tiled),
+        ];
+        kernels.extend(
+            GemmKernel::candidates(&gpu)
+                .into_iter()
+                .filter(|k| *k != GemmKernel::Tiled)
+                .map(ops::RecurrenceKernel::Gemm),
+        );
+        for kernel in kernels {
             gpu.write(&hsb, 0, &hs0);
             let mut u = Uniforms::new();
             let mut launches =
-                ops::rnn_forward(&gpu, &mut u, &shape, kernel, &pb, &preb, &hsb).unwrap();
+                ops::rnn_forward(&gpu, &mut u, &shape, kernel, &pb, &preb, &hsb, &step_sum)
+                    .unwrap();
             launches.extend(
-                ops::rnn_backward(&gpu, &mut u, &shape, kernel, &pb, &hsb, &dhb, &dab).unwrap(),
+                ops::rnn_backward(
+                    &gpu, &mut u, &shape, kernel, &pb, &hsb, &dhb, &dab, &step_sum,
+                )
+                .unwrap(),
             );
             run(&gpu, &launches);
             let what =

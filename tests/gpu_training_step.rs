@@ -8,6 +8,7 @@ use wgrnn::data::{chunk_ranges, ChunkData, Order};
 use wgrnn::dropout::Dropout;
 use wgrnn::engine::{ChunkMode, Engine};
 use wgrnn::model::{Cell, TaskKind};
+use wgrnn::ops::RecurrenceKernel;
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
 use wgrnn::reference::{run_chunk, run_chunk_with, CarriedState, RefOptimizer};
 use wgrnn::train::{train, Silent, TrainOptions, TrainProgress};
@@ -404,8 +405,8 @@ fn padded_batch_equals_the_unpadded_sequences() {
 }
 
 #[test]
-fn both_recurrence_kernels_train_to_the_same_bits() {
-    // The autotuner may pick either kernel; both sum in the same order, so a run must not
+fn every_recurrence_kernel_trains_to_the_same_bits() {
+    // The autotuner may pick any kernel; all sum in the same order, so a run must not
     // depend on which one it picked.
     let gpu = gpu();
     for seed in [0u64, 3, 6, 9] {
@@ -434,15 +435,20 @@ fn both_recurrence_kernels_train_to_the_same_bits() {
             .unwrap();
             engine.params().unwrap()
         };
-        let (a, b) = (
-            run(wgrnn::ops::RecurrenceKernel::PerStep),
-            run(wgrnn::ops::RecurrenceKernel::Persistent),
-        );
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(
-            bits(&a),
-            bits(&b),
-            "seed {seed}: per-step and persistent recurrences trained to different weights"
+        let per_step = bits(&run(RecurrenceKernel::PerStep));
+        let mut others = vec![RecurrenceKernel::Persistent];
+        others.extend(
+            wgrnn::ops::GemmKernel::candidates(&gpu)
+                .into_iter()
+                .map(RecurrenceKernel::Gemm),
         );
+        for kernel in others {
+            assert_eq!(
+                per_step,
+                bits(&run(kernel)),
+                "seed {seed}: per-step and {kernel:?} recurrences trained to different weights"
+            );
+        }
     }
 }

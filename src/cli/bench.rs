@@ -198,8 +198,10 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
         }
         for c in &r.recurrence {
             println!(
-                "   recurrence: {:?} chosen (a {}-step sweep both ways: {:.2} ms one dispatch per step, {:.2} ms chunk-persistent)",
-                c.kernel, c.steps, c.per_step_ms, c.persistent_ms
+                "   recurrence: {:?} chosen (a {}-step sweep both ways: {})",
+                c.kernel,
+                c.steps,
+                wgrnn::engine::describe_times(&c.times_ms)
             );
         }
         if r.gemm.is_empty() {

@@ -401,8 +401,11 @@ pub fn run(
     );
     for c in engine.recurrence_choices() {
         println!(
-            "recurrence kernel for batches of {}: {:?} ({:.2} ms one dispatch per step vs {:.2} ms chunk-persistent, measured on a {}-step sweep)",
-            c.batch, c.kernel, c.per_step_ms, c.persistent_ms, c.steps
+            "recurrence kernel for batches of {}: {:?} ({}; a {}-step sweep both ways)",
+            c.batch,
+            c.kernel,
+            wgrnn::engine::describe_times(&c.times_ms),
+            c.steps
         );
     }
     if builtin {

@@ -277,10 +277,12 @@ impl<'g> Engine<'g> {
         Ok(shape)
     }
 
-    /// The recurrence kernel for chunks of `batch` sequences: per step or chunk-persistent,
-    /// whichever ran faster here on a sweep of up to 16 steps (measured once per batch size,
-    /// both directions). WGRNN_RECURRENCE=per-step|persistent forces one. Both compute every
-    /// sum in the same order, so the choice does not change the results.
+    /// The recurrence kernel for chunks of `batch` sequences: one fused dispatch per step,
+    /// chunk-persistent, or per step a GEMM (each candidate formulation) plus a finishing
+    /// kernel; whichever ran fastest here on a sweep of up to 16 steps (measured once per
+    /// batch size, both directions). WGRNN_RECURRENCE=per-step|persistent|gemm forces one.
+    /// All compute every sum in the same order, so on an adapter that does not fuse
+    /// multiply-adds the choice does not change the results.
     fn recurrence_kernel(&mut self, batch: usize, steps: usize) -> Result<RecurrenceKernel> {
         if let Some(kernel) = self.forced_recurrence {
             return Ok(kernel);
@@ -292,6 +294,12 @@ impl<'g> Engine<'g> {
         match std::env::var("WGRNN_RECURRENCE").as_deref() {
             Ok("per-step") => return Ok(RecurrenceKernel::PerStep),
             Ok("persistent") => return Ok(RecurrenceKernel::Persistent),
+            Ok("gemm") => {
+                let best = *ops::GemmKernel::candidates(self.gpu)
+                    .last()
+                    .expect("the blocked kernel is always a candidate");
+                return Ok(RecurrenceKernel::Gemm(best));
+            }
             _ => {}
         }
         if let Some(choice) = self.recurrence_choices.iter().find(|c| c.batch == batch) {
@@ -315,6 +323,7 @@ impl<'g> Engine<'g> {
                 &b.params,
                 &ub.pre,
                 &ub.hs,
+                &b.step_sum,
             )? {
                 l.record(&mut rec);
             }
@@ -327,6 +336,7 @@ impl<'g> Engine<'g> {
                 &ub.hs,
                 &ub.dh_out,
                 &ub.da,
+                &b.step_sum,
             )? {
                 l.record(&mut rec);
             }
@@ -339,21 +349,29 @@ impl<'g> Engine<'g> {
             }
             Ok(best * 1e3)
         };
-        let (per_step_ms, persistent_ms) = (
-            time(RecurrenceKernel::PerStep)?,
-            time(RecurrenceKernel::Persistent)?,
+        let mut candidates = vec![RecurrenceKernel::PerStep, RecurrenceKernel::Persistent];
+        candidates.extend(
+            ops::GemmKernel::candidates(self.gpu)
+                .into_iter()
+                .map(RecurrenceKernel::Gemm),
         );
-        let kernel = if persistent_ms < per_step_ms {
-            RecurrenceKernel::Persistent
-        } else {
-            RecurrenceKernel::PerStep
-        };
+        let mut times_ms = Vec::new();
+        for kernel in candidates {
+            times_ms.push((kernel, time(kernel)?));
+        }
+        // The fastest; ties keep the earlier candidate.
+        let kernel = times_ms
+            .iter()
+            .fold(None::<(RecurrenceKernel, f64)>, |best, &(k, t)| match best {
+                Some((_, bt)) if bt <= t => best,
+                _ => Some((k, t)),
+            })
+            .map_or(RecurrenceKernel::PerStep, |(k, _)| k);
         self.recurrence_choices.push(RecurrenceChoice {
             batch,
             steps: shape.steps,
             kernel,
-            per_step_ms,
-            persistent_ms,
+            times_ms,
         });
         Ok(kernel)
     }
@@ -727,14 +745,23 @@ impl<'g> Engine<'g> {
 }
 
 /// An autotuning decision: the faster recurrence kernel for a batch size on this adapter.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RecurrenceChoice {
     pub batch: usize,
     /// Steps of the measured sweep.
     pub steps: usize,
     pub kernel: RecurrenceKernel,
-    pub per_step_ms: f64,
-    pub persistent_ms: f64,
+    /// Each candidate's best time for the sweep, ms.
+    pub times_ms: Vec<(RecurrenceKernel, f64)>,
+}
+
+/// "12.30 ms PerStep, 40.10 ms Persistent, ..." for a tuner's measurements.
+pub fn describe_times<K: std::fmt::Debug>(times: &[(K, f64)]) -> String {
+    times
+        .iter()
+        .map(|(k, t)| format!("{t:.2} ms {k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How an engine's buffers fit an adapter's per-buffer binding limit.

@@ -554,6 +554,7 @@ impl PlanContext<'_> {
                 &b.params,
                 &ub.pre,
                 &ub.hs,
+                &b.step_sum,
             )
         }
     }
@@ -591,6 +592,7 @@ impl PlanContext<'_> {
                 &ub.hs,
                 &ub.dh_out,
                 &ub.da,
+                &b.step_sum,
             )
         }
     }

@@ -13,6 +13,8 @@ pub enum Kernel {
     RnnStepBackward,
     RnnChunkForward,
     RnnChunkBackward,
+    RnnStepCombineForward,
+    RnnStepCombineBackward,
     LstmStepForward,
     LstmStepBackward,
     GruStepForward,
@@ -62,7 +64,9 @@ impl Kernel {
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
             | Kernel::RnnChunkForward
-            | Kernel::RnnChunkBackward => "rnn_cell.wgsl",
+            | Kernel::RnnChunkBackward
+            | Kernel::RnnStepCombineForward
+            | Kernel::RnnStepCombineBackward => "rnn_cell.wgsl",
             Kernel::LstmStepForward
             | Kernel::LstmStepBackward
             | Kernel::GruStepForward
@@ -90,6 +94,8 @@ impl Kernel {
             Kernel::RnnStepBackward => "rnn_step_backward",
             Kernel::RnnChunkForward => "rnn_chunk_forward",
             Kernel::RnnChunkBackward => "rnn_chunk_backward",
+            Kernel::RnnStepCombineForward => "rnn_step_combine_forward",
+            Kernel::RnnStepCombineBackward => "rnn_step_combine_backward",
             Kernel::LstmStepForward => "lstm_step_forward",
             Kernel::LstmStepBackward => "lstm_step_backward",
             Kernel::GruStepForward => "gru_step_forward",

@@ -100,7 +100,7 @@ pub fn embed_grad(
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct StepParams {
+pub(super) struct StepParams {
     t: u32,
     steps: u32,
     batch: u32,
@@ -130,7 +130,7 @@ impl RecurrenceShape {
         ]
     }
 
-    fn params(&self, t: usize) -> Result<StepParams> {
+    pub(super) fn params(&self, t: usize) -> Result<StepParams> {
         Ok(StepParams {
             t: u32_of(t, "step")?,
             steps: u32_of(self.steps, "steps")?,
@@ -209,12 +209,14 @@ pub fn rnn_step_backward(
     })
 }
 
-/// How a recurrence sweep is dispatched: one dispatch per step, or one chunk-persistent
-/// dispatch (a workgroup per sequence looping over the steps).
+/// How a recurrence sweep is dispatched: one dispatch per step, one chunk-persistent
+/// dispatch (a workgroup per sequence looping over the steps), or per step a GEMM of the
+/// given formulation plus a small kernel that finishes the step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum RecurrenceKernel {
     PerStep,
     Persistent,
+    Gemm(super::GemmKernel),
 }
 
 /// The forward sweep over all `shape.steps` steps (T launches, or one).
@@ -226,11 +228,15 @@ pub fn rnn_forward(
     params: &Buffer,
     pre: &Buffer,
     hs: &Buffer,
+    step_sum: &Buffer,
 ) -> Result<Vec<Launch>> {
     match kernel {
         RecurrenceKernel::PerStep => (0..shape.steps)
             .map(|t| rnn_step_forward(gpu, u, shape, t, params, pre, hs))
             .collect(),
+        RecurrenceKernel::Gemm(gemm) => {
+            super::rnn_gemm::forward(gpu, u, shape, gemm, params, pre, hs, step_sum)
+        }
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;
             need(pre, shape.steps * bh, "rnn forward pre")?;
@@ -264,12 +270,16 @@ pub fn rnn_backward(
     hs: &Buffer,
     dh_out: &Buffer,
     da: &Buffer,
+    step_sum: &Buffer,
 ) -> Result<Vec<Launch>> {
     match kernel {
         RecurrenceKernel::PerStep => (0..shape.steps)
             .rev()
             .map(|t| rnn_step_backward(gpu, u, shape, t, params, hs, dh_out, da))
             .collect(),
+        RecurrenceKernel::Gemm(gemm) => {
+            super::rnn_gemm::backward(gpu, u, shape, gemm, params, hs, dh_out, da, step_sum)
+        }
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;
             need(hs, (shape.steps + 1) * bh, "rnn backward hs")?;

@@ -6,6 +6,7 @@ mod elementwise;
 mod gated;
 mod gemm;
 mod layer_io;
+mod rnn_gemm;
 mod uniforms;
 
 pub use elementwise::*;

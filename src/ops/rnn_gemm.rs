@@ -1,0 +1,110 @@
+//! The Elman recurrence as one GEMM per step (any formulation, so the tuned GEMM serves the
+//! recurrence too) plus a small kernel that finishes the step (`rnn_step_combine_*` in
+//! `shaders/rnn_cell.wgsl`). Same sums in the same order as the fused per-step kernels.
+//! `step_sum`: [B, H] scratch for the step's product.
+
+// One argument per binding slot, as in the other launchers.
+#![allow(clippy::too_many_arguments)]
+
+use super::{gemm_with, groups_for, need, GemmKernel, GemmSpec, Launch, Operand, Uniforms};
+use super::RecurrenceShape;
+use crate::error::Result;
+use crate::gpu::{Buffer, Gpu, Kernel, Resource};
+
+fn combine(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    t: usize,
+    kernel: Kernel,
+    resources: &[&Buffer],
+) -> Result<Launch> {
+    let uniform = u.push(gpu, &shape.params(t)?);
+    let mut bound = vec![uniform.resource()];
+    bound.extend(resources.iter().map(|b| Resource::Storage(b)));
+    Ok(Launch {
+        binding: gpu.bind(kernel, &bound),
+        groups: groups_for(shape.batch * shape.hidden),
+        uniform,
+    })
+}
+
+/// Forward: per step, `step_sum = hs[t]·W_hhᵀ`, then `hs[t+1] = act(pre[t] + step_sum)`.
+pub fn forward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    gemm: GemmKernel,
+    params: &Buffer,
+    pre: &Buffer,
+    hs: &Buffer,
+    step_sum: &Buffer,
+) -> Result<Vec<Launch>> {
+    let (b, h) = (shape.batch, shape.hidden);
+    need(pre, shape.steps * b * h, "rnn forward pre")?;
+    need(hs, (shape.steps + 1) * b * h, "rnn forward hs")?;
+    need(step_sum, b * h, "rnn step sum")?;
+    let mut out = Vec::new();
+    for t in 0..shape.steps {
+        let product = GemmSpec {
+            m: b,
+            n: h,
+            k: h,
+            a: Operand::row_major(t * b * h, h),
+            b: Operand::transposed(shape.whh_off, h),
+            c_offset: 0,
+            bias: None,
+            bias2: None,
+            accumulate: false,
+        };
+        out.push(gemm_with(gpu, u, &product, gemm, hs, params, params, step_sum)?);
+        out.push(combine(gpu, u, shape, t, Kernel::RnnStepCombineForward, &[step_sum, pre, hs])?);
+    }
+    Ok(out)
+}
+
+/// Backward, last step first: `step_sum = da[t+1]·W_hh` (none at the chunk's last step),
+/// then `da[t] = (dh_out[t] + step_sum)·act'(hs[t+1])`.
+pub fn backward(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    gemm: GemmKernel,
+    params: &Buffer,
+    hs: &Buffer,
+    dh_out: &Buffer,
+    da: &Buffer,
+    step_sum: &Buffer,
+) -> Result<Vec<Launch>> {
+    let (b, h) = (shape.batch, shape.hidden);
+    need(hs, (shape.steps + 1) * b * h, "rnn backward hs")?;
+    need(dh_out, shape.steps * b * h, "rnn backward dh_out")?;
+    need(da, shape.steps * b * h, "rnn backward da")?;
+    need(step_sum, b * h, "rnn step sum")?;
+    let mut out = Vec::new();
+    for t in (0..shape.steps).rev() {
+        if t + 1 < shape.steps {
+            let product = GemmSpec {
+                m: b,
+                n: h,
+                k: h,
+                a: Operand::row_major((t + 1) * b * h, h),
+                b: Operand::row_major(shape.whh_off, h),
+                c_offset: 0,
+                bias: None,
+                bias2: None,
+                accumulate: false,
+            };
+            out.push(gemm_with(gpu, u, &product, gemm, da, params, params, step_sum)?);
+        }
+        out.push(combine(
+            gpu,
+            u,
+            shape,
+            t,
+            Kernel::RnnStepCombineBackward,
+            &[step_sum, hs, dh_out, da],
+        )?);
+    }
+    Ok(out)
+}
