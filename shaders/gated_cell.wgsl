@@ -53,19 +53,12 @@ fn seq_rows(t: u32, b0: u32, width: u32) -> array<u32, 4> {
 }
 
 // acc[g][i] = W_hh[g·H + j, :]·hs[t, b0 + i, :] + b_hh[g·H + j] for the G gate blocks.
-// Each sum runs over k in ascending order from the bias, as in the f64 reference.
+// Each sum runs over k in ascending order from zero and the bias comes last: exactly what a
+// GEMM with a bias computes, so the GEMM-based step below gives the same bits.
 fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 4> {
     let h = p.hidden;
     let rows = seq_rows(t, b0, h);
     var acc: array<array<f32, 4>, 4>;
-    for (var g = 0u; g < 4u; g++) {
-        if (g < gates) {
-            let bias = params[p.bhh_off + g * h + j];
-            for (var i = 0u; i < SEQS; i++) {
-                acc[g][i] = bias;
-            }
-        }
-    }
     for (var k = 0u; k < h; k++) {
         var hv: array<f32, 4>;
         for (var i = 0u; i < SEQS; i++) {
@@ -80,19 +73,72 @@ fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 
             }
         }
     }
+    for (var g = 0u; g < 4u; g++) {
+        if (g < gates) {
+            let bias = params[p.bhh_off + g * h + j];
+            for (var i = 0u; i < SEQS; i++) {
+                acc[g][i] = acc[g][i] + bias;
+            }
+        }
+    }
     return acc;
 }
 
-// Bindings are numbered consecutively per entry point (the host binds them in order):
+// Bindings are numbered consecutively per entry point (the host binds them in order); the
+// GEMM-based `*_combine_*` entries bind `step_sum` at 1 where the fused ones bind params:
 //   lstm_step_forward:  2 pre, 3 hs, 4 cs, 5 cache
 //   gru_step_forward:   2 pre, 3 hs, 4 cache
 //   lstm_step_backward: 2 cs, 3 cache, 4 dh_out, 5 da, 6 dstate
 //   gru_step_backward:  2 hs, 3 cache, 4 dh_out, 5 da, 6 dhh, 7 dstate
+@group(0) @binding(1) var<storage, read> step_sum: array<f32>;
 @group(0) @binding(2) var<storage, read> pre: array<f32>;
 @group(0) @binding(3) var<storage, read_write> hs_state: array<f32>;
 @group(0) @binding(4) var<storage, read_write> cs: array<f32>;
 @group(0) @binding(5) var<storage, read_write> cache: array<f32>;
 @group(0) @binding(4) var<storage, read_write> gru_cache: array<f32>;
+
+// The cell math of one (sequence b, unit j) once its recurrent sums are known:
+// acc[g] = W_hh[g·H + j, :]·h_{t-1} + b_hh[g·H + j].
+fn lstm_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let prev = p.t * bh + b * h;
+    let r = p.t * p.batch + b;
+    let x = r * 4u * h;
+    let ig = sigmoid(pre[x + j] + acc[0]);
+    let f = sigmoid(pre[x + h + j] + acc[1]);
+    let g = tanh(pre[x + 2u * h + j] + acc[2]);
+    let o = sigmoid(pre[x + 3u * h + j] + acc[3]);
+    let c = f * cs[prev + j] + ig * g;
+    cs[prev + bh + j] = c;
+    hs_state[prev + bh + j] = o * tanh(c);
+    let c4 = r * 4u * h;
+    cache[c4 + j] = ig;
+    cache[c4 + h + j] = f;
+    cache[c4 + 2u * h + j] = g;
+    cache[c4 + 3u * h + j] = o;
+}
+
+fn gru_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let prev = p.t * bh + b * h;
+    let r = p.t * p.batch + b;
+    let x = r * 3u * h;
+    let rg = sigmoid(pre[x + j] + acc[0]);
+    let z = sigmoid(pre[x + h + j] + acc[1]);
+    let n = tanh(pre[x + 2u * h + j] + rg * acc[2]);
+    hs_state[prev + bh + j] = (1.0 - z) * n + z * hs_state[prev + j];
+    let c4 = r * 4u * h;
+    gru_cache[c4 + j] = rg;
+    gru_cache[c4 + h + j] = z;
+    gru_cache[c4 + 2u * h + j] = n;
+    gru_cache[c4 + 3u * h + j] = acc[2];
+}
+
+fn block_column(acc: array<array<f32, 4>, 4>, i: u32) -> array<f32, 4> {
+    return array<f32, 4>(acc[0][i], acc[1][i], acc[2][i], acc[3][i]);
+}
 
 @compute @workgroup_size(64)
 fn lstm_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -101,29 +147,12 @@ fn lstm_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (j >= p.hidden || b0 >= p.batch) {
         return;
     }
-    let h = p.hidden;
-    let bh = p.batch * h;
     let acc = recurrent_block(p.t, b0, j, 4u);
     for (var i = 0u; i < SEQS; i++) {
-        let b = b0 + i;
-        if (b >= p.batch) {
+        if (b0 + i >= p.batch) {
             break;
         }
-        let prev = p.t * bh + b * h;
-        let r = p.t * p.batch + b;
-        let x = r * 4u * h;
-        let ig = sigmoid(pre[x + j] + acc[0][i]);
-        let f = sigmoid(pre[x + h + j] + acc[1][i]);
-        let g = tanh(pre[x + 2u * h + j] + acc[2][i]);
-        let o = sigmoid(pre[x + 3u * h + j] + acc[3][i]);
-        let c = f * cs[prev + j] + ig * g;
-        cs[prev + bh + j] = c;
-        hs_state[prev + bh + j] = o * tanh(c);
-        let c4 = r * 4u * h;
-        cache[c4 + j] = ig;
-        cache[c4 + h + j] = f;
-        cache[c4 + 2u * h + j] = g;
-        cache[c4 + 3u * h + j] = o;
+        lstm_finish_forward(b0 + i, j, block_column(acc, i));
     }
 }
 
@@ -134,27 +163,51 @@ fn gru_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (j >= p.hidden || b0 >= p.batch) {
         return;
     }
-    let h = p.hidden;
-    let bh = p.batch * h;
     let acc = recurrent_block(p.t, b0, j, 3u);
     for (var i = 0u; i < SEQS; i++) {
-        let b = b0 + i;
-        if (b >= p.batch) {
+        if (b0 + i >= p.batch) {
             break;
         }
-        let prev = p.t * bh + b * h;
-        let r = p.t * p.batch + b;
-        let x = r * 3u * h;
-        let rg = sigmoid(pre[x + j] + acc[0][i]);
-        let z = sigmoid(pre[x + h + j] + acc[1][i]);
-        let n = tanh(pre[x + 2u * h + j] + rg * acc[2][i]);
-        hs_state[prev + bh + j] = (1.0 - z) * n + z * hs_state[prev + j];
-        let c4 = r * 4u * h;
-        gru_cache[c4 + j] = rg;
-        gru_cache[c4 + h + j] = z;
-        gru_cache[c4 + 2u * h + j] = n;
-        gru_cache[c4 + 3u * h + j] = acc[2][i];
+        gru_finish_forward(b0 + i, j, block_column(acc, i));
     }
+}
+
+// GEMM-based forward step: step_sum [B, G·H] = h_{t-1}·W_hhᵀ + b_hh (one GEMM), then the
+// cell math for every (b, j). Dispatch: 256 invocations per workgroup over B·H elements,
+// index = x + y·groups.x·256.
+fn combine_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 256u;
+}
+
+fn step_sums(b: u32, j: u32, gates: u32) -> array<f32, 4> {
+    var acc: array<f32, 4>;
+    let row = b * gates * p.hidden;
+    for (var g = 0u; g < gates; g++) {
+        acc[g] = step_sum[row + g * p.hidden + j];
+    }
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn lstm_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = combine_index(gid, groups);
+    if (e >= p.batch * p.hidden) {
+        return;
+    }
+    let b = e / p.hidden;
+    let j = e % p.hidden;
+    lstm_finish_forward(b, j, step_sums(b, j, 4u));
+}
+
+@compute @workgroup_size(256)
+fn gru_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = combine_index(gid, groups);
+    if (e >= p.batch * p.hidden) {
+        return;
+    }
+    let b = e / p.hidden;
+    let j = e % p.hidden;
+    gru_finish_forward(b, j, step_sums(b, j, 3u));
 }
 
 // ---- backward
@@ -167,6 +220,62 @@ fn gru_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(6) var<storage, read_write> dhh: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dstate: array<f32>;
 
+// The cell's backward for one (b, j), given rec = Σ_q dgates[t + 1, b, q]·W_hh[q, j] (zero at
+// the chunk's last step): dh = dh_out + rec.
+fn lstm_finish_backward(b: u32, j: u32, rec: f32) {
+    let h = p.hidden;
+    let gh = 4u * h;
+    let bh = p.batch * h;
+    let at = p.t * bh + b * h + j;
+    let r = p.t * p.batch + b;
+    let dh = dh_out[at] + rec;
+    var carried = 0.0;
+    if (p.t + 1u < p.steps) {
+        carried = lstm_dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+    }
+    let c4 = r * 4u * h;
+    let ig = cache_in[c4 + j];
+    let f = cache_in[c4 + h + j];
+    let g = cache_in[c4 + 2u * h + j];
+    let o = cache_in[c4 + 3u * h + j];
+    let tc = tanh(cs_in[at + bh]);
+    let dc = dh * o * (1.0 - tc * tc) + carried;
+    lstm_dstate[at] = dc;
+    let q = r * gh;
+    da[q + j] = dc * g * ig * (1.0 - ig);
+    da[q + h + j] = dc * cs_in[at] * f * (1.0 - f);
+    da[q + 2u * h + j] = dc * ig * (1.0 - g * g);
+    da[q + 3u * h + j] = dh * tc * o * (1.0 - o);
+}
+
+fn gru_finish_backward(b: u32, j: u32, rec: f32) {
+    let h = p.hidden;
+    let gh = 3u * h;
+    let bh = p.batch * h;
+    let at = p.t * bh + b * h + j;
+    let r = p.t * p.batch + b;
+    var d = dh_out[at] + rec;
+    if (p.t + 1u < p.steps) {
+        d = d + dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+    }
+    dstate[at] = d;
+    let c4 = r * 4u * h;
+    let rg = cache_in[c4 + j];
+    let z = cache_in[c4 + h + j];
+    let n = cache_in[c4 + 2u * h + j];
+    let hn = cache_in[c4 + 3u * h + j];
+    let dn = d * (1.0 - z) * (1.0 - n * n);
+    let dz = d * (hs_in[at] - n) * z * (1.0 - z);
+    let dr = dn * hn * rg * (1.0 - rg);
+    let q = r * gh;
+    da[q + j] = dr;
+    da[q + h + j] = dz;
+    da[q + 2u * h + j] = dn;
+    dhh[q + j] = dr;
+    dhh[q + h + j] = dz;
+    dhh[q + 2u * h + j] = dn * rg;
+}
+
 @compute @workgroup_size(64)
 fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
@@ -174,48 +283,24 @@ fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (j >= p.hidden || b0 >= p.batch) {
         return;
     }
+    // LSTM: dhh is da.
     let h = p.hidden;
     let gh = 4u * h;
-    let bh = p.batch * h;
-    // dh[i] = dh_out[t, b0 + i, j] + Σ_q dgates[t + 1, b0 + i, q] · W_hh[q, j]
-    var dh: array<f32, 4>;
-    let out_rows = seq_rows(p.t, b0, h);
-    for (var i = 0u; i < SEQS; i++) {
-        dh[i] = dh_out[out_rows[i] + j];
-    }
+    var rec: array<f32, 4>;
     if (p.t + 1u < p.steps) {
         let next = seq_rows(p.t + 1u, b0, gh);
         for (var q = 0u; q < gh; q++) {
             let w = params[p.whh_off + q * h + j];
             for (var i = 0u; i < SEQS; i++) {
-                dh[i] = dh[i] + da[next[i] + q] * w;
+                rec[i] = rec[i] + da[next[i] + q] * w;
             }
         }
     }
     for (var i = 0u; i < SEQS; i++) {
-        let b = b0 + i;
-        if (b >= p.batch) {
+        if (b0 + i >= p.batch) {
             break;
         }
-        let at = p.t * bh + b * h + j;
-        let r = p.t * p.batch + b;
-        var carried = 0.0;
-        if (p.t + 1u < p.steps) {
-            carried = lstm_dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
-        }
-        let c4 = r * 4u * h;
-        let ig = cache_in[c4 + j];
-        let f = cache_in[c4 + h + j];
-        let g = cache_in[c4 + 2u * h + j];
-        let o = cache_in[c4 + 3u * h + j];
-        let tc = tanh(cs_in[at + bh]);
-        let dc = dh[i] * o * (1.0 - tc * tc) + carried;
-        lstm_dstate[at] = dc;
-        let q = r * gh;
-        da[q + j] = dc * g * ig * (1.0 - ig);
-        da[q + h + j] = dc * cs_in[at] * f * (1.0 - f);
-        da[q + 2u * h + j] = dc * ig * (1.0 - g * g);
-        da[q + 3u * h + j] = dh[i] * tc * o * (1.0 - o);
+        lstm_finish_backward(b0 + i, j, rec[i]);
     }
 }
 
@@ -228,47 +313,42 @@ fn gru_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let h = p.hidden;
     let gh = 3u * h;
-    let bh = p.batch * h;
-    var dh: array<f32, 4>;
-    let out_rows = seq_rows(p.t, b0, h);
-    for (var i = 0u; i < SEQS; i++) {
-        dh[i] = dh_out[out_rows[i] + j];
-    }
+    var rec: array<f32, 4>;
     if (p.t + 1u < p.steps) {
         let next = seq_rows(p.t + 1u, b0, gh);
         for (var q = 0u; q < gh; q++) {
             let w = params[p.whh_off + q * h + j];
             for (var i = 0u; i < SEQS; i++) {
-                dh[i] = dh[i] + dhh[next[i] + q] * w;
+                rec[i] = rec[i] + dhh[next[i] + q] * w;
             }
         }
     }
     for (var i = 0u; i < SEQS; i++) {
-        let b = b0 + i;
-        if (b >= p.batch) {
+        if (b0 + i >= p.batch) {
             break;
         }
-        let at = p.t * bh + b * h + j;
-        let r = p.t * p.batch + b;
-        var d = dh[i];
-        if (p.t + 1u < p.steps) {
-            d = d + dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
-        }
-        dstate[at] = d;
-        let c4 = r * 4u * h;
-        let rg = cache_in[c4 + j];
-        let z = cache_in[c4 + h + j];
-        let n = cache_in[c4 + 2u * h + j];
-        let hn = cache_in[c4 + 3u * h + j];
-        let dn = d * (1.0 - z) * (1.0 - n * n);
-        let dz = d * (hs_in[at] - n) * z * (1.0 - z);
-        let dr = dn * hn * rg * (1.0 - rg);
-        let q = r * gh;
-        da[q + j] = dr;
-        da[q + h + j] = dz;
-        da[q + 2u * h + j] = dn;
-        dhh[q + j] = dr;
-        dhh[q + h + j] = dz;
-        dhh[q + 2u * h + j] = dn * rg;
+        gru_finish_backward(b0 + i, j, rec[i]);
     }
+}
+
+// GEMM-based backward step: step_sum [B, H] = dgates[t + 1]·W_hh (one GEMM; not run at the
+// chunk's last step, where the sum is zero), then the cell's backward for every (b, j).
+@compute @workgroup_size(256)
+fn lstm_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = combine_index(gid, groups);
+    if (e >= p.batch * p.hidden) {
+        return;
+    }
+    let rec = select(0.0, step_sum[e], p.t + 1u < p.steps);
+    lstm_finish_backward(e / p.hidden, e % p.hidden, rec);
+}
+
+@compute @workgroup_size(256)
+fn gru_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = combine_index(gid, groups);
+    if (e >= p.batch * p.hidden) {
+        return;
+    }
+    let rec = select(0.0, step_sum[e], p.t + 1u < p.steps);
+    gru_finish_backward(e / p.hidden, e % p.hidden, rec);
 }

@@ -56,7 +56,7 @@ pub struct EngineBuffers {
     pub lengths: Buffer,         // [B] u32 valid steps of each sequence
     pub chunk_info: Buffer,      // [3] u32: inv_count (f32 bits), first step, dropout step
     pub split_scratch: Buffer,   // [S, M, N] split-K partial sums of the weight gradients
-    pub step_sum: Buffer,        // [B, H] one step's recurrent product (GEMM recurrence, rnn)
+    pub step_sum: Buffer,        // [B, G·H] one step's recurrent product (GEMM-based steps)
     pub norm_partials: Buffer,   // [NORM_PARTIALS]
     pub norm: Buffer,            // [2] global gradient norm, non-finite flag
     pub norm_log: Buffer,        // [LOSS_LOG_SLOTS] gradient norm of each training chunk
@@ -140,7 +140,7 @@ pub fn buffer_sizes(
             "split_scratch",
             f(split_scratch_len(config, max_batch, max_steps, software)),
         ),
-        ("step_sum", f(only(cell == Cell::Rnn, max_batch * h))),
+        ("step_sum", f(max_batch * gh)),
         ("norm_partials", f(NORM_PARTIALS)),
         ("norm", 8),
         ("norm_log", f(LOSS_LOG_SLOTS)),

@@ -287,10 +287,6 @@ impl<'g> Engine<'g> {
         if let Some(kernel) = self.forced_recurrence {
             return Ok(kernel);
         }
-        if self.config.cell.is_gated() {
-            // LSTM and GRU have only the per-step kernels so far.
-            return Ok(RecurrenceKernel::PerStep);
-        }
         match std::env::var("WGRNN_RECURRENCE").as_deref() {
             Ok("per-step") => return Ok(RecurrenceKernel::PerStep),
             Ok("persistent") => return Ok(RecurrenceKernel::Persistent),
@@ -312,33 +308,52 @@ impl<'g> Engine<'g> {
             activation: self.config.activation,
             whh_off: self.layout.offset(crate::model::WEIGHT_HH),
         };
+        let gated = ops::GatedShape {
+            cell: self.config.cell,
+            steps: shape.steps,
+            batch,
+            hidden: self.config.hidden,
+            whh_off: self.layout.offset(crate::model::WEIGHT_HH),
+            bhh_off: self.layout.offset(crate::model::BIAS_HH),
+        };
+        let is_gated = self.config.cell.is_gated();
         let (b, ub) = (&self.bufs, &self.bufs.units[0]);
         let mut time = |kernel| -> Result<f64> {
             let mut rec = crate::gpu::Recording::new();
-            for l in ops::rnn_forward(
-                self.gpu,
-                &mut self.uniforms,
-                &shape,
-                kernel,
-                &b.params,
-                &ub.pre,
-                &ub.hs,
-                &b.step_sum,
-            )? {
-                l.record(&mut rec);
-            }
-            for l in ops::rnn_backward(
-                self.gpu,
-                &mut self.uniforms,
-                &shape,
-                kernel,
-                &b.params,
-                &ub.hs,
-                &ub.dh_out,
-                &ub.da,
-                &b.step_sum,
-            )? {
-                l.record(&mut rec);
+            if is_gated {
+                let bufs = plan::gated_buffers(b, ub);
+                for l in ops::gated_forward(self.gpu, &mut self.uniforms, &gated, kernel, &bufs)? {
+                    l.record(&mut rec);
+                }
+                for l in ops::gated_backward(self.gpu, &mut self.uniforms, &gated, kernel, &bufs)? {
+                    l.record(&mut rec);
+                }
+            } else {
+                for l in ops::rnn_forward(
+                    self.gpu,
+                    &mut self.uniforms,
+                    &shape,
+                    kernel,
+                    &b.params,
+                    &ub.pre,
+                    &ub.hs,
+                    &b.step_sum,
+                )? {
+                    l.record(&mut rec);
+                }
+                for l in ops::rnn_backward(
+                    self.gpu,
+                    &mut self.uniforms,
+                    &shape,
+                    kernel,
+                    &b.params,
+                    &ub.hs,
+                    &ub.dh_out,
+                    &ub.da,
+                    &b.step_sum,
+                )? {
+                    l.record(&mut rec);
+                }
             }
             let mut best = f64::INFINITY;
             for _ in 0..3 {
@@ -349,7 +364,11 @@ impl<'g> Engine<'g> {
             }
             Ok(best * 1e3)
         };
-        let mut candidates = vec![RecurrenceKernel::PerStep, RecurrenceKernel::Persistent];
+        // The chunk-persistent kernel exists for the rnn cell only.
+        let mut candidates = vec![RecurrenceKernel::PerStep];
+        if !is_gated {
+            candidates.push(RecurrenceKernel::Persistent);
+        }
         candidates.extend(
             ops::GemmKernel::candidates(self.gpu)
                 .into_iter()
@@ -362,10 +381,13 @@ impl<'g> Engine<'g> {
         // The fastest; ties keep the earlier candidate.
         let kernel = times_ms
             .iter()
-            .fold(None::<(RecurrenceKernel, f64)>, |best, &(k, t)| match best {
-                Some((_, bt)) if bt <= t => best,
-                _ => Some((k, t)),
-            })
+            .fold(
+                None::<(RecurrenceKernel, f64)>,
+                |best, &(k, t)| match best {
+                    Some((_, bt)) if bt <= t => best,
+                    _ => Some((k, t)),
+                },
+            )
             .map_or(RecurrenceKernel::PerStep, |(k, _)| k);
         self.recurrence_choices.push(RecurrenceChoice {
             batch,

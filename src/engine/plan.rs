@@ -536,6 +536,7 @@ impl PlanContext<'_> {
                 self.gpu,
                 u,
                 &self.gated_shape(shape, unit),
+                self.recurrence,
                 &gated_buffers(b, ub),
             )
         } else {
@@ -573,6 +574,7 @@ impl PlanContext<'_> {
                 self.gpu,
                 u,
                 &self.gated_shape(shape, unit),
+                self.recurrence,
                 &gated_buffers(b, ub),
             )
         } else {
@@ -610,7 +612,7 @@ impl PlanContext<'_> {
     }
 }
 
-fn gated_buffers<'a>(b: &'a EngineBuffers, ub: &'a UnitBuffers) -> GatedBuffers<'a> {
+pub(super) fn gated_buffers<'a>(b: &'a EngineBuffers, ub: &'a UnitBuffers) -> GatedBuffers<'a> {
     GatedBuffers {
         params: &b.params,
         pre: &ub.pre,
@@ -621,6 +623,7 @@ fn gated_buffers<'a>(b: &'a EngineBuffers, ub: &'a UnitBuffers) -> GatedBuffers<
         da: &ub.da,
         dhh: &ub.dhh,
         dstate: &ub.dstate,
+        step_sum: &b.step_sum,
     }
 }
 

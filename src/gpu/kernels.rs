@@ -19,6 +19,10 @@ pub enum Kernel {
     LstmStepBackward,
     GruStepForward,
     GruStepBackward,
+    LstmStepCombineForward,
+    LstmStepCombineBackward,
+    GruStepCombineForward,
+    GruStepCombineBackward,
     PoolForward,
     PoolBackward,
     ReverseRows,
@@ -70,7 +74,11 @@ impl Kernel {
             Kernel::LstmStepForward
             | Kernel::LstmStepBackward
             | Kernel::GruStepForward
-            | Kernel::GruStepBackward => "gated_cell.wgsl",
+            | Kernel::GruStepBackward
+            | Kernel::LstmStepCombineForward
+            | Kernel::LstmStepCombineBackward
+            | Kernel::GruStepCombineForward
+            | Kernel::GruStepCombineBackward => "gated_cell.wgsl",
             Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
             Kernel::ReverseRows | Kernel::UnitOutput | Kernel::UnitOutputGrad => "layer_io.wgsl",
             Kernel::LossRows => "loss.wgsl",
@@ -100,6 +108,10 @@ impl Kernel {
             Kernel::LstmStepBackward => "lstm_step_backward",
             Kernel::GruStepForward => "gru_step_forward",
             Kernel::GruStepBackward => "gru_step_backward",
+            Kernel::LstmStepCombineForward => "lstm_step_combine_forward",
+            Kernel::LstmStepCombineBackward => "lstm_step_combine_backward",
+            Kernel::GruStepCombineForward => "gru_step_combine_forward",
+            Kernel::GruStepCombineBackward => "gru_step_combine_backward",
             Kernel::PoolForward => "pool_forward",
             Kernel::PoolBackward => "pool_backward",
             Kernel::ReverseRows => "reverse_rows",

@@ -4,7 +4,8 @@
 // One argument per binding slot reads clearer than a struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
-use super::{need, u32_of, Launch, Uniforms};
+use super::{gemm_with, groups_for, need, u32_of, GemmKernel, GemmSpec, Launch, Operand};
+use super::{RecurrenceKernel, Uniforms};
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
 use crate::model::Cell;
@@ -45,6 +46,8 @@ pub struct GatedBuffers<'a> {
     pub da: &'a Buffer,     // [T, B, G·H]
     pub dhh: &'a Buffer,    // [T, B, G·H] (GRU)
     pub dstate: &'a Buffer, // [T, B, H]
+    /// [B, G·H] one step's recurrent product (GEMM-based steps).
+    pub step_sum: &'a Buffer,
 }
 
 impl GatedShape {
@@ -88,52 +91,122 @@ impl GatedShape {
     }
 }
 
-/// The forward sweep: T launches, step 0 first.
+/// The forward sweep, step 0 first: one fused launch per step, or (`Gemm`) per step the
+/// product `step_sum = h·W_hhᵀ + b_hh` in that formulation and the cell math.
 pub fn gated_forward(
     gpu: &Gpu,
     u: &mut Uniforms,
     shape: &GatedShape,
+    recurrence: RecurrenceKernel,
     b: &GatedBuffers<'_>,
 ) -> Result<Vec<Launch>> {
     shape.check(b)?;
-    (0..shape.steps)
-        .map(|t| {
-            let uniform = u.push(gpu, &shape.params(t)?);
-            let mut resources = vec![
-                uniform.resource(),
-                Resource::Storage(b.params),
-                Resource::Storage(b.pre),
-                Resource::Storage(b.hs),
-            ];
-            let kernel = if shape.cell == Cell::Lstm {
-                resources.push(Resource::Storage(b.cs));
-                Kernel::LstmStepForward
-            } else {
-                Kernel::GruStepForward
+    let gemm = gemm_of(recurrence);
+    let (batch, h, gh) = (shape.batch, shape.hidden, shape.cell.gates() * shape.hidden);
+    if gemm.is_some() {
+        need(b.step_sum, batch * gh, "gated step sum")?;
+    }
+    let mut out = Vec::new();
+    for t in 0..shape.steps {
+        if let Some(kernel) = gemm {
+            let product = GemmSpec {
+                m: batch,
+                n: gh,
+                k: h,
+                a: Operand::row_major(t * batch * h, h),
+                b: Operand::transposed(shape.whh_off, h),
+                c_offset: 0,
+                bias: Some(shape.bhh_off),
+                bias2: None,
+                accumulate: false,
             };
-            resources.push(Resource::Storage(b.cache));
-            Ok(Launch {
-                binding: gpu.bind(kernel, &resources),
-                groups: shape.groups()?,
-                uniform,
-            })
-        })
-        .collect()
+            out.push(gemm_with(
+                gpu, u, &product, kernel, b.hs, b.params, b.params, b.step_sum,
+            )?);
+        }
+        let uniform = u.push(gpu, &shape.params(t)?);
+        let first = if gemm.is_some() { b.step_sum } else { b.params };
+        let mut resources = vec![
+            uniform.resource(),
+            Resource::Storage(first),
+            Resource::Storage(b.pre),
+            Resource::Storage(b.hs),
+        ];
+        let kernel = match (shape.cell == Cell::Lstm, gemm.is_some()) {
+            (true, false) => Kernel::LstmStepForward,
+            (true, true) => Kernel::LstmStepCombineForward,
+            (false, false) => Kernel::GruStepForward,
+            (false, true) => Kernel::GruStepCombineForward,
+        };
+        if shape.cell == Cell::Lstm {
+            resources.push(Resource::Storage(b.cs));
+        }
+        resources.push(Resource::Storage(b.cache));
+        out.push(Launch {
+            binding: gpu.bind(kernel, &resources),
+            groups: if gemm.is_some() {
+                groups_for(batch * h)
+            } else {
+                shape.groups()?
+            },
+            uniform,
+        });
+    }
+    Ok(out)
 }
 
-/// The backward sweep: T launches, last step first.
+/// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels.
+fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
+    match recurrence {
+        RecurrenceKernel::Gemm(kernel) => Some(kernel),
+        _ => None,
+    }
+}
+
+/// The backward sweep, last step first: one fused launch per step, or (`Gemm`) per step the
+/// product `step_sum = dgates[t+1]·W_hh` in that formulation (none at the last step) and the
+/// cell's backward.
 pub fn gated_backward(
     gpu: &Gpu,
     u: &mut Uniforms,
     shape: &GatedShape,
+    recurrence: RecurrenceKernel,
     b: &GatedBuffers<'_>,
 ) -> Result<Vec<Launch>> {
     shape.check(b)?;
-    (0..shape.steps)
-        .rev()
-        .map(|t| {
+    let gemm = gemm_of(recurrence);
+    let (batch, h, gh) = (shape.batch, shape.hidden, shape.cell.gates() * shape.hidden);
+    if gemm.is_some() {
+        need(b.step_sum, batch * h, "gated step sum")?;
+    }
+    // The gradient the recurrent product reads: da for an LSTM, dhh for a GRU.
+    let src = if shape.cell == Cell::Lstm {
+        b.da
+    } else {
+        b.dhh
+    };
+    let mut out = Vec::new();
+    for t in (0..shape.steps).rev() {
+        if let (Some(kernel), true) = (gemm, t + 1 < shape.steps) {
+            let product = GemmSpec {
+                m: batch,
+                n: h,
+                k: gh,
+                a: Operand::row_major((t + 1) * batch * gh, gh),
+                b: Operand::row_major(shape.whh_off, h),
+                c_offset: 0,
+                bias: None,
+                bias2: None,
+                accumulate: false,
+            };
+            out.push(gemm_with(
+                gpu, u, &product, kernel, src, b.params, b.params, b.step_sum,
+            )?);
+        }
+        out.push({
             let uniform = u.push(gpu, &shape.params(t)?);
-            let mut resources = vec![uniform.resource(), Resource::Storage(b.params)];
+            let first = if gemm.is_some() { b.step_sum } else { b.params };
+            let mut resources = vec![uniform.resource(), Resource::Storage(first)];
             // Binding order as listed in the shader's header.
             let kernel = if shape.cell == Cell::Lstm {
                 resources.extend([
@@ -143,7 +216,11 @@ pub fn gated_backward(
                     Resource::Storage(b.da),
                     Resource::Storage(b.dstate),
                 ]);
-                Kernel::LstmStepBackward
+                if gemm.is_some() {
+                    Kernel::LstmStepCombineBackward
+                } else {
+                    Kernel::LstmStepBackward
+                }
             } else {
                 resources.extend([
                     Resource::Storage(b.hs),
@@ -153,13 +230,22 @@ pub fn gated_backward(
                     Resource::Storage(b.dhh),
                     Resource::Storage(b.dstate),
                 ]);
-                Kernel::GruStepBackward
+                if gemm.is_some() {
+                    Kernel::GruStepCombineBackward
+                } else {
+                    Kernel::GruStepBackward
+                }
             };
-            Ok(Launch {
+            Launch {
                 binding: gpu.bind(kernel, &resources),
-                groups: shape.groups()?,
+                groups: if gemm.is_some() {
+                    groups_for(batch * h)
+                } else {
+                    shape.groups()?
+                },
                 uniform,
-            })
-        })
-        .collect()
+            }
+        });
+    }
+    Ok(out)
 }

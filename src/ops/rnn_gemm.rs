@@ -6,8 +6,8 @@
 // One argument per binding slot, as in the other launchers.
 #![allow(clippy::too_many_arguments)]
 
-use super::{gemm_with, groups_for, need, GemmKernel, GemmSpec, Launch, Operand, Uniforms};
 use super::RecurrenceShape;
+use super::{gemm_with, groups_for, need, GemmKernel, GemmSpec, Launch, Operand, Uniforms};
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
 
@@ -57,8 +57,17 @@ pub fn forward(
             bias2: None,
             accumulate: false,
         };
-        out.push(gemm_with(gpu, u, &product, gemm, hs, params, params, step_sum)?);
-        out.push(combine(gpu, u, shape, t, Kernel::RnnStepCombineForward, &[step_sum, pre, hs])?);
+        out.push(gemm_with(
+            gpu, u, &product, gemm, hs, params, params, step_sum,
+        )?);
+        out.push(combine(
+            gpu,
+            u,
+            shape,
+            t,
+            Kernel::RnnStepCombineForward,
+            &[step_sum, pre, hs],
+        )?);
     }
     Ok(out)
 }
@@ -95,7 +104,9 @@ pub fn backward(
                 bias2: None,
                 accumulate: false,
             };
-            out.push(gemm_with(gpu, u, &product, gemm, da, params, params, step_sum)?);
+            out.push(gemm_with(
+                gpu, u, &product, gemm, da, params, params, step_sum,
+            )?);
         }
         out.push(combine(
             gpu,
