@@ -515,34 +515,51 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         );
     }
     // The GEMM autotuner times every candidate formulation per product shape (the
-    // subgroup kernel on lavapipe's 8-lane subgroups, the tiled one on GPUs).
-    let text = ok(&[
-        "bench",
-        "--vocab",
-        "20",
-        "--embed",
-        "4",
-        "--hidden",
-        "9",
-        "--batch",
-        "3",
-        "--seq-len",
-        "5",
-        "--output-size",
-        "3",
-        "--steps",
-        "3",
-    ]);
-    let line = text
-        .lines()
-        .find(|l| l.contains("gemm 15x9x4: "))
-        .unwrap_or_else(|| panic!("no tuning line for the input projection:\n{text}"));
+    // subgroup kernel on lavapipe's 8-lane subgroups, the tiled one on GPUs) and keeps the
+    // choice in the tuning cache: a second run reuses it without measuring.
+    let cache = dir.join("tuning.json");
+    let tuned_bench = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+            .args([
+                "bench",
+                "--vocab",
+                "20",
+                "--embed",
+                "4",
+                "--hidden",
+                "9",
+                "--batch",
+                "3",
+                "--seq-len",
+                "5",
+                "--output-size",
+                "3",
+                "--steps",
+                "3",
+            ])
+            .env("WGRNN_TUNING_CACHE", &cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.contains("gemm 15x9x4: "))
+            .unwrap_or_else(|| panic!("no tuning line for the input projection:\n{text}"))
+            .to_string()
+    };
+    let first = tuned_bench();
     assert!(
-        line.contains(" chosen (")
-            && line.matches(" ms ").count() >= 2
-            && line.contains("ms Blocked"),
-        "{line}"
+        first.contains(" chosen (")
+            && first.matches(" ms ").count() >= 2
+            && first.contains("ms Blocked"),
+        "{first}"
     );
+    let stored = std::fs::read_to_string(&cache).unwrap();
+    assert!(stored.contains("gemm m<=16 n9 k4"), "{stored}");
+    let second = tuned_bench();
+    assert!(second.contains("from the tuning cache"), "{second}");
+    let chosen = |line: &str| line.split(" chosen").next().unwrap().to_string();
+    assert_eq!(chosen(&first), chosen(&second));
     let (ok_w6, out) = run(&["bench", "--workload", "W6"]);
     assert!(!ok_w6 && out.contains("W5"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -208,11 +208,14 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             println!("   gemm: one formulation for every product (the only candidate here, or as WGRNN_GEMM forces)");
         }
         for c in &r.gemm {
-            let times: Vec<String> = c
+            let mut times: Vec<String> = c
                 .times_ms
                 .iter()
                 .map(|(k, t)| format!("{t:.3} ms {k:?}"))
                 .collect();
+            if times.is_empty() {
+                times.push("from the tuning cache".into());
+            }
             println!(
                 "   gemm {}x{}x{}{}: {:?} chosen ({})",
                 c.m,

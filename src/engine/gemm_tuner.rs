@@ -27,7 +27,7 @@ pub struct GemmChoice {
     pub a_transposed: bool,
     pub b_transposed: bool,
     pub kernel: GemmKernel,
-    /// Each candidate's best time, ms.
+    /// Each candidate's best time, ms (empty when the choice came from the tuning cache).
     pub times_ms: Vec<(GemmKernel, f64)>,
 }
 
@@ -102,6 +102,32 @@ impl GemmTuner {
         if let Some(kernel) = known {
             return build(kernel);
         }
+        let disk_key = super::tuning_cache::key(
+            gpu.adapter(),
+            &format!(
+                "gemm m<={m_class} n{} k{} slices{slices} a{} b{} among {:?}",
+                spec.n, spec.k, a_transposed as u8, b_transposed as u8, self.candidates
+            ),
+        );
+        let cached = super::tuning_cache::get(&disk_key).and_then(|name| {
+            self.candidates
+                .iter()
+                .copied()
+                .find(|k| format!("{k:?}") == name)
+        });
+        if let Some(kernel) = cached {
+            self.choices.borrow_mut().push(GemmChoice {
+                m: spec.m,
+                n: spec.n,
+                k: spec.k,
+                slices,
+                a_transposed,
+                b_transposed,
+                kernel,
+                times_ms: Vec::new(),
+            });
+            return build(kernel);
+        }
         let mut time = |kernel| -> Result<f64> {
             let mut rec = Recording::new();
             for launch in build(kernel)? {
@@ -138,6 +164,7 @@ impl GemmTuner {
             kernel,
             times_ms,
         });
+        super::tuning_cache::put(disk_key, format!("{kernel:?}"));
         build(kernel)
     }
 }

@@ -4,6 +4,7 @@
 mod buffers;
 mod gemm_tuner;
 mod plan;
+mod tuning_cache;
 
 pub use buffers::{buffer_sizes, LOSS_LOG_SLOTS};
 pub use gemm_tuner::{GemmChoice, GemmTuner};
@@ -301,6 +302,38 @@ impl<'g> Engine<'g> {
         if let Some(choice) = self.recurrence_choices.iter().find(|c| c.batch == batch) {
             return Ok(choice.kernel);
         }
+        let mut candidates = vec![RecurrenceKernel::PerStep];
+        if !self.config.cell.is_gated() {
+            // The chunk-persistent kernel exists for the rnn cell only.
+            candidates.push(RecurrenceKernel::Persistent);
+        }
+        candidates.extend(
+            ops::GemmKernel::candidates(self.gpu)
+                .into_iter()
+                .map(RecurrenceKernel::Gemm),
+        );
+        let disk_key = tuning_cache::key(
+            self.gpu.adapter(),
+            &format!(
+                "recurrence {} B{batch} H{} among {candidates:?}",
+                self.config.cell, self.config.hidden
+            ),
+        );
+        let cached = tuning_cache::get(&disk_key).and_then(|name| {
+            candidates
+                .iter()
+                .copied()
+                .find(|k| format!("{k:?}") == name)
+        });
+        if let Some(kernel) = cached {
+            self.recurrence_choices.push(RecurrenceChoice {
+                batch,
+                steps: steps.min(16),
+                kernel,
+                times_ms: Vec::new(),
+            });
+            return Ok(kernel);
+        }
         let shape = ops::RecurrenceShape {
             steps: steps.min(16),
             batch,
@@ -364,16 +397,6 @@ impl<'g> Engine<'g> {
             }
             Ok(best * 1e3)
         };
-        // The chunk-persistent kernel exists for the rnn cell only.
-        let mut candidates = vec![RecurrenceKernel::PerStep];
-        if !is_gated {
-            candidates.push(RecurrenceKernel::Persistent);
-        }
-        candidates.extend(
-            ops::GemmKernel::candidates(self.gpu)
-                .into_iter()
-                .map(RecurrenceKernel::Gemm),
-        );
         let mut times_ms = Vec::new();
         for kernel in candidates {
             times_ms.push((kernel, time(kernel)?));
@@ -395,6 +418,7 @@ impl<'g> Engine<'g> {
             kernel,
             times_ms,
         });
+        tuning_cache::put(disk_key, format!("{kernel:?}"));
         Ok(kernel)
     }
 
@@ -773,12 +797,16 @@ pub struct RecurrenceChoice {
     /// Steps of the measured sweep.
     pub steps: usize,
     pub kernel: RecurrenceKernel,
-    /// Each candidate's best time for the sweep, ms.
+    /// Each candidate's best time for the sweep, ms (empty when the choice came from the
+    /// tuning cache).
     pub times_ms: Vec<(RecurrenceKernel, f64)>,
 }
 
 /// "12.30 ms PerStep, 40.10 ms Persistent, ..." for a tuner's measurements.
 pub fn describe_times<K: std::fmt::Debug>(times: &[(K, f64)]) -> String {
+    if times.is_empty() {
+        return "from the tuning cache".into();
+    }
     times
         .iter()
         .map(|(k, t)| format!("{t:.2} ms {k:?}"))

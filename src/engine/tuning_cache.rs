@@ -1,0 +1,70 @@
+//! The autotuners' decisions, kept on disk per adapter so that a later run on the same
+//! adapter makes the same choices without measuring again. On a GPU the GEMM formulation can
+//! change the last bits of a result, so reusing the earlier choice also keeps runs
+//! reproducible across processes.
+//!
+//! File: `WGRNN_TUNING_CACHE` (a path, or `off`), else `$XDG_CACHE_HOME/wgrnn/tuning.json`,
+//! else `$HOME/.cache/wgrnn/tuning.json`. A JSON object from key to choice; keys name the
+//! wgrnn version, the adapter (name, driver) and the tuned shape. Unreadable or damaged files
+//! are ignored (the tuners measure again) and replaced atomically.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+fn path() -> Option<PathBuf> {
+    match std::env::var("WGRNN_TUNING_CACHE") {
+        Ok(v) if v == "off" => return None,
+        Ok(v) if !v.is_empty() => return Some(PathBuf::from(v)),
+        _ => {}
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wgrnn").join("tuning.json"))
+}
+
+static CACHE: Mutex<Option<BTreeMap<String, String>>> = Mutex::new(None);
+
+fn with_cache<T>(f: impl FnOnce(&mut BTreeMap<String, String>) -> T) -> T {
+    let mut guard = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let map = guard.get_or_insert_with(|| {
+        path()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    });
+    f(map)
+}
+
+/// The key of a decision: version, adapter, and what was tuned.
+pub fn key(adapter: &crate::gpu::AdapterSummary, what: &str) -> String {
+    format!(
+        "wgrnn {} | {} | {} | {what}",
+        env!("CARGO_PKG_VERSION"),
+        adapter.name,
+        adapter.driver
+    )
+}
+
+/// The choice stored under `key`, if any.
+pub fn get(key: &str) -> Option<String> {
+    path()?;
+    with_cache(|map| map.get(key).cloned())
+}
+
+/// Stores a choice and rewrites the file (best effort: a cache that cannot be written only
+/// costs a measurement next time).
+pub fn put(key: String, choice: String) {
+    let Some(file) = path() else { return };
+    let bytes = with_cache(|map| {
+        map.insert(key, choice);
+        serde_json::to_vec_pretty(map).ok()
+    });
+    if let Some(bytes) = bytes {
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::weights::write_atomic(&file, &bytes);
+    }
+}
