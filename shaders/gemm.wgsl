@@ -35,6 +35,27 @@ const ACCUMULATE: u32 = 4u;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
+// Stores one finished sum of C[m, n]: raw into split-K slice z's scratch, or with the
+// biases (and C) added, in that order.
+fn store_c(m: u32, n: u32, z: u32, sum: f32) {
+    if (p.k_slice > 0u) {
+        c[p.c_off + z * p.m * p.n + m * p.n + n] = sum;
+        return;
+    }
+    var v = sum;
+    if ((p.flags & ADD_BIAS) != 0u) {
+        v = v + bias[p.bias_off + n];
+    }
+    if ((p.flags & ADD_BIAS2) != 0u) {
+        v = v + bias[p.bias2_off + n];
+    }
+    let at = p.c_off + m * p.c_rs + n;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = c[at] + v;
+    }
+    c[at] = v;
+}
+
 @compute @workgroup_size(8, 8)
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
     let split = p.k_slice > 0u;
@@ -81,22 +102,7 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (n >= p.n) {
                 break;
             }
-            var v = acc[i][j];
-            if (split) {
-                c[p.c_off + gid.z * p.m * p.n + m * p.n + n] = v;
-                continue;
-            }
-            if ((p.flags & ADD_BIAS) != 0u) {
-                v = v + bias[p.bias_off + n];
-            }
-            if ((p.flags & ADD_BIAS2) != 0u) {
-                v = v + bias[p.bias2_off + n];
-            }
-            let at = p.c_off + m * p.c_rs + n;
-            if ((p.flags & ACCUMULATE) != 0u) {
-                v = c[at] + v;
-            }
-            c[at] = v;
+            store_c(m, n, gid.z, acc[i][j]);
         }
     }
 }
@@ -224,22 +230,7 @@ fn gemm_tiled(
             if (n >= p.n) {
                 break;
             }
-            var v = acc[i][j];
-            if (split) {
-                c[p.c_off + wid.z * p.m * p.n + m * p.n + n] = v;
-                continue;
-            }
-            if ((p.flags & ADD_BIAS) != 0u) {
-                v = v + bias[p.bias_off + n];
-            }
-            if ((p.flags & ADD_BIAS2) != 0u) {
-                v = v + bias[p.bias2_off + n];
-            }
-            let at = p.c_off + m * p.c_rs + n;
-            if ((p.flags & ACCUMULATE) != 0u) {
-                v = c[at] + v;
-            }
-            c[at] = v;
+            store_c(m, n, wid.z, acc[i][j]);
         }
     }
 }

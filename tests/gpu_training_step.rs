@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_case, random_case_arch, random_case_with, to_f64};
+use common::{assert_close, gpu, random_case, random_case_arch, random_case_with, to_f64, Case};
 use wgrnn::data::{chunk_ranges, ChunkData, Order};
 use wgrnn::dropout::Dropout;
 use wgrnn::engine::{ChunkMode, Engine};
@@ -18,53 +18,12 @@ fn every_chunk_matches_reference_loss_gradients_and_carried_state() {
     let gpu = gpu();
     for (seed, cell) in (0..24u64).flat_map(|s| [Cell::Rnn, Cell::Lstm, Cell::Gru].map(|c| (s, c)))
     {
-        let case = random_case_with(seed, cell);
-        let cfg = case.config;
-        let data = case.dataset();
-        let seqs: Vec<usize> = (0..case.batch).collect();
-        let params64 = to_f64(&case.params);
-        let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
-        let mut engine =
-            Engine::new(&gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
-        let mut state = CarriedState::default();
-        let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
-        for (i, range) in ranges.iter().enumerate() {
-            let last = i + 1 == ranges.len();
-            let has_loss = cfg.task == TaskKind::ManyToMany || last;
-            let mode = if has_loss {
-                ChunkMode::Gradients
-            } else {
-                ChunkMode::Carry
-            };
-            let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
-            let chunk = host.chunk(has_loss);
-            engine.run_chunk(&chunk, mode, i).unwrap();
-            let want = run_chunk(&cfg, &params64, &chunk, &mut state, has_loss);
-            let what = format!(
-                "seed {seed}, chunk {i} {range:?} of {cfg:?}, batch {}",
-                case.batch
-            );
-            assert_close(
-                &format!("{what}: carried state"),
-                &engine.carried(case.batch).unwrap().0,
-                &[state.hidden.clone(), state.cell.clone()].concat(),
-                1e-4,
-            );
-            if has_loss {
-                assert_close(
-                    &format!("{what}: loss"),
-                    &[engine.loss_at(i).unwrap()],
-                    &[want.loss.unwrap()],
-                    1e-4,
-                );
-                assert_close(
-                    &format!("{what}: gradients"),
-                    &engine.grads().unwrap(),
-                    &want.grads.unwrap(),
-                    1e-4,
-                );
-            }
-        }
+        check_every_chunk(
+            &gpu,
+            &random_case_with(seed, cell),
+            None,
+            &format!("seed {seed}"),
+        );
     }
 }
 
@@ -97,59 +56,64 @@ fn stacked_and_bidirectional_chunks_match_reference() {
     let gpu = gpu();
     for (seed, cell, layers, bidirectional, p) in stacked_architectures() {
         let case = random_case_arch(seed, cell, layers, bidirectional);
-        let cfg = case.config;
-        let data = case.dataset();
-        let seqs: Vec<usize> = (0..case.batch).collect();
-        let params64 = to_f64(&case.params);
-        let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
-        let mut engine =
-            Engine::new(&gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
-        let dropout = Dropout {
+        let dropout = (p > 0.0).then_some(Dropout {
             p,
             seed: seed as u32,
+        });
+        check_every_chunk(&gpu, &case, dropout, &format!("seed {seed}, dropout {p}"));
+    }
+}
+
+/// Runs every chunk of `case`'s first batch on the engine (gradient chunks, so no optimizer
+/// step: every chunk's dropout key is step 0) and on the f64 reference, and compares the
+/// carried states, losses and gradients.
+fn check_every_chunk(gpu: &wgrnn::gpu::Gpu, case: &Case, dropout: Option<Dropout>, label: &str) {
+    let cfg = case.config;
+    let data = case.dataset();
+    let seqs: Vec<usize> = (0..case.batch).collect();
+    let params64 = to_f64(&case.params);
+    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
+    let mut engine = Engine::new(gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
+    engine.set_dropout(dropout).unwrap();
+    engine.set_training(true);
+    let key = dropout.map(|d| (d, 0u32));
+    let mut state = CarriedState::default();
+    let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
+    for (i, range) in ranges.iter().enumerate() {
+        let last = i + 1 == ranges.len();
+        let has_loss = cfg.task == TaskKind::ManyToMany || last;
+        let mode = if has_loss {
+            ChunkMode::Gradients
+        } else {
+            ChunkMode::Carry
         };
-        engine.set_dropout(Some(dropout)).unwrap();
-        engine.set_training(true);
-        // Gradient chunks take no optimizer step: every chunk's dropout key is step 0.
-        let key = (p > 0.0).then_some((dropout, 0u32));
-        let mut state = CarriedState::default();
-        let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
-        for (i, range) in ranges.iter().enumerate() {
-            let last = i + 1 == ranges.len();
-            let has_loss = cfg.task == TaskKind::ManyToMany || last;
-            let mode = if has_loss {
-                ChunkMode::Gradients
-            } else {
-                ChunkMode::Carry
-            };
-            let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
-            let chunk = host.chunk(has_loss);
-            engine.run_chunk(&chunk, mode, i).unwrap();
-            let want = run_chunk_with(&cfg, &params64, &chunk, &mut state, has_loss, key);
-            let what = format!(
-                "seed {seed}, chunk {i} {range:?} of {cfg:?}, dropout {p}, batch {}",
-                case.batch
-            );
+        let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
+        let chunk = host.chunk(has_loss);
+        engine.run_chunk(&chunk, mode, i).unwrap();
+        let want = run_chunk_with(&cfg, &params64, &chunk, &mut state, has_loss, key);
+        let what = format!(
+            "{label}, chunk {i} {range:?} of {cfg:?}, batch {}",
+            case.batch
+        );
+        assert_close(
+            &format!("{what}: carried state"),
+            &engine.carried(case.batch).unwrap().0,
+            &[state.hidden.clone(), state.cell.clone()].concat(),
+            1e-4,
+        );
+        if has_loss {
             assert_close(
-                &format!("{what}: carried state"),
-                &engine.carried(case.batch).unwrap().0,
-                &[state.hidden.clone(), state.cell.clone()].concat(),
+                &format!("{what}: loss"),
+                &[engine.loss_at(i).unwrap()],
+                &[want.loss.unwrap()],
                 1e-4,
             );
-            if has_loss {
-                assert_close(
-                    &format!("{what}: loss"),
-                    &[engine.loss_at(i).unwrap()],
-                    &[want.loss.unwrap()],
-                    1e-4,
-                );
-                assert_close(
-                    &format!("{what}: gradients"),
-                    &engine.grads().unwrap(),
-                    &want.grads.unwrap(),
-                    1e-4,
-                );
-            }
+            assert_close(
+                &format!("{what}: gradients"),
+                &engine.grads().unwrap(),
+                &want.grads.unwrap(),
+                1e-4,
+            );
         }
     }
 }

@@ -530,7 +530,7 @@ impl PlanContext<'_> {
         unit: Unit,
         ub: &UnitBuffers,
     ) -> Result<Vec<Launch>> {
-        let (cfg, b, off) = (self.config, self.bufs, self.layout.unit(unit));
+        let (cfg, b) = (self.config, self.bufs);
         if cfg.cell.is_gated() {
             ops::gated_forward(
                 self.gpu,
@@ -540,13 +540,7 @@ impl PlanContext<'_> {
                 &gated_buffers(b, ub),
             )
         } else {
-            let rnn = RecurrenceShape {
-                steps: shape.steps,
-                batch: shape.batch,
-                hidden: cfg.hidden,
-                activation: cfg.activation,
-                whh_off: off.weight_hh,
-            };
+            let rnn = self.rnn_shape(shape, unit);
             ops::rnn_forward(
                 self.gpu,
                 u,
@@ -568,7 +562,7 @@ impl PlanContext<'_> {
         unit: Unit,
         ub: &UnitBuffers,
     ) -> Result<Vec<Launch>> {
-        let (cfg, b, off) = (self.config, self.bufs, self.layout.unit(unit));
+        let (cfg, b) = (self.config, self.bufs);
         if cfg.cell.is_gated() {
             ops::gated_backward(
                 self.gpu,
@@ -578,13 +572,7 @@ impl PlanContext<'_> {
                 &gated_buffers(b, ub),
             )
         } else {
-            let rnn = RecurrenceShape {
-                steps: shape.steps,
-                batch: shape.batch,
-                hidden: cfg.hidden,
-                activation: cfg.activation,
-                whh_off: off.weight_hh,
-            };
+            let rnn = self.rnn_shape(shape, unit);
             ops::rnn_backward(
                 self.gpu,
                 u,
@@ -596,6 +584,16 @@ impl PlanContext<'_> {
                 &ub.da,
                 &b.step_sum,
             )
+        }
+    }
+
+    fn rnn_shape(&self, shape: &ChunkShape, unit: Unit) -> RecurrenceShape {
+        RecurrenceShape {
+            steps: shape.steps,
+            batch: shape.batch,
+            hidden: self.config.hidden,
+            activation: self.config.activation,
+            whh_off: self.layout.unit(unit).weight_hh,
         }
     }
 
