@@ -12,6 +12,9 @@
 // Only valid when the subgroup size is 8 (the host checks the adapter's subgroup sizes).
 // A workgroup of 64 invocations (8 subgroups: 2 down x 4 across) owns 32 rows x 64 columns.
 // Dispatch: (ceil(N / 64), ceil(M / 32), S) as the register-blocked kernel.
+// A module of its own because its subgroup operations need the SUBGROUP feature, which the
+// kernels of gemm.wgsl must not depend on; the parameter struct and the store epilogue
+// repeat gemm.wgsl's.
 
 struct GemmParams {
     m: u32, n: u32, k: u32,
