@@ -683,12 +683,6 @@ impl<'g> Engine<'g> {
     pub fn grads(&self) -> Result<Vec<f32>> {
         self.gpu.read_f32(&self.bufs.grads, 0, self.layout.total)
     }
-    /// Reads the first layer's hidden state carried to the next chunk, `[B, H]` (waits for
-    /// the GPU).
-    pub fn carried_state(&self, batch: usize) -> Result<Vec<f32>> {
-        self.gpu
-            .read_f32(&self.bufs.units[0].carry, 0, batch * self.config.hidden)
-    }
     /// Reads the head's outputs of the last chunk run with a head (waits for the GPU):
     /// `[T·B, O]` time-major (many-to-many) or `[B, O]` (many-to-one), before the output
     /// activation.

@@ -23,7 +23,7 @@ pub fn run_chunk(
 
 /// The row a reverse unit reads at row `r` (= t·B + b) of its own time: the sequence's step
 /// `len - 1 - t` while `t < len`, padding rows unchanged. Its own inverse.
-pub fn reverse_row(r: usize, batch: usize, lengths: &[u32], steps: usize) -> usize {
+fn reverse_row(r: usize, batch: usize, lengths: &[u32], steps: usize) -> usize {
     let (t, b) = (r / batch, r % batch);
     let len = (lengths[b] as usize).min(steps);
     if t < len {
