@@ -15,9 +15,9 @@ struct EmbedParams {
 }
 
 @group(0) @binding(0) var<uniform> p: EmbedParams;
-@group(0) @binding(1) var<storage, read> table: array<f32>;     // params (gather) or dx (grad)
+@group(0) @binding(1) var<storage, read> table: array<table_t>;     // params (gather) or dx (grad)
 @group(0) @binding(2) var<storage, read> index_a: array<u32>;   // tokens (gather) or offsets (grad)
-@group(0) @binding(3) var<storage, read_write> out: array<f32>; // x (gather) or grads (grad)
+@group(0) @binding(3) var<storage, read_write> out: array<out_t>; // x (gather) or grads (grad)
 
 fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
@@ -31,7 +31,7 @@ fn embed_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
     let r = idx / p.dim;
     let d = idx % p.dim;
-    out[idx] = table[p.emb_off + index_a[r] * p.dim + d];
+    out[idx] = out_t(f32(table[p.emb_off + index_a[r] * p.dim + d]));
 }
 
 @group(0) @binding(4) var<storage, read> positions: array<u32>;
@@ -46,7 +46,7 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let d = idx % p.dim;
     var s = 0.0;
     for (var i = index_a[v]; i < index_a[v + 1u]; i++) {
-        s = s + table[positions[i] * p.dim + d];
+        s = s + f32(table[positions[i] * p.dim + d]);
     }
-    out[p.emb_off + idx] = s;
+    out[p.emb_off + idx] = out_t(s);
 }

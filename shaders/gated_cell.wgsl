@@ -36,7 +36,7 @@ struct GatedParams {
 const SEQS: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: GatedParams;
-@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(1) var<storage, read> params: array<params_t>;
 
 fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
@@ -62,11 +62,11 @@ fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 
     for (var k = 0u; k < h; k++) {
         var hv: array<f32, 4>;
         for (var i = 0u; i < SEQS; i++) {
-            hv[i] = hs_state[rows[i] + k];
+            hv[i] = f32(hs_state[rows[i] + k]);
         }
         for (var g = 0u; g < 4u; g++) {
             if (g < gates) {
-                let w = params[p.whh_off + (g * h + j) * h + k];
+                let w = f32(params[p.whh_off + (g * h + j) * h + k]);
                 for (var i = 0u; i < SEQS; i++) {
                     acc[g][i] = acc[g][i] + hv[i] * w;
                 }
@@ -75,7 +75,7 @@ fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 
     }
     for (var g = 0u; g < 4u; g++) {
         if (g < gates) {
-            let bias = params[p.bhh_off + g * h + j];
+            let bias = f32(params[p.bhh_off + g * h + j]);
             for (var i = 0u; i < SEQS; i++) {
                 acc[g][i] = acc[g][i] + bias;
             }
@@ -91,11 +91,11 @@ fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 
 //   lstm_step_backward: 2 cs, 3 cache, 4 dh_out, 5 da, 6 dstate
 //   gru_step_backward:  2 hs, 3 cache, 4 dh_out, 5 da, 6 dhh, 7 dstate
 @group(0) @binding(1) var<storage, read> step_sum: array<f32>;
-@group(0) @binding(2) var<storage, read> pre: array<f32>;
-@group(0) @binding(3) var<storage, read_write> hs_state: array<f32>;
-@group(0) @binding(4) var<storage, read_write> cs: array<f32>;
-@group(0) @binding(5) var<storage, read_write> cache: array<f32>;
-@group(0) @binding(4) var<storage, read_write> gru_cache: array<f32>;
+@group(0) @binding(2) var<storage, read> pre: array<pre_t>;
+@group(0) @binding(3) var<storage, read_write> hs_state: array<hs_state_t>;
+@group(0) @binding(4) var<storage, read_write> cs: array<cs_t>;
+@group(0) @binding(5) var<storage, read_write> cache: array<cache_t>;
+@group(0) @binding(4) var<storage, read_write> gru_cache: array<gru_cache_t>;
 
 // The cell math of one (sequence b, unit j) once its recurrent sums are known:
 // acc[g] = W_hh[g·H + j, :]·h_{t-1} + b_hh[g·H + j].
@@ -105,18 +105,18 @@ fn lstm_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
     let prev = p.t * bh + b * h;
     let r = p.t * p.batch + b;
     let x = r * 4u * h;
-    let ig = sigmoid(pre[x + j] + acc[0]);
-    let f = sigmoid(pre[x + h + j] + acc[1]);
-    let g = tanh(pre[x + 2u * h + j] + acc[2]);
-    let o = sigmoid(pre[x + 3u * h + j] + acc[3]);
-    let c = f * cs[prev + j] + ig * g;
-    cs[prev + bh + j] = c;
-    hs_state[prev + bh + j] = o * tanh(c);
+    let ig = sigmoid(f32(pre[x + j]) + acc[0]);
+    let f = sigmoid(f32(pre[x + h + j]) + acc[1]);
+    let g = tanh(f32(pre[x + 2u * h + j]) + acc[2]);
+    let o = sigmoid(f32(pre[x + 3u * h + j]) + acc[3]);
+    let c = f * f32(cs[prev + j]) + ig * g;
+    cs[prev + bh + j] = cs_t(c);
+    hs_state[prev + bh + j] = hs_state_t(o * tanh(c));
     let c4 = r * 4u * h;
-    cache[c4 + j] = ig;
-    cache[c4 + h + j] = f;
-    cache[c4 + 2u * h + j] = g;
-    cache[c4 + 3u * h + j] = o;
+    cache[c4 + j] = cache_t(ig);
+    cache[c4 + h + j] = cache_t(f);
+    cache[c4 + 2u * h + j] = cache_t(g);
+    cache[c4 + 3u * h + j] = cache_t(o);
 }
 
 fn gru_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
@@ -125,15 +125,15 @@ fn gru_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
     let prev = p.t * bh + b * h;
     let r = p.t * p.batch + b;
     let x = r * 3u * h;
-    let rg = sigmoid(pre[x + j] + acc[0]);
-    let z = sigmoid(pre[x + h + j] + acc[1]);
-    let n = tanh(pre[x + 2u * h + j] + rg * acc[2]);
-    hs_state[prev + bh + j] = (1.0 - z) * n + z * hs_state[prev + j];
+    let rg = sigmoid(f32(pre[x + j]) + acc[0]);
+    let z = sigmoid(f32(pre[x + h + j]) + acc[1]);
+    let n = tanh(f32(pre[x + 2u * h + j]) + rg * acc[2]);
+    hs_state[prev + bh + j] = hs_state_t((1.0 - z) * n + z * f32(hs_state[prev + j]));
     let c4 = r * 4u * h;
-    gru_cache[c4 + j] = rg;
-    gru_cache[c4 + h + j] = z;
-    gru_cache[c4 + 2u * h + j] = n;
-    gru_cache[c4 + 3u * h + j] = acc[2];
+    gru_cache[c4 + j] = gru_cache_t(rg);
+    gru_cache[c4 + h + j] = gru_cache_t(z);
+    gru_cache[c4 + 2u * h + j] = gru_cache_t(n);
+    gru_cache[c4 + 3u * h + j] = gru_cache_t(acc[2]);
 }
 
 fn block_column(acc: array<array<f32, 4>, 4>, i: u32) -> array<f32, 4> {
@@ -211,9 +211,9 @@ fn gru_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 }
 
 // ---- backward
-@group(0) @binding(2) var<storage, read> cs_in: array<f32>;
-@group(0) @binding(2) var<storage, read> hs_in: array<f32>;
-@group(0) @binding(3) var<storage, read> cache_in: array<f32>;
+@group(0) @binding(2) var<storage, read> cs_in: array<cs_in_t>;
+@group(0) @binding(2) var<storage, read> hs_in: array<hs_in_t>;
+@group(0) @binding(3) var<storage, read> cache_in: array<cache_in_t>;
 @group(0) @binding(4) var<storage, read> dh_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> da: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lstm_dstate: array<f32>;
@@ -231,19 +231,19 @@ fn lstm_finish_backward(b: u32, j: u32, rec: f32) {
     let dh = dh_out[at] + rec;
     var carried = 0.0;
     if (p.t + 1u < p.steps) {
-        carried = lstm_dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+        carried = lstm_dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
     }
     let c4 = r * 4u * h;
-    let ig = cache_in[c4 + j];
-    let f = cache_in[c4 + h + j];
-    let g = cache_in[c4 + 2u * h + j];
-    let o = cache_in[c4 + 3u * h + j];
-    let tc = tanh(cs_in[at + bh]);
+    let ig = f32(cache_in[c4 + j]);
+    let f = f32(cache_in[c4 + h + j]);
+    let g = f32(cache_in[c4 + 2u * h + j]);
+    let o = f32(cache_in[c4 + 3u * h + j]);
+    let tc = tanh(f32(cs_in[at + bh]));
     let dc = dh * o * (1.0 - tc * tc) + carried;
     lstm_dstate[at] = dc;
     let q = r * gh;
     da[q + j] = dc * g * ig * (1.0 - ig);
-    da[q + h + j] = dc * cs_in[at] * f * (1.0 - f);
+    da[q + h + j] = dc * f32(cs_in[at]) * f * (1.0 - f);
     da[q + 2u * h + j] = dc * ig * (1.0 - g * g);
     da[q + 3u * h + j] = dh * tc * o * (1.0 - o);
 }
@@ -256,16 +256,16 @@ fn gru_finish_backward(b: u32, j: u32, rec: f32) {
     let r = p.t * p.batch + b;
     var d = dh_out[at] + rec;
     if (p.t + 1u < p.steps) {
-        d = d + dstate[at + bh] * cache_in[(r + p.batch) * 4u * h + h + j];
+        d = d + dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
     }
     dstate[at] = d;
     let c4 = r * 4u * h;
-    let rg = cache_in[c4 + j];
-    let z = cache_in[c4 + h + j];
-    let n = cache_in[c4 + 2u * h + j];
-    let hn = cache_in[c4 + 3u * h + j];
+    let rg = f32(cache_in[c4 + j]);
+    let z = f32(cache_in[c4 + h + j]);
+    let n = f32(cache_in[c4 + 2u * h + j]);
+    let hn = f32(cache_in[c4 + 3u * h + j]);
     let dn = d * (1.0 - z) * (1.0 - n * n);
-    let dz = d * (hs_in[at] - n) * z * (1.0 - z);
+    let dz = d * (f32(hs_in[at]) - n) * z * (1.0 - z);
     let dr = dn * hn * rg * (1.0 - rg);
     let q = r * gh;
     da[q + j] = dr;
@@ -290,7 +290,7 @@ fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.t + 1u < p.steps) {
         let next = seq_rows(p.t + 1u, b0, gh);
         for (var q = 0u; q < gh; q++) {
-            let w = params[p.whh_off + q * h + j];
+            let w = f32(params[p.whh_off + q * h + j]);
             for (var i = 0u; i < SEQS; i++) {
                 rec[i] = rec[i] + da[next[i] + q] * w;
             }
@@ -317,7 +317,7 @@ fn gru_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.t + 1u < p.steps) {
         let next = seq_rows(p.t + 1u, b0, gh);
         for (var q = 0u; q < gh; q++) {
-            let w = params[p.whh_off + q * h + j];
+            let w = f32(params[p.whh_off + q * h + j]);
             for (var i = 0u; i < SEQS; i++) {
                 rec[i] = rec[i] + dhh[next[i] + q] * w;
             }

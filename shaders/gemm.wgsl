@@ -30,30 +30,30 @@ const ADD_BIAS2: u32 = 2u;
 const ACCUMULATE: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<a_t>;
+@group(0) @binding(2) var<storage, read> b: array<b_t>;
+@group(0) @binding(3) var<storage, read> bias: array<bias_t>;
+@group(0) @binding(4) var<storage, read_write> c: array<c_t>;
 
 // Stores one finished sum of C[m, n]: raw into split-K slice z's scratch, or with the
 // biases (and C) added, in that order.
 fn store_c(m: u32, n: u32, z: u32, sum: f32) {
     if (p.k_slice > 0u) {
-        c[p.c_off + z * p.m * p.n + m * p.n + n] = sum;
+        c[p.c_off + z * p.m * p.n + m * p.n + n] = c_t(sum);
         return;
     }
     var v = sum;
     if ((p.flags & ADD_BIAS) != 0u) {
-        v = v + bias[p.bias_off + n];
+        v = v + f32(bias[p.bias_off + n]);
     }
     if ((p.flags & ADD_BIAS2) != 0u) {
-        v = v + bias[p.bias2_off + n];
+        v = v + f32(bias[p.bias2_off + n]);
     }
     let at = p.c_off + m * p.c_rs + n;
     if ((p.flags & ACCUMULATE) != 0u) {
-        v = c[at] + v;
+        v = f32(c[at]) + v;
     }
-    c[at] = v;
+    c[at] = c_t(v);
 }
 
 @compute @workgroup_size(8, 8)
@@ -81,10 +81,10 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
         var av: array<f32, 4>;
         var bv: array<f32, 8>;
         for (var i = 0u; i < 4u; i++) {
-            av[i] = a[row[i] + kk * p.a_cs];
+            av[i] = f32(a[row[i] + kk * p.a_cs]);
         }
         for (var j = 0u; j < 8u; j++) {
-            bv[j] = b[col[j] + kk * p.b_rs];
+            bv[j] = f32(b[col[j] + kk * p.b_rs]);
         }
         for (var i = 0u; i < 4u; i++) {
             for (var j = 0u; j < 8u; j++) {
@@ -111,8 +111,8 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
 // one invocation per element, index = x + y · num_workgroups.x · 256.
 // Bindings: 1 partials [S, M, N], 2 bias, 3 C.
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
-@group(0) @binding(2) var<storage, read> bias_r: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c_r: array<f32>;
+@group(0) @binding(2) var<storage, read> bias_r: array<bias_r_t>;
+@group(0) @binding(3) var<storage, read_write> c_r: array<c_r_t>;
 
 @compute @workgroup_size(256)
 fn gemm_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -128,16 +128,16 @@ fn gemm_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         v = v + partials[s * mn + e];
     }
     if ((p.flags & ADD_BIAS) != 0u) {
-        v = v + bias_r[p.bias_off + n];
+        v = v + f32(bias_r[p.bias_off + n]);
     }
     if ((p.flags & ADD_BIAS2) != 0u) {
-        v = v + bias_r[p.bias2_off + n];
+        v = v + f32(bias_r[p.bias2_off + n]);
     }
     let at = p.c_off + m * p.c_rs + n;
     if ((p.flags & ACCUMULATE) != 0u) {
-        v = c_r[at] + v;
+        v = f32(c_r[at]) + v;
     }
-    c_r[at] = v;
+    c_r[at] = c_r_t(v);
 }
 
 // ---- Workgroup-tiled variant for GPUs (same parameters, bindings and results, split-K
@@ -184,7 +184,7 @@ fn gemm_tiled(
             let gk = k0 + ka;
             var av = 0.0;
             if (gm < p.m && gk < k_end) {
-                av = a[p.a_off + gm * p.a_rs + gk * p.a_cs];
+                av = f32(a[p.a_off + gm * p.a_rs + gk * p.a_cs]);
             }
             a_tile[ka][mm] = av;
             var nn: u32;
@@ -200,7 +200,7 @@ fn gemm_tiled(
             let gkb = k0 + kb;
             var bv = 0.0;
             if (gn < p.n && gkb < k_end) {
-                bv = b[p.b_off + gkb * p.b_rs + gn * p.b_cs];
+                bv = f32(b[p.b_off + gkb * p.b_rs + gn * p.b_cs]);
             }
             b_tile[kb][nn] = bv;
         }

@@ -32,31 +32,31 @@ const ADD_BIAS2: u32 = 2u;
 const ACCUMULATE: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<a_t>;
+@group(0) @binding(2) var<storage, read> b: array<b_t>;
+@group(0) @binding(3) var<storage, read> bias: array<bias_t>;
+@group(0) @binding(4) var<storage, read_write> c: array<c_t>;
 
 fn store(m: u32, n: u32, z: u32, value: f32) {
     if (m >= p.m || n >= p.n) {
         return;
     }
     if (p.k_slice > 0u) {
-        c[p.c_off + z * p.m * p.n + m * p.n + n] = value;
+        c[p.c_off + z * p.m * p.n + m * p.n + n] = c_t(value);
         return;
     }
     var v = value;
     if ((p.flags & ADD_BIAS) != 0u) {
-        v = v + bias[p.bias_off + n];
+        v = v + f32(bias[p.bias_off + n]);
     }
     if ((p.flags & ADD_BIAS2) != 0u) {
-        v = v + bias[p.bias2_off + n];
+        v = v + f32(bias[p.bias2_off + n]);
     }
     let at = p.c_off + m * p.c_rs + n;
     if ((p.flags & ACCUMULATE) != 0u) {
-        v = c[at] + v;
+        v = f32(c[at]) + v;
     }
-    c[at] = v;
+    c[at] = c_t(v);
 }
 
 @compute @workgroup_size(64)
@@ -113,14 +113,14 @@ fn gemm_subgroup(
     // still adds its products in ascending k.
     var kk = k_begin;
     for (; kk + 1u < k_end; kk += 2u) {
-        let loa = a[a_lo + kk * p.a_cs];
-        let hia = a[a_hi + kk * p.a_cs];
-        let x0a = b[b_0 + kk * p.b_rs];
-        let x1a = b[b_1 + kk * p.b_rs];
-        let lob = a[a_lo + (kk + 1u) * p.a_cs];
-        let hib = a[a_hi + (kk + 1u) * p.a_cs];
-        let x0b = b[b_0 + (kk + 1u) * p.b_rs];
-        let x1b = b[b_1 + (kk + 1u) * p.b_rs];
+        let loa = f32(a[a_lo + kk * p.a_cs]);
+        let hia = f32(a[a_hi + kk * p.a_cs]);
+        let x0a = f32(b[b_0 + kk * p.b_rs]);
+        let x1a = f32(b[b_1 + kk * p.b_rs]);
+        let lob = f32(a[a_lo + (kk + 1u) * p.a_cs]);
+        let hib = f32(a[a_hi + (kk + 1u) * p.a_cs]);
+        let x0b = f32(b[b_0 + (kk + 1u) * p.b_rs]);
+        let x1b = f32(b[b_1 + (kk + 1u) * p.b_rs]);
         let r0a = subgroupBroadcast(loa, 0u);
         let r1a = subgroupBroadcast(hia, 0u);
         let r2a = subgroupBroadcast(loa, 1u);
@@ -219,10 +219,10 @@ fn gemm_subgroup(
         acc_15_1 = acc_15_1 + r15b * x1b;
     }
     if (kk < k_end) {
-        let loa = a[a_lo + kk * p.a_cs];
-        let hia = a[a_hi + kk * p.a_cs];
-        let x0a = b[b_0 + kk * p.b_rs];
-        let x1a = b[b_1 + kk * p.b_rs];
+        let loa = f32(a[a_lo + kk * p.a_cs]);
+        let hia = f32(a[a_hi + kk * p.a_cs]);
+        let x0a = f32(b[b_0 + kk * p.b_rs]);
+        let x1a = f32(b[b_1 + kk * p.b_rs]);
         let r0a = subgroupBroadcast(loa, 0u);
         let r1a = subgroupBroadcast(hia, 0u);
         let r2a = subgroupBroadcast(loa, 1u);

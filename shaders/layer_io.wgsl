@@ -34,8 +34,8 @@ struct IoParams {
 @group(0) @binding(0) var<uniform> p: IoParams;
 @group(0) @binding(1) var<storage, read> lengths: array<u32>;
 @group(0) @binding(2) var<storage, read> chunk_info: array<u32>;
-@group(0) @binding(3) var<storage, read> src: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read> src: array<src_t>;
+@group(0) @binding(4) var<storage, read_write> dst: array<dst_t>;
 
 fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
@@ -83,11 +83,11 @@ fn reverse_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     _ = chunk_info[0];
     let r = idx / p.width;
     let c = idx % p.width;
-    let v = src[p.src_off + rev_row(r) * p.width + c];
+    let v = f32(src[p.src_off + rev_row(r) * p.width + c]);
     if (p.accumulate == 1u) {
-        dst[idx] = dst[idx] + v;
+        dst[idx] = dst_t(f32(dst[idx]) + v);
     } else {
-        dst[idx] = v;
+        dst[idx] = dst_t(v);
     }
 }
 
@@ -101,8 +101,8 @@ fn unit_output(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let r = idx / h;
     let j = idx % h;
     let e = r * p.out_width + p.col0 + j;
-    let v = src[p.batch * h + unit_row(r) * h + j];
-    dst[p.batch * p.out_width + e] = dropped(v, e);
+    let v = f32(src[p.batch * h + unit_row(r) * h + j]);
+    dst[p.batch * p.out_width + e] = dst_t(dropped(v, e));
 }
 
 @compute @workgroup_size(256)
@@ -115,5 +115,5 @@ fn unit_output_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let r = idx / h;
     let j = idx % h;
     let e = r * p.out_width + p.col0 + j;
-    dst[unit_row(r) * h + j] = dropped(src[e], e);
+    dst[unit_row(r) * h + j] = dst_t(dropped(f32(src[e]), e));
 }

@@ -34,7 +34,7 @@ fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
 }
 
 // ---- forward: bindings 1 (hs), 2 (acc), 3 (z), 4 (arg), 5 (lengths), 6 (chunk_info)
-@group(0) @binding(1) var<storage, read> hs: array<f32>;
+@group(0) @binding(1) var<storage, read> hs: array<hs_t>;
 @group(0) @binding(2) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(3) var<storage, read_write> z: array<f32>;
 @group(0) @binding(4) var<storage, read_write> arg: array<u32>;
@@ -56,7 +56,7 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (p.kind == MEAN) {
         var s = select(acc[idx], 0.0, fresh);
         for (var t = 0u; t < valid; t++) {
-            s = s + hs[(t + 1u) * bh + idx];
+            s = s + f32(hs[(t + 1u) * bh + idx]);
         }
         acc[idx] = s;
         z[idx] = s / f32(length);
@@ -65,14 +65,14 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var m = select(acc[idx], 0.0, fresh);
     var at = NONE;
     if (p.kind == LAST && idx % p.hidden >= p.reverse_from && valid > 0u) {
-        m = hs[bh + idx];
+        m = f32(hs[bh + idx]);
         acc[idx] = m;
         z[idx] = m;
         arg[idx] = 0u;
         return;
     }
     for (var t = 0u; t < valid; t++) {
-        let v = hs[(t + 1u) * bh + idx];
+        let v = f32(hs[(t + 1u) * bh + idx]);
         if ((p.kind == LAST) || (at == NONE && fresh) || (v > m)) {
             m = v;
             at = t;

@@ -24,7 +24,7 @@ struct StepParams {
 const TANH: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: StepParams;
-@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(1) var<storage, read> params: array<params_t>;
 
 fn activate(s: f32) -> f32 {
     if (p.activation == TANH) {
@@ -41,8 +41,8 @@ fn activation_grad(h: f32) -> f32 {
 }
 
 // ---- forward: bindings 2 (pre) and 3 (hs)
-@group(0) @binding(2) var<storage, read> pre: array<f32>;
-@group(0) @binding(3) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(2) var<storage, read> pre: array<pre_t>;
+@group(0) @binding(3) var<storage, read_write> hs: array<hs_t>;
 
 @compute @workgroup_size(8, 8)
 fn rnn_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -64,8 +64,8 @@ fn rnn_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         var hv: array<f32, 4>;
         var wv: array<f32, 4>;
         for (var i = 0u; i < 4u; i++) {
-            hv[i] = hs[h_row[i] + k];
-            wv[i] = params[w_row[i] + k];
+            hv[i] = f32(hs[h_row[i] + k]);
+            wv[i] = f32(params[w_row[i] + k]);
         }
         for (var i = 0u; i < 4u; i++) {
             for (var jj = 0u; jj < 4u; jj++) {
@@ -84,13 +84,13 @@ fn rnn_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
                 break;
             }
             let at = b * p.hidden + j;
-            hs[(p.t + 1u) * bh + at] = activate(pre[p.t * bh + at] + acc[i][jj]);
+            hs[(p.t + 1u) * bh + at] = hs_t(activate(f32(pre[p.t * bh + at]) + acc[i][jj]));
         }
     }
 }
 
 // ---- backward: bindings 2 (hs), 3 (dh_out), 4 (da)
-@group(0) @binding(2) var<storage, read> hs_in: array<f32>;
+@group(0) @binding(2) var<storage, read> hs_in: array<hs_in_t>;
 @group(0) @binding(3) var<storage, read> dh_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> da: array<f32>;
 
@@ -115,7 +115,7 @@ fn rnn_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
             var wv: array<f32, 4>;
             for (var i = 0u; i < 4u; i++) {
                 dv[i] = da[d_row[i] + k];
-                wv[i] = params[w_col[i] + k * p.hidden];
+                wv[i] = f32(params[w_col[i] + k * p.hidden]);
             }
             for (var i = 0u; i < 4u; i++) {
                 for (var jj = 0u; jj < 4u; jj++) {
@@ -136,7 +136,7 @@ fn rnn_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             let at = p.t * bh + b * p.hidden + j;
             let g = dh_out[at] + acc[i][jj];
-            da[at] = g * activation_grad(hs_in[at + bh]);
+            da[at] = g * activation_grad(f32(hs_in[at + bh]));
         }
     }
 }
@@ -158,9 +158,9 @@ fn rnn_chunk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
             let w_row = p.whh_off + j * p.hidden;
             var s = 0.0;
             for (var k = 0u; k < p.hidden; k++) {
-                s = s + hs[h_prev + k] * params[w_row + k];
+                s = s + f32(hs[h_prev + k]) * f32(params[w_row + k]);
             }
-            hs[(t + 1u) * bh + b * p.hidden + j] = activate(pre[t * bh + b * p.hidden + j] + s);
+            hs[(t + 1u) * bh + b * p.hidden + j] = hs_t(activate(f32(pre[t * bh + b * p.hidden + j]) + s));
         }
         storageBarrier();
         workgroupBarrier();
@@ -180,11 +180,11 @@ fn rnn_chunk_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
                 let next = (t + 1u) * bh + b * p.hidden;
                 var s = 0.0;
                 for (var k = 0u; k < p.hidden; k++) {
-                    s = s + da[next + k] * params[p.whh_off + k * p.hidden + j];
+                    s = s + da[next + k] * f32(params[p.whh_off + k * p.hidden + j]);
                 }
                 g = g + s;
             }
-            da[at] = g * activation_grad(hs_in[at + bh]);
+            da[at] = g * activation_grad(f32(hs_in[at + bh]));
         }
         storageBarrier();
         workgroupBarrier();
@@ -207,7 +207,7 @@ fn rnn_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     if (e >= bh) {
         return;
     }
-    hs[(p.t + 1u) * bh + e] = activate(pre[p.t * bh + e] + step_sum[e]);
+    hs[(p.t + 1u) * bh + e] = hs_t(activate(f32(pre[p.t * bh + e]) + step_sum[e]));
 }
 
 @compute @workgroup_size(256)
@@ -222,5 +222,5 @@ fn rnn_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     if (p.t + 1u < p.steps) {
         g = g + step_sum[e];
     }
-    da[at] = g * activation_grad(hs_in[at + bh]);
+    da[at] = g * activation_grad(f32(hs_in[at + bh]));
 }

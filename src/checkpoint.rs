@@ -43,6 +43,9 @@ pub struct RunSettings {
     /// Dropout between layers (absent in older checkpoints: none).
     #[serde(default)]
     pub dropout: f32,
+    /// Storage of weights copies and activations (absent in older checkpoints: f32).
+    #[serde(default)]
+    pub precision: crate::engine::Precision,
 }
 
 fn default_policy() -> crate::train::NonFinitePolicy {

@@ -365,6 +365,7 @@ fn fuzz_checkpoint_metadata_reader() {
         restore_best: false,
         on_nonfinite: wgrnn::train::NonFinitePolicy::Rollback,
         dropout: 0.0,
+        precision: wgrnn::engine::Precision::F16,
     };
     let opt = wgrnn::optim::OptimizerConfig::pytorch_defaults(wgrnn::optim::OptimizerKind::Adam);
     let mut meta = CheckpointMeta::new(

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, gpu, to_f64};
-use wgrnn::gpu::{Gpu, Recording};
+use wgrnn::gpu::{Dtype, Gpu, Recording};
 use wgrnn::model::{Activation, Loss, OutputActivation, Pool};
 use wgrnn::ops::{
     self, GemmKernel, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, SequenceStart,
@@ -121,6 +121,119 @@ fn gemm_matches_f64_on_random_shapes_and_transposes() {
                     &gpu.read_f32(&c, c_off, m * n).unwrap(),
                     &want,
                     1e-4,
+                );
+            }
+        }
+    }
+}
+
+/// An f16 storage buffer holding `values` (rounded to nearest), and those rounded values.
+fn half_buffer(gpu: &Gpu, label: &str, values: &[f32]) -> (wgrnn::gpu::Buffer, Vec<f32>) {
+    let buffer = gpu
+        .storage_typed(label, (values.len() * 2) as u64, Dtype::F16)
+        .unwrap();
+    gpu.write_f32(&buffer, 0, values).unwrap();
+    let rounded = values
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect();
+    (buffer, rounded)
+}
+
+#[test]
+fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
+    let gpu = gpu();
+    assert!(
+        gpu.adapter().shader_f16,
+        "this adapter has no shader-f16; the f16 kernels cannot be checked"
+    );
+    let mut rng = Rng::new(11);
+    for case in 0..12 {
+        let (m, n, k) = (1 + rng.below(70), 1 + rng.below(70), 1 + rng.below(90));
+        let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
+        // Which of A, B (and its bias) and C are f16: every combination the engine uses.
+        let (a_half, b_half, c_half) = [
+            (true, true, true),
+            (true, true, false),
+            (false, true, false),
+            (true, false, false),
+        ][case % 4];
+        let a = randn(&mut rng, m * k);
+        let b = randn(&mut rng, k * n);
+        let bias = randn(&mut rng, n);
+        let c0 = randn(&mut rng, m * n);
+        let accumulate = case % 3 == 0;
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            a: if ta {
+                Operand::transposed(0, m)
+            } else {
+                Operand::row_major(0, k)
+            },
+            b: if tb {
+                Operand::transposed(0, k)
+            } else {
+                Operand::row_major(0, n)
+            },
+            c_offset: 0,
+            bias: Some(k * n),
+            bias2: None,
+            accumulate,
+        };
+        let store = |label: &str, values: &[f32], half: bool| {
+            if half {
+                half_buffer(&gpu, label, values)
+            } else {
+                (gpu.storage_from(label, values).unwrap(), values.to_vec())
+            }
+        };
+        let (a_buf, a_r) = store("a", &a, a_half);
+        // The bias sits after B in the same buffer, as in the parameters.
+        let (b_buf, b_r) = store("b", &[b.clone(), bias.clone()].concat(), b_half);
+        let (_, c0_r) = store("c0", &c0, c_half);
+        let mut want = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for kk in 0..k {
+                    let av = a_r[spec.a.offset + i * spec.a.row_stride + kk * spec.a.col_stride];
+                    let bv = b_r[spec.b.offset + kk * spec.b.row_stride + j * spec.b.col_stride];
+                    s += av as f64 * bv as f64;
+                }
+                s += b_r[k * n + j] as f64;
+                if accumulate {
+                    s += c0_r[i * n + j] as f64;
+                }
+                want[i * n + j] = s;
+            }
+        }
+        // Sums run in f32 either way; an f16 C adds one rounding of the result.
+        let tol = if c_half { 1e-3 } else { 1e-4 };
+        let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
+        kernels.extend(
+            GemmKernel::candidates(&gpu)
+                .into_iter()
+                .filter(|k| *k == GemmKernel::Subgroup),
+        );
+        let mut u = Uniforms::new();
+        for kernel in kernels {
+            for slices in [1, 2 + case % 3] {
+                let (c, _) = store("c", &c0, c_half);
+                let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
+                let launches = ops::gemm_split(
+                    &gpu, &mut u, &spec, kernel, slices, &a_buf, &b_buf, &b_buf, &c, &scratch,
+                )
+                .unwrap();
+                run(&gpu, &launches);
+                assert_close(
+                    &format!(
+                        "f16 gemm case {case} ({m}x{n}x{k}, ta {ta}, tb {tb}, f16 a {a_half} b {b_half} c {c_half}) {kernel:?} in {slices} K slices"
+                    ),
+                    &gpu.read_f32(&c, 0, m * n).unwrap(),
+                    &want,
+                    tol,
                 );
             }
         }

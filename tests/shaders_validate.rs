@@ -1,6 +1,7 @@
 //! Tier 1: every WGSL file under shaders/ parses and validates with naga, no adapter needed.
 
 use std::path::Path;
+use wgrnn::gpu::{typed_source, HalfMask};
 
 #[test]
 fn every_wgsl_file_validates_with_naga() {
@@ -17,8 +18,18 @@ fn every_wgsl_file_validates_with_naga() {
         dir.display()
     );
     let mut failures = Vec::new();
-    for path in &files {
-        let source = std::fs::read_to_string(path).expect("readable WGSL");
+    // Each file twice: with every aliased storage binding f32, and with every one f16.
+    let variants = files.iter().flat_map(|path| {
+        let raw = std::fs::read_to_string(path).expect("readable WGSL");
+        let all_half = wgrnn::gpu::storage_aliases(&raw)
+            .iter()
+            .fold(HalfMask::default(), |m, (slot, _)| m.with(*slot));
+        [HalfMask::default(), all_half].map(|half| {
+            let source = typed_source(&raw, half).expect("aliases cover the mask");
+            (path.clone(), source)
+        })
+    });
+    for (path, source) in variants {
         let module = match naga::front::wgsl::parse_str(&source) {
             Ok(m) => m,
             Err(e) => {
@@ -29,7 +40,7 @@ fn every_wgsl_file_validates_with_naga() {
         // Subgroup operations are allowed (the host uses them only where the adapter has them).
         let mut validator = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SUBGROUP,
+            naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
         );
         validator
             .subgroup_stages(naga::valid::ShaderStages::COMPUTE)

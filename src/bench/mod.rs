@@ -5,4 +5,6 @@ mod ceiling;
 mod workload;
 
 pub use ceiling::{measure_ceiling, Ceiling};
-pub use workload::{flops_per_step, named, run_workload, Workload, WorkloadResult, NAMES};
+pub use workload::{
+    flops_per_step, loss_after, named, run_workload, Workload, WorkloadResult, NAMES,
+};

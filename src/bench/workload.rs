@@ -1,7 +1,7 @@
 //! Training-step workloads: a full step (forward, loss, backward, Adam update) on random
 //! data generated in place, timed step by step.
 
-use crate::engine::{Chunk, ChunkMode, Engine, StepInputs, StepTargets};
+use crate::engine::{Chunk, ChunkMode, Engine, Precision, StepInputs, StepTargets};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{
@@ -20,6 +20,8 @@ pub struct Workload {
     pub config: ModelConfig,
     pub batch: usize,
     pub steps: usize,
+    /// How weights copies and activations are stored (`--precision`).
+    pub precision: Precision,
 }
 
 /// The named workloads: W4 and W5 are W1 with an LSTM and a GRU cell.
@@ -49,6 +51,7 @@ pub fn named(name: &str) -> Result<Workload> {
         config,
         batch,
         steps,
+        precision: Precision::F32,
     };
     match name.to_uppercase().as_str() {
         "W1" => Ok(w("tagger: vocab 10000, embed 128, tanh RNN 256, head 256->18 at every step, cross-entropy", tagger(10_000, 128, 256, 18), 64, 32)),
@@ -120,6 +123,90 @@ pub struct WorkloadResult {
     pub gemm: Vec<crate::engine::GemmChoice>,
 }
 
+/// The workload's one batch of random data (seed 7), trained on at every step.
+struct WorkloadData {
+    tokens: Vec<u32>,
+    features: Vec<f32>,
+    classes: Vec<u32>,
+    values: Vec<f32>,
+    lengths: Vec<u32>,
+}
+
+impl WorkloadData {
+    fn new(w: &Workload) -> Self {
+        let config = w.config;
+        let mut rng = Rng::new(7);
+        let rows = w.batch * w.steps;
+        let (tokens, features): (Vec<u32>, Vec<f32>) = match config.input {
+            InputKind::Tokens { vocab, .. } => {
+                ((0..rows).map(|_| rng.below(vocab) as u32).collect(), vec![])
+            }
+            InputKind::Dense { size } => (
+                vec![],
+                (0..rows * size)
+                    .map(|_| rng.uniform(-1.0, 1.0) as f32)
+                    .collect(),
+            ),
+        };
+        let out_rows = if config.task == TaskKind::ManyToMany {
+            rows
+        } else {
+            w.batch
+        };
+        let classes: Vec<u32> = (0..out_rows)
+            .map(|_| rng.below(config.output_size) as u32)
+            .collect();
+        let values: Vec<f32> = (0..out_rows * config.output_size)
+            .map(|_| rng.next_f64() as f32)
+            .collect();
+        Self {
+            tokens,
+            features,
+            classes,
+            values,
+            lengths: vec![w.steps as u32; w.batch],
+        }
+    }
+
+    fn chunk(&self, w: &Workload) -> Chunk<'_> {
+        Chunk {
+            steps: w.steps,
+            batch: w.batch,
+            first_step: 0,
+            lengths: &self.lengths,
+            inputs: if self.tokens.is_empty() {
+                StepInputs::Dense(&self.features)
+            } else {
+                StepInputs::Tokens(&self.tokens)
+            },
+            targets: Some(if w.config.loss == Loss::CrossEntropy {
+                StepTargets::Classes(&self.classes)
+            } else {
+                StepTargets::Values(&self.values)
+            }),
+        }
+    }
+}
+
+/// The training loss of `w` after `steps` Adam steps (PyTorch defaults, seed-0 weights) on
+/// its batch of random data, in `w.precision`: the loss of the last step. Compares
+/// precisions (the random targets are memorised, so the loss falls well below ln O).
+pub fn loss_after(gpu: &Gpu, w: &Workload, steps: usize) -> Result<f32> {
+    let config = w.config;
+    config.validate()?;
+    let params = init_params(&config, 0);
+    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
+    let mut engine =
+        Engine::with_precision(gpu, config, opt, w.batch, w.steps, &params, w.precision)?;
+    let data = WorkloadData::new(w);
+    let chunk = data.chunk(w);
+    let slots = crate::engine::LOSS_LOG_SLOTS;
+    for i in 0..steps.max(1) {
+        engine.run_chunk(&chunk, ChunkMode::Train, i % slots)?;
+    }
+    engine.loss_at((steps.max(1) - 1) % slots)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -137,48 +224,10 @@ pub fn run_workload(
     config.validate()?;
     let params = init_params(&config, 0);
     let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
-    let mut engine = Engine::new(gpu, config, opt, w.batch, w.steps, &params)?;
-    let mut rng = Rng::new(7);
-    let rows = w.batch * w.steps;
-    let (tokens, features): (Vec<u32>, Vec<f32>) = match config.input {
-        InputKind::Tokens { vocab, .. } => {
-            ((0..rows).map(|_| rng.below(vocab) as u32).collect(), vec![])
-        }
-        InputKind::Dense { size } => (
-            vec![],
-            (0..rows * size)
-                .map(|_| rng.uniform(-1.0, 1.0) as f32)
-                .collect(),
-        ),
-    };
-    let out_rows = if config.task == TaskKind::ManyToMany {
-        rows
-    } else {
-        w.batch
-    };
-    let classes: Vec<u32> = (0..out_rows)
-        .map(|_| rng.below(config.output_size) as u32)
-        .collect();
-    let values: Vec<f32> = (0..out_rows * config.output_size)
-        .map(|_| rng.next_f64() as f32)
-        .collect();
-    let lengths = vec![w.steps as u32; w.batch];
-    let chunk = Chunk {
-        steps: w.steps,
-        batch: w.batch,
-        first_step: 0,
-        lengths: &lengths,
-        inputs: if tokens.is_empty() {
-            StepInputs::Dense(&features)
-        } else {
-            StepInputs::Tokens(&tokens)
-        },
-        targets: Some(if config.loss == Loss::CrossEntropy {
-            StepTargets::Classes(&classes)
-        } else {
-            StepTargets::Values(&values)
-        }),
-    };
+    let mut engine =
+        Engine::with_precision(gpu, config, opt, w.batch, w.steps, &params, w.precision)?;
+    let data = WorkloadData::new(w);
+    let chunk = data.chunk(w);
     let mut step = |slot: usize| -> Result<(f64, f64)> {
         let t0 = Instant::now();
         engine.run_chunk(&chunk, ChunkMode::Train, slot)?;
@@ -210,7 +259,7 @@ pub fn run_workload(
         steps_timed: times.len(),
         median_ms: median * 1e3,
         p95_ms: percentile(&times, 0.95) * 1e3,
-        tokens_per_second: rows as f64 / median,
+        tokens_per_second: (w.batch * w.steps) as f64 / median,
         gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
         phases_ms,

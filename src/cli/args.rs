@@ -232,6 +232,11 @@ pub struct TrainArgs {
     /// --layers 2 or more). Masks are keyed by --seed, the step and the layer
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f32,
+    /// Storage of weights copies and activations: f32, or f16 (needs the adapter's
+    /// shader-f16 and an even --hidden; master weights, gradients, optimizer and every sum
+    /// stay f32). A resumed run keeps its checkpoint's precision
+    #[arg(long, default_value = "f32")]
+    pub precision: wgrnn::engine::Precision,
     /// Truncated-BPTT chunk length K: steps 1..K, K+1..2K, ... (default: whole sequences)
     #[arg(long)]
     pub seq_len: Option<usize>,

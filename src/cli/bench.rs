@@ -5,7 +5,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use wgrnn::bench::{measure_ceiling, named, run_workload, Ceiling, Workload, WorkloadResult};
+use wgrnn::bench::{loss_after, measure_ceiling, named, run_workload, Ceiling, Workload};
+use wgrnn::engine::Precision;
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::model::{
     Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
@@ -51,6 +52,14 @@ pub struct BenchArgs {
     /// Write everything (adapter, version, date, results) to this JSON file
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Storage of weights copies and activations: f32, or f16 (needs shader-f16; master
+    /// weights, gradients, optimizer and sums stay f32)
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+    /// With --precision f16: also train each workload this many steps in f16 and in f32 and
+    /// report both losses (0: skip)
+    #[arg(long, default_value_t = 200)]
+    pub loss_steps: usize,
 }
 
 impl BenchArgs {
@@ -95,6 +104,7 @@ impl BenchArgs {
             config,
             batch: self.batch.unwrap_or(64),
             steps: self.seq_len.unwrap_or(32),
+            precision: self.precision,
         })
     }
 }
@@ -135,6 +145,9 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             workloads.push(named(name)?);
         }
     }
+    for w in &mut workloads {
+        w.precision = args.precision;
+    }
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
@@ -155,7 +168,7 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             c.fma_gflops, c.copy_gbytes_per_second
         );
     }
-    let mut results: Vec<WorkloadResult> = Vec::new();
+    let mut results: Vec<serde_json::Value> = Vec::new();
     for w in &workloads {
         let r = run_workload(
             &gpu,
@@ -170,8 +183,9 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             )
         });
         println!(
-            "{} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s{of_ceiling}; host {:.2} ms ({:.0}% of the step)",
+            "{} {} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s{of_ceiling}; host {:.2} ms ({:.0}% of the step)",
             w.name,
+            w.precision.name(),
             w.description,
             w.batch,
             w.steps,
@@ -230,7 +244,28 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                 times.join(", ")
             );
         }
-        results.push(r);
+        let mut entry = serde_json::to_value(&r)?;
+        if w.precision == Precision::F16 && args.loss_steps > 0 {
+            let half = loss_after(&gpu, w, args.loss_steps)?;
+            let full = loss_after(
+                &gpu,
+                &Workload {
+                    precision: Precision::F32,
+                    ..w.clone()
+                },
+                args.loss_steps,
+            )?;
+            let diff = (half as f64 - full as f64) / full as f64;
+            println!(
+                "   loss after {} steps: f16 {half:.5}, f32 {full:.5} ({:+.3}%)",
+                args.loss_steps,
+                100.0 * diff
+            );
+            entry["loss_check"] = serde_json::json!({
+                "steps": args.loss_steps, "f16": half, "f32": full, "relative_difference": diff,
+            });
+        }
+        results.push(entry);
     }
     if let Some(path) = &args.json {
         let report = serde_json::json!({

@@ -127,6 +127,7 @@ pub fn run(
             restore_best: args.restore_best,
             on_nonfinite: args.on_nonfinite,
             dropout: args.dropout,
+            precision: args.precision,
         },
     };
     if run_settings.batch == 0 || run_settings.epochs == 0 {
@@ -289,19 +290,26 @@ pub fn run(
         layout.total
     );
     println!(
-        "training: {} sequences x {} steps, batch {}, chunks of {} steps, optimizer {} lr {}",
-        train_data.n, train_data.steps, run_settings.batch, seq_len, optimizer.kind, optimizer.lr
+        "training: {} sequences x {} steps, batch {}, chunks of {} steps, optimizer {} lr {}, {} storage",
+        train_data.n,
+        train_data.steps,
+        run_settings.batch,
+        seq_len,
+        optimizer.kind,
+        optimizer.lr,
+        run_settings.precision.name()
     );
     let max_steps = seq_len
         .min(train_data.steps)
         .max(val_data.as_ref().map_or(0, |v| seq_len.min(v.steps)));
-    let mut engine = Engine::new(
+    let mut engine = Engine::with_precision(
         &gpu,
         config,
         optimizer,
         run_settings.batch,
         max_steps,
         &params,
+        run_settings.precision,
     )?;
     engine.set_dropout(Some(Dropout {
         p: run_settings.dropout,

@@ -2,7 +2,7 @@
 //! Rows are time-major: row r = t·B + b.
 
 use crate::error::Result;
-use crate::gpu::{Buffer, Gpu};
+use crate::gpu::{Buffer, Dtype, Gpu};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::ops::{split_slices, NORM_PARTIALS};
 
@@ -32,8 +32,58 @@ pub struct LayerBuffers {
     pub d_output: Buffer,  // [T, B, D·H] gradient at the layer output
 }
 
+/// How a training engine stores its numbers. `F16`: the weights the kernels read (a copy
+/// of the f32 master weights refreshed every chunk) and the activations (x, pre, hs, cs,
+/// cache, carried states, layer outputs) are f16; master weights, gradients, optimizer
+/// state, head outputs and every accumulation stay f32.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// The element type of activation buffers and of the weight copy.
+    pub fn activations(self) -> Dtype {
+        match self {
+            Precision::F32 => Dtype::F32,
+            Precision::F16 => Dtype::F16,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            other => Err(format!("unknown precision `{other}` (expected f32 or f16)")),
+        }
+    }
+}
+
+/// One device buffer: its name, size in bytes and element type.
+#[derive(Clone, Copy, Debug)]
+pub struct BufferSpec {
+    pub name: &'static str,
+    pub bytes: u64,
+    pub dtype: Dtype,
+}
+
 pub struct EngineBuffers {
     pub params: Buffer,          // [P] flat parameters, PyTorch order (ParamLayout)
+    pub weights_half: Buffer,    // [P] f16 copy of params that the kernels read (f16 only)
     pub grads: Buffer,           // [P]
     pub moment_m: Buffer,        // [P] SGD momentum buffer or Adam's first moment
     pub moment_v: Buffer,        // [P] Adam's second moment
@@ -67,6 +117,18 @@ pub struct EngineBuffers {
     pub metric_log: Buffer,      // [LOSS_LOG_SLOTS] mean metric of each chunk
     pub units: Vec<UnitBuffers>, // one per unit, in Unit::all order
     pub layers: Vec<LayerBuffers>,
+    pub precision: Precision,
+}
+
+impl EngineBuffers {
+    /// The weights the forward and backward kernels read: the f16 copy under
+    /// `Precision::F16`, the f32 parameters otherwise.
+    pub fn weights(&self) -> &Buffer {
+        match self.precision {
+            Precision::F32 => &self.params,
+            Precision::F16 => &self.weights_half,
+        }
+    }
 }
 
 /// Buffer names: the first unit's keep their plain names; the others get PyTorch's suffix.
@@ -88,7 +150,32 @@ pub fn buffer_sizes(
     max_steps: usize,
     software: bool,
 ) -> Vec<(&'static str, u64)> {
+    buffer_specs(
+        config,
+        layout,
+        max_batch,
+        max_steps,
+        software,
+        Precision::F32,
+    )
+    .iter()
+    .map(|s| (s.name, s.bytes))
+    .collect()
+}
+
+/// [`buffer_sizes`] with each buffer's element type under `precision`.
+pub fn buffer_specs(
+    config: &ModelConfig,
+    layout: &ParamLayout,
+    max_batch: usize,
+    max_steps: usize,
+    software: bool,
+    precision: Precision,
+) -> Vec<BufferSpec> {
     let f = |n: usize| (n * 4) as u64;
+    // Activations and the weight copy: 2 bytes each under f16.
+    let act = precision.activations();
+    let a = |n: usize| (n * act.bytes()) as u64;
     let (h, o, ow) = (config.hidden, config.output_size, config.output_width());
     let cell = config.cell;
     let gh = cell.gates() * h;
@@ -112,13 +199,14 @@ pub fn buffer_sizes(
     let p = layout.total;
     let mut specs: Vec<(&'static str, u64)> = vec![
         ("params", f(p)),
+        ("weights_half", a(only(precision == Precision::F16, p))),
         ("grads", f(p)),
         ("moment_m", f(p)),
         ("moment_v", f(p)),
         ("tokens", f(tokens_rows)),
         ("emb_offsets", f(vocab + 1)),
         ("emb_positions", f(tokens_rows)),
-        ("x", f(rows * config.input_width())),
+        ("x", a(rows * config.input_width())),
         ("dx", f(tokens_rows * embed)),
         (
             "d_input_rev",
@@ -153,20 +241,20 @@ pub fn buffer_sizes(
     for unit in Unit::all(config) {
         let forward = !unit.reverse;
         specs.extend([
-            (unit_name("pre", unit), f(rows * gh)),
-            (unit_name("hs", unit), f((max_steps + 1) * max_batch * h)),
+            (unit_name("pre", unit), a(rows * gh)),
+            (unit_name("hs", unit), a((max_steps + 1) * max_batch * h)),
             (
                 unit_name("cs", unit),
-                f(only(lstm, (max_steps + 1) * max_batch * h)),
+                a(only(lstm, (max_steps + 1) * max_batch * h)),
             ),
             (
                 unit_name("cache", unit),
-                f(only(cell.is_gated(), rows * 4 * h)),
+                a(only(cell.is_gated(), rows * 4 * h)),
             ),
-            (unit_name("carry", unit), f(only(forward, max_batch * h))),
+            (unit_name("carry", unit), a(only(forward, max_batch * h))),
             (
                 unit_name("carry_c", unit),
-                f(only(forward && lstm, max_batch * h)),
+                a(only(forward && lstm, max_batch * h)),
             ),
             (unit_name("dh_out", unit), f(rows * h)),
             (unit_name("da", unit), f(rows * gh)),
@@ -185,19 +273,44 @@ pub fn buffer_sizes(
         specs.extend([
             (
                 name("input_rev"),
-                f(only(
+                a(only(
                     config.bidirectional,
                     rows * config.layer_input_width(layer),
                 )),
             ),
             (
                 name("output"),
-                f(only(stacked, (max_steps + 1) * max_batch * ow)),
+                a(only(stacked, (max_steps + 1) * max_batch * ow)),
             ),
             (name("d_output"), f(only(stacked, rows * ow))),
         ]);
     }
+    // Which buffers hold activations (or the weight copy), by their kind.
+    let half_kinds = [
+        "weights_half",
+        "x",
+        "pre",
+        "hs",
+        "cs",
+        "cache",
+        "carry",
+        "carry_c",
+        "input_rev",
+        "output",
+    ];
     specs
+        .into_iter()
+        .map(|(name, bytes)| {
+            // Per-unit and per-layer names carry a `_l{layer}` suffix (see unit_name).
+            let kind = name.split("_l").next().unwrap_or(name);
+            let dtype = if half_kinds.contains(&kind) {
+                act
+            } else {
+                Dtype::F32
+            };
+            BufferSpec { name, bytes, dtype }
+        })
+        .collect()
 }
 
 impl EngineBuffers {
@@ -207,19 +320,25 @@ impl EngineBuffers {
         layout: &ParamLayout,
         max_batch: usize,
         max_steps: usize,
+        precision: Precision,
     ) -> Result<Self> {
-        let specs = buffer_sizes(
+        let specs = buffer_specs(
             config,
             layout,
             max_batch,
             max_steps,
             gpu.adapter().is_software,
+            precision,
         );
-        check_fits(gpu, &specs, max_batch, max_steps)?;
-        let mut made = specs.iter().map(|&(name, bytes)| gpu.storage(name, bytes));
+        let sizes: Vec<(&'static str, u64)> = specs.iter().map(|s| (s.name, s.bytes)).collect();
+        check_fits(gpu, &sizes, max_batch, max_steps)?;
+        let mut made = specs
+            .iter()
+            .map(|s| gpu.storage_typed(s.name, s.bytes, s.dtype));
         let mut next = || made.next().expect("one spec per buffer");
         let mut bufs = Self {
             params: next()?,
+            weights_half: next()?,
             grads: next()?,
             moment_m: next()?,
             moment_v: next()?,
@@ -253,6 +372,7 @@ impl EngineBuffers {
             metric_log: next()?,
             units: Vec::new(),
             layers: Vec::new(),
+            precision,
         };
         for _ in Unit::all(config) {
             bufs.units.push(UnitBuffers {

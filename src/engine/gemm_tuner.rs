@@ -11,7 +11,7 @@
 //! one measurement serves them all.
 
 use crate::error::Result;
-use crate::gpu::{Buffer, Gpu, Recording};
+use crate::gpu::{Buffer, Dtype, Gpu, Recording};
 use crate::ops::{self, GemmKernel, GemmSpec, Launch, Uniforms};
 use std::cell::RefCell;
 
@@ -26,6 +26,8 @@ pub struct GemmChoice {
     /// Whether A and B are read transposed (unit stride along M, or along K for B).
     pub a_transposed: bool,
     pub b_transposed: bool,
+    /// Element types of A, B and C ("" when all f32; else e.g. "f16 f16 f32").
+    pub types: String,
     pub kernel: GemmKernel,
     /// Each candidate's best time, ms (empty when the choice came from the tuning cache).
     pub times_ms: Vec<(GemmKernel, f64)>,
@@ -84,6 +86,12 @@ impl GemmTuner {
         }
         let (a_transposed, b_transposed) = (spec.a.row_stride == 1, spec.b.col_stride != 1);
         let m_class = spec.m.next_power_of_two();
+        let dtypes = [a.dtype(), b.dtype(), c.dtype()];
+        let types = if dtypes.iter().all(|&d| d == Dtype::F32) {
+            String::new()
+        } else {
+            dtypes.map(|d| format!("{d:?}").to_lowercase()).join(" ")
+        };
         let known = self
             .choices
             .borrow()
@@ -97,6 +105,7 @@ impl GemmTuner {
                     c.a_transposed,
                     c.b_transposed,
                 ) == (m_class, spec.n, spec.k, slices, a_transposed, b_transposed)
+                    && c.types == types
             })
             .map(|c| c.kernel);
         if let Some(kernel) = known {
@@ -105,8 +114,17 @@ impl GemmTuner {
         let disk_key = super::tuning_cache::key(
             gpu.adapter(),
             &format!(
-                "gemm m<={m_class} n{} k{} slices{slices} a{} b{} among {:?}",
-                spec.n, spec.k, a_transposed as u8, b_transposed as u8, self.candidates
+                "gemm m<={m_class} n{} k{} slices{slices} a{} b{}{} among {:?}",
+                spec.n,
+                spec.k,
+                a_transposed as u8,
+                b_transposed as u8,
+                if types.is_empty() {
+                    String::new()
+                } else {
+                    format!(" types {types}")
+                },
+                self.candidates
             ),
         );
         let cached = super::tuning_cache::get(&disk_key).and_then(|name| {
@@ -123,6 +141,7 @@ impl GemmTuner {
                 slices,
                 a_transposed,
                 b_transposed,
+                types: types.clone(),
                 kernel,
                 times_ms: Vec::new(),
             });
@@ -161,6 +180,7 @@ impl GemmTuner {
             slices,
             a_transposed,
             b_transposed,
+            types,
             kernel,
             times_ms,
         });

@@ -6,7 +6,7 @@ mod gemm_tuner;
 mod plan;
 mod tuning_cache;
 
-pub use buffers::{buffer_sizes, LOSS_LOG_SLOTS};
+pub use buffers::{buffer_sizes, buffer_specs, BufferSpec, Precision, LOSS_LOG_SLOTS};
 pub use gemm_tuner::{GemmChoice, GemmTuner};
 pub use plan::{ChunkMode, ChunkShape};
 
@@ -113,7 +113,7 @@ pub struct Engine<'g> {
 
 impl<'g> Engine<'g> {
     /// Allocates every buffer for chunks of up to `max_steps` steps of `max_batch` sequences,
-    /// and uploads `params` (the flat layout of `ParamLayout::new(config)`).
+    /// and uploads `params` (the flat layout of `ParamLayout::new(config)`); all in f32.
     pub fn new(
         gpu: &'g Gpu,
         config: ModelConfig,
@@ -122,7 +122,45 @@ impl<'g> Engine<'g> {
         max_steps: usize,
         params: &[f32],
     ) -> Result<Self> {
+        Self::with_precision(
+            gpu,
+            config,
+            optimizer,
+            max_batch,
+            max_steps,
+            params,
+            Precision::F32,
+        )
+    }
+
+    /// [`Engine::new`] storing weights copies and activations in `precision`
+    /// (see [`Precision`]).
+    pub fn with_precision(
+        gpu: &'g Gpu,
+        config: ModelConfig,
+        optimizer: OptimizerConfig,
+        max_batch: usize,
+        max_steps: usize,
+        params: &[f32],
+        precision: Precision,
+    ) -> Result<Self> {
         config.validate()?;
+        if precision == Precision::F16 {
+            if !gpu.adapter().shader_f16 {
+                return Err(Error::Config(format!(
+                    "--precision f16 needs the adapter's shader-f16 feature, which {} lacks; \
+                     use --precision f32",
+                    gpu.adapter().name
+                )));
+            }
+            if !config.hidden.is_multiple_of(2) {
+                return Err(Error::Config(format!(
+                    "--precision f16 needs an even --hidden (got {}): f16 states are copied \
+                     between chunks in 4-byte words",
+                    config.hidden
+                )));
+            }
+        }
         optimizer.validate()?;
         if max_batch == 0 || max_steps == 0 {
             return Err(Error::Config(
@@ -147,7 +185,7 @@ impl<'g> Engine<'g> {
                 params.len()
             )));
         }
-        let bufs = EngineBuffers::new(gpu, &config, &layout, max_batch, max_steps)?;
+        let bufs = EngineBuffers::new(gpu, &config, &layout, max_batch, max_steps, precision)?;
         gpu.write(&bufs.params, 0, params);
         let mut uniforms = Uniforms::new();
         let rule = match optimizer.kind {
@@ -186,6 +224,10 @@ impl<'g> Engine<'g> {
         })
     }
 
+    /// How weights copies and activations are stored.
+    pub fn precision(&self) -> Precision {
+        self.bufs.precision
+    }
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -315,8 +357,13 @@ impl<'g> Engine<'g> {
         let disk_key = tuning_cache::key(
             self.gpu.adapter(),
             &format!(
-                "recurrence {} B{batch} H{} among {candidates:?}",
-                self.config.cell, self.config.hidden
+                "recurrence {} B{batch} H{}{} among {candidates:?}",
+                self.config.cell,
+                self.config.hidden,
+                match self.bufs.precision {
+                    Precision::F32 => "",
+                    Precision::F16 => " f16",
+                }
             ),
         );
         let cached = tuning_cache::get(&disk_key).and_then(|name| {
@@ -367,7 +414,7 @@ impl<'g> Engine<'g> {
                     &mut self.uniforms,
                     &shape,
                     kernel,
-                    &b.params,
+                    b.weights(),
                     &ub.pre,
                     &ub.hs,
                     &b.step_sum,
@@ -379,7 +426,7 @@ impl<'g> Engine<'g> {
                     &mut self.uniforms,
                     &shape,
                     kernel,
-                    &b.params,
+                    b.weights(),
                     &ub.hs,
                     &ub.dh_out,
                     &ub.da,
@@ -556,7 +603,7 @@ impl<'g> Engine<'g> {
                     }
                 }
             }
-            StepInputs::Dense(x) => gpu.write(&b.x, 0, x),
+            StepInputs::Dense(x) => gpu.write_f32(&b.x, 0, x)?,
         }
         gpu.write(&b.lengths, 0, c.lengths);
         let mask = c.row_mask(self.config.task);
@@ -742,7 +789,7 @@ impl<'g> Engine<'g> {
             )));
         }
         for (buffer, part) in buffers.iter().zip(state.chunks(n.max(1))) {
-            self.gpu.write(buffer, 0, part);
+            self.gpu.write_f32(buffer, 0, part)?;
         }
         self.gpu.write(&self.bufs.pool_acc, 0, pool_acc);
         Ok(())

@@ -1,5 +1,6 @@
 //! Builds the recorded dispatch list of one chunk shape: forward, loss, backward, update.
 
+use super::buffers::Precision;
 use super::buffers::{EngineBuffers, UnitBuffers};
 use super::gemm_tuner::GemmTuner;
 use crate::dropout::Dropout;
@@ -86,14 +87,23 @@ impl PlanContext<'_> {
             chunk_info: &b.chunk_info,
         };
         let mut rec = Recording::new();
+        // Bytes of one [B, H] state block in the activation type (H is even under f16, so
+        // these copies stay 4-byte aligned).
+        let act_bytes = b.precision.activations().bytes();
+        let state_bytes = (bh * act_bytes) as u64;
+        if b.precision == Precision::F16 {
+            // The f16 weight copy the kernels read, from this chunk's master weights.
+            rec.phase("f16 weight copy");
+            ops::cast(gpu, u, lay.total, &b.params, &b.weights_half)?.record(&mut rec);
+        }
 
         // States in: a forward unit starts from its carried state (zero at the start of a
         // sequence), a reverse unit from zero.
         for (unit, ub) in units.iter().zip(&b.units) {
             if unit.reverse {
-                rec.clear_range(&ub.hs, 0, (bh * 4) as u64);
+                rec.clear_range(&ub.hs, 0, state_bytes);
                 if cell == Cell::Lstm {
-                    rec.clear_range(&ub.cs, 0, (bh * 4) as u64);
+                    rec.clear_range(&ub.cs, 0, state_bytes);
                 }
                 continue;
             }
@@ -103,9 +113,9 @@ impl PlanContext<'_> {
                     rec.clear(&ub.carry_c);
                 }
             }
-            rec.copy(&ub.carry, 0, &ub.hs, 0, (bh * 4) as u64);
+            rec.copy(&ub.carry, 0, &ub.hs, 0, state_bytes);
             if cell == Cell::Lstm {
-                rec.copy(&ub.carry_c, 0, &ub.cs, 0, (bh * 4) as u64);
+                rec.copy(&ub.carry_c, 0, &ub.cs, 0, state_bytes);
             }
         }
 
@@ -118,7 +128,7 @@ impl PlanContext<'_> {
                 rows,
                 embed,
                 lay.offset(EMBEDDING),
-                &b.params,
+                b.weights(),
                 &b.tokens,
                 &b.x,
             )?
@@ -164,7 +174,7 @@ impl PlanContext<'_> {
                     bias2: (!cell.is_gated()).then_some(off.bias_hh),
                     accumulate: false,
                 };
-                self.product(u, &projection, x, &b.params, &ub.pre, &mut rec)?;
+                self.product(u, &projection, x, b.weights(), &ub.pre, &mut rec)?;
                 if layer == 0 && !unit.reverse {
                     rec.phase("recurrence forward");
                 }
@@ -174,18 +184,18 @@ impl PlanContext<'_> {
                 if !unit.reverse {
                     rec.copy(
                         &ub.hs,
-                        (t_len * bh * 4) as u64,
+                        t_len as u64 * state_bytes,
                         &ub.carry,
                         0,
-                        (bh * 4) as u64,
+                        state_bytes,
                     );
                     if cell == Cell::Lstm {
                         rec.copy(
                             &ub.cs,
-                            (t_len * bh * 4) as u64,
+                            t_len as u64 * state_bytes,
                             &ub.carry_c,
                             0,
-                            (bh * 4) as u64,
+                            state_bytes,
                         );
                     }
                 }
@@ -239,7 +249,7 @@ impl PlanContext<'_> {
             bias2: None,
             accumulate: false,
         };
-        self.product(u, &head, head_in, &b.params, &b.y, &mut rec)?;
+        self.product(u, &head, head_in, b.weights(), &b.y, &mut rec)?;
         if !shape.mode.has_loss() {
             return Ok(ChunkPlan {
                 recording: rec,
@@ -324,10 +334,10 @@ impl PlanContext<'_> {
         };
         match cfg.task {
             TaskKind::ManyToMany => {
-                self.product(u, &d_head_in, &b.dy, &b.params, d_out, &mut rec)?
+                self.product(u, &d_head_in, &b.dy, b.weights(), d_out, &mut rec)?
             }
             TaskKind::ManyToOne => {
-                self.product(u, &d_head_in, &b.dy, &b.params, &b.dz, &mut rec)?;
+                self.product(u, &d_head_in, &b.dy, b.weights(), &b.dz, &mut rec)?;
                 ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, d_out, info)?
                     .record(&mut rec);
             }
@@ -430,7 +440,7 @@ impl PlanContext<'_> {
                     accumulate: false,
                 };
                 if unit.reverse {
-                    self.product(u, &d_x, &ub.da, &b.params, &b.d_input_rev, &mut rec)?;
+                    self.product(u, &d_x, &ub.da, b.weights(), &b.d_input_rev, &mut rec)?;
                     ops::reverse_rows(
                         gpu,
                         u,
@@ -445,7 +455,7 @@ impl PlanContext<'_> {
                     )?
                     .record(&mut rec);
                 } else {
-                    self.product(u, &d_x, &ub.da, &b.params, d_input, &mut rec)?;
+                    self.product(u, &d_x, &ub.da, b.weights(), d_input, &mut rec)?;
                 }
             }
         }
@@ -546,7 +556,7 @@ impl PlanContext<'_> {
                 u,
                 &rnn,
                 self.recurrence,
-                &b.params,
+                b.weights(),
                 &ub.pre,
                 &ub.hs,
                 &b.step_sum,
@@ -578,7 +588,7 @@ impl PlanContext<'_> {
                 u,
                 &rnn,
                 self.recurrence,
-                &b.params,
+                b.weights(),
                 &ub.hs,
                 &ub.dh_out,
                 &ub.da,
@@ -612,7 +622,7 @@ impl PlanContext<'_> {
 
 pub(super) fn gated_buffers<'a>(b: &'a EngineBuffers, ub: &'a UnitBuffers) -> GatedBuffers<'a> {
     GatedBuffers {
-        params: &b.params,
+        params: b.weights(),
         pre: &ub.pre,
         hs: &ub.hs,
         cs: &ub.cs,
@@ -644,7 +654,7 @@ impl PlanContext<'_> {
             1,
             a,
             b,
-            &bufs.params,
+            bufs.weights(),
             c,
             &bufs.split_scratch,
         )? {
@@ -672,7 +682,7 @@ impl PlanContext<'_> {
             slices,
             a,
             b,
-            &bufs.params,
+            bufs.weights(),
             &bufs.grads,
             &bufs.split_scratch,
         )? {

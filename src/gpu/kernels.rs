@@ -36,6 +36,7 @@ pub enum Kernel {
     Sgd,
     Adam,
     FmaPeak,
+    Cast,
 }
 
 /// Every WGSL file, for validation and for the kernel registry.
@@ -57,6 +58,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
     ("ceiling.wgsl", include_str!("../../shaders/ceiling.wgsl")),
+    ("convert.wgsl", include_str!("../../shaders/convert.wgsl")),
 ];
 
 impl Kernel {
@@ -87,6 +89,7 @@ impl Kernel {
             }
             Kernel::Sgd | Kernel::Adam => "optim.wgsl",
             Kernel::FmaPeak => "ceiling.wgsl",
+            Kernel::Cast => "convert.wgsl",
         }
     }
 
@@ -125,7 +128,18 @@ impl Kernel {
             Kernel::Sgd => "sgd",
             Kernel::Adam => "adam",
             Kernel::FmaPeak => "fma_peak",
+            Kernel::Cast => "convert_elements",
         }
+    }
+
+    /// The kernel's WGSL compiled for `half`: every storage binding declared
+    /// `array<NAME_t>` gets `alias NAME_t = f16;` where `half` has its slot, `f32` elsewhere
+    /// (so one source serves both precisions; reads are written `f32(x[i])`, writes
+    /// `x[i] = NAME_t(v)`). An f16 buffer bound to a binding without such an alias is a
+    /// programming error, reported here.
+    pub fn source_for(self, half: HalfMask) -> Result<String, String> {
+        typed_source(self.source(), half)
+            .map_err(|e| format!("kernel `{}` ({}): {e}", self.entry(), self.file()))
     }
 
     pub fn source(self) -> &'static str {
@@ -135,4 +149,69 @@ impl Kernel {
             .map(|(_, src)| *src)
             .expect("every kernel's file is in SHADER_FILES")
     }
+}
+
+/// Which binding slots of a kernel hold f16 buffers (bit i: slot i).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HalfMask(pub u32);
+
+impl HalfMask {
+    pub fn with(self, slot: u32) -> Self {
+        Self(self.0 | (1 << slot))
+    }
+    pub fn has(self, slot: u32) -> bool {
+        self.0 & (1 << slot) != 0
+    }
+}
+
+/// The `(slot, alias)` of every storage binding declared `array<NAME_t>` in `source`.
+pub fn storage_aliases(source: &str) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    for line in source.lines() {
+        let Some(at) = line.find("@binding(") else {
+            continue;
+        };
+        let rest = &line[at + "@binding(".len()..];
+        let Some(slot) = rest
+            .split(')')
+            .next()
+            .and_then(|n| n.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(open) = rest.find("array<") else {
+            continue;
+        };
+        let element = &rest[open + "array<".len()..];
+        let Some(element) = element.split('>').next() else {
+            continue;
+        };
+        if element.ends_with("_t") && !out.iter().any(|(_, a)| a == element) {
+            out.push((slot, element.to_string()));
+        }
+    }
+    out
+}
+
+/// `source` with the element-type aliases of [`Kernel::source_for`] for `half`.
+pub fn typed_source(source: &str, half: HalfMask) -> Result<String, String> {
+    let aliases = storage_aliases(source);
+    for slot in 0..32 {
+        if half.has(slot) && !aliases.iter().any(|(s, _)| *s == slot) {
+            return Err(format!(
+                "binding {slot} takes f32 only, but an f16 buffer was bound"
+            ));
+        }
+    }
+    let mut out = String::new();
+    if half.0 != 0 {
+        out.push_str("enable f16;\n");
+    }
+    out.push_str(source);
+    out.push_str("\n// Element types of this pipeline's storage bindings.\n");
+    for (slot, alias) in aliases {
+        let ty = if half.has(slot) { "f16" } else { "f32" };
+        out.push_str(&format!("alias {alias} = {ty};\n"));
+    }
+    Ok(out)
 }

@@ -7,7 +7,7 @@ mod kernels;
 mod readback;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary, NO_ADAPTER_HELP};
-pub use kernels::{Kernel, SHADER_FILES};
+pub use kernels::{storage_aliases, typed_source, HalfMask, Kernel, SHADER_FILES};
 pub use readback::PendingRead;
 
 use crate::error::{Error, Result};
@@ -24,7 +24,8 @@ pub struct Gpu {
     queue: wgpu::Queue,
     summary: AdapterSummary,
     limits: wgpu::Limits,
-    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+    /// Compiled kernels by entry point and [`HalfMask`] (which bindings hold f16).
+    pipelines: Mutex<HashMap<(Kernel, HalfMask), Arc<wgpu::ComputePipeline>>>,
     first_error: Arc<Mutex<Option<String>>>,
     memory: Arc<MemoryCounter>,
 }
@@ -32,11 +33,29 @@ pub struct Gpu {
 /// How long a wait for the GPU may take before it counts as a hang.
 pub const GPU_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// The element type of a storage buffer: f32, or f16 (`--precision f16`'s weight copy and
+/// activations; needs the adapter's shader-f16 feature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    F32,
+    F16,
+}
+
+impl Dtype {
+    pub fn bytes(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 => 2,
+        }
+    }
+}
+
 /// A storage or uniform buffer on the device, labelled with what it holds.
 #[derive(Clone)]
 pub struct Buffer {
     raw: wgpu::Buffer,
     label: Arc<str>,
+    dtype: Dtype,
     _allocation: Arc<Allocation>,
 }
 
@@ -78,6 +97,10 @@ impl Buffer {
     }
     pub fn label(&self) -> &str {
         &self.label
+    }
+    /// The element type (uniform buffers count as f32).
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
     }
 }
 
@@ -193,9 +216,11 @@ impl Gpu {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
             // Timestamp queries, where the adapter has them, for `wgrnn bench`'s phase times;
-            // subgroup operations for the GEMM variant that uses them.
+            // subgroup operations for the GEMM variant that uses them; f16 for --precision f16.
             required_features: adapter.features()
-                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
+                & (wgpu::Features::TIMESTAMP_QUERY
+                    | wgpu::Features::SUBGROUP
+                    | wgpu::Features::SHADER_F16),
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -244,8 +269,20 @@ impl Gpu {
         }
     }
 
-    /// A zero-filled storage buffer of `bytes` bytes (at least 4).
+    /// A zero-filled f32 (or u32) storage buffer of `bytes` bytes (at least 4).
     pub fn storage(&self, label: &str, bytes: u64) -> Result<Buffer> {
+        self.storage_typed(label, bytes, Dtype::F32)
+    }
+
+    /// A zero-filled storage buffer of `bytes` bytes (at least 4) of `dtype` elements.
+    pub fn storage_typed(&self, label: &str, bytes: u64, dtype: Dtype) -> Result<Buffer> {
+        if dtype == Dtype::F16 && !self.summary.shader_f16 {
+            return Err(Error::Gpu(format!(
+                "{} has no shader-f16 feature: f16 storage (--precision f16) is not available \
+                 on it; use --precision f32",
+                self.summary.name
+            )));
+        }
         let size = bytes.max(4).next_multiple_of(4);
         if size > self.max_binding_bytes() {
             return Err(Error::Limit(format!(
@@ -265,6 +302,7 @@ impl Gpu {
         Ok(Buffer {
             raw,
             label: label.into(),
+            dtype,
             _allocation: self.memory.track(size),
         })
     }
@@ -297,6 +335,7 @@ impl Gpu {
         Buffer {
             raw,
             label: label.into(),
+            dtype: Dtype::F32,
             _allocation: self.memory.track(bytes),
         }
     }
@@ -316,9 +355,38 @@ impl Gpu {
         }
     }
 
-    /// Binds `resources` to binding slots 0, 1, 2, … of `kernel`.
+    /// Queues a write of f32 `values` at element `offset` of `buffer`, stored in the buffer's
+    /// element type (rounded to nearest for f16). An f16 buffer takes even offsets only.
+    pub fn write_f32(&self, buffer: &Buffer, offset: usize, values: &[f32]) -> Result<()> {
+        match buffer.dtype {
+            Dtype::F32 => self.write(buffer, (offset * 4) as u64, values),
+            Dtype::F16 => {
+                if !offset.is_multiple_of(2) {
+                    return Err(Error::Gpu(format!(
+                        "f16 buffer `{}` written at odd element {offset}",
+                        buffer.label
+                    )));
+                }
+                let halves: Vec<half::f16> =
+                    values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                self.write(buffer, (offset * 2) as u64, &halves);
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds `resources` to binding slots 0, 1, 2, … of `kernel`, compiled for the element
+    /// types of the storage buffers bound.
     pub fn bind(&self, kernel: Kernel, resources: &[Resource<'_>]) -> Binding {
-        let pipeline = self.pipeline(kernel);
+        let mut half = HalfMask::default();
+        for (i, r) in resources.iter().enumerate() {
+            if let Resource::Storage(b) = r {
+                if b.dtype == Dtype::F16 {
+                    half = half.with(i as u32);
+                }
+            }
+        }
+        let pipeline = self.pipeline(kernel, half);
         let layout = pipeline.get_bind_group_layout(0);
         let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
             .iter()
@@ -345,16 +413,17 @@ impl Gpu {
         Binding { pipeline, group }
     }
 
-    fn pipeline(&self, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
+    fn pipeline(&self, kernel: Kernel, half: HalfMask) -> Arc<wgpu::ComputePipeline> {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         cache
-            .entry(kernel)
+            .entry((kernel, half))
             .or_insert_with(|| {
+                let source = kernel.source_for(half).unwrap_or_else(|e| panic!("{e}"));
                 let module = self
                     .device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(kernel.file()),
-                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
                     });
                 Arc::new(
                     self.device
@@ -532,17 +601,32 @@ impl Gpu {
     }
 
     /// Reads `count` f32 values of `buffer` starting at element `offset`, waiting for the GPU.
+    /// An f16 buffer's values are widened to f32.
     pub fn read_f32(&self, buffer: &Buffer, offset: usize, count: usize) -> Result<Vec<f32>> {
+        let incomplete = || Error::Gpu(format!("readback of `{}` did not complete", buffer.label));
+        if buffer.dtype == Dtype::F16 {
+            // Whole 4-byte words around the wanted halves.
+            let first = offset & !1;
+            let words = (offset + count).div_ceil(2) - first / 2;
+            let pending = self.read_later(buffer, (first * 2) as u64, (words * 4) as u64)?;
+            self.wait_idle()?;
+            let raw = pending.take_bytes(self)?.ok_or_else(incomplete)?;
+            let halves: Vec<half::f16> = bytemuck::pod_collect_to_vec(&raw);
+            let skip = offset - first;
+            return Ok(halves[skip..skip + count]
+                .iter()
+                .map(|v| v.to_f32())
+                .collect());
+        }
         let pending = self.read_later(buffer, (offset * 4) as u64, (count * 4) as u64)?;
         self.wait_idle()?;
-        pending
-            .take(self)?
-            .ok_or_else(|| Error::Gpu(format!("readback of `{}` did not complete", buffer.label)))
+        pending.take(self)?.ok_or_else(incomplete)
     }
 
-    /// Reads a whole f32 buffer, waiting for the GPU.
+    /// Reads a whole buffer as f32 values, waiting for the GPU.
     pub fn read_all_f32(&self, buffer: &Buffer) -> Result<Vec<f32>> {
-        self.read_f32(buffer, 0, (buffer.size_bytes() / 4) as usize)
+        let count = buffer.size_bytes() as usize / buffer.dtype.bytes();
+        self.read_f32(buffer, 0, count)
     }
 
     /// Lets finished GPU work run its callbacks without blocking.

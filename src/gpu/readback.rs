@@ -61,6 +61,13 @@ impl PendingRead {
 
     /// The values, once the GPU has delivered them; `None` while still in flight.
     pub fn take(&self, gpu: &Gpu) -> Result<Option<Vec<f32>>> {
+        Ok(self
+            .take_bytes(gpu)?
+            .map(|bytes| bytemuck::pod_collect_to_vec::<u8, f32>(&bytes)))
+    }
+
+    /// The raw bytes, once the GPU has delivered them; `None` while still in flight.
+    pub fn take_bytes(&self, gpu: &Gpu) -> Result<Option<Vec<u8>>> {
         gpu.poll_nonblocking()?;
         match self.state.load(Ordering::Acquire) {
             PENDING => Ok(None),
@@ -69,7 +76,7 @@ impl PendingRead {
                     let view = self.staging.get_mapped_range(..).map_err(|e| {
                         Error::Gpu(format!("mapping a readback buffer failed: {e}"))
                     })?;
-                    bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+                    view.to_vec()
                 };
                 self.staging.unmap();
                 Ok(Some(values))

@@ -787,3 +787,42 @@ pub fn optimizer_step(
         uniform,
     })
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CastParams {
+    count: u32,
+    _pad: [u32; 3],
+}
+
+/// `dst[i] = src[i]` for `i < count`, converted to `dst`'s element type (f32 ↔ f16).
+pub fn cast(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    count: usize,
+    src: &Buffer,
+    dst: &Buffer,
+) -> Result<Launch> {
+    need(src, count, "cast src")?;
+    need(dst, count, "cast dst")?;
+    let uniform = u.push(
+        gpu,
+        &CastParams {
+            count: u32_of(count, "count")?,
+            _pad: [0; 3],
+        },
+    );
+    let binding = gpu.bind(
+        Kernel::Cast,
+        &[
+            uniform.resource(),
+            Resource::Storage(src),
+            Resource::Storage(dst),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(count),
+        uniform,
+    })
+}

@@ -40,9 +40,9 @@ pub fn groups_for(n: usize) -> [u32; 3] {
     [x as u32, total.div_ceil(x) as u32, 1]
 }
 
-/// Fails unless `buffer` holds at least `elements` 4-byte values.
+/// Fails unless `buffer` holds at least `elements` values of its element type.
 pub(crate) fn need(buffer: &Buffer, elements: usize, what: &str) -> Result<()> {
-    let have = buffer.size_bytes() as usize / 4;
+    let have = buffer.size_bytes() as usize / buffer.dtype().bytes();
     if elements > have {
         return Err(Error::Config(format!(
             "{what}: buffer `{}` holds {have} values but {elements} are needed",

@@ -1,0 +1,26 @@
+// Element-type conversion: dst[i] = src[i] for i < count, each stored in its buffer's type.
+// Used by --precision f16 to refresh the f16 copy of the weights from the f32 master
+// weights at the start of every chunk (round to nearest even; values past f16's range
+// become infinities, which the non-finite check then reports).
+// Shapes: src, dst: [count]. Dispatch: 256 invocations per workgroup, spread over x and y
+// (index = x + y · num_workgroups.x · 256).
+
+struct CastParams {
+    count: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: CastParams;
+@group(0) @binding(1) var<storage, read> src: array<src_t>;
+@group(0) @binding(2) var<storage, read_write> dst: array<dst_t>;
+
+@compute @workgroup_size(256)
+fn convert_elements(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    if (i >= p.count) {
+        return;
+    }
+    dst[i] = dst_t(f32(src[i]));
+}
