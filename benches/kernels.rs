@@ -6,10 +6,15 @@
 //!     cargo bench --bench kernels -- gemm    # cases whose name contains "gemm"
 
 use std::time::{Duration, Instant};
-use wgrnn::gpu::{AdapterChoice, Gpu, Recording};
+use wgrnn::gpu::{AdapterChoice, Dtype, Gpu, Recording};
 use wgrnn::model::Activation;
 use wgrnn::ops::{self, GemmKernel, GemmSpec, Operand, RecurrenceShape, Uniforms};
 use wgrnn::rng::Rng;
+
+thread_local! {
+    /// The multiply-add ceiling measured at the start of the GEMM cases (0 before).
+    static CEILING_GFLOPS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+}
 
 fn median_time(mut run: impl FnMut()) -> Duration {
     for _ in 0..3 {
@@ -34,8 +39,21 @@ fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
 /// dYᵀ·X (A transposed, K = the rows) split over K as the engine would on this adapter.
 fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
     let mut rng = Rng::new(1);
-    let a = gpu.storage_from("a", &random(&mut rng, m * k)).unwrap();
-    let b = gpu.storage_from("b", &random(&mut rng, n * k)).unwrap();
+    let (a_values, b_values) = (random(&mut rng, m * k), random(&mut rng, n * k));
+    let a = gpu.storage_from("a", &a_values).unwrap();
+    let b = gpu.storage_from("b", &b_values).unwrap();
+    // The same operands stored as f16 (--precision f16's activations and weight copy).
+    let half = |label: &str, values: &[f32]| {
+        let buffer = gpu
+            .storage_typed(label, (values.len() * 2) as u64, Dtype::F16)
+            .unwrap();
+        gpu.write_f32(&buffer, 0, values).unwrap();
+        buffer
+    };
+    let halves = gpu
+        .adapter()
+        .shader_f16
+        .then(|| (half("a16", &a_values), half("b16", &b_values)));
     let c = gpu.storage("c", (m * n * 4) as u64).unwrap();
     let mut u = Uniforms::new();
     let (a_op, b_op, slices) = if weight_gradient {
@@ -62,9 +80,16 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
     if GemmKernel::candidates(gpu).contains(&GemmKernel::Subgroup) {
         kernels.push(GemmKernel::Subgroup);
     }
-    for kernel in kernels {
+    let mut operands = vec![("f32", &a, &b)];
+    if let Some((a16, b16)) = &halves {
+        operands.push(("f16", a16, b16));
+    }
+    for (kernel, (types, a, b)) in kernels
+        .iter()
+        .flat_map(|&k| operands.iter().map(move |o| (k, *o)))
+    {
         let launches =
-            ops::gemm_split(gpu, &mut u, &spec, kernel, slices, &a, &b, &b, &c, &scratch).unwrap();
+            ops::gemm_split(gpu, &mut u, &spec, kernel, slices, a, b, b, &c, &scratch).unwrap();
         // Alone (one submit and wait per product), and as inside a training step: 10
         // products recorded into one submit, timed together.
         let time_of = |copies: usize| {
@@ -83,17 +108,23 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         };
         let (alone, batched) = (time_of(1), time_of(10));
         let rate = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
+        let share = |t: f64| match CEILING_GFLOPS.with(|c| c.get()) {
+            c if c > 0.0 => format!(" ({:.0}%)", 100.0 * rate(t) / c),
+            _ => String::new(),
+        };
         let layout = if weight_gradient {
             format!("dYT.X, {slices} K slices")
         } else {
             "X.WT".into()
         };
         println!(
-            "gemm {m}x{n}x{k} ({layout}) {kernel:?}: {:>9.3} ms {:>9.2} GFLOP/s alone; {:>9.3} ms {:>9.2} GFLOP/s each of 10 in one submit",
+            "gemm {m}x{n}x{k} ({layout}) {kernel:?} {types}: {:>9.3} ms {:>9.2} GFLOP/s{} alone; {:>9.3} ms {:>9.2} GFLOP/s{} each of 10 in one submit",
             alone * 1e3,
             rate(alone),
+            share(alone),
             batched * 1e3,
-            rate(batched)
+            rate(batched),
+            share(batched)
         );
     }
 }
@@ -161,6 +192,13 @@ fn main() {
         gpu.adapter().driver
     );
     if wanted("gemm") {
+        // The adapter's multiply-add ceiling, in the same run, for the percentages.
+        let ceiling = wgrnn::bench::measure_ceiling(&gpu).expect("ceiling");
+        println!(
+            "ceiling: {:.1} GFLOP/s multiply-add (GEMM lines: % of it in brackets)",
+            ceiling.fma_gflops
+        );
+        CEILING_GFLOPS.with(|c| c.set(ceiling.fma_gflops));
         for (m, n, k) in [
             (2048, 256, 128),
             (64, 256, 256),
