@@ -19,6 +19,9 @@ pub struct PlanArgs {
     /// With --batch auto: the most sequences worth batching
     #[arg(long, default_value_t = 65_536)]
     pub max_batch: usize,
+    /// Storage of activations and the weight copy (--precision of train)
+    #[arg(long, default_value = "f32")]
+    pub precision: wgrnn::engine::Precision,
 }
 
 pub fn run(adapter: &AdapterChoice, args: &PlanArgs) -> Result<()> {
@@ -35,7 +38,7 @@ pub fn run(adapter: &AdapterChoice, args: &PlanArgs) -> Result<()> {
     );
     let batch = match args.batch {
         BatchSize::Fixed(b) => b,
-        BatchSize::Auto => match MemoryPlan::largest_batch(&config, args.seq_len, limit, gpu.adapter().is_software, args.max_batch) {
+        BatchSize::Auto => match MemoryPlan::largest_batch(&config, args.seq_len, limit, gpu.adapter().is_software, args.precision, args.max_batch) {
             Some(b) => {
                 println!("--batch auto: {b} is the largest batch of {}-step chunks that fits (capped at {})", args.seq_len, args.max_batch);
                 b
@@ -49,6 +52,7 @@ pub fn run(adapter: &AdapterChoice, args: &PlanArgs) -> Result<()> {
         args.seq_len,
         limit,
         gpu.adapter().is_software,
+        args.precision,
     );
     let mut buffers = plan.buffers.clone();
     buffers.sort_by_key(|(_, b)| std::cmp::Reverse(*b));

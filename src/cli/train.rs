@@ -237,9 +237,16 @@ pub fn run(
             train_data.n.max(val_data.as_ref().map_or(0, |v| v.n))
         };
         let limit = gpu.max_binding_bytes();
-        let batch = MemoryPlan::largest_batch(&config, steps, limit, gpu.adapter().is_software, cap)
+        let batch = MemoryPlan::largest_batch(&config, steps, limit, gpu.adapter().is_software, run_settings.precision, cap)
             .with_context(|| format!("--batch auto: not even one sequence of {steps} steps fits this adapter (see `wgrnn plan`)"))?;
-        let plan = MemoryPlan::new(&config, batch, steps, limit, gpu.adapter().is_software);
+        let plan = MemoryPlan::new(
+            &config,
+            batch,
+            steps,
+            limit,
+            gpu.adapter().is_software,
+            run_settings.precision,
+        );
         let (name, bytes) = plan
             .buffers
             .iter()

@@ -874,8 +874,19 @@ impl MemoryPlan {
         steps: usize,
         limit_bytes: u64,
         software: bool,
+        precision: Precision,
     ) -> Self {
-        let buffers = buffer_sizes(config, &ParamLayout::new(config), batch, steps, software);
+        let buffers: Vec<(&'static str, u64)> = buffer_specs(
+            config,
+            &ParamLayout::new(config),
+            batch,
+            steps,
+            software,
+            precision,
+        )
+        .iter()
+        .map(|s| (s.name, s.bytes))
+        .collect();
         let total_bytes = buffers.iter().map(|(_, b)| b).sum();
         Self {
             batch,
@@ -898,9 +909,11 @@ impl MemoryPlan {
         steps: usize,
         limit_bytes: u64,
         software: bool,
+        precision: Precision,
         cap: usize,
     ) -> Option<usize> {
-        let fits = |b: usize| MemoryPlan::new(config, b, steps, limit_bytes, software).fits();
+        let fits =
+            |b: usize| MemoryPlan::new(config, b, steps, limit_bytes, software, precision).fits();
         if !fits(1) {
             return None;
         }
