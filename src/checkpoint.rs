@@ -46,6 +46,9 @@ pub struct RunSettings {
     /// Storage of weights copies and activations (absent in older checkpoints: f32).
     #[serde(default)]
     pub precision: crate::engine::Precision,
+    /// Learning-rate cuts on a plateau: (factor, patience) (absent in older checkpoints).
+    #[serde(default)]
+    pub lr_plateau: Option<(f64, usize)>,
 }
 
 fn default_policy() -> crate::train::NonFinitePolicy {

@@ -70,6 +70,67 @@ fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
 }
 
 #[test]
+fn lr_decay_on_a_plateau_and_f16_storage_survive_a_resume_bit_for_bit() {
+    let dir = scratch("plateau");
+    let (full, resumed) = (
+        dir.join("full.safetensors"),
+        dir.join("resumed.safetensors"),
+    );
+    let ckpt = dir.join("ckpt");
+    // A min-delta no epoch can beat: every epoch after the first is on a plateau, so the
+    // learning rate halves after epochs 2 and 3 (patience 100 keeps early stopping away).
+    let plateau = [
+        "--lr-decay",
+        "0.5",
+        "--lr-patience",
+        "1",
+        "--min-delta",
+        "10",
+        "--patience",
+        "100",
+        "--precision",
+        "f16",
+    ];
+    let mut args = vec!["train", "--epochs", "3", "--save", s(&full)];
+    args.extend(SMALL);
+    args.extend(plateau);
+    let out = ok(&args);
+    let cuts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("learning rate x 0.5"))
+        .collect();
+    assert_eq!(cuts.len(), 2, "{out}");
+    assert!(cuts[1].ends_with("-> 0.00075"), "{out}"); // the built-in job: lr 0.003
+    assert!(out.contains("f16 storage"), "{out}");
+    // Interrupted after epoch 2 (one cut made), resumed to epoch 3 without the flags: the
+    // checkpoint carries the cut rate, the plateau count and the precision.
+    let mut args = vec!["train", "--epochs", "2", "--checkpoint", s(&ckpt)];
+    args.extend(SMALL);
+    args.extend(plateau);
+    ok(&args);
+    let meta = std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap();
+    assert!(
+        meta.contains("\"lr\": 0.0015") && meta.contains("\"precision\": \"f16\""),
+        "{meta}"
+    );
+    let out = ok(&[
+        "train",
+        "--resume",
+        s(&ckpt),
+        "--epochs",
+        "3",
+        "--save",
+        s(&resumed),
+    ]);
+    assert!(out.contains("learning rate x 0.5 -> 0.00075"), "{out}");
+    assert!(
+        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
+        "resumed weights differ from the uninterrupted run's"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn json_log_plot_and_restore_best() {
     let dir = scratch("feedback");
     let (log, plot) = (dir.join("log.jsonl"), dir.join("curves.svg"));

@@ -366,6 +366,7 @@ fn fuzz_checkpoint_metadata_reader() {
         on_nonfinite: wgrnn::train::NonFinitePolicy::Rollback,
         dropout: 0.0,
         precision: wgrnn::engine::Precision::F16,
+        lr_plateau: Some((0.5, 2)),
     };
     let opt = wgrnn::optim::OptimizerConfig::pytorch_defaults(wgrnn::optim::OptimizerKind::Adam);
     let mut meta = CheckpointMeta::new(

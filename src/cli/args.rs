@@ -262,6 +262,14 @@ pub struct TrainArgs {
     /// Early stopping: epochs without such an improvement before stopping (default 1 with --min-delta)
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Multiply the learning rate by this factor (0 < F < 1) after --lr-patience epochs
+    /// without an improvement of the monitored value of more than --min-delta (PyTorch's
+    /// ReduceLROnPlateau)
+    #[arg(long, value_parser = parse_lr_decay)]
+    pub lr_decay: Option<f64>,
+    /// Epochs without improvement before each --lr-decay cut
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lr_patience: u64,
     /// What early stopping and --restore-best watch (validation if given): loss | metric
     #[arg(long, default_value = "loss", value_parser = ["loss", "metric"])]
     pub monitor: String,
@@ -300,5 +308,16 @@ pub fn parse_batch(s: &str) -> std::result::Result<BatchSize, String> {
             .parse()
             .map(BatchSize::Fixed)
             .map_err(|_| format!("--batch takes a number or `auto`, not {n:?}")),
+    }
+}
+
+fn parse_lr_decay(s: &str) -> std::result::Result<f64, String> {
+    let f: f64 = s
+        .parse()
+        .map_err(|_| format!("--lr-decay {s:?} is not a number"))?;
+    if f > 0.0 && f < 1.0 {
+        Ok(f)
+    } else {
+        Err(format!("--lr-decay {f} must be above 0 and below 1"))
     }
 }

@@ -128,6 +128,7 @@ pub fn run(
             on_nonfinite: args.on_nonfinite,
             dropout: args.dropout,
             precision: args.precision,
+            lr_plateau: args.lr_decay.map(|f| (f, args.lr_patience as usize)),
         },
     };
     if run_settings.batch == 0 || run_settings.epochs == 0 {
@@ -350,6 +351,7 @@ pub fn run(
         metric_style: style,
         monitor: run_settings.monitor,
         on_nonfinite: run_settings.on_nonfinite,
+        lr_plateau: run_settings.lr_plateau,
     };
     let checkpoint_dir = args.checkpoint.clone().or_else(|| args.resume.clone());
     let interrupt_dir = checkpoint_dir

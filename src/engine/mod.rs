@@ -668,6 +668,11 @@ impl<'g> Engine<'g> {
         self.gpu.submit(&rec)
     }
 
+    /// Multiplies the learning rate by `factor` from the next step on.
+    pub fn scale_lr(&mut self, factor: f64) {
+        self.optimizer.lr *= factor;
+    }
+
     /// The optimizer settings in use (the learning rate changes on rollback).
     pub fn optimizer(&self) -> &OptimizerConfig {
         &self.optimizer

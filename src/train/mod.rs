@@ -32,6 +32,10 @@ pub struct TrainOptions {
     /// What early stopping and the best weights watch.
     pub monitor: Monitor,
     pub on_nonfinite: NonFinitePolicy,
+    /// Learning rate on a plateau (PyTorch's ReduceLROnPlateau, Keras's callback of that
+    /// name): (factor, patience): after `patience` epochs in a row whose monitored value
+    /// improved by no more than early stopping's min_delta (0 without it), lr *= factor.
+    pub lr_plateau: Option<(f64, usize)>,
 }
 
 impl TrainOptions {
@@ -48,6 +52,7 @@ impl TrainOptions {
             metric_style: MetricStyle::Classification,
             monitor: Monitor::Loss,
             on_nonfinite: NonFinitePolicy::Rollback,
+            lr_plateau: None,
         }
     }
 }
@@ -261,6 +266,9 @@ pub struct TrainProgress {
     /// Where an interrupted epoch stopped (it goes on from there when resumed).
     #[serde(default)]
     pub position: Option<EpochPosition>,
+    /// Stale epochs counted towards the next learning-rate cut (with lr_plateau).
+    #[serde(default)]
+    pub plateau: Option<EarlyStopping>,
 }
 
 /// A place inside an epoch: the batches (and chunks of the current batch) already trained,
@@ -351,6 +359,12 @@ pub fn train(
     let mut reader = LossReader::new();
     if progress.stopper.is_none() {
         progress.stopper = opts.early_stopping.map(|(d, p)| EarlyStopping::new(d, p));
+    }
+    if progress.plateau.is_none() {
+        let min_delta = opts.early_stopping.map_or(0.0, |(d, _)| d);
+        progress.plateau = opts
+            .lr_plateau
+            .map(|(_, patience)| EarlyStopping::new(min_delta, patience));
     }
     let log_every = opts.log_every.max(1);
     let mut window: Vec<f32> = Vec::new();
@@ -599,6 +613,22 @@ pub fn train(
                     s.min_delta,
                     s.patience,
                     best.abs()
+                ));
+            }
+        }
+        if let (Some((factor, _)), Some(plateau), None) = (
+            opts.lr_plateau,
+            progress.plateau.as_mut(),
+            &progress.stopped,
+        ) {
+            if monitored.is_finite() && plateau.update(epoch, monitored) {
+                plateau.restart_patience();
+                engine.scale_lr(factor);
+                hooks.line(&format!(
+                    "  the {watched} {} has not improved for {} epoch(s): learning rate x {factor} -> {}",
+                    monitor_name(opts.monitor),
+                    plateau.patience,
+                    engine.optimizer().lr
                 ));
             }
         }

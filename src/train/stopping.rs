@@ -36,6 +36,11 @@ impl EarlyStopping {
     pub fn best(&self) -> (f64, usize) {
         (self.best, self.best_epoch)
     }
+
+    /// Starts counting stale epochs afresh (after acting on a plateau), keeping the best.
+    pub fn restart_patience(&mut self) {
+        self.stale = 0;
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +55,18 @@ mod tests {
         assert!(!s.update(3, 0.75)); // by 0.05 < 0.1: stale 1
         assert!(s.update(4, 0.74)); // stale 2
         assert_eq!(s.best(), (0.8, 2));
+    }
+
+    #[test]
+    fn a_restarted_plateau_waits_patience_epochs_again() {
+        let mut s = EarlyStopping::new(0.0, 2);
+        assert!(!s.update(1, 1.0));
+        assert!(!s.update(2, 1.0));
+        assert!(s.update(3, 1.0));
+        s.restart_patience();
+        assert!(!s.update(4, 1.0));
+        assert!(s.update(5, 1.0));
+        assert!(!s.update(6, 0.5)); // improved: best and count reset
+        assert_eq!(s.best(), (0.5, 6));
     }
 }
