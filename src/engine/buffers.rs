@@ -172,10 +172,10 @@ pub fn buffer_specs(
     software: bool,
     precision: Precision,
 ) -> Vec<BufferSpec> {
-    let f = |n: usize| (n * 4) as u64;
-    // Activations and the weight copy: 2 bytes each under f16.
+    // f32 (and u32) buffers; activations and the weight copy (f16 under Precision::F16).
+    let f = |n: usize| ((n * 4) as u64, Dtype::F32);
     let act = precision.activations();
-    let a = |n: usize| (n * act.bytes()) as u64;
+    let a = |n: usize| ((n * act.bytes()) as u64, act);
     let (h, o, ow) = (config.hidden, config.output_size, config.output_width());
     let cell = config.cell;
     let gh = cell.gates() * h;
@@ -197,7 +197,7 @@ pub fn buffer_specs(
         .unwrap_or(0);
     let stacked = !config.is_single_layer();
     let p = layout.total;
-    let mut specs: Vec<(&'static str, u64)> = vec![
+    let mut specs: Vec<(&'static str, (u64, Dtype))> = vec![
         ("params", f(p)),
         ("weights_half", a(only(precision == Precision::F16, p))),
         ("grads", f(p)),
@@ -230,7 +230,7 @@ pub fn buffer_specs(
         ),
         ("step_sum", f(max_batch * gh)),
         ("norm_partials", f(NORM_PARTIALS)),
-        ("norm", 8),
+        ("norm", f(2)),
         ("norm_log", f(LOSS_LOG_SLOTS)),
         ("snapshot_params", f(p)),
         ("snapshot_m", f(p)),
@@ -285,31 +285,9 @@ pub fn buffer_specs(
             (name("d_output"), f(only(stacked, rows * ow))),
         ]);
     }
-    // Which buffers hold activations (or the weight copy), by their kind.
-    let half_kinds = [
-        "weights_half",
-        "x",
-        "pre",
-        "hs",
-        "cs",
-        "cache",
-        "carry",
-        "carry_c",
-        "input_rev",
-        "output",
-    ];
     specs
         .into_iter()
-        .map(|(name, bytes)| {
-            // Per-unit and per-layer names carry a `_l{layer}` suffix (see unit_name).
-            let kind = name.split("_l").next().unwrap_or(name);
-            let dtype = if half_kinds.contains(&kind) {
-                act
-            } else {
-                Dtype::F32
-            };
-            BufferSpec { name, bytes, dtype }
-        })
+        .map(|(name, (bytes, dtype))| BufferSpec { name, bytes, dtype })
         .collect()
 }
 

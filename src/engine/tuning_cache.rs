@@ -6,7 +6,9 @@
 //! File: `WGRNN_TUNING_CACHE` (a path, or `off`), else `$XDG_CACHE_HOME/wgrnn/tuning.json`,
 //! else `$HOME/.cache/wgrnn/tuning.json`. A JSON object from key to choice; keys name the
 //! wgrnn version, the adapter (name, driver) and the tuned shape. Unreadable or damaged files
-//! are ignored (the tuners measure again) and replaced atomically.
+//! are ignored (the tuners measure again) and replaced atomically. The file stays small:
+//! each write drops the decisions of other wgrnn versions (which would never be read again)
+//! and, past [`MAX_ENTRIES`], the oldest-sorting ones (a dropped decision is measured again).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,11 +55,30 @@ pub fn get(key: &str) -> Option<String> {
     with_cache(|map| map.get(key).cloned())
 }
 
+/// The most decisions the file keeps.
+pub const MAX_ENTRIES: usize = 2048;
+
+/// Drops the decisions of other wgrnn versions, then the first-sorting ones past
+/// `max` (never `keep`, the one just made).
+fn prune(map: &mut BTreeMap<String, String>, keep: &str, max: usize) {
+    let current = format!("wgrnn {} |", env!("CARGO_PKG_VERSION"));
+    map.retain(|k, _| k.starts_with(&current));
+    while map.len() > max.max(1) {
+        let first = map
+            .keys()
+            .find(|k| k.as_str() != keep)
+            .cloned()
+            .expect("more than one entry");
+        map.remove(&first);
+    }
+}
+
 /// Stores a choice and rewrites the file (best effort: a cache that cannot be written only
 /// costs a measurement next time).
 pub fn put(key: String, choice: String) {
     let Some(file) = path() else { return };
     let bytes = with_cache(|map| {
+        prune(map, &key, MAX_ENTRIES - 1);
         map.insert(key, choice);
         serde_json::to_vec_pretty(map).ok()
     });
@@ -66,5 +87,25 @@ pub fn put(key: String, choice: String) {
             let _ = std::fs::create_dir_all(dir);
         }
         let _ = crate::weights::write_atomic(&file, &bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_drops_other_versions_then_the_first_keys_past_the_cap() {
+        let now = |k: &str| format!("wgrnn {} | a | d | {k}", env!("CARGO_PKG_VERSION"));
+        let mut map: BTreeMap<String, String> = ["x", "y", "z", "w"]
+            .iter()
+            .map(|k| (now(k), "Blocked".to_string()))
+            .collect();
+        map.insert("wgrnn 0.0.0-old | a | d | x".into(), "Tiled".into());
+        prune(&mut map, &now("w"), 10);
+        assert_eq!(map.len(), 4, "the old version's entry is dropped: {map:?}");
+        prune(&mut map, &now("w"), 2);
+        let keys: Vec<&String> = map.keys().collect();
+        assert_eq!(keys, vec![&now("w"), &now("z")], "{map:?}");
     }
 }
