@@ -3,7 +3,8 @@
 # card in the same run: the named workloads, then the large-batch sweep (a W3-shaped model,
 # vocab 96, embedding 64, T 64, with hidden 512 and 1024 and batch 256 to 4096).
 #
-#   benches/gpu_run.sh [WGRNN_BINARY] [OUT_DIR]      (MAX_SECONDS per measurement, default 5)
+#   benches/gpu_run.sh [WGRNN_BINARY] [OUT_DIR]      (MAX_SECONDS per measurement, default 5;
+#                                                    F16=0 skips the --precision f16 runs)
 #
 # Each measurement writes a JSON file into OUT_DIR and a line to OUT_DIR/run.log.
 set -u
@@ -24,6 +25,13 @@ peer=benches/peers/torch_rnn.py
 
 say "named workloads: wgrnn"
 run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --ceiling --max-seconds "$secs" --json "$out/wgrnn-named.json"
+if [ "${F16:-1}" = 1 ]; then
+  say "named workloads: wgrnn --precision f16 (loss check on W1: 200 steps each way)"
+  run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --precision f16 --loss-steps 0 \
+    --max-seconds "$secs" --json "$out/wgrnn-named-f16.json"
+  run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload W1 --precision f16 --loss-steps 200 \
+    --max-seconds 1 --json "$out/wgrnn-w1-f16-loss.json"
+fi
 say "named workloads: torch (cuDNN defaults)"
 run python3 "$peer" --device cuda --workload "${TORCH_WORKLOADS:-$workloads}" --max-seconds "$secs" --json "$out/torch-named.json"
 say "named workloads: torch (strict f32)"
@@ -36,6 +44,11 @@ for h in ${hs//,/ }; do
     say "sweep H $h B $b: wgrnn"
     run "$bin" bench --adapter "${ADAPTER:-gpu}" --vocab 96 --embed 64 --output-size 96 --hidden "$h" --batch "$b" \
       --seq-len 64 --max-seconds "$secs" --json "$out/wgrnn-h$h-b$b.json"
+    if [ "${F16:-1}" = 1 ]; then
+      say "sweep H $h B $b: wgrnn --precision f16"
+      run "$bin" bench --adapter "${ADAPTER:-gpu}" --vocab 96 --embed 64 --output-size 96 --hidden "$h" --batch "$b" \
+        --seq-len 64 --max-seconds "$secs" --precision f16 --loss-steps 0 --json "$out/wgrnn-h$h-b$b-f16.json"
+    fi
   done
 done
 say "sweep: torch (cuDNN defaults)"
