@@ -11,44 +11,53 @@ const SMALL: [&str; 8] = [
     "--hidden", "24", "--embed", "16", "--batch", "64", "--seed", "5",
 ];
 
-#[test]
-fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
-    let dir = scratch("resume");
+/// Trains `flags` for `epochs` epochs in one go, and again stopped after `first` epochs
+/// (checkpointed) and resumed with no flags but the epochs: asserts the two runs saved the
+/// same bytes, and returns (the whole run's output, the resumed run's output).
+fn interrupted_run_matches_whole(
+    dir: &Path,
+    flags: &[&str],
+    first: &str,
+    epochs: &str,
+) -> (String, String) {
     let (full, resumed) = (
         dir.join("full.safetensors"),
         dir.join("resumed.safetensors"),
     );
     let ckpt = dir.join("ckpt");
-    let mut args = vec!["train", "--epochs", "3", "--save", s(&full)];
-    args.extend(SMALL);
+    let mut args = vec!["train", "--epochs", epochs, "--save", s(&full)];
+    args.extend(flags);
+    let whole = ok(&args);
+    let mut args = vec!["train", "--epochs", first, "--checkpoint", s(&ckpt)];
+    args.extend(flags);
     ok(&args);
-    // "Interrupted" after epoch 1, then resumed to epoch 3.
-    let mut args = vec!["train", "--epochs", "1", "--checkpoint", s(&ckpt)];
-    args.extend(SMALL);
-    ok(&args);
-    let meta = std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap();
-    assert!(
-        meta.contains("\"epochs_done\": 1") && meta.contains("Tagging"),
-        "{meta}"
-    );
     let out = ok(&[
         "train",
         "--resume",
         s(&ckpt),
         "--epochs",
-        "3",
+        epochs,
         "--save",
         s(&resumed),
     ]);
+    assert!(
+        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
+        "resumed weights differ from the uninterrupted run's"
+    );
+    (whole, out)
+}
+
+#[test]
+fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
+    let dir = scratch("resume");
+    let ckpt = dir.join("ckpt");
+    // "Interrupted" after epoch 1, then resumed to epoch 3.
+    let (_, out) = interrupted_run_matches_whole(&dir, &SMALL, "1", "3");
     assert!(out.contains("resumed after epoch 1"), "{out}");
     assert_eq!(
         out.lines().filter(|l| l.starts_with("epoch ")).count(),
         2,
         "{out}"
-    );
-    assert!(
-        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
-        "resumed weights differ from the uninterrupted run's"
     );
     // The checkpoint now holds epoch 3, with only that epoch's tensor files.
     let meta = std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap();
@@ -72,14 +81,12 @@ fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
 #[test]
 fn lr_decay_on_a_plateau_and_f16_storage_survive_a_resume_bit_for_bit() {
     let dir = scratch("plateau");
-    let (full, resumed) = (
-        dir.join("full.safetensors"),
-        dir.join("resumed.safetensors"),
-    );
-    let ckpt = dir.join("ckpt");
     // A min-delta no epoch can beat: every epoch after the first is on a plateau, so the
-    // learning rate halves after epochs 2 and 3 (patience 100 keeps early stopping away).
-    let plateau = [
+    // learning rate (the built-in job's 0.003) halves after epochs 2 and 3 (patience 100
+    // keeps early stopping away). Interrupted after epoch 2 (one cut made) and resumed
+    // without the flags: the checkpoint carries the cut rate, the count and the precision.
+    let mut flags = SMALL.to_vec();
+    flags.extend([
         "--lr-decay",
         "0.5",
         "--lr-patience",
@@ -90,43 +97,20 @@ fn lr_decay_on_a_plateau_and_f16_storage_survive_a_resume_bit_for_bit() {
         "100",
         "--precision",
         "f16",
-    ];
-    let mut args = vec!["train", "--epochs", "3", "--save", s(&full)];
-    args.extend(SMALL);
-    args.extend(plateau);
-    let out = ok(&args);
-    let cuts: Vec<&str> = out
+    ]);
+    let (whole, resumed) = interrupted_run_matches_whole(&dir, &flags, "2", "3");
+    let cuts: Vec<&str> = whole
         .lines()
         .filter(|l| l.contains("learning rate x 0.5"))
         .collect();
-    assert_eq!(cuts.len(), 2, "{out}");
-    assert!(cuts[1].ends_with("-> 0.00075"), "{out}"); // the built-in job: lr 0.003
-    assert!(out.contains("f16 storage"), "{out}");
-    // Interrupted after epoch 2 (one cut made), resumed to epoch 3 without the flags: the
-    // checkpoint carries the cut rate, the plateau count and the precision.
-    let mut args = vec!["train", "--epochs", "2", "--checkpoint", s(&ckpt)];
-    args.extend(SMALL);
-    args.extend(plateau);
-    ok(&args);
-    let meta = std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap();
+    assert_eq!(cuts.len(), 2, "{whole}");
+    assert!(cuts[1].ends_with("-> 0.00075"), "{whole}");
+    assert!(whole.contains("f16 storage"), "{whole}");
     assert!(
-        meta.contains("\"lr\": 0.0015") && meta.contains("\"precision\": \"f16\""),
-        "{meta}"
+        resumed.contains("learning rate x 0.5 -> 0.00075"),
+        "{resumed}"
     );
-    let out = ok(&[
-        "train",
-        "--resume",
-        s(&ckpt),
-        "--epochs",
-        "3",
-        "--save",
-        s(&resumed),
-    ]);
-    assert!(out.contains("learning rate x 0.5 -> 0.00075"), "{out}");
-    assert!(
-        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
-        "resumed weights differ from the uninterrupted run's"
-    );
+    assert!(resumed.contains("f16 storage"), "{resumed}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

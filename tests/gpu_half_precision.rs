@@ -4,13 +4,11 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_case_arch, to_f64, Case};
-use wgrnn::data::{chunk_ranges, ChunkData};
-use wgrnn::engine::{ChunkMode, Engine, Precision};
-use wgrnn::model::{Activation, Cell, TaskKind};
+use common::{check_chunks_against_reference, gpu, random_case_arch, Case};
+use wgrnn::engine::{Engine, Precision};
+use wgrnn::model::{Activation, Cell};
 use wgrnn::ops::{GemmKernel, RecurrenceKernel};
 use wgrnn::optim::{OptimizerConfig, OptimizerKind};
-use wgrnn::reference::{run_chunk, CarriedState};
 
 /// Relative error allowed against the f64 reference: f16 keeps 11 significant bits
 /// (4.9e-4 relative rounding per stored value), and the errors of a few stored layers add up.
@@ -68,9 +66,6 @@ fn f16_chunks_match_the_reference_at_half_precision_and_differ_from_f32() {
             HALF_TOL
         };
         let cfg = case.config;
-        let data = case.dataset();
-        let seqs: Vec<usize> = (0..case.batch).collect();
-        let params64 = to_f64(&case.params);
         let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
         let mut half = Engine::with_precision(
             &gpu,
@@ -84,52 +79,16 @@ fn f16_chunks_match_the_reference_at_half_precision_and_differ_from_f32() {
         .unwrap();
         assert_eq!(half.precision(), Precision::F16);
         half.force_recurrence(kernel);
+        let got = check_chunks_against_reference(
+            &mut half,
+            &case,
+            None,
+            &format!("f16, {kernel:?}"),
+            tol,
+        );
         let mut full = Engine::new(&gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
-        let mut state = CarriedState::default();
-        let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
-        let mut differs = false;
-        for (i, range) in ranges.iter().enumerate() {
-            let has_loss = cfg.task == TaskKind::ManyToMany || i + 1 == ranges.len();
-            let mode = if has_loss {
-                ChunkMode::Gradients
-            } else {
-                ChunkMode::Carry
-            };
-            let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
-            let chunk = host.chunk(has_loss);
-            half.run_chunk(&chunk, mode, i).unwrap();
-            full.run_chunk(&chunk, mode, i).unwrap();
-            let want = run_chunk(&cfg, &params64, &chunk, &mut state, has_loss);
-            let what = format!(
-                "f16 chunk {i} {range:?} of {cfg:?}, batch {}, {kernel:?}",
-                case.batch
-            );
-            let carried = half.carried(case.batch).unwrap().0;
-            assert_close(
-                &format!("{what}: carried state"),
-                &carried,
-                &[state.hidden.clone(), state.cell.clone()].concat(),
-                tol,
-            );
-            differs |= carried != full.carried(case.batch).unwrap().0;
-            if has_loss {
-                let loss = half.loss_at(i).unwrap();
-                assert_close(
-                    &format!("{what}: loss"),
-                    &[loss],
-                    &[want.loss.unwrap()],
-                    tol,
-                );
-                let grads = half.grads().unwrap();
-                assert_close(
-                    &format!("{what}: gradients"),
-                    &grads,
-                    &want.grads.unwrap(),
-                    tol,
-                );
-                differs |= loss != full.loss_at(i).unwrap() || grads != full.grads().unwrap();
-            }
-        }
+        let f32_results = check_chunks_against_reference(&mut full, &case, None, "f32", 1e-4);
+        let differs = got != f32_results;
         assert!(
             differs,
             "f16 gave exactly the f32 results for {cfg:?}: the f16 path did not run"

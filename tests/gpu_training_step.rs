@@ -3,14 +3,17 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_case, random_case_arch, random_case_with, to_f64, Case};
+use common::{
+    assert_close, check_chunks_against_reference, gpu, random_case, random_case_arch,
+    random_case_with, to_f64, Case,
+};
 use wgrnn::data::{chunk_ranges, ChunkData, Order};
 use wgrnn::dropout::Dropout;
 use wgrnn::engine::{ChunkMode, Engine};
 use wgrnn::model::{Cell, TaskKind};
 use wgrnn::ops::RecurrenceKernel;
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
-use wgrnn::reference::{run_chunk, run_chunk_with, CarriedState, RefOptimizer};
+use wgrnn::reference::{run_chunk, CarriedState, RefOptimizer};
 use wgrnn::train::{train, Silent, TrainOptions, TrainProgress};
 
 #[test]
@@ -64,58 +67,21 @@ fn stacked_and_bidirectional_chunks_match_reference() {
     }
 }
 
-/// Runs every chunk of `case`'s first batch on the engine (gradient chunks, so no optimizer
-/// step: every chunk's dropout key is step 0) and on the f64 reference, and compares the
-/// carried states, losses and gradients.
+/// Runs every chunk of `case`'s first batch on an f32 engine and on the f64 reference.
 fn check_every_chunk(gpu: &wgrnn::gpu::Gpu, case: &Case, dropout: Option<Dropout>, label: &str) {
-    let cfg = case.config;
-    let data = case.dataset();
-    let seqs: Vec<usize> = (0..case.batch).collect();
-    let params64 = to_f64(&case.params);
     let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
-    let mut engine = Engine::new(gpu, cfg, opt, case.batch, case.seq_len, &case.params).unwrap();
+    let mut engine = Engine::new(
+        gpu,
+        case.config,
+        opt,
+        case.batch,
+        case.seq_len,
+        &case.params,
+    )
+    .unwrap();
     engine.set_dropout(dropout).unwrap();
     engine.set_training(true);
-    let key = dropout.map(|d| (d, 0u32));
-    let mut state = CarriedState::default();
-    let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
-    for (i, range) in ranges.iter().enumerate() {
-        let last = i + 1 == ranges.len();
-        let has_loss = cfg.task == TaskKind::ManyToMany || last;
-        let mode = if has_loss {
-            ChunkMode::Gradients
-        } else {
-            ChunkMode::Carry
-        };
-        let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
-        let chunk = host.chunk(has_loss);
-        engine.run_chunk(&chunk, mode, i).unwrap();
-        let want = run_chunk_with(&cfg, &params64, &chunk, &mut state, has_loss, key);
-        let what = format!(
-            "{label}, chunk {i} {range:?} of {cfg:?}, batch {}",
-            case.batch
-        );
-        assert_close(
-            &format!("{what}: carried state"),
-            &engine.carried(case.batch).unwrap().0,
-            &[state.hidden.clone(), state.cell.clone()].concat(),
-            1e-4,
-        );
-        if has_loss {
-            assert_close(
-                &format!("{what}: loss"),
-                &[engine.loss_at(i).unwrap()],
-                &[want.loss.unwrap()],
-                1e-4,
-            );
-            assert_close(
-                &format!("{what}: gradients"),
-                &engine.grads().unwrap(),
-                &want.grads.unwrap(),
-                1e-4,
-            );
-        }
-    }
+    check_chunks_against_reference(&mut engine, case, dropout, label, 1e-4);
 }
 
 fn optimizer_for(seed: u64) -> OptimizerConfig {

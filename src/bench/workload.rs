@@ -188,16 +188,19 @@ impl WorkloadData {
     }
 }
 
+/// An engine for `w`: Adam with PyTorch's defaults, seed-0 weights, `w.precision`.
+fn workload_engine<'g>(gpu: &'g Gpu, w: &Workload) -> Result<Engine<'g>> {
+    w.config.validate()?;
+    let params = init_params(&w.config, 0);
+    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
+    Engine::with_precision(gpu, w.config, opt, w.batch, w.steps, &params, w.precision)
+}
+
 /// The training loss of `w` after `steps` Adam steps (PyTorch defaults, seed-0 weights) on
 /// its batch of random data, in `w.precision`: the loss of the last step. Compares
 /// precisions (the random targets are memorised, so the loss falls well below ln O).
 pub fn loss_after(gpu: &Gpu, w: &Workload, steps: usize) -> Result<f32> {
-    let config = w.config;
-    config.validate()?;
-    let params = init_params(&config, 0);
-    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
-    let mut engine =
-        Engine::with_precision(gpu, config, opt, w.batch, w.steps, &params, w.precision)?;
+    let mut engine = workload_engine(gpu, w)?;
     let data = WorkloadData::new(w);
     let chunk = data.chunk(w);
     let slots = crate::engine::LOSS_LOG_SLOTS;
@@ -221,11 +224,7 @@ pub fn run_workload(
     max_time: Duration,
 ) -> Result<WorkloadResult> {
     let config = w.config;
-    config.validate()?;
-    let params = init_params(&config, 0);
-    let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Adam);
-    let mut engine =
-        Engine::with_precision(gpu, config, opt, w.batch, w.steps, &params, w.precision)?;
+    let mut engine = workload_engine(gpu, w)?;
     let data = WorkloadData::new(w);
     let chunk = data.chunk(w);
     let mut step = |slot: usize| -> Result<(f64, f64)> {

@@ -243,3 +243,70 @@ impl Case {
         }
     }
 }
+
+/// Runs every chunk of `case`'s first batch on `engine` (gradient chunks, so no optimizer
+/// step: every chunk's dropout key is step 0) and on the f64 reference, and compares the
+/// carried states, losses and gradients within `tol`. Returns what the engine gave, chunk
+/// by chunk (carried state, then loss and gradients where the chunk has a loss).
+pub fn check_chunks_against_reference(
+    engine: &mut wgrnn::engine::Engine<'_>,
+    case: &Case,
+    dropout: Option<wgrnn::dropout::Dropout>,
+    label: &str,
+    tol: f64,
+) -> Vec<Vec<f32>> {
+    use wgrnn::data::{chunk_ranges, ChunkData};
+    use wgrnn::engine::ChunkMode;
+    use wgrnn::reference::{run_chunk_with, CarriedState};
+    let cfg = case.config;
+    let data = case.dataset();
+    let seqs: Vec<usize> = (0..case.batch).collect();
+    let params64 = to_f64(&case.params);
+    let key = dropout.map(|d| (d, 0u32));
+    let mut state = CarriedState::default();
+    let mut outputs = Vec::new();
+    let ranges = chunk_ranges(data.max_len(&seqs), case.seq_len);
+    for (i, range) in ranges.iter().enumerate() {
+        let has_loss = cfg.task == TaskKind::ManyToMany || i + 1 == ranges.len();
+        let mode = if has_loss {
+            ChunkMode::Gradients
+        } else {
+            ChunkMode::Carry
+        };
+        let host = ChunkData::gather(&data, &seqs, range.clone(), has_loss);
+        let chunk = host.chunk(has_loss);
+        engine.run_chunk(&chunk, mode, i).unwrap();
+        let want = run_chunk_with(&cfg, &params64, &chunk, &mut state, has_loss, key);
+        let what = format!(
+            "{label}, chunk {i} {range:?} of {cfg:?}, batch {}",
+            case.batch
+        );
+        let mut got = engine.carried(case.batch).unwrap().0;
+        assert_close(
+            &format!("{what}: carried state"),
+            &got,
+            &[state.hidden.clone(), state.cell.clone()].concat(),
+            tol,
+        );
+        if has_loss {
+            let loss = engine.loss_at(i).unwrap();
+            assert_close(
+                &format!("{what}: loss"),
+                &[loss],
+                &[want.loss.unwrap()],
+                tol,
+            );
+            let grads = engine.grads().unwrap();
+            assert_close(
+                &format!("{what}: gradients"),
+                &grads,
+                &want.grads.unwrap(),
+                tol,
+            );
+            got.push(loss);
+            got.extend(grads);
+        }
+        outputs.push(got);
+    }
+    outputs
+}
