@@ -356,7 +356,8 @@ impl Gpu {
     }
 
     /// Queues a write of f32 `values` at element `offset` of `buffer`, stored in the buffer's
-    /// element type (rounded to nearest for f16). An f16 buffer takes even offsets only.
+    /// element type (rounded to nearest for f16). An f16 buffer takes even offsets only, and
+    /// an odd count also zeroes the element after the last (writes are whole 4-byte words).
     pub fn write_f32(&self, buffer: &Buffer, offset: usize, values: &[f32]) -> Result<()> {
         match buffer.dtype {
             Dtype::F32 => self.write(buffer, (offset * 4) as u64, values),
