@@ -26,6 +26,42 @@ struct GemmParams {
     slices: u32,
 }
 
+impl GemmParams {
+    /// The kernels' parameters for `spec`, C at `c_off`, with `flags` (bias, bias2,
+    /// accumulate) and `slices` K slices of `k_slice` values (0: no split).
+    fn of(
+        spec: &GemmSpec,
+        c_off: usize,
+        flags: u32,
+        k_slice: usize,
+        slices: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            m: u32_of(spec.m, "gemm m")?,
+            n: u32_of(spec.n, "gemm n")?,
+            k: u32_of(spec.k, "gemm k")?,
+            a_off: u32_of(spec.a.offset, "gemm a offset")?,
+            a_rs: u32_of(spec.a.row_stride, "gemm a stride")?,
+            a_cs: u32_of(spec.a.col_stride, "gemm a stride")?,
+            b_off: u32_of(spec.b.offset, "gemm b offset")?,
+            b_rs: u32_of(spec.b.row_stride, "gemm b stride")?,
+            b_cs: u32_of(spec.b.col_stride, "gemm b stride")?,
+            c_off: u32_of(c_off, "gemm c offset")?,
+            c_rs: u32_of(spec.n, "gemm n")?,
+            bias_off: u32_of(spec.bias.unwrap_or(0), "gemm bias offset")?,
+            bias2_off: u32_of(spec.bias2.unwrap_or(0), "gemm bias offset")?,
+            flags,
+            k_slice: u32_of(k_slice, "gemm k slice")?,
+            slices: u32_of(slices, "gemm slices")?,
+        })
+    }
+}
+
+/// The kernels' flag bits for `spec`: 1 add bias, 2 add bias2, 4 accumulate into C.
+fn flags_of(spec: &GemmSpec) -> u32 {
+    spec.bias.map_or(0, |_| 1) | spec.bias2.map_or(0, |_| 2) | if spec.accumulate { 4 } else { 0 }
+}
+
 /// A strided view of a matrix operand: element (row, col) is at `offset + row·row_stride +
 /// col·col_stride`. A transposed view just swaps the strides.
 #[derive(Clone, Copy, Debug)]
@@ -153,27 +189,7 @@ pub fn gemm_with(
     for off in [spec.bias, spec.bias2].into_iter().flatten() {
         need(bias, off + n, "gemm bias")?;
     }
-    let flags = spec.bias.map_or(0, |_| 1)
-        | spec.bias2.map_or(0, |_| 2)
-        | if spec.accumulate { 4 } else { 0 };
-    let params = GemmParams {
-        m: u32_of(m, "gemm m")?,
-        n: u32_of(n, "gemm n")?,
-        k: u32_of(k, "gemm k")?,
-        a_off: u32_of(spec.a.offset, "gemm a offset")?,
-        a_rs: u32_of(spec.a.row_stride, "gemm a stride")?,
-        a_cs: u32_of(spec.a.col_stride, "gemm a stride")?,
-        b_off: u32_of(spec.b.offset, "gemm b offset")?,
-        b_rs: u32_of(spec.b.row_stride, "gemm b stride")?,
-        b_cs: u32_of(spec.b.col_stride, "gemm b stride")?,
-        c_off: u32_of(spec.c_offset, "gemm c offset")?,
-        c_rs: u32_of(n, "gemm n")?,
-        bias_off: u32_of(spec.bias.unwrap_or(0), "gemm bias offset")?,
-        bias2_off: u32_of(spec.bias2.unwrap_or(0), "gemm bias offset")?,
-        flags,
-        k_slice: 0,
-        slices: 1,
-    };
+    let params = GemmParams::of(spec, spec.c_offset, flags_of(spec), 0, 1)?;
     let uniform = uniforms.push(gpu, &params);
     let binding = gpu.bind(
         kernel.kernel(),
@@ -271,39 +287,15 @@ pub fn gemm_split(
         bias,
         scratch,
     )?;
-    let base = |flags| -> Result<GemmParams> {
-        Ok(GemmParams {
-            m: u32_of(m, "gemm m")?,
-            n: u32_of(n, "gemm n")?,
-            k: u32_of(k, "gemm k")?,
-            a_off: u32_of(spec.a.offset, "gemm a offset")?,
-            a_rs: u32_of(spec.a.row_stride, "gemm a stride")?,
-            a_cs: u32_of(spec.a.col_stride, "gemm a stride")?,
-            b_off: u32_of(spec.b.offset, "gemm b offset")?,
-            b_rs: u32_of(spec.b.row_stride, "gemm b stride")?,
-            b_cs: u32_of(spec.b.col_stride, "gemm b stride")?,
-            c_off: 0,
-            c_rs: u32_of(n, "gemm n")?,
-            bias_off: u32_of(spec.bias.unwrap_or(0), "gemm bias offset")?,
-            bias2_off: u32_of(spec.bias2.unwrap_or(0), "gemm bias offset")?,
-            flags,
-            k_slice: u32_of(k_slice, "gemm k slice")?,
-            slices: u32_of(slices, "gemm slices")?,
-        })
-    };
-    partial.uniform.write(gpu, &base(0)?);
+    partial
+        .uniform
+        .write(gpu, &GemmParams::of(spec, 0, 0, k_slice, slices)?);
     partial.groups[2] = u32_of(slices, "gemm slices")?;
     // Pass 2: sum the slices in order, add the biases, store (or accumulate) into C.
     for off in [spec.bias, spec.bias2].into_iter().flatten() {
         need(bias, off + n, "gemm bias")?;
     }
-    let flags = spec.bias.map_or(0, |_| 1)
-        | spec.bias2.map_or(0, |_| 2)
-        | if spec.accumulate { 4 } else { 0 };
-    let params = GemmParams {
-        c_off: u32_of(spec.c_offset, "gemm c offset")?,
-        ..base(flags)?
-    };
+    let params = GemmParams::of(spec, spec.c_offset, flags_of(spec), k_slice, slices)?;
     let uniform = uniforms.push(gpu, &params);
     let binding = gpu.bind(
         Kernel::GemmSplitReduce,
