@@ -77,8 +77,10 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         accumulate: false,
     };
     let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
-    if GemmKernel::candidates(gpu).contains(&GemmKernel::Subgroup) {
-        kernels.push(GemmKernel::Subgroup);
+    for k in [GemmKernel::Subgroup, GemmKernel::SubgroupPairs] {
+        if GemmKernel::candidates(gpu).contains(&k) {
+            kernels.push(k);
+        }
     }
     let mut operands = vec![("f32", &a, &b)];
     if let Some((a16, b16)) = &halves {
@@ -87,6 +89,8 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
     for (kernel, (types, a, b)) in kernels
         .iter()
         .flat_map(|&k| operands.iter().map(move |o| (k, *o)))
+        // The packed-pairs kernel differs only for f16 operands.
+        .filter(|(k, (types, _, _))| *k != GemmKernel::SubgroupPairs || *types == "f16")
     {
         let launches =
             ops::gemm_split(gpu, &mut u, &spec, kernel, slices, a, b, b, &c, &scratch).unwrap();

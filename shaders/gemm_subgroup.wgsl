@@ -4,7 +4,8 @@
 // gemm.wgsl's kernels:
 //   C[m, n] = sum_k A(m, k) * B(k, n)  (+ bias[n]) (+ bias2[n])  (+ C[m, n] if ACCUMULATE)
 // A subgroup owns a 16x16 tile of C; lane l owns its columns 2l and 2l + 1 (32 accumulators).
-// For each k, lane l loads A rows 2l and 2l + 1 and B columns 2l and 2l + 1 (4 loads), and
+// For each k, lane l loads A rows 2l and 2l + 1 and B columns 2l and 2l + 1 (4 loads; 2
+// with PACKED_PAIRS, below), and
 // subgroupBroadcast from each constant lane shares the 16 A values: 4 loads per 32
 // multiply-adds, against 12 for the register-blocked kernel. The accumulators are unrolled by
 // hand so that every index is a constant (they stay in registers), and k is unrolled by two.
@@ -36,6 +37,45 @@ const ACCUMULATE: u32 = 4u;
 @group(0) @binding(2) var<storage, read> b: array<b_t>;
 @group(0) @binding(3) var<storage, read> bias: array<bias_t>;
 @group(0) @binding(4) var<storage, read_write> c: array<c_t>;
+// The same A and B buffers as raw 4-byte words (bound by the host for both variants).
+@group(0) @binding(5) var<storage, read> a_words: array<u32>;
+@group(0) @binding(6) var<storage, read> b_words: array<u32>;
+
+// Set by the host (a pipeline constant) for f16 A and B read along k with unit stride, at
+// even offsets and strides, and k slices starting at even k: then each pair of operands
+// (k, k + 1) is one 4-byte word, one load instead of two (lavapipe's cost is the loads).
+override PACKED_PAIRS: bool = false;
+
+// (A(row at base, k), A(row at base, k + 1)); base = a_off + row·a_rs.
+fn a_pair(base: u32, k: u32) -> vec2<f32> {
+    if (PACKED_PAIRS) {
+        return unpack2x16float(a_words[(base + k) >> 1u]);
+    }
+    return vec2<f32>(f32(a[base + k * p.a_cs]), f32(a[base + (k + 1u) * p.a_cs]));
+}
+
+// (B(k, column at base), B(k + 1, column at base)); base = b_off + column·b_cs.
+fn b_pair(base: u32, k: u32) -> vec2<f32> {
+    if (PACKED_PAIRS) {
+        return unpack2x16float(b_words[(base + k) >> 1u]);
+    }
+    return vec2<f32>(f32(b[base + k * p.b_rs]), f32(b[base + (k + 1u) * p.b_rs]));
+}
+
+// A(row at base, k) alone (an odd k left at the end of a slice).
+fn a_one(base: u32, k: u32) -> f32 {
+    if (PACKED_PAIRS) {
+        return unpack2x16float(a_words[(base + k) >> 1u])[(base + k) & 1u];
+    }
+    return f32(a[base + k * p.a_cs]);
+}
+
+fn b_one(base: u32, k: u32) -> f32 {
+    if (PACKED_PAIRS) {
+        return unpack2x16float(b_words[(base + k) >> 1u])[(base + k) & 1u];
+    }
+    return f32(b[base + k * p.b_rs]);
+}
 
 fn store(m: u32, n: u32, z: u32, value: f32) {
     if (m >= p.m || n >= p.n) {
@@ -113,14 +153,18 @@ fn gemm_subgroup(
     // still adds its products in ascending k.
     var kk = k_begin;
     for (; kk + 1u < k_end; kk += 2u) {
-        let loa = f32(a[a_lo + kk * p.a_cs]);
-        let hia = f32(a[a_hi + kk * p.a_cs]);
-        let x0a = f32(b[b_0 + kk * p.b_rs]);
-        let x1a = f32(b[b_1 + kk * p.b_rs]);
-        let lob = f32(a[a_lo + (kk + 1u) * p.a_cs]);
-        let hib = f32(a[a_hi + (kk + 1u) * p.a_cs]);
-        let x0b = f32(b[b_0 + (kk + 1u) * p.b_rs]);
-        let x1b = f32(b[b_1 + (kk + 1u) * p.b_rs]);
+        let lo = a_pair(a_lo, kk);
+        let hi = a_pair(a_hi, kk);
+        let x0 = b_pair(b_0, kk);
+        let x1 = b_pair(b_1, kk);
+        let loa = lo.x;
+        let hia = hi.x;
+        let x0a = x0.x;
+        let x1a = x1.x;
+        let lob = lo.y;
+        let hib = hi.y;
+        let x0b = x0.y;
+        let x1b = x1.y;
         let r0a = subgroupBroadcast(loa, 0u);
         let r1a = subgroupBroadcast(hia, 0u);
         let r2a = subgroupBroadcast(loa, 1u);
@@ -219,10 +263,10 @@ fn gemm_subgroup(
         acc_15_1 = acc_15_1 + r15b * x1b;
     }
     if (kk < k_end) {
-        let loa = f32(a[a_lo + kk * p.a_cs]);
-        let hia = f32(a[a_hi + kk * p.a_cs]);
-        let x0a = f32(b[b_0 + kk * p.b_rs]);
-        let x1a = f32(b[b_1 + kk * p.b_rs]);
+        let loa = a_one(a_lo, kk);
+        let hia = a_one(a_hi, kk);
+        let x0a = b_one(b_0, kk);
+        let x1a = b_one(b_1, kk);
         let r0a = subgroupBroadcast(loa, 0u);
         let r1a = subgroupBroadcast(hia, 0u);
         let r2a = subgroupBroadcast(loa, 1u);

@@ -148,18 +148,31 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
         "this adapter has no shader-f16; the f16 kernels cannot be checked"
     );
     let mut rng = Rng::new(11);
-    for case in 0..12 {
-        let (m, n, k) = (1 + rng.below(70), 1 + rng.below(70), 1 + rng.below(90));
+    let mut packed_runs = 0;
+    for case in 0..24 {
+        let (m, n, mut k) = (1 + rng.below(70), 1 + rng.below(70), 1 + rng.below(90));
         let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
+        // Row stride of A and column stride of B (K, or K + 1 for the cases below).
+        let mut stride = k;
+        if case % 4 == 2 {
+            // x·Wᵀ with even strides, the layout the packed-pairs loads take: an even K, or
+            // (from case 12) an odd K inside rows of K + 1, which leaves one k at the end.
+            if case < 12 {
+                k += k % 2;
+            } else if k % 2 == 0 {
+                k -= 1;
+            }
+            stride = k + k % 2;
+        }
         // Which of A, B (and its bias) and C are f16: every combination the engine uses.
         let (a_half, b_half, c_half) = [
             (true, true, true),
             (true, true, false),
             (false, true, false),
             (true, false, false),
-        ][case % 4];
-        let a = randn(&mut rng, m * k);
-        let b = randn(&mut rng, k * n);
+        ][case / 4 % 4];
+        let a = randn(&mut rng, m * stride);
+        let b = randn(&mut rng, stride * n);
         let bias = randn(&mut rng, n);
         let c0 = randn(&mut rng, m * n);
         let accumulate = case % 3 == 0;
@@ -170,15 +183,15 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
             a: if ta {
                 Operand::transposed(0, m)
             } else {
-                Operand::row_major(0, k)
+                Operand::row_major(0, stride)
             },
             b: if tb {
-                Operand::transposed(0, k)
+                Operand::transposed(0, stride)
             } else {
                 Operand::row_major(0, n)
             },
             c_offset: 0,
-            bias: Some(k * n),
+            bias: Some(stride * n),
             bias2: None,
             accumulate,
         };
@@ -202,7 +215,7 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
                     let bv = b_r[spec.b.offset + kk * spec.b.row_stride + j * spec.b.col_stride];
                     s += av as f64 * bv as f64;
                 }
-                s += b_r[k * n + j] as f64;
+                s += b_r[stride * n + j] as f64;
                 if accumulate {
                     s += c0_r[i * n + j] as f64;
                 }
@@ -211,17 +224,25 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
         }
         // Sums run in f32 either way; an f16 C adds one rounding of the result.
         let tol = if c_half { 1e-3 } else { 1e-4 };
+        // Every formulation; the packed-pairs one where 8-lane subgroups and f16 exist (it
+        // runs packed where GemmKernel::pairs_apply, else as the plain subgroup kernel).
         let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
         kernels.extend(
             GemmKernel::candidates(&gpu)
                 .into_iter()
-                .filter(|k| *k == GemmKernel::Subgroup),
+                .filter(|k| matches!(k, GemmKernel::Subgroup | GemmKernel::SubgroupPairs)),
         );
         let mut u = Uniforms::new();
         for kernel in kernels {
             for slices in [1, 2 + case % 3] {
                 let (c, _) = store("c", &c0, c_half);
                 let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
+                let k_slice = if slices > 1 { k.div_ceil(slices) } else { 0 };
+                if kernel == GemmKernel::SubgroupPairs
+                    && GemmKernel::pairs_apply(&spec, &a_buf, &b_buf, k_slice)
+                {
+                    packed_runs += 1;
+                }
                 let launches = ops::gemm_split(
                     &gpu, &mut u, &spec, kernel, slices, &a_buf, &b_buf, &b_buf, &c, &scratch,
                 )
@@ -237,6 +258,12 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
                 );
             }
         }
+    }
+    if GemmKernel::candidates(&gpu).contains(&GemmKernel::SubgroupPairs) {
+        assert!(
+            packed_runs >= 4,
+            "only {packed_runs} runs took the packed-pairs path"
+        );
     }
 }
 

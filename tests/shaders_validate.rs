@@ -40,7 +40,9 @@ fn every_wgsl_file_validates_with_naga() {
         // Subgroup operations are allowed (the host uses them only where the adapter has them).
         let mut validator = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
+            naga::valid::Capabilities::SUBGROUP
+                | naga::valid::Capabilities::SHADER_FLOAT16
+                | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32,
         );
         validator
             .subgroup_stages(naga::valid::ShaderStages::COMPUTE)

@@ -1,7 +1,8 @@
 //! Chooses, per product shape, the GEMM formulation that runs fastest on this adapter:
 //! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
 //! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
-//! submits. WGRNN_GEMM=blocked|tiled|subgroup forces one. Every formulation adds the
+//! submits. WGRNN_GEMM=blocked|tiled|subgroup|pairs forces one (packed pairs: f16 operands
+//! read along k, as the subgroup kernel elsewhere). Every formulation adds the
 //! products of each output in ascending k with one accumulator, so on an adapter that does
 //! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
 //! fuse them differently per kernel, so there the choice can change the last bits, and it is
@@ -48,6 +49,9 @@ impl GemmTuner {
             Ok("subgroup") if candidates.contains(&GemmKernel::Subgroup) => {
                 Some(GemmKernel::Subgroup)
             }
+            Ok("pairs") if candidates.contains(&GemmKernel::SubgroupPairs) => {
+                Some(GemmKernel::SubgroupPairs)
+            }
             _ if candidates.len() == 1 => Some(candidates[0]),
             _ => None,
         };
@@ -83,6 +87,17 @@ impl GemmTuner {
             |kernel| ops::gemm_split(gpu, u, spec, kernel, slices, a, b, bias, c, scratch);
         if let Some(kernel) = self.forced {
             return build(kernel);
+        }
+        // The formulations that differ for this product (packed pairs only where they apply).
+        let mut candidates: Vec<GemmKernel> = Vec::new();
+        for k in &self.candidates {
+            let k = k.effective(spec, a, b, slices);
+            if !candidates.contains(&k) {
+                candidates.push(k);
+            }
+        }
+        if candidates.len() == 1 {
+            return build(candidates[0]);
         }
         let (a_transposed, b_transposed) = (spec.a.row_stride == 1, spec.b.col_stride != 1);
         let m_class = spec.m.next_power_of_two();
@@ -124,11 +139,11 @@ impl GemmTuner {
                 } else {
                     format!(" types {types}")
                 },
-                self.candidates
+                candidates
             ),
         );
         let cached = super::tuning_cache::get(&disk_key).and_then(|name| {
-            self.candidates
+            candidates
                 .iter()
                 .copied()
                 .find(|k| format!("{k:?}") == name)
@@ -162,7 +177,7 @@ impl GemmTuner {
             Ok(best * 1e3)
         };
         let mut times_ms = Vec::new();
-        for &kernel in &self.candidates {
+        for &kernel in &candidates {
             times_ms.push((kernel, time(kernel)?));
         }
         // The fastest; ties keep the earlier (simpler) candidate.

@@ -352,6 +352,10 @@ impl<'g> Engine<'g> {
         candidates.extend(
             ops::GemmKernel::candidates(self.gpu)
                 .into_iter()
+                // Packed pairs read f16 states and weights; with f32 they are the subgroup kernel.
+                .filter(|k| {
+                    *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
+                })
                 .map(RecurrenceKernel::Gemm),
         );
         let disk_key = tuning_cache::key(

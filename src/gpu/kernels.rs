@@ -6,6 +6,8 @@ pub enum Kernel {
     Gemm,
     GemmTiled,
     GemmSubgroup,
+    /// The subgroup GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
+    GemmSubgroupPairs,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -65,7 +67,7 @@ impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
             Kernel::Gemm | Kernel::GemmTiled | Kernel::GemmSplitReduce => "gemm.wgsl",
-            Kernel::GemmSubgroup => "gemm_subgroup.wgsl",
+            Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs => "gemm_subgroup.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -97,7 +99,7 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::GemmTiled => "gemm_tiled",
-            Kernel::GemmSubgroup => "gemm_subgroup",
+            Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs => "gemm_subgroup",
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",
@@ -129,6 +131,14 @@ impl Kernel {
             Kernel::Adam => "adam",
             Kernel::FmaPeak => "fma_peak",
             Kernel::Cast => "convert_elements",
+        }
+    }
+
+    /// Pipeline-overridable constants of this variant of its entry point.
+    pub fn constants(self) -> &'static [(&'static str, f64)] {
+        match self {
+            Kernel::GemmSubgroupPairs => &[("PACKED_PAIRS", 1.0)],
+            _ => &[],
         }
     }
 
@@ -196,8 +206,9 @@ pub fn storage_aliases(source: &str) -> Vec<(u32, String)> {
 /// `source` with the element-type aliases of [`Kernel::source_for`] for `half`.
 pub fn typed_source(source: &str, half: HalfMask) -> Result<String, String> {
     let aliases = storage_aliases(source);
+    let words = raw_word_slots(source);
     for slot in 0..32 {
-        if half.has(slot) && !aliases.iter().any(|(s, _)| *s == slot) {
+        if half.has(slot) && !aliases.iter().any(|(s, _)| *s == slot) && !words.contains(&slot) {
             return Err(format!(
                 "binding {slot} takes f32 only, but an f16 buffer was bound"
             ));
@@ -214,4 +225,16 @@ pub fn typed_source(source: &str, half: HalfMask) -> Result<String, String> {
         out.push_str(&format!("alias {alias} = {ty};\n"));
     }
     Ok(out)
+}
+
+/// The storage bindings declared `array<u32>`: raw 4-byte words, which may view any buffer.
+fn raw_word_slots(source: &str) -> Vec<u32> {
+    source
+        .lines()
+        .filter(|l| l.contains("var<storage") && l.contains("array<u32>"))
+        .filter_map(|l| {
+            let rest = &l[l.find("@binding(")? + "@binding(".len()..];
+            rest.split(')').next()?.trim().parse().ok()
+        })
+        .collect()
 }

@@ -433,7 +433,10 @@ impl Gpu {
                             layout: None,
                             module: &module,
                             entry_point: Some(kernel.entry()),
-                            compilation_options: Default::default(),
+                            compilation_options: wgpu::PipelineCompilationOptions {
+                                constants: kernel.constants(),
+                                ..Default::default()
+                            },
                             cache: None,
                         }),
                 )

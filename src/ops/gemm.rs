@@ -3,7 +3,7 @@
 
 use super::{groups_for, need, u32_of, Launch, Uniforms};
 use crate::error::Result;
-use crate::gpu::{Buffer, Gpu, Kernel, Resource};
+use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -118,6 +118,9 @@ pub enum GemmKernel {
     Tiled,
     /// Subgroup broadcasts of A (`shaders/gemm_subgroup.wgsl`): adapters with 8-lane subgroups.
     Subgroup,
+    /// The subgroup kernel loading each (k, k + 1) pair of f16 operands as one word, where
+    /// [`GemmKernel::pairs_apply`]; elsewhere it runs as [`GemmKernel::Subgroup`].
+    SubgroupPairs,
 }
 
 impl GemmKernel {
@@ -132,8 +135,43 @@ impl GemmKernel {
         }
         if a.fixed_subgroup_size == Some(8) {
             out.push(GemmKernel::Subgroup);
+            if a.shader_f16 {
+                out.push(GemmKernel::SubgroupPairs);
+            }
         }
         out
+    }
+
+    /// The formulation that runs when this one is asked for `spec` on `a`, `b` in `slices`
+    /// K slices: the packed-pairs kernel runs as the plain subgroup one where its loads do
+    /// not apply.
+    pub fn effective(self, spec: &GemmSpec, a: &Buffer, b: &Buffer, slices: usize) -> Self {
+        let k_slice = if slices > 1 {
+            spec.k.div_ceil(slices)
+        } else {
+            0
+        };
+        match self {
+            GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
+                GemmKernel::Subgroup
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the packed-pairs loads serve this product: f16 A and B, both read along k
+    /// with unit stride, from even offsets with even strides, in slices starting at even k.
+    pub fn pairs_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer, k_slice: usize) -> bool {
+        let even = |v: usize| v.is_multiple_of(2);
+        a.dtype() == Dtype::F16
+            && b.dtype() == Dtype::F16
+            && spec.a.col_stride == 1
+            && spec.b.row_stride == 1
+            && even(spec.a.offset)
+            && even(spec.a.row_stride)
+            && even(spec.b.offset)
+            && even(spec.b.col_stride)
+            && even(k_slice)
     }
 
     fn kernel(self) -> Kernel {
@@ -141,12 +179,13 @@ impl GemmKernel {
             GemmKernel::Blocked => Kernel::Gemm,
             GemmKernel::Tiled => Kernel::GemmTiled,
             GemmKernel::Subgroup => Kernel::GemmSubgroup,
+            GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
         }
     }
     /// Rows of C per workgroup (columns: 64 for both).
     fn tile_rows(self) -> usize {
         match self {
-            GemmKernel::Blocked | GemmKernel::Subgroup => 32,
+            GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => 32,
             GemmKernel::Tiled => 64,
         }
     }
@@ -178,6 +217,30 @@ pub fn gemm_with(
     bias: &Buffer,
     c: &Buffer,
 ) -> Result<Launch> {
+    gemm_pass(gpu, uniforms, spec, kernel, 0, a, b, bias, c)
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// [`gemm_with`], for K slices of `k_slice` values (0: the whole K; the caller writes the
+/// split parameters), which decide whether the packed-pairs loads apply.
+fn gemm_pass(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    kernel: GemmKernel,
+    k_slice: usize,
+    a: &Buffer,
+    b: &Buffer,
+    bias: &Buffer,
+    c: &Buffer,
+) -> Result<Launch> {
+    let kernel = match kernel {
+        GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
+            GemmKernel::Subgroup
+        }
+        other => other,
+    };
     let GemmSpec { m, n, k, .. } = *spec;
     if m > 0 && n > 0 && k > 0 {
         need(a, spec.a.last_index(m, k) + 1, "gemm A")?;
@@ -191,16 +254,18 @@ pub fn gemm_with(
     }
     let params = GemmParams::of(spec, spec.c_offset, flags_of(spec), 0, 1)?;
     let uniform = uniforms.push(gpu, &params);
-    let binding = gpu.bind(
-        kernel.kernel(),
-        &[
-            uniform.resource(),
-            Resource::Storage(a),
-            Resource::Storage(b),
-            Resource::Storage(bias),
-            Resource::Storage(c),
-        ],
-    );
+    let mut resources = vec![
+        uniform.resource(),
+        Resource::Storage(a),
+        Resource::Storage(b),
+        Resource::Storage(bias),
+        Resource::Storage(c),
+    ];
+    if matches!(kernel, GemmKernel::Subgroup | GemmKernel::SubgroupPairs) {
+        // A and B again, as the raw words the packed-pairs loads read.
+        resources.extend([Resource::Storage(a), Resource::Storage(b)]);
+    }
+    let binding = gpu.bind(kernel.kernel(), &resources);
     let groups = if m == 0 || n == 0 {
         [0, 0, 0]
     } else {
@@ -271,7 +336,7 @@ pub fn gemm_split(
     need(scratch, slices * m * n, "gemm split-K scratch")?;
     need(c, spec.c_offset + m * n, "gemm C")?;
     // Pass 1: the plain product's checks and parameters, written raw to the scratch slices.
-    let mut partial = gemm_with(
+    let mut partial = gemm_pass(
         gpu,
         uniforms,
         &GemmSpec {
@@ -282,6 +347,7 @@ pub fn gemm_split(
             ..*spec
         },
         kernel,
+        k_slice,
         a,
         b,
         bias,
