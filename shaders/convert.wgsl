@@ -1,13 +1,13 @@
-// Element-type conversion: dst[i] = src[i] for i < count, each stored in its buffer's type.
-// Used by --precision f16 to refresh the f16 copy of the weights from the f32 master
-// weights at the start of every chunk (round to nearest even; values past f16's range
-// become infinities, which the non-finite check then reports).
-// Shapes: src, dst: [count]. Dispatch: 256 invocations per workgroup, spread over x and y
-// (index = x + y · num_workgroups.x · 256).
+// Element-type conversion: dst[offset + i] = src[offset + i] for i < count, each stored in
+// its buffer's type. Used by --precision f16 to refresh the f16 copy of the weights from the
+// f32 master weights at the start of every chunk (round to nearest even; values past f16's
+// range become infinities, which the non-finite check then reports).
+// Shapes: src, dst: [offset + count] at least. Dispatch: 256 invocations per workgroup,
+// spread over x and y (index = x + y · num_workgroups.x · 256).
 
 struct CastParams {
     count: u32,
-    _pad0: u32,
+    offset: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -22,5 +22,5 @@ fn convert_elements(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (i >= p.count) {
         return;
     }
-    dst[i] = dst_t(f32(src[i]));
+    dst[p.offset + i] = dst_t(f32(src[p.offset + i]));
 }

@@ -92,9 +92,19 @@ impl PlanContext<'_> {
         let act_bytes = b.precision.activations().bytes();
         let state_bytes = (bh * act_bytes) as u64;
         if b.precision == Precision::F16 {
-            // The f16 weight copy the kernels read, from this chunk's master weights.
+            // The f16 weight copy the kernels read, from this chunk's master weights; all but
+            // the embedding table (the layout's first tensor), whose rows the gather reads
+            // from the f32 weights directly (it is the largest tensor and only B·T rows of
+            // it are read).
             rec.phase("f16 weight copy");
-            ops::cast(gpu, u, lay.total, &b.params, &b.weights_half)?.record(&mut rec);
+            let skip = match cfg.input {
+                InputKind::Tokens { vocab, embed } => {
+                    debug_assert_eq!(lay.offset(EMBEDDING), 0);
+                    vocab * embed
+                }
+                InputKind::Dense { .. } => 0,
+            };
+            ops::cast(gpu, u, skip, lay.total - skip, &b.params, &b.weights_half)?.record(&mut rec);
         }
 
         // States in: a forward unit starts from its carried state (zero at the start of a
@@ -128,7 +138,7 @@ impl PlanContext<'_> {
                 rows,
                 embed,
                 lay.offset(EMBEDDING),
-                b.weights(),
+                &b.params, // f32 even under f16 (see the weight copy above)
                 &b.tokens,
                 &b.x,
             )?

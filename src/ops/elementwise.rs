@@ -792,24 +792,28 @@ pub fn optimizer_step(
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct CastParams {
     count: u32,
-    _pad: [u32; 3],
+    offset: u32,
+    _pad: [u32; 2],
 }
 
-/// `dst[i] = src[i]` for `i < count`, converted to `dst`'s element type (f32 ↔ f16).
+/// `dst[offset + i] = src[offset + i]` for `i < count`, converted to `dst`'s element type
+/// (f32 ↔ f16).
 pub fn cast(
     gpu: &Gpu,
     u: &mut Uniforms,
+    offset: usize,
     count: usize,
     src: &Buffer,
     dst: &Buffer,
 ) -> Result<Launch> {
-    need(src, count, "cast src")?;
-    need(dst, count, "cast dst")?;
+    need(src, offset + count, "cast src")?;
+    need(dst, offset + count, "cast dst")?;
     let uniform = u.push(
         gpu,
         &CastParams {
             count: u32_of(count, "count")?,
-            _pad: [0; 3],
+            offset: u32_of(offset, "offset")?,
+            _pad: [0; 2],
         },
     );
     let binding = gpu.bind(
