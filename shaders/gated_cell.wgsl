@@ -20,7 +20,7 @@
 // LSTM: i = σ(.), f = σ(.), g = tanh(.), o = σ(.), c = f·c_{t-1} + i·g, h = o·tanh(c).
 // GRU:  r = σ(.), z = σ(.), n = tanh(x_n + r·(W_hn·h + b_hn)), h = (1 - z)·n + z·h_{t-1}.
 // Truncated BPTT: nothing flows back past the chunk's first step (the carried state is detached).
-// Dispatch: (ceil(H / 64), ceil(B / 4), 1).
+// Dispatch: (ceil(H / 64), ceil(B / 4), 1). Chunk-persistent variants at the end of the file.
 
 struct GatedParams {
     t: u32,       // this dispatch's step within the chunk
@@ -99,11 +99,11 @@ fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 
 
 // The cell math of one (sequence b, unit j) once its recurrent sums are known:
 // acc[g] = W_hh[g·H + j, :]·h_{t-1} + b_hh[g·H + j].
-fn lstm_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
+fn lstm_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
     let h = p.hidden;
     let bh = p.batch * h;
-    let prev = p.t * bh + b * h;
-    let r = p.t * p.batch + b;
+    let prev = t * bh + b * h;
+    let r = t * p.batch + b;
     let x = r * 4u * h;
     let ig = sigmoid(f32(pre[x + j]) + acc[0]);
     let f = sigmoid(f32(pre[x + h + j]) + acc[1]);
@@ -119,11 +119,11 @@ fn lstm_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
     cache[c4 + 3u * h + j] = cache_t(o);
 }
 
-fn gru_finish_forward(b: u32, j: u32, acc: array<f32, 4>) {
+fn gru_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
     let h = p.hidden;
     let bh = p.batch * h;
-    let prev = p.t * bh + b * h;
-    let r = p.t * p.batch + b;
+    let prev = t * bh + b * h;
+    let r = t * p.batch + b;
     let x = r * 3u * h;
     let rg = sigmoid(f32(pre[x + j]) + acc[0]);
     let z = sigmoid(f32(pre[x + h + j]) + acc[1]);
@@ -152,7 +152,7 @@ fn lstm_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (b0 + i >= p.batch) {
             break;
         }
-        lstm_finish_forward(b0 + i, j, block_column(acc, i));
+        lstm_finish_forward(p.t, b0 + i, j, block_column(acc, i));
     }
 }
 
@@ -168,7 +168,7 @@ fn gru_step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (b0 + i >= p.batch) {
             break;
         }
-        gru_finish_forward(b0 + i, j, block_column(acc, i));
+        gru_finish_forward(p.t, b0 + i, j, block_column(acc, i));
     }
 }
 
@@ -196,7 +196,7 @@ fn lstm_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     }
     let b = e / p.hidden;
     let j = e % p.hidden;
-    lstm_finish_forward(b, j, step_sums(b, j, 4u));
+    lstm_finish_forward(p.t, b, j, step_sums(b, j, 4u));
 }
 
 @compute @workgroup_size(256)
@@ -207,7 +207,7 @@ fn gru_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     }
     let b = e / p.hidden;
     let j = e % p.hidden;
-    gru_finish_forward(b, j, step_sums(b, j, 3u));
+    gru_finish_forward(p.t, b, j, step_sums(b, j, 3u));
 }
 
 // ---- backward
@@ -222,15 +222,15 @@ fn gru_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 
 // The cell's backward for one (b, j), given rec = Σ_q dgates[t + 1, b, q]·W_hh[q, j] (zero at
 // the chunk's last step): dh = dh_out + rec.
-fn lstm_finish_backward(b: u32, j: u32, rec: f32) {
+fn lstm_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
     let h = p.hidden;
     let gh = 4u * h;
     let bh = p.batch * h;
-    let at = p.t * bh + b * h + j;
-    let r = p.t * p.batch + b;
+    let at = t * bh + b * h + j;
+    let r = t * p.batch + b;
     let dh = dh_out[at] + rec;
     var carried = 0.0;
-    if (p.t + 1u < p.steps) {
+    if (t + 1u < p.steps) {
         carried = lstm_dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
     }
     let c4 = r * 4u * h;
@@ -248,14 +248,14 @@ fn lstm_finish_backward(b: u32, j: u32, rec: f32) {
     da[q + 3u * h + j] = dh * tc * o * (1.0 - o);
 }
 
-fn gru_finish_backward(b: u32, j: u32, rec: f32) {
+fn gru_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
     let h = p.hidden;
     let gh = 3u * h;
     let bh = p.batch * h;
-    let at = p.t * bh + b * h + j;
-    let r = p.t * p.batch + b;
+    let at = t * bh + b * h + j;
+    let r = t * p.batch + b;
     var d = dh_out[at] + rec;
-    if (p.t + 1u < p.steps) {
+    if (t + 1u < p.steps) {
         d = d + dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
     }
     dstate[at] = d;
@@ -300,7 +300,7 @@ fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (b0 + i >= p.batch) {
             break;
         }
-        lstm_finish_backward(b0 + i, j, rec[i]);
+        lstm_finish_backward(p.t, b0 + i, j, rec[i]);
     }
 }
 
@@ -327,7 +327,7 @@ fn gru_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (b0 + i >= p.batch) {
             break;
         }
-        gru_finish_backward(b0 + i, j, rec[i]);
+        gru_finish_backward(p.t, b0 + i, j, rec[i]);
     }
 }
 
@@ -340,7 +340,7 @@ fn lstm_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @bu
         return;
     }
     let rec = select(0.0, step_sum[e], p.t + 1u < p.steps);
-    lstm_finish_backward(e / p.hidden, e % p.hidden, rec);
+    lstm_finish_backward(p.t, e / p.hidden, e % p.hidden, rec);
 }
 
 @compute @workgroup_size(256)
@@ -350,5 +350,98 @@ fn gru_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @bui
         return;
     }
     let rec = select(0.0, step_sum[e], p.t + 1u < p.steps);
-    gru_finish_backward(e / p.hidden, e % p.hidden, rec);
+    gru_finish_backward(p.t, e / p.hidden, e % p.hidden, rec);
+}
+
+// ---- Chunk-persistent variants (as in rnn_cell.wgsl): one workgroup per sequence loops over
+// all T steps of the chunk in one dispatch, with barriers between steps (the recurrence
+// couples hidden units only within a sequence). Same bindings as the fused per-step kernels
+// and the same sums in the same order, so the same bits; `p.t` is unused.
+// Dispatch: (B, 1, 1).
+
+const CHUNK_THREADS: u32 = 64u;
+
+// W_hh[g·H + j, :]·hs[t, b, :] + b_hh[g·H + j] for one sequence, in recurrent_block's order.
+fn recurrent_sums(t: u32, b: u32, j: u32, gates: u32) -> array<f32, 4> {
+    let h = p.hidden;
+    let row = (t * p.batch + b) * h;
+    var acc: array<f32, 4>;
+    for (var k = 0u; k < h; k++) {
+        let hv = f32(hs_state[row + k]);
+        for (var g = 0u; g < 4u; g++) {
+            if (g < gates) {
+                acc[g] = acc[g] + hv * f32(params[p.whh_off + (g * h + j) * h + k]);
+            }
+        }
+    }
+    for (var g = 0u; g < 4u; g++) {
+        if (g < gates) {
+            acc[g] = acc[g] + f32(params[p.bhh_off + g * h + j]);
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn lstm_chunk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    for (var t = 0u; t < p.steps; t++) {
+        for (var j = lane; j < p.hidden; j += CHUNK_THREADS) {
+            lstm_finish_forward(t, wid.x, j, recurrent_sums(t, wid.x, j, 4u));
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(64)
+fn gru_chunk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    for (var t = 0u; t < p.steps; t++) {
+        for (var j = lane; j < p.hidden; j += CHUNK_THREADS) {
+            gru_finish_forward(t, wid.x, j, recurrent_sums(t, wid.x, j, 3u));
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(64)
+fn lstm_chunk_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let h = p.hidden;
+    let gh = 4u * h;
+    for (var step = 0u; step < p.steps; step++) {
+        let t = p.steps - 1u - step;
+        for (var j = lane; j < h; j += CHUNK_THREADS) {
+            var rec = 0.0;
+            if (t + 1u < p.steps) {
+                let next = ((t + 1u) * p.batch + wid.x) * gh;
+                for (var q = 0u; q < gh; q++) {
+                    rec = rec + da[next + q] * f32(params[p.whh_off + q * h + j]);
+                }
+            }
+            lstm_finish_backward(t, wid.x, j, rec);
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(64)
+fn gru_chunk_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let h = p.hidden;
+    let gh = 3u * h;
+    for (var step = 0u; step < p.steps; step++) {
+        let t = p.steps - 1u - step;
+        for (var j = lane; j < h; j += CHUNK_THREADS) {
+            var rec = 0.0;
+            if (t + 1u < p.steps) {
+                let next = ((t + 1u) * p.batch + wid.x) * gh;
+                for (var q = 0u; q < gh; q++) {
+                    rec = rec + dhh[next + q] * f32(params[p.whh_off + q * h + j]);
+                }
+            }
+            gru_finish_backward(t, wid.x, j, rec);
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
 }

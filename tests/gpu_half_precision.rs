@@ -35,13 +35,9 @@ fn half_cases() -> Vec<Case> {
     out
 }
 
-/// Every recurrence formulation of `cell` on this adapter (the chunk-persistent kernel
-/// exists for the rnn cell only).
-fn recurrence_kernels(gpu: &wgrnn::gpu::Gpu, cell: Cell) -> Vec<RecurrenceKernel> {
-    let mut out = vec![RecurrenceKernel::PerStep];
-    if cell == Cell::Rnn {
-        out.push(RecurrenceKernel::Persistent);
-    }
+/// Every recurrence formulation on this adapter.
+fn recurrence_kernels(gpu: &wgrnn::gpu::Gpu) -> Vec<RecurrenceKernel> {
+    let mut out = vec![RecurrenceKernel::PerStep, RecurrenceKernel::Persistent];
     out.push(RecurrenceKernel::Gemm(GemmKernel::Tiled));
     out.extend(
         GemmKernel::candidates(gpu)
@@ -58,7 +54,7 @@ fn f16_chunks_match_the_reference_at_half_precision_and_differ_from_f32() {
     for (n, case) in half_cases().into_iter().enumerate() {
         // Each case forces one recurrence formulation, in turn, so that every kernel's f16
         // variant meets the reference.
-        let kernels = recurrence_kernels(&gpu, case.config.cell);
+        let kernels = recurrence_kernels(&gpu);
         let kernel = kernels[n / 3 % kernels.len()];
         let tol = if case.config.activation == Activation::Relu {
             HALF_TOL_RELU

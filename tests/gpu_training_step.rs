@@ -371,12 +371,7 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
         };
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let per_step = bits(&run(RecurrenceKernel::PerStep));
-        // The chunk-persistent kernel exists for the rnn cell only.
-        let mut others = if cell == Cell::Rnn {
-            vec![RecurrenceKernel::Persistent]
-        } else {
-            vec![]
-        };
+        let mut others = vec![RecurrenceKernel::Persistent];
         others.extend(
             wgrnn::ops::GemmKernel::candidates(&gpu)
                 .into_iter()

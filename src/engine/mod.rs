@@ -92,6 +92,9 @@ impl Chunk<'_> {
     }
 }
 
+/// The most workgroups one dispatch dimension takes (WebGPU's default limit).
+const MAX_WORKGROUPS_PER_DIM: usize = 65_535;
+
 pub struct Engine<'g> {
     gpu: &'g Gpu,
     config: ModelConfig,
@@ -345,8 +348,8 @@ impl<'g> Engine<'g> {
             return Ok(choice.kernel);
         }
         let mut candidates = vec![RecurrenceKernel::PerStep];
-        if !self.config.cell.is_gated() {
-            // The chunk-persistent kernel exists for the rnn cell only.
+        if batch <= MAX_WORKGROUPS_PER_DIM {
+            // A workgroup per sequence.
             candidates.push(RecurrenceKernel::Persistent);
         }
         candidates.extend(

@@ -25,6 +25,10 @@ pub enum Kernel {
     LstmStepCombineBackward,
     GruStepCombineForward,
     GruStepCombineBackward,
+    LstmChunkForward,
+    LstmChunkBackward,
+    GruChunkForward,
+    GruChunkBackward,
     PoolForward,
     PoolBackward,
     ReverseRows,
@@ -82,7 +86,11 @@ impl Kernel {
             | Kernel::LstmStepCombineForward
             | Kernel::LstmStepCombineBackward
             | Kernel::GruStepCombineForward
-            | Kernel::GruStepCombineBackward => "gated_cell.wgsl",
+            | Kernel::GruStepCombineBackward
+            | Kernel::LstmChunkForward
+            | Kernel::LstmChunkBackward
+            | Kernel::GruChunkForward
+            | Kernel::GruChunkBackward => "gated_cell.wgsl",
             Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
             Kernel::ReverseRows | Kernel::UnitOutput | Kernel::UnitOutputGrad => "layer_io.wgsl",
             Kernel::LossRows => "loss.wgsl",
@@ -117,6 +125,10 @@ impl Kernel {
             Kernel::LstmStepCombineBackward => "lstm_step_combine_backward",
             Kernel::GruStepCombineForward => "gru_step_combine_forward",
             Kernel::GruStepCombineBackward => "gru_step_combine_backward",
+            Kernel::LstmChunkForward => "lstm_chunk_forward",
+            Kernel::LstmChunkBackward => "lstm_chunk_backward",
+            Kernel::GruChunkForward => "gru_chunk_forward",
+            Kernel::GruChunkBackward => "gru_chunk_backward",
             Kernel::PoolForward => "pool_forward",
             Kernel::PoolBackward => "pool_backward",
             Kernel::ReverseRows => "reverse_rows",

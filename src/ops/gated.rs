@@ -51,13 +51,21 @@ pub struct GatedBuffers<'a> {
 }
 
 impl GatedShape {
-    /// 64 units per workgroup along x, four sequences per invocation along y.
-    fn groups(&self) -> Result<[u32; 3]> {
-        Ok([
-            self.hidden.div_ceil(64) as u32,
-            u32_of(self.batch.div_ceil(4), "batch")?,
-            1,
-        ])
+    /// Workgroups of a launch: the fused per-step kernels take 64 units per workgroup along
+    /// x and four sequences per invocation along y; the GEMM-based steps' cell kernels one
+    /// invocation per (b, j); the chunk-persistent ones a workgroup per sequence.
+    fn launch_groups(&self, gemm: bool, persistent: bool) -> Result<[u32; 3]> {
+        Ok(if persistent {
+            [u32_of(self.batch, "batch")?, 1, 1]
+        } else if gemm {
+            groups_for(self.batch * self.hidden)
+        } else {
+            [
+                self.hidden.div_ceil(64) as u32,
+                u32_of(self.batch.div_ceil(4), "batch")?,
+                1,
+            ]
+        })
     }
 
     fn params(&self, t: usize) -> Result<GatedParams> {
@@ -106,8 +114,15 @@ pub fn gated_forward(
     if gemm.is_some() {
         need(b.step_sum, batch * gh, "gated step sum")?;
     }
+    // Chunk-persistent: one launch sweeps every step (its kernel ignores t).
+    let persistent = recurrence == RecurrenceKernel::Persistent;
+    let launch_steps: Vec<usize> = if persistent {
+        vec![0]
+    } else {
+        (0..shape.steps).collect()
+    };
     let mut out = Vec::new();
-    for t in 0..shape.steps {
+    for t in launch_steps {
         if let Some(kernel) = gemm {
             let product = GemmSpec {
                 m: batch,
@@ -132,11 +147,13 @@ pub fn gated_forward(
             Resource::Storage(b.pre),
             Resource::Storage(b.hs),
         ];
-        let kernel = match (shape.cell == Cell::Lstm, gemm.is_some()) {
-            (true, false) => Kernel::LstmStepForward,
-            (true, true) => Kernel::LstmStepCombineForward,
-            (false, false) => Kernel::GruStepForward,
-            (false, true) => Kernel::GruStepCombineForward,
+        let kernel = match (shape.cell == Cell::Lstm, gemm.is_some(), persistent) {
+            (true, _, true) => Kernel::LstmChunkForward,
+            (false, _, true) => Kernel::GruChunkForward,
+            (true, false, false) => Kernel::LstmStepForward,
+            (true, true, false) => Kernel::LstmStepCombineForward,
+            (false, false, false) => Kernel::GruStepForward,
+            (false, true, false) => Kernel::GruStepCombineForward,
         };
         if shape.cell == Cell::Lstm {
             resources.push(Resource::Storage(b.cs));
@@ -144,11 +161,7 @@ pub fn gated_forward(
         resources.push(Resource::Storage(b.cache));
         out.push(Launch {
             binding: gpu.bind(kernel, &resources),
-            groups: if gemm.is_some() {
-                groups_for(batch * h)
-            } else {
-                shape.groups()?
-            },
+            groups: shape.launch_groups(gemm.is_some(), persistent)?,
             uniform,
         });
     }
@@ -185,8 +198,14 @@ pub fn gated_backward(
     } else {
         b.dhh
     };
+    let persistent = recurrence == RecurrenceKernel::Persistent;
+    let launch_steps: Vec<usize> = if persistent {
+        vec![0]
+    } else {
+        (0..shape.steps).rev().collect()
+    };
     let mut out = Vec::new();
-    for t in (0..shape.steps).rev() {
+    for t in launch_steps {
         if let (Some(kernel), true) = (gemm, t + 1 < shape.steps) {
             let product = GemmSpec {
                 m: batch,
@@ -216,7 +235,9 @@ pub fn gated_backward(
                     Resource::Storage(b.da),
                     Resource::Storage(b.dstate),
                 ]);
-                if gemm.is_some() {
+                if persistent {
+                    Kernel::LstmChunkBackward
+                } else if gemm.is_some() {
                     Kernel::LstmStepCombineBackward
                 } else {
                     Kernel::LstmStepBackward
@@ -230,7 +251,9 @@ pub fn gated_backward(
                     Resource::Storage(b.dhh),
                     Resource::Storage(b.dstate),
                 ]);
-                if gemm.is_some() {
+                if persistent {
+                    Kernel::GruChunkBackward
+                } else if gemm.is_some() {
                     Kernel::GruStepCombineBackward
                 } else {
                     Kernel::GruStepBackward
@@ -238,11 +261,7 @@ pub fn gated_backward(
             };
             Launch {
                 binding: gpu.bind(kernel, &resources),
-                groups: if gemm.is_some() {
-                    groups_for(batch * h)
-                } else {
-                    shape.groups()?
-                },
+                groups: shape.launch_groups(gemm.is_some(), persistent)?,
                 uniform,
             }
         });
