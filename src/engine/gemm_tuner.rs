@@ -148,46 +148,39 @@ impl GemmTuner {
                 .copied()
                 .find(|k| format!("{k:?}") == name)
         });
-        if let Some(kernel) = cached {
-            self.choices.borrow_mut().push(GemmChoice {
-                m: spec.m,
-                n: spec.n,
-                k: spec.k,
-                slices,
-                a_transposed,
-                b_transposed,
-                types: types.clone(),
-                kernel,
-                times_ms: Vec::new(),
-            });
-            return build(kernel);
-        }
-        let mut time = |kernel| -> Result<f64> {
-            let mut rec = Recording::new();
-            for launch in build(kernel)? {
-                launch.record(&mut rec);
+        let (kernel, times_ms) = match cached {
+            Some(kernel) => (kernel, Vec::new()),
+            None => {
+                let mut time = |kernel| -> Result<f64> {
+                    let mut rec = Recording::new();
+                    for launch in build(kernel)? {
+                        launch.record(&mut rec);
+                    }
+                    let mut best = f64::INFINITY;
+                    for _ in 0..3 {
+                        let t0 = std::time::Instant::now();
+                        gpu.submit(&rec)?;
+                        gpu.wait_idle()?;
+                        best = best.min(t0.elapsed().as_secs_f64());
+                    }
+                    Ok(best * 1e3)
+                };
+                let mut times_ms = Vec::new();
+                for &kernel in &candidates {
+                    times_ms.push((kernel, time(kernel)?));
+                }
+                // The fastest; ties keep the earlier (simpler) candidate.
+                let kernel = times_ms
+                    .iter()
+                    .fold(None::<(GemmKernel, f64)>, |best, &(k, t)| match best {
+                        Some((_, bt)) if bt <= t => best,
+                        _ => Some((k, t)),
+                    })
+                    .map_or(GemmKernel::Blocked, |(k, _)| k);
+                super::tuning_cache::put(disk_key, format!("{kernel:?}"));
+                (kernel, times_ms)
             }
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let t0 = std::time::Instant::now();
-                gpu.submit(&rec)?;
-                gpu.wait_idle()?;
-                best = best.min(t0.elapsed().as_secs_f64());
-            }
-            Ok(best * 1e3)
         };
-        let mut times_ms = Vec::new();
-        for &kernel in &candidates {
-            times_ms.push((kernel, time(kernel)?));
-        }
-        // The fastest; ties keep the earlier (simpler) candidate.
-        let kernel = times_ms
-            .iter()
-            .fold(None::<(GemmKernel, f64)>, |best, &(k, t)| match best {
-                Some((_, bt)) if bt <= t => best,
-                _ => Some((k, t)),
-            })
-            .map_or(GemmKernel::Blocked, |(k, _)| k);
         self.choices.borrow_mut().push(GemmChoice {
             m: spec.m,
             n: spec.n,
@@ -199,7 +192,6 @@ impl GemmTuner {
             kernel,
             times_ms,
         });
-        super::tuning_cache::put(disk_key, format!("{kernel:?}"));
         build(kernel)
     }
 }

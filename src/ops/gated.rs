@@ -4,7 +4,8 @@
 // One argument per binding slot reads clearer than a struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
-use super::{gemm_with, groups_for, need, u32_of, GemmKernel, GemmSpec, Launch, Operand};
+use super::rnn_gemm::{step_backward_product, step_forward_product};
+use super::{gemm_with, groups_for, need, u32_of, GemmKernel, Launch};
 use super::{RecurrenceKernel, Uniforms};
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -124,17 +125,9 @@ pub fn gated_forward(
     let mut out = Vec::new();
     for t in launch_steps {
         if let Some(kernel) = gemm {
-            let product = GemmSpec {
-                m: batch,
-                n: gh,
-                k: h,
-                a: Operand::row_major(t * batch * h, h),
-                b: Operand::transposed(shape.whh_off, h),
-                c_offset: 0,
-                bias: Some(shape.bhh_off),
-                bias2: None,
-                accumulate: false,
-            };
+            let gates = shape.cell.gates();
+            let product =
+                step_forward_product(batch, h, gates, t, shape.whh_off, Some(shape.bhh_off));
             out.push(gemm_with(
                 gpu, u, &product, kernel, b.hs, b.params, b.params, b.step_sum,
             )?);
@@ -188,7 +181,7 @@ pub fn gated_backward(
 ) -> Result<Vec<Launch>> {
     shape.check(b)?;
     let gemm = gemm_of(recurrence);
-    let (batch, h, gh) = (shape.batch, shape.hidden, shape.cell.gates() * shape.hidden);
+    let (batch, h) = (shape.batch, shape.hidden);
     if gemm.is_some() {
         need(b.step_sum, batch * h, "gated step sum")?;
     }
@@ -207,17 +200,7 @@ pub fn gated_backward(
     let mut out = Vec::new();
     for t in launch_steps {
         if let (Some(kernel), true) = (gemm, t + 1 < shape.steps) {
-            let product = GemmSpec {
-                m: batch,
-                n: h,
-                k: gh,
-                a: Operand::row_major((t + 1) * batch * gh, gh),
-                b: Operand::row_major(shape.whh_off, h),
-                c_offset: 0,
-                bias: None,
-                bias2: None,
-                accumulate: false,
-            };
+            let product = step_backward_product(batch, h, shape.cell.gates(), t, shape.whh_off);
             out.push(gemm_with(
                 gpu, u, &product, kernel, src, b.params, b.params, b.step_sum,
             )?);

@@ -46,17 +46,7 @@ pub fn forward(
     need(step_sum, b * h, "rnn step sum")?;
     let mut out = Vec::new();
     for t in 0..shape.steps {
-        let product = GemmSpec {
-            m: b,
-            n: h,
-            k: h,
-            a: Operand::row_major(t * b * h, h),
-            b: Operand::transposed(shape.whh_off, h),
-            c_offset: 0,
-            bias: None,
-            bias2: None,
-            accumulate: false,
-        };
+        let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
         out.push(gemm_with(
             gpu, u, &product, gemm, hs, params, params, step_sum,
         )?);
@@ -93,17 +83,7 @@ pub fn backward(
     let mut out = Vec::new();
     for t in (0..shape.steps).rev() {
         if t + 1 < shape.steps {
-            let product = GemmSpec {
-                m: b,
-                n: h,
-                k: h,
-                a: Operand::row_major((t + 1) * b * h, h),
-                b: Operand::row_major(shape.whh_off, h),
-                c_offset: 0,
-                bias: None,
-                bias2: None,
-                accumulate: false,
-            };
+            let product = step_backward_product(b, h, 1, t, shape.whh_off);
             out.push(gemm_with(
                 gpu, u, &product, gemm, da, params, params, step_sum,
             )?);
@@ -118,4 +98,50 @@ pub fn backward(
         )?);
     }
     Ok(out)
+}
+
+/// One forward step's recurrent product for `gates` gate blocks:
+/// `step_sum [B, G·H] = hs[t]·W_hhᵀ (+ b_hh at bias)`, hs: [T + 1, B, H].
+pub(super) fn step_forward_product(
+    batch: usize,
+    hidden: usize,
+    gates: usize,
+    t: usize,
+    whh_off: usize,
+    bias: Option<usize>,
+) -> GemmSpec {
+    GemmSpec {
+        m: batch,
+        n: gates * hidden,
+        k: hidden,
+        a: Operand::row_major(t * batch * hidden, hidden),
+        b: Operand::transposed(whh_off, hidden),
+        c_offset: 0,
+        bias,
+        bias2: None,
+        accumulate: false,
+    }
+}
+
+/// One backward step's recurrent product: `step_sum [B, H] = dgates[t + 1]·W_hh`,
+/// dgates: [T, B, G·H].
+pub(super) fn step_backward_product(
+    batch: usize,
+    hidden: usize,
+    gates: usize,
+    t: usize,
+    whh_off: usize,
+) -> GemmSpec {
+    let gh = gates * hidden;
+    GemmSpec {
+        m: batch,
+        n: hidden,
+        k: gh,
+        a: Operand::row_major((t + 1) * batch * gh, gh),
+        b: Operand::row_major(whh_off, hidden),
+        c_offset: 0,
+        bias: None,
+        bias2: None,
+        accumulate: false,
+    }
 }
