@@ -4,7 +4,11 @@
 # vocab 96, embedding 64, T 64, with hidden 512 and 1024 and batch 256 to 4096).
 #
 #   benches/gpu_run.sh [WGRNN_BINARY] [OUT_DIR]      (MAX_SECONDS per measurement, default 5;
-#                                                    F16=0 skips the --precision f16 runs)
+#                                                    F16=0 skips the --precision f16 runs;
+#                                                    BASELINE=another wgrnn binary, e.g. the
+#                                                    previous commit's, also runs W1-W5 and the
+#                                                    sweep's batch-4096 points, for a same-run
+#                                                    before/after)
 #
 # Each measurement writes a JSON file into OUT_DIR and a line to OUT_DIR/run.log.
 set -u
@@ -31,6 +35,17 @@ if [ "${F16:-1}" = 1 ]; then
     --max-seconds "$secs" --json "$out/wgrnn-named-f16.json"
   run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload W1 --precision f16 --loss-steps 200 \
     --max-seconds 1 --json "$out/wgrnn-w1-f16-loss.json"
+fi
+if [ -n "${BASELINE:-}" ]; then
+  say "baseline binary $BASELINE: named workloads"
+  run "$BASELINE" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --max-seconds "$secs" \
+    --json "$out/baseline-named.json"
+  base_hs=${SWEEP_HIDDEN:-512,1024}
+  for h in ${base_hs//,/ }; do
+    say "baseline binary: sweep H $h B 4096"
+    run "$BASELINE" bench --adapter "${ADAPTER:-gpu}" --vocab 96 --embed 64 --output-size 96 --hidden "$h" \
+      --batch 4096 --seq-len 64 --max-seconds "$secs" --json "$out/baseline-h$h-b4096.json"
+  done
 fi
 say "named workloads: torch (cuDNN defaults)"
 run python3 "$peer" --device cuda --workload "${TORCH_WORKLOADS:-$workloads}" --max-seconds "$secs" --json "$out/torch-named.json"

@@ -76,7 +76,7 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         bias2: None,
         accumulate: false,
     };
-    let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
+    let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled, GemmKernel::Wide];
     for k in [GemmKernel::Subgroup, GemmKernel::SubgroupPairs] {
         if GemmKernel::candidates(gpu).contains(&k) {
             kernels.push(k);

@@ -234,3 +234,106 @@ fn gemm_tiled(
         }
     }
 }
+
+// ---- Wide-tile variant for large products on GPUs (same parameters, bindings and results,
+// split-K included): a workgroup of 16x16 invocations owns a 128x128 tile of C and steps
+// through K 16 at a time. The slabs are staged in workgroup memory as vec4s, k-major
+// ([k][m / 4] and [k][n / 4], rows padded to 33 vec4s so the staging stores spread over the
+// banks); invocation (tx, ty) computes the 8x8 block of rows 4·ty + i and 64 + 4·ty + i and
+// columns 4·tx + j and 64 + 4·tx + j (i, j < 4), so each k costs it four 16-byte reads of
+// workgroup memory for 64 multiply-adds (the 64x64 kernel above: eight 4-byte reads for 16).
+// Sixteen named vec4 accumulators (no indexed arrays, which a compiler may put in memory).
+// Every output still sums its products in ascending k with one accumulator, as above.
+// Dispatch: (ceil(N / 128), ceil(M / 128), S).
+
+const WIDE_K: u32 = 16u;
+const WIDE_ROW: u32 = 33u; // vec4s per k row of a slab: 32 + 1 of padding
+var<workgroup> a_wide: array<vec4<f32>, 528>; // [WIDE_K][WIDE_ROW]: A(m_base + m, k0 + k)
+var<workgroup> b_wide: array<vec4<f32>, 528>; // [WIDE_K][WIDE_ROW]: B(k0 + k, n_base + n)
+
+@compute @workgroup_size(16, 16)
+fn gemm_wide(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let split = p.k_slice > 0u;
+    let k_begin = select(0u, wid.z * p.k_slice, split);
+    let k_end = select(p.k, min(k_begin + p.k_slice, p.k), split);
+    let m_base = wid.y * 128u;
+    let n_base = wid.x * 128u;
+    // Loads walk each operand's unit-stride direction (coalesced), whichever it is.
+    let a_along_k = p.a_cs == 1u;
+    let b_along_k = p.b_cs != 1u;
+    var c00 = vec4<f32>(); var c01 = vec4<f32>(); var c10 = vec4<f32>(); var c11 = vec4<f32>();
+    var c20 = vec4<f32>(); var c21 = vec4<f32>(); var c30 = vec4<f32>(); var c31 = vec4<f32>();
+    var c40 = vec4<f32>(); var c41 = vec4<f32>(); var c50 = vec4<f32>(); var c51 = vec4<f32>();
+    var c60 = vec4<f32>(); var c61 = vec4<f32>(); var c70 = vec4<f32>(); var c71 = vec4<f32>();
+    for (var k0 = k_begin; k0 < k_end; k0 += WIDE_K) {
+        // Stage the slabs: 2048 values each, 8 per invocation; zero outside the matrix.
+        for (var r = 0u; r < 8u; r++) {
+            let idx = lane + r * 256u;
+            let mm = select(idx % 128u, idx / WIDE_K, a_along_k);
+            let ka = select(idx / 128u, idx % WIDE_K, a_along_k);
+            let gm = m_base + mm;
+            let gk = k0 + ka;
+            var av = 0.0;
+            if (gm < p.m && gk < k_end) {
+                av = f32(a[p.a_off + gm * p.a_rs + gk * p.a_cs]);
+            }
+            a_wide[ka * WIDE_ROW + mm / 4u][mm % 4u] = av;
+            let nn = select(idx % 128u, idx / WIDE_K, b_along_k);
+            let kb = select(idx / 128u, idx % WIDE_K, b_along_k);
+            let gn = n_base + nn;
+            let gkb = k0 + kb;
+            var bv = 0.0;
+            if (gn < p.n && gkb < k_end) {
+                bv = f32(b[p.b_off + gkb * p.b_rs + gn * p.b_cs]);
+            }
+            b_wide[kb * WIDE_ROW + nn / 4u][nn % 4u] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < WIDE_K; kk++) {
+            let a0 = a_wide[kk * WIDE_ROW + lid.y];
+            let a1 = a_wide[kk * WIDE_ROW + 16u + lid.y];
+            let b0 = b_wide[kk * WIDE_ROW + lid.x];
+            let b1 = b_wide[kk * WIDE_ROW + 16u + lid.x];
+            c00 = c00 + a0.x * b0; c01 = c01 + a0.x * b1;
+            c10 = c10 + a0.y * b0; c11 = c11 + a0.y * b1;
+            c20 = c20 + a0.z * b0; c21 = c21 + a0.z * b1;
+            c30 = c30 + a0.w * b0; c31 = c31 + a0.w * b1;
+            c40 = c40 + a1.x * b0; c41 = c41 + a1.x * b1;
+            c50 = c50 + a1.y * b0; c51 = c51 + a1.y * b1;
+            c60 = c60 + a1.z * b0; c61 = c61 + a1.z * b1;
+            c70 = c70 + a1.w * b0; c71 = c71 + a1.w * b1;
+        }
+        workgroupBarrier();
+    }
+    let r0 = m_base + 4u * lid.y;
+    let r1 = m_base + 64u + 4u * lid.y;
+    let n0 = n_base + 4u * lid.x;
+    let n1 = n_base + 64u + 4u * lid.x;
+    store_wide(r0, n0, n1, wid.z, c00, c01);
+    store_wide(r0 + 1u, n0, n1, wid.z, c10, c11);
+    store_wide(r0 + 2u, n0, n1, wid.z, c20, c21);
+    store_wide(r0 + 3u, n0, n1, wid.z, c30, c31);
+    store_wide(r1, n0, n1, wid.z, c40, c41);
+    store_wide(r1 + 1u, n0, n1, wid.z, c50, c51);
+    store_wide(r1 + 2u, n0, n1, wid.z, c60, c61);
+    store_wide(r1 + 3u, n0, n1, wid.z, c70, c71);
+}
+
+// Stores row m's two 4-column runs of a wide-tile block, columns n0 + j and n1 + j, inside C.
+fn store_wide(m: u32, n0: u32, n1: u32, z: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (n0 + j < p.n) {
+            store_c(m, n0 + j, z, lo[j]);
+        }
+        if (n1 + j < p.n) {
+            store_c(m, n1 + j, z, hi[j]);
+        }
+    }
+}

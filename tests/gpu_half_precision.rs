@@ -39,10 +39,11 @@ fn half_cases() -> Vec<Case> {
 fn recurrence_kernels(gpu: &wgrnn::gpu::Gpu) -> Vec<RecurrenceKernel> {
     let mut out = vec![RecurrenceKernel::PerStep, RecurrenceKernel::Persistent];
     out.push(RecurrenceKernel::Gemm(GemmKernel::Tiled));
+    out.push(RecurrenceKernel::Gemm(GemmKernel::Wide));
     out.extend(
         GemmKernel::candidates(gpu)
             .into_iter()
-            .filter(|k| *k != GemmKernel::Tiled)
+            .filter(|k| !matches!(k, GemmKernel::Tiled | GemmKernel::Wide))
             .map(RecurrenceKernel::Gemm),
     );
     out

@@ -30,7 +30,10 @@ fn gemm_matches_f64_on_random_shapes_and_transposes() {
     let gpu = gpu();
     let mut rng = Rng::new(1);
     for case in 0..24 {
-        let (m, n, k) = (1 + rng.below(70), 1 + rng.below(70), 1 + rng.below(90));
+        // The last four cases (every transpose pair) span several 128x128 tiles of the wide
+        // kernel, with partial tiles at both edges.
+        let span = if case >= 20 { 300 } else { 70 };
+        let (m, n, k) = (1 + rng.below(span), 1 + rng.below(span), 1 + rng.below(90));
         let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
         let (a_off, b_off, c_off) = (rng.below(5), rng.below(5), rng.below(5));
         let a = randn(&mut rng, a_off + m * k);
@@ -98,10 +101,10 @@ fn gemm_matches_f64_on_random_shapes_and_transposes() {
             &want,
             1e-4,
         );
-        // Every formulation (the tiled one is checked on every adapter; the subgroup one
+        // Every formulation (the tiled ones are checked on every adapter; the subgroup one
         // where subgroups are 8 lanes), in one pass and split over K (slices that need not
         // divide K).
-        let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
+        let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled, GemmKernel::Wide];
         kernels.extend(
             GemmKernel::candidates(&gpu)
                 .into_iter()
@@ -150,7 +153,9 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
     let mut rng = Rng::new(11);
     let mut packed_runs = 0;
     for case in 0..24 {
-        let (m, n, mut k) = (1 + rng.below(70), 1 + rng.below(70), 1 + rng.below(90));
+        // The last four cases span several 128x128 tiles (see the f32 test).
+        let span = if case >= 20 { 300 } else { 70 };
+        let (m, n, mut k) = (1 + rng.below(span), 1 + rng.below(span), 1 + rng.below(90));
         let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
         // Row stride of A and column stride of B (K, or K + 1 for the cases below).
         let mut stride = k;
@@ -226,7 +231,7 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
         let tol = if c_half { 1e-3 } else { 1e-4 };
         // Every formulation; the packed-pairs one where 8-lane subgroups and f16 exist (it
         // runs packed where GemmKernel::pairs_apply, else as the plain subgroup kernel).
-        let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled];
+        let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled, GemmKernel::Wide];
         kernels.extend(
             GemmKernel::candidates(&gpu)
                 .into_iter()
@@ -346,11 +351,12 @@ fn rnn_steps_match_f64_forward_and_backward() {
             ops::RecurrenceKernel::PerStep,
             ops::RecurrenceKernel::Persistent,
             ops::RecurrenceKernel::Gemm(GemmKernel::Tiled),
+            ops::RecurrenceKernel::Gemm(GemmKernel::Wide),
         ];
         kernels.extend(
             GemmKernel::candidates(&gpu)
                 .into_iter()
-                .filter(|k| *k != GemmKernel::Tiled)
+                .filter(|k| !matches!(k, GemmKernel::Tiled | GemmKernel::Wide))
                 .map(ops::RecurrenceKernel::Gemm),
         );
         for kernel in kernels {

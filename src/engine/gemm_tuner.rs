@@ -1,7 +1,7 @@
 //! Chooses, per product shape, the GEMM formulation that runs fastest on this adapter:
 //! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
 //! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
-//! submits. WGRNN_GEMM=blocked|tiled|subgroup|pairs forces one (packed pairs: f16 operands
+//! submits. WGRNN_GEMM=blocked|tiled|wide|subgroup|pairs forces one (packed pairs: f16 operands
 //! read along k, as the subgroup kernel elsewhere). Every formulation adds the
 //! products of each output in ascending k with one accumulator, so on an adapter that does
 //! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
@@ -46,6 +46,7 @@ impl GemmTuner {
         let forced = match std::env::var("WGRNN_GEMM").as_deref() {
             Ok("blocked") => Some(GemmKernel::Blocked),
             Ok("tiled") => Some(GemmKernel::Tiled),
+            Ok("wide") => Some(GemmKernel::Wide),
             Ok("subgroup") if candidates.contains(&GemmKernel::Subgroup) => {
                 Some(GemmKernel::Subgroup)
             }

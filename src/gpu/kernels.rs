@@ -5,6 +5,7 @@
 pub enum Kernel {
     Gemm,
     GemmTiled,
+    GemmWide,
     GemmSubgroup,
     /// The subgroup GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
     GemmSubgroupPairs,
@@ -70,7 +71,9 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
 impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Gemm | Kernel::GemmTiled | Kernel::GemmSplitReduce => "gemm.wgsl",
+            Kernel::Gemm | Kernel::GemmTiled | Kernel::GemmWide | Kernel::GemmSplitReduce => {
+                "gemm.wgsl"
+            }
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs => "gemm_subgroup.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
@@ -107,6 +110,7 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::GemmTiled => "gemm_tiled",
+            Kernel::GemmWide => "gemm_wide",
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs => "gemm_subgroup",
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",

@@ -109,13 +109,16 @@ pub struct GemmSpec {
 }
 
 /// The GEMM formulations (same sums in the same order): the register-blocked kernel (each
-/// invocation a 4x8 block, no workgroup memory), the workgroup-tiled one (64x64 tiles staged
-/// through workgroup memory: the GPU formulation) and the subgroup-broadcast one (fewer loads
-/// per multiply-add on 8-lane subgroups: the lavapipe formulation).
+/// invocation a 4x8 block, no workgroup memory), the workgroup-tiled ones (64x64 tiles, or
+/// 128x128 tiles with 8x8 blocks per invocation, staged through workgroup memory: the GPU
+/// formulations) and the subgroup-broadcast one (fewer loads per multiply-add on 8-lane
+/// subgroups: the lavapipe formulation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum GemmKernel {
     Blocked,
     Tiled,
+    /// 128x128 tiles, an 8x8 block per invocation: large products on GPUs.
+    Wide,
     /// Subgroup broadcasts of A (`shaders/gemm_subgroup.wgsl`): adapters with 8-lane subgroups.
     Subgroup,
     /// The subgroup kernel loading each (k, k + 1) pair of f16 operands as one word, where
@@ -124,14 +127,14 @@ pub enum GemmKernel {
 }
 
 impl GemmKernel {
-    /// The formulations worth measuring on `gpu`: the tiled kernel on GPUs (workgroup memory
+    /// The formulations worth measuring on `gpu`: the tiled kernels on GPUs (workgroup memory
     /// and barriers are known to cost more than they save on software adapters), the
     /// subgroup kernel where subgroups are exactly 8 lanes.
     pub fn candidates(gpu: &Gpu) -> Vec<GemmKernel> {
         let a = gpu.adapter();
         let mut out = vec![GemmKernel::Blocked];
         if !a.is_software {
-            out.push(GemmKernel::Tiled);
+            out.extend([GemmKernel::Tiled, GemmKernel::Wide]);
         }
         if a.fixed_subgroup_size == Some(8) {
             out.push(GemmKernel::Subgroup);
@@ -178,15 +181,17 @@ impl GemmKernel {
         match self {
             GemmKernel::Blocked => Kernel::Gemm,
             GemmKernel::Tiled => Kernel::GemmTiled,
+            GemmKernel::Wide => Kernel::GemmWide,
             GemmKernel::Subgroup => Kernel::GemmSubgroup,
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
         }
     }
-    /// Rows of C per workgroup (columns: 64 for both).
-    fn tile_rows(self) -> usize {
+    /// Rows and columns of C per workgroup.
+    fn tile(self) -> (usize, usize) {
         match self {
-            GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => 32,
-            GemmKernel::Tiled => 64,
+            GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => (32, 64),
+            GemmKernel::Tiled => (64, 64),
+            GemmKernel::Wide => (128, 128),
         }
     }
 }
@@ -269,11 +274,8 @@ fn gemm_pass(
     let groups = if m == 0 || n == 0 {
         [0, 0, 0]
     } else {
-        [
-            n.div_ceil(64) as u32,
-            m.div_ceil(kernel.tile_rows()) as u32,
-            1,
-        ]
+        let (rows, cols) = kernel.tile();
+        [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, 1]
     };
     Ok(Launch {
         binding,
@@ -287,10 +289,11 @@ fn gemm_pass(
 pub const SPLIT_SCRATCH_MAX: usize = 32 << 20;
 
 /// How many K slices the product `[m, k]·[k, n]` is split into (1: none). On a GPU a product
-/// with a small M×N occupies only ceil(N/64)·ceil(M/32) workgroups, far too few to fill the
-/// device when K is long (the weight gradients, K = T·B): splitting K brings the count to
-/// about 1024 workgroups, at least 256 k values per slice. A software adapter runs a few wide
-/// threads and gains nothing. WGRNN_SPLIT_K=S forces S (for measurements).
+/// with a small M×N occupies few workgroups (ceil(N/128)·ceil(M/128) of the wide kernel's
+/// tiles), far too few to fill the device when K is long (the weight gradients, K = T·B):
+/// splitting K brings the count to about 512 wide tiles (4096 of the blocked kernel's), at
+/// least 256 k values per slice. A software adapter runs a few wide threads and gains
+/// nothing. WGRNN_SPLIT_K=S forces S (for measurements).
 pub fn split_slices(software: bool, m: usize, n: usize, k: usize) -> usize {
     let cap = |s: usize| {
         s.min(k.max(1))
@@ -303,11 +306,11 @@ pub fn split_slices(software: bool, m: usize, n: usize, k: usize) -> usize {
     {
         return cap(s);
     }
-    let groups = n.div_ceil(64) * m.div_ceil(32);
-    if software || groups >= 512 || k < 512 {
+    let groups = n.div_ceil(128) * m.div_ceil(128);
+    if software || groups >= 256 || k < 512 {
         return 1;
     }
-    cap(1024usize.div_ceil(groups).min(k / 256).min(64))
+    cap(512usize.div_ceil(groups).min(k / 256).min(64))
 }
 
 // One argument per binding slot, as in the other launchers.
