@@ -142,18 +142,21 @@ fn gemm_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 
 // ---- Workgroup-tiled variant for GPUs (same parameters, bindings and results, split-K
 // included): a workgroup of 16x16 invocations owns a 64x64 tile of C and steps through K
-// 16 at a time, staging A's 64x16 and B's 16x64 slabs in workgroup memory (each value is
-// loaded from memory once per workgroup instead of once per invocation). Invocation (tx, ty)
-// computes rows ty + 16·i and columns tx + 16·j (i, j < 4): conflict-free reads of the slabs
-// and coalesced stores. Loads walk the operand's unit-stride direction. Sums still run over k
-// in ascending order. Dispatch: (ceil(N / 64), ceil(M / 64), S).
+// 16 at a time, staging A's and B's slabs in workgroup memory as vec4s, k-major ([k][m / 4]
+// and [k][n / 4], rows padded to 17 vec4s so the staging stores spread over the banks).
+// Invocation (tx, ty) computes the 4x4 block of rows 4·ty + i and columns 4·tx + j: per k,
+// two 16-byte reads of workgroup memory for 16 multiply-adds, into four named vec4
+// accumulators (an indexed accumulator array ran from memory on the H200: 10x slower).
+// The tile for mid-sized products, where the 128x128 tiles below leave the GPU idle (the
+// recurrence's per-step products at a small batch). Sums still run over k in ascending
+// order. Dispatch: (ceil(N / 64), ceil(M / 64), S).
 // Software adapters run the register-blocked kernel above (barriers and workgroup memory
-// cost more than they save there); GPUs choose between the two by measurement.
+// cost more than they save there); GPUs choose among the kernels by measurement.
 
-const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
-var<workgroup> a_tile: array<array<f32, 64>, 16>; // [k][m]
-var<workgroup> b_tile: array<array<f32, 64>, 16>; // [k][n]
+const TILE_ROW: u32 = 17u; // vec4s per k row of a slab: 16 + 1 of padding
+var<workgroup> a_tile: array<vec4<f32>, 272>; // [TILE_K][TILE_ROW]: A(m_base + m, k0 + k)
+var<workgroup> b_tile: array<vec4<f32>, 272>; // [TILE_K][TILE_ROW]: B(k0 + k, n_base + n)
 
 @compute @workgroup_size(16, 16)
 fn gemm_tiled(
@@ -164,73 +167,62 @@ fn gemm_tiled(
     let split = p.k_slice > 0u;
     let k_begin = select(0u, wid.z * p.k_slice, split);
     let k_end = select(p.k, min(k_begin + p.k_slice, p.k), split);
-    let m_base = wid.y * TILE;
-    let n_base = wid.x * TILE;
-    var acc: array<array<f32, 4>, 4>;
+    let m_base = wid.y * 64u;
+    let n_base = wid.x * 64u;
+    // Loads walk each operand's unit-stride direction (coalesced), whichever it is.
+    let a_along_k = p.a_cs == 1u;
+    let b_along_k = p.b_cs != 1u;
+    var c0 = vec4<f32>(); var c1 = vec4<f32>(); var c2 = vec4<f32>(); var c3 = vec4<f32>();
     for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
         // Stage the slabs: 1024 values each, 4 per invocation; zero outside the matrix.
         for (var r = 0u; r < 4u; r++) {
             let idx = lane + r * 256u;
-            var mm: u32;
-            var ka: u32;
-            if (p.a_cs == 1u) {
-                mm = idx / TILE_K;
-                ka = idx % TILE_K;
-            } else {
-                mm = idx % TILE;
-                ka = idx / TILE;
-            }
+            let mm = select(idx % 64u, idx / TILE_K, a_along_k);
+            let ka = select(idx / 64u, idx % TILE_K, a_along_k);
             let gm = m_base + mm;
             let gk = k0 + ka;
             var av = 0.0;
             if (gm < p.m && gk < k_end) {
                 av = f32(a[p.a_off + gm * p.a_rs + gk * p.a_cs]);
             }
-            a_tile[ka][mm] = av;
-            var nn: u32;
-            var kb: u32;
-            if (p.b_cs == 1u) {
-                nn = idx % TILE;
-                kb = idx / TILE;
-            } else {
-                nn = idx / TILE_K;
-                kb = idx % TILE_K;
-            }
+            a_tile[ka * TILE_ROW + mm / 4u][mm % 4u] = av;
+            let nn = select(idx % 64u, idx / TILE_K, b_along_k);
+            let kb = select(idx / 64u, idx % TILE_K, b_along_k);
             let gn = n_base + nn;
             let gkb = k0 + kb;
             var bv = 0.0;
             if (gn < p.n && gkb < k_end) {
                 bv = f32(b[p.b_off + gkb * p.b_rs + gn * p.b_cs]);
             }
-            b_tile[kb][nn] = bv;
+            b_tile[kb * TILE_ROW + nn / 4u][nn % 4u] = bv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                av[i] = a_tile[kk][lid.y + 16u * i];
-                bv[i] = b_tile[kk][lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] = acc[i][j] + av[i] * bv[j];
-                }
-            }
+            let av = a_tile[kk * TILE_ROW + lid.y];
+            let bv = b_tile[kk * TILE_ROW + lid.x];
+            c0 = c0 + av.x * bv;
+            c1 = c1 + av.y * bv;
+            c2 = c2 + av.z * bv;
+            c3 = c3 + av.w * bv;
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let m = m_base + lid.y + 16u * i;
-        if (m >= p.m) {
-            break;
-        }
-        for (var j = 0u; j < 4u; j++) {
-            let n = n_base + lid.x + 16u * j;
-            if (n >= p.n) {
-                break;
-            }
-            store_c(m, n, wid.z, acc[i][j]);
+    let r0 = m_base + 4u * lid.y;
+    let n0 = n_base + 4u * lid.x;
+    store_run(r0, n0, wid.z, c0);
+    store_run(r0 + 1u, n0, wid.z, c1);
+    store_run(r0 + 2u, n0, wid.z, c2);
+    store_run(r0 + 3u, n0, wid.z, c3);
+}
+
+// Stores row m's 4-column run of a tile block, columns n0 + j (j < 4) inside C.
+fn store_run(m: u32, n0: u32, z: u32, v: vec4<f32>) {
+    if (m >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (n0 + j < p.n) {
+            store_c(m, n0 + j, z, v[j]);
         }
     }
 }
@@ -241,12 +233,12 @@ fn gemm_tiled(
 // ([k][m / 4] and [k][n / 4], rows padded to 33 vec4s so the staging stores spread over the
 // banks); invocation (tx, ty) computes the 8x8 block of rows 4·ty + i and 64 + 4·ty + i and
 // columns 4·tx + j and 64 + 4·tx + j (i, j < 4), so each k costs it four 16-byte reads of
-// workgroup memory for 64 multiply-adds (the 64x64 kernel above: eight 4-byte reads for 16).
+// workgroup memory for 64 multiply-adds (the 64x64 kernel above: two for 16).
 // Sixteen named vec4 accumulators (no indexed arrays, which a compiler may put in memory).
 // Every output still sums its products in ascending k with one accumulator, as above.
 // Dispatch: (ceil(N / 128), ceil(M / 128), S).
 
-const WIDE_K: u32 = 16u;
+const WIDE_K: u32 = 16u; // = TILE_K
 const WIDE_ROW: u32 = 33u; // vec4s per k row of a slab: 32 + 1 of padding
 var<workgroup> a_wide: array<vec4<f32>, 528>; // [WIDE_K][WIDE_ROW]: A(m_base + m, k0 + k)
 var<workgroup> b_wide: array<vec4<f32>, 528>; // [WIDE_K][WIDE_ROW]: B(k0 + k, n_base + n)
@@ -313,27 +305,21 @@ fn gemm_wide(
     let r1 = m_base + 64u + 4u * lid.y;
     let n0 = n_base + 4u * lid.x;
     let n1 = n_base + 64u + 4u * lid.x;
-    store_wide(r0, n0, n1, wid.z, c00, c01);
-    store_wide(r0 + 1u, n0, n1, wid.z, c10, c11);
-    store_wide(r0 + 2u, n0, n1, wid.z, c20, c21);
-    store_wide(r0 + 3u, n0, n1, wid.z, c30, c31);
-    store_wide(r1, n0, n1, wid.z, c40, c41);
-    store_wide(r1 + 1u, n0, n1, wid.z, c50, c51);
-    store_wide(r1 + 2u, n0, n1, wid.z, c60, c61);
-    store_wide(r1 + 3u, n0, n1, wid.z, c70, c71);
+    store_run(r0, n0, wid.z, c00);
+    store_run(r0, n1, wid.z, c01);
+    store_run(r0 + 1u, n0, wid.z, c10);
+    store_run(r0 + 1u, n1, wid.z, c11);
+    store_run(r0 + 2u, n0, wid.z, c20);
+    store_run(r0 + 2u, n1, wid.z, c21);
+    store_run(r0 + 3u, n0, wid.z, c30);
+    store_run(r0 + 3u, n1, wid.z, c31);
+    store_run(r1, n0, wid.z, c40);
+    store_run(r1, n1, wid.z, c41);
+    store_run(r1 + 1u, n0, wid.z, c50);
+    store_run(r1 + 1u, n1, wid.z, c51);
+    store_run(r1 + 2u, n0, wid.z, c60);
+    store_run(r1 + 2u, n1, wid.z, c61);
+    store_run(r1 + 3u, n0, wid.z, c70);
+    store_run(r1 + 3u, n1, wid.z, c71);
 }
 
-// Stores row m's two 4-column runs of a wide-tile block, columns n0 + j and n1 + j, inside C.
-fn store_wide(m: u32, n0: u32, n1: u32, z: u32, lo: vec4<f32>, hi: vec4<f32>) {
-    if (m >= p.m) {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        if (n0 + j < p.n) {
-            store_c(m, n0 + j, z, lo[j]);
-        }
-        if (n1 + j < p.n) {
-            store_c(m, n1 + j, z, hi[j]);
-        }
-    }
-}

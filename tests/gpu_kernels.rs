@@ -719,6 +719,38 @@ fn column_sum_and_gradient_norm_match_f64() {
             &sums,
             1e-4,
         );
+        // The same sums in row slices (the GPU path for long R): partial sums per slice,
+        // then their sum in order; slice counts that need not divide the rows.
+        let slices = 2 + case % 7;
+        let gb2 = gpu.storage_from("grads2", &grads).unwrap();
+        let scratch = gpu.storage("scratch", (slices * cols * 4) as u64).unwrap();
+        let launches = ops::column_sum_split(
+            &gpu,
+            &mut u,
+            rows,
+            cols,
+            dst,
+            Some(dst + cols + 7),
+            &sb,
+            &gb2,
+            &scratch,
+            slices,
+        )
+        .unwrap();
+        run(&gpu, &launches);
+        for (what, at) in [("", dst), (", 2nd destination", dst + cols + 7)] {
+            assert_close(
+                &format!("case {case} column sums in {slices} row slices{what}"),
+                &gpu.read_f32(&gb2, at, cols).unwrap(),
+                &sums,
+                1e-4,
+            );
+        }
+        assert_eq!(
+            gpu.read_f32(&gb2, dst + cols, 7).unwrap(),
+            grads[dst + cols..dst + cols + 7],
+            "case {case}: values between the two destinations were overwritten"
+        );
     }
 }
 

@@ -55,7 +55,7 @@ pub fn measure_ceiling(gpu: &Gpu) -> Result<Ceiling> {
     // Enough invocations to fill a large GPU (a million on a GPU; 65,536 on a software
     // adapter, whose few threads each run many invocations anyway).
     let groups: u32 = if gpu.adapter().is_software { 256 } else { 4096 };
-    let iterations = 4096u32;
+    let iterations = 1024u32;
     let sink = gpu.storage("ceiling_sink", groups as u64 * 256 * 4)?;
     let params = gpu.uniform_slots("ceiling_params", 1);
     gpu.write(&params, 0, &[iterations, 0, 0, 0]);
@@ -64,7 +64,7 @@ pub fn measure_ceiling(gpu: &Gpu) -> Result<Ceiling> {
         &[Resource::UniformSlot(&params, 0), Resource::Storage(&sink)],
     );
     let fma_seconds = seconds_per_repetition(gpu, |rec| rec.dispatch(&binding, [groups, 1, 1]))?;
-    let flops = 2.0 * 8.0 * iterations as f64 * groups as f64 * 256.0;
+    let flops = 2.0 * 32.0 * iterations as f64 * groups as f64 * 256.0;
     let bytes: u64 = (gpu.max_binding_bytes() / 2).min(64 << 20);
     let (src, dst) = (
         gpu.storage("copy_src", bytes)?,

@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::gpu::{Buffer, Dtype, Gpu};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
-use crate::ops::{split_slices, NORM_PARTIALS};
+use crate::ops::{column_slices, split_slices, NORM_PARTIALS};
 
 /// Loss slots in the on-device loss log (a ring; the host reads it back in batches).
 pub const LOSS_LOG_SLOTS: usize = 4096;
@@ -378,7 +378,8 @@ impl EngineBuffers {
 }
 
 /// Scratch values for the split-K weight-gradient products (dW_ih, dW_hh, dW_head, whose K
-/// is the chunk's rows) at the largest chunk; smaller chunks split into no more slices.
+/// is the chunk's rows) and the row-sliced bias gradients at the largest chunk; smaller
+/// chunks split into no more slices.
 pub fn split_scratch_len(
     config: &ModelConfig,
     batch: usize,
@@ -402,6 +403,12 @@ pub fn split_scratch_len(
         1 => 0,
         slices => slices * m * n,
     })
+    .chain([(rows, gh), (head_rows, config.output_size)].map(
+        |(rows, columns)| match column_slices(software, rows, columns) {
+            1 => 0,
+            slices => slices * columns,
+        },
+    ))
     .max()
     .unwrap_or(0)
 }

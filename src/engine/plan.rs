@@ -314,17 +314,15 @@ impl PlanContext<'_> {
             accumulate: false,
         };
         self.weight_gradient(u, &d_head_weight, &b.dy, head_in, &mut rec)?;
-        ops::column_sum(
-            gpu,
+        self.bias_gradient(
             u,
             head_rows,
             o,
             lay.offset(HEAD_BIAS),
             None,
             &b.dy,
-            &b.grads,
-        )?
-        .record(&mut rec);
+            &mut rec,
+        )?;
         // Gradient reaching the head input: dy · W_head, onto the last layer's output.
         let d_head_in = GemmSpec {
             m: head_rows,
@@ -409,21 +407,11 @@ impl PlanContext<'_> {
                 self.weight_gradient(u, &d_whh, dhh, &ub.hs, &mut rec)?;
                 if cell == Cell::Gru {
                     for (offset, source) in [(off.bias_ih, &ub.da), (off.bias_hh, &ub.dhh)] {
-                        ops::column_sum(gpu, u, rows, gh, offset, None, source, &b.grads)?
-                            .record(&mut rec);
+                        self.bias_gradient(u, rows, gh, offset, None, source, &mut rec)?;
                     }
                 } else {
-                    ops::column_sum(
-                        gpu,
-                        u,
-                        rows,
-                        gh,
-                        off.bias_ih,
-                        Some(off.bias_hh),
-                        &ub.da,
-                        &b.grads,
-                    )?
-                    .record(&mut rec);
+                    let (ih, hh) = (off.bias_ih, Some(off.bias_hh));
+                    self.bias_gradient(u, rows, gh, ih, hh, &ub.da, &mut rec)?;
                 }
             }
             // The gradient at the layer's input: Σ over its units of da · W_ih (a reverse
@@ -667,6 +655,39 @@ impl PlanContext<'_> {
             bufs.weights(),
             c,
             &bufs.split_scratch,
+        )? {
+            launch.record(rec);
+        }
+        Ok(())
+    }
+
+    /// Records a bias gradient `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]` over
+    /// `rows` rows, in row slices where the adapter needs the parallelism
+    /// ([`ops::column_slices`]).
+    #[allow(clippy::too_many_arguments)]
+    fn bias_gradient(
+        &self,
+        u: &mut Uniforms,
+        rows: usize,
+        columns: usize,
+        dst: usize,
+        dst2: Option<usize>,
+        src: &Buffer,
+        rec: &mut Recording,
+    ) -> Result<()> {
+        let bufs = self.bufs;
+        let slices = ops::column_slices(self.gpu.adapter().is_software, rows, columns);
+        for launch in ops::column_sum_split(
+            self.gpu,
+            u,
+            rows,
+            columns,
+            dst,
+            dst2,
+            src,
+            &bufs.grads,
+            &bufs.split_scratch,
+            slices,
         )? {
             launch.record(rec);
         }

@@ -38,6 +38,7 @@ pub enum Kernel {
     LossRows,
     LossSum,
     ColumnSum,
+    ColumnPartials,
     SquarePartials,
     NormFinalize,
     Sgd,
@@ -97,9 +98,11 @@ impl Kernel {
             Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
             Kernel::ReverseRows | Kernel::UnitOutput | Kernel::UnitOutputGrad => "layer_io.wgsl",
             Kernel::LossRows => "loss.wgsl",
-            Kernel::LossSum | Kernel::ColumnSum | Kernel::SquarePartials | Kernel::NormFinalize => {
-                "reduce.wgsl"
-            }
+            Kernel::LossSum
+            | Kernel::ColumnSum
+            | Kernel::ColumnPartials
+            | Kernel::SquarePartials
+            | Kernel::NormFinalize => "reduce.wgsl",
             Kernel::Sgd | Kernel::Adam => "optim.wgsl",
             Kernel::FmaPeak => "ceiling.wgsl",
             Kernel::Cast => "convert.wgsl",
@@ -141,6 +144,7 @@ impl Kernel {
             Kernel::LossRows => "loss_rows",
             Kernel::LossSum => "loss_sum",
             Kernel::ColumnSum => "column_sum",
+            Kernel::ColumnPartials => "column_partials",
             Kernel::SquarePartials => "square_partials",
             Kernel::NormFinalize => "norm_finalize",
             Kernel::Sgd => "sgd",

@@ -532,7 +532,9 @@ pub struct ReduceParams {
     /// Unused: the loss scale now travels in `chunk_info` (it changes per chunk).
     pub _unused: f32,
     pub slot: u32,
-    pub _pad: [u32; 2],
+    /// column_partials: rows per slice.
+    pub slice_rows: u32,
+    pub _pad: u32,
 }
 
 /// `loss_log[slot] = inv_count · Σ row_loss[0..rows]` (inv_count from `chunk_info`); rewrite the slot per chunk with
@@ -553,7 +555,8 @@ pub fn loss_sum(
         dst2_off: 0,
         _unused: 0.0,
         slot: 0,
-        _pad: [0; 2],
+        slice_rows: 0,
+        _pad: 0,
     };
     let uniform = u.push(gpu, &p);
     let binding = gpu.bind(
@@ -607,7 +610,8 @@ pub fn column_sum(
         },
         _unused: 0.0,
         slot: 0,
-        _pad: [0; 2],
+        slice_rows: 0,
+        _pad: 0,
     };
     let uniform = u.push(gpu, &p);
     let binding = gpu.bind(
@@ -623,6 +627,89 @@ pub fn column_sum(
         groups: [columns.div_ceil(256) as u32, 1, 1],
         uniform,
     })
+}
+
+/// Largest scratch, in values, that [`column_slices`] asks for: S·N ≤ this.
+pub const COLUMN_PARTIALS_MAX: usize = 1 << 18;
+
+/// In how many row slices a column sum over `rows` rows of `columns` columns runs (1: one
+/// pass, one invocation per column). On a GPU a long R splits into slices of at least 256
+/// rows, enough to give about 65,536 invocations; software adapters run one pass.
+/// WGRNN_COLUMN_SLICES=S forces S (for tests and measurements).
+pub fn column_slices(software: bool, rows: usize, columns: usize) -> usize {
+    if columns == 0 {
+        return 1;
+    }
+    if let Some(s) = std::env::var("WGRNN_COLUMN_SLICES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return s.min(rows).min(COLUMN_PARTIALS_MAX / columns).max(1);
+    }
+    if software || rows < 1024 {
+        return 1;
+    }
+    (65_536usize.div_ceil(columns))
+        .min(rows / 256)
+        .min(COLUMN_PARTIALS_MAX / columns)
+        .max(1)
+}
+
+/// [`column_sum`] in `slices` row slices: partial sums of each slice into `scratch`
+/// (`[S, columns]`), then their sum in slice order into `grads` (a fixed order: the same
+/// inputs give the same bits). One launch (plain [`column_sum`]) when `slices` is 1.
+#[allow(clippy::too_many_arguments)]
+pub fn column_sum_split(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    rows: usize,
+    columns: usize,
+    dst: usize,
+    dst2: Option<usize>,
+    src: &Buffer,
+    grads: &Buffer,
+    scratch: &Buffer,
+    slices: usize,
+) -> Result<Vec<Launch>> {
+    if slices <= 1 || rows == 0 || columns == 0 {
+        return Ok(vec![column_sum(
+            gpu, u, rows, columns, dst, dst2, src, grads,
+        )?]);
+    }
+    let slice_rows = rows.div_ceil(slices);
+    let slices = rows.div_ceil(slice_rows);
+    need(src, rows * columns, "column_sum src")?;
+    need(scratch, slices * columns, "column_sum scratch")?;
+    let p = ReduceParams {
+        count: u32_of(rows, "rows")?,
+        columns: u32_of(columns, "columns")?,
+        dst_off: 0,
+        dst2_off: u32::MAX,
+        _unused: 0.0,
+        slot: 0,
+        slice_rows: u32_of(slice_rows, "rows")?,
+        _pad: 0,
+    };
+    let uniform = u.push(gpu, &p);
+    let binding = gpu.bind(
+        Kernel::ColumnPartials,
+        &[
+            uniform.resource(),
+            Resource::Storage(src),
+            Resource::Storage(scratch),
+        ],
+    );
+    let partials = Launch {
+        binding,
+        groups: [
+            columns.div_ceil(256) as u32,
+            u32_of(slices, "column slices")?,
+            1,
+        ],
+        uniform,
+    };
+    let total = column_sum(gpu, u, slices, columns, dst, dst2, scratch, grads)?;
+    Ok(vec![partials, total])
 }
 
 /// The global L2 norm of `grads[0..count]` into `norm[0]` (and `norm_log[slot]`), in two
@@ -648,7 +735,8 @@ pub fn grad_norm(
         dst2_off: 0,
         _unused: 0.0,
         slot: 0,
-        _pad: [0; 2],
+        slice_rows: 0,
+        _pad: 0,
     };
     let uniform = u.push(gpu, &p);
     let first = Launch {
