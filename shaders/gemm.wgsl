@@ -148,7 +148,9 @@ fn gemm_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 // two 16-byte reads of workgroup memory for 16 multiply-adds, into four named vec4
 // accumulators (an indexed accumulator array ran from memory on the H200: 10x slower).
 // The tile for mid-sized products, where the 128x128 tiles below leave the GPU idle (the
-// recurrence's per-step products at a small batch). Sums still run over k in ascending
+// recurrence's per-step products at a small batch). Software-pipelined: each invocation
+// loads its share of the next slab into registers before multiplying out the current one,
+// so the loads' latency overlaps the multiply-adds. Sums still run over k in ascending
 // order. Dispatch: (ceil(N / 64), ceil(M / 64), S).
 // Software adapters run the register-blocked kernel above (barriers and workgroup memory
 // cost more than they save there); GPUs choose among the kernels by measurement.
@@ -173,30 +175,36 @@ fn gemm_tiled(
     let a_along_k = p.a_cs == 1u;
     let b_along_k = p.b_cs != 1u;
     var c0 = vec4<f32>(); var c1 = vec4<f32>(); var c2 = vec4<f32>(); var c3 = vec4<f32>();
+    // Software pipelining: the next slab's values are loaded into registers (four of A, four
+    // of B per invocation) while the current slab is multiplied out of workgroup memory.
+    var pa0 = a_slab_value(lane, 64u, m_base, k_begin, k_end, a_along_k);
+    var pa1 = a_slab_value(lane + 256u, 64u, m_base, k_begin, k_end, a_along_k);
+    var pa2 = a_slab_value(lane + 512u, 64u, m_base, k_begin, k_end, a_along_k);
+    var pa3 = a_slab_value(lane + 768u, 64u, m_base, k_begin, k_end, a_along_k);
+    var pb0 = b_slab_value(lane, 64u, n_base, k_begin, k_end, b_along_k);
+    var pb1 = b_slab_value(lane + 256u, 64u, n_base, k_begin, k_end, b_along_k);
+    var pb2 = b_slab_value(lane + 512u, 64u, n_base, k_begin, k_end, b_along_k);
+    var pb3 = b_slab_value(lane + 768u, 64u, n_base, k_begin, k_end, b_along_k);
     for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
-        // Stage the slabs: 1024 values each, 4 per invocation; zero outside the matrix.
-        for (var r = 0u; r < 4u; r++) {
-            let idx = lane + r * 256u;
-            let mm = select(idx % 64u, idx / TILE_K, a_along_k);
-            let ka = select(idx / 64u, idx % TILE_K, a_along_k);
-            let gm = m_base + mm;
-            let gk = k0 + ka;
-            var av = 0.0;
-            if (gm < p.m && gk < k_end) {
-                av = f32(a[p.a_off + gm * p.a_rs + gk * p.a_cs]);
-            }
-            a_tile[ka * TILE_ROW + mm / 4u][mm % 4u] = av;
-            let nn = select(idx % 64u, idx / TILE_K, b_along_k);
-            let kb = select(idx / 64u, idx % TILE_K, b_along_k);
-            let gn = n_base + nn;
-            let gkb = k0 + kb;
-            var bv = 0.0;
-            if (gn < p.n && gkb < k_end) {
-                bv = f32(b[p.b_off + gkb * p.b_rs + gn * p.b_cs]);
-            }
-            b_tile[kb * TILE_ROW + nn / 4u][nn % 4u] = bv;
-        }
+        put_a_tile(lane, pa0, a_along_k);
+        put_a_tile(lane + 256u, pa1, a_along_k);
+        put_a_tile(lane + 512u, pa2, a_along_k);
+        put_a_tile(lane + 768u, pa3, a_along_k);
+        put_b_tile(lane, pb0, b_along_k);
+        put_b_tile(lane + 256u, pb1, b_along_k);
+        put_b_tile(lane + 512u, pb2, b_along_k);
+        put_b_tile(lane + 768u, pb3, b_along_k);
         workgroupBarrier();
+        // The next slab (zeros past k_end, never stored).
+        let k1 = k0 + TILE_K;
+        pa0 = a_slab_value(lane, 64u, m_base, k1, k_end, a_along_k);
+        pa1 = a_slab_value(lane + 256u, 64u, m_base, k1, k_end, a_along_k);
+        pa2 = a_slab_value(lane + 512u, 64u, m_base, k1, k_end, a_along_k);
+        pa3 = a_slab_value(lane + 768u, 64u, m_base, k1, k_end, a_along_k);
+        pb0 = b_slab_value(lane, 64u, n_base, k1, k_end, b_along_k);
+        pb1 = b_slab_value(lane + 256u, 64u, n_base, k1, k_end, b_along_k);
+        pb2 = b_slab_value(lane + 512u, 64u, n_base, k1, k_end, b_along_k);
+        pb3 = b_slab_value(lane + 768u, 64u, n_base, k1, k_end, b_along_k);
         for (var kk = 0u; kk < TILE_K; kk++) {
             let av = a_tile[kk * TILE_ROW + lid.y];
             let bv = b_tile[kk * TILE_ROW + lid.x];
@@ -225,6 +233,56 @@ fn store_run(m: u32, n0: u32, z: u32, v: vec4<f32>) {
             store_c(m, n0 + j, z, v[j]);
         }
     }
+}
+
+// Staging slot `idx` of a slab `width` rows (A) or columns (B) wide and TILE_K deep: its
+// (row or column, k) inside the slab. Consecutive slots walk the operand's unit-stride
+// direction: along k when `along_k`, else along the rows or columns.
+fn slab_slot(idx: u32, width: u32, along_k: bool) -> vec2<u32> {
+    return select(vec2<u32>(idx % width, idx / width), vec2<u32>(idx / TILE_K, idx % TILE_K), along_k);
+}
+
+// A(m_base + mm, k0 + ka) for staging slot `idx` of an A slab, 0 outside the matrix or the
+// K range.
+fn a_slab_value(idx: u32, width: u32, m_base: u32, k0: u32, k_end: u32, along_k: bool) -> f32 {
+    let at = slab_slot(idx, width, along_k);
+    let gm = m_base + at.x;
+    let gk = k0 + at.y;
+    if (gm < p.m && gk < k_end) {
+        return f32(a[p.a_off + gm * p.a_rs + gk * p.a_cs]);
+    }
+    return 0.0;
+}
+
+// B(k0 + kb, n_base + nn) for staging slot `idx` of a B slab, 0 outside.
+fn b_slab_value(idx: u32, width: u32, n_base: u32, k0: u32, k_end: u32, along_k: bool) -> f32 {
+    let at = slab_slot(idx, width, along_k);
+    let gn = n_base + at.x;
+    let gk = k0 + at.y;
+    if (gn < p.n && gk < k_end) {
+        return f32(b[p.b_off + gk * p.b_rs + gn * p.b_cs]);
+    }
+    return 0.0;
+}
+
+fn put_a_tile(idx: u32, v: f32, along_k: bool) {
+    let at = slab_slot(idx, 64u, along_k);
+    a_tile[at.y * TILE_ROW + at.x / 4u][at.x % 4u] = v;
+}
+
+fn put_b_tile(idx: u32, v: f32, along_k: bool) {
+    let at = slab_slot(idx, 64u, along_k);
+    b_tile[at.y * TILE_ROW + at.x / 4u][at.x % 4u] = v;
+}
+
+fn put_a_wide(idx: u32, v: f32, along_k: bool) {
+    let at = slab_slot(idx, 128u, along_k);
+    a_wide[at.y * WIDE_ROW + at.x / 4u][at.x % 4u] = v;
+}
+
+fn put_b_wide(idx: u32, v: f32, along_k: bool) {
+    let at = slab_slot(idx, 128u, along_k);
+    b_wide[at.y * WIDE_ROW + at.x / 4u][at.x % 4u] = v;
 }
 
 // ---- Wide-tile variant for large products on GPUs (same parameters, bindings and results,
@@ -261,30 +319,58 @@ fn gemm_wide(
     var c20 = vec4<f32>(); var c21 = vec4<f32>(); var c30 = vec4<f32>(); var c31 = vec4<f32>();
     var c40 = vec4<f32>(); var c41 = vec4<f32>(); var c50 = vec4<f32>(); var c51 = vec4<f32>();
     var c60 = vec4<f32>(); var c61 = vec4<f32>(); var c70 = vec4<f32>(); var c71 = vec4<f32>();
+    // Software pipelining as in gemm_tiled: eight values of A and eight of B per invocation.
+    var pa0 = a_slab_value(lane, 128u, m_base, k_begin, k_end, a_along_k);
+    var pa1 = a_slab_value(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
+    var pa2 = a_slab_value(lane + 512u, 128u, m_base, k_begin, k_end, a_along_k);
+    var pa3 = a_slab_value(lane + 768u, 128u, m_base, k_begin, k_end, a_along_k);
+    var pa4 = a_slab_value(lane + 1024u, 128u, m_base, k_begin, k_end, a_along_k);
+    var pa5 = a_slab_value(lane + 1280u, 128u, m_base, k_begin, k_end, a_along_k);
+    var pa6 = a_slab_value(lane + 1536u, 128u, m_base, k_begin, k_end, a_along_k);
+    var pa7 = a_slab_value(lane + 1792u, 128u, m_base, k_begin, k_end, a_along_k);
+    var pb0 = b_slab_value(lane, 128u, n_base, k_begin, k_end, b_along_k);
+    var pb1 = b_slab_value(lane + 256u, 128u, n_base, k_begin, k_end, b_along_k);
+    var pb2 = b_slab_value(lane + 512u, 128u, n_base, k_begin, k_end, b_along_k);
+    var pb3 = b_slab_value(lane + 768u, 128u, n_base, k_begin, k_end, b_along_k);
+    var pb4 = b_slab_value(lane + 1024u, 128u, n_base, k_begin, k_end, b_along_k);
+    var pb5 = b_slab_value(lane + 1280u, 128u, n_base, k_begin, k_end, b_along_k);
+    var pb6 = b_slab_value(lane + 1536u, 128u, n_base, k_begin, k_end, b_along_k);
+    var pb7 = b_slab_value(lane + 1792u, 128u, n_base, k_begin, k_end, b_along_k);
     for (var k0 = k_begin; k0 < k_end; k0 += WIDE_K) {
-        // Stage the slabs: 2048 values each, 8 per invocation; zero outside the matrix.
-        for (var r = 0u; r < 8u; r++) {
-            let idx = lane + r * 256u;
-            let mm = select(idx % 128u, idx / WIDE_K, a_along_k);
-            let ka = select(idx / 128u, idx % WIDE_K, a_along_k);
-            let gm = m_base + mm;
-            let gk = k0 + ka;
-            var av = 0.0;
-            if (gm < p.m && gk < k_end) {
-                av = f32(a[p.a_off + gm * p.a_rs + gk * p.a_cs]);
-            }
-            a_wide[ka * WIDE_ROW + mm / 4u][mm % 4u] = av;
-            let nn = select(idx % 128u, idx / WIDE_K, b_along_k);
-            let kb = select(idx / 128u, idx % WIDE_K, b_along_k);
-            let gn = n_base + nn;
-            let gkb = k0 + kb;
-            var bv = 0.0;
-            if (gn < p.n && gkb < k_end) {
-                bv = f32(b[p.b_off + gkb * p.b_rs + gn * p.b_cs]);
-            }
-            b_wide[kb * WIDE_ROW + nn / 4u][nn % 4u] = bv;
-        }
+        put_a_wide(lane, pa0, a_along_k);
+        put_a_wide(lane + 256u, pa1, a_along_k);
+        put_a_wide(lane + 512u, pa2, a_along_k);
+        put_a_wide(lane + 768u, pa3, a_along_k);
+        put_a_wide(lane + 1024u, pa4, a_along_k);
+        put_a_wide(lane + 1280u, pa5, a_along_k);
+        put_a_wide(lane + 1536u, pa6, a_along_k);
+        put_a_wide(lane + 1792u, pa7, a_along_k);
+        put_b_wide(lane, pb0, b_along_k);
+        put_b_wide(lane + 256u, pb1, b_along_k);
+        put_b_wide(lane + 512u, pb2, b_along_k);
+        put_b_wide(lane + 768u, pb3, b_along_k);
+        put_b_wide(lane + 1024u, pb4, b_along_k);
+        put_b_wide(lane + 1280u, pb5, b_along_k);
+        put_b_wide(lane + 1536u, pb6, b_along_k);
+        put_b_wide(lane + 1792u, pb7, b_along_k);
         workgroupBarrier();
+        let k1 = k0 + WIDE_K;
+        pa0 = a_slab_value(lane, 128u, m_base, k1, k_end, a_along_k);
+        pa1 = a_slab_value(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
+        pa2 = a_slab_value(lane + 512u, 128u, m_base, k1, k_end, a_along_k);
+        pa3 = a_slab_value(lane + 768u, 128u, m_base, k1, k_end, a_along_k);
+        pa4 = a_slab_value(lane + 1024u, 128u, m_base, k1, k_end, a_along_k);
+        pa5 = a_slab_value(lane + 1280u, 128u, m_base, k1, k_end, a_along_k);
+        pa6 = a_slab_value(lane + 1536u, 128u, m_base, k1, k_end, a_along_k);
+        pa7 = a_slab_value(lane + 1792u, 128u, m_base, k1, k_end, a_along_k);
+        pb0 = b_slab_value(lane, 128u, n_base, k1, k_end, b_along_k);
+        pb1 = b_slab_value(lane + 256u, 128u, n_base, k1, k_end, b_along_k);
+        pb2 = b_slab_value(lane + 512u, 128u, n_base, k1, k_end, b_along_k);
+        pb3 = b_slab_value(lane + 768u, 128u, n_base, k1, k_end, b_along_k);
+        pb4 = b_slab_value(lane + 1024u, 128u, n_base, k1, k_end, b_along_k);
+        pb5 = b_slab_value(lane + 1280u, 128u, n_base, k1, k_end, b_along_k);
+        pb6 = b_slab_value(lane + 1536u, 128u, n_base, k1, k_end, b_along_k);
+        pb7 = b_slab_value(lane + 1792u, 128u, n_base, k1, k_end, b_along_k);
         for (var kk = 0u; kk < WIDE_K; kk++) {
             let a0 = a_wide[kk * WIDE_ROW + lid.y];
             let a1 = a_wide[kk * WIDE_ROW + 16u + lid.y];

@@ -5,10 +5,13 @@
 //!
 //! File: `WGRNN_TUNING_CACHE` (a path, or `off`), else `$XDG_CACHE_HOME/wgrnn/tuning.json`,
 //! else `$HOME/.cache/wgrnn/tuning.json`. A JSON object from key to choice; keys name the
-//! wgrnn version, the adapter (name, driver) and the tuned shape. Unreadable or damaged files
-//! are ignored (the tuners measure again) and replaced atomically. The file stays small:
-//! each write drops the decisions of other wgrnn versions (which would never be read again)
-//! and, past [`MAX_ENTRIES`], the oldest-sorting ones (a dropped decision is measured again).
+//! wgrnn version and a hash of its kernels' WGSL (a build with other kernels must measure
+//! again: two builds of one version once shared decisions, and the older build ran the
+//! newer one's choice of a kernel that was slow in its own source), the adapter (name,
+//! driver) and the tuned shape. Unreadable or damaged files are ignored (the tuners measure
+//! again) and replaced atomically. The file stays small: each write drops the decisions of
+//! other builds (which this build would never read) and, past [`MAX_ENTRIES`], the
+//! oldest-sorting ones (a dropped decision is measured again).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,11 +42,26 @@ fn with_cache<T>(f: impl FnOnce(&mut BTreeMap<String, String>) -> T) -> T {
     f(map)
 }
 
-/// The key of a decision: version, adapter, and what was tuned.
+/// This build's tag in every key: the version and a 64-bit FNV-1a hash of every kernel
+/// source, e.g. `0.1.0+3f2a...`.
+fn build_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for (name, source) in crate::gpu::SHADER_FILES {
+            for byte in name.bytes().chain(source.bytes()) {
+                hash = (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("{}+{hash:016x}", env!("CARGO_PKG_VERSION"))
+    })
+}
+
+/// The key of a decision: version and kernels, adapter, and what was tuned.
 pub fn key(adapter: &crate::gpu::AdapterSummary, what: &str) -> String {
     format!(
         "wgrnn {} | {} | {} | {what}",
-        env!("CARGO_PKG_VERSION"),
+        build_tag(),
         adapter.name,
         adapter.driver
     )
@@ -58,10 +76,10 @@ pub fn get(key: &str) -> Option<String> {
 /// The most decisions the file keeps.
 pub const MAX_ENTRIES: usize = 2048;
 
-/// Drops the decisions of other wgrnn versions, then the first-sorting ones past
+/// Drops the decisions of other wgrnn builds, then the first-sorting ones past
 /// `max` (never `keep`, the one just made).
 fn prune(map: &mut BTreeMap<String, String>, keep: &str, max: usize) {
-    let current = format!("wgrnn {} |", env!("CARGO_PKG_VERSION"));
+    let current = format!("wgrnn {} |", build_tag());
     map.retain(|k, _| k.starts_with(&current));
     while map.len() > max.max(1) {
         let first = map
@@ -95,15 +113,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prune_drops_other_versions_then_the_first_keys_past_the_cap() {
-        let now = |k: &str| format!("wgrnn {} | a | d | {k}", env!("CARGO_PKG_VERSION"));
+    fn prune_drops_other_builds_then_the_first_keys_past_the_cap() {
+        let now = |k: &str| format!("wgrnn {} | a | d | {k}", build_tag());
         let mut map: BTreeMap<String, String> = ["x", "y", "z", "w"]
             .iter()
             .map(|k| (now(k), "Blocked".to_string()))
             .collect();
         map.insert("wgrnn 0.0.0-old | a | d | x".into(), "Tiled".into());
+        // The same version built from other kernel sources.
+        let other_kernels = format!(
+            "wgrnn {}+0000000000000000 | a | d | x",
+            env!("CARGO_PKG_VERSION")
+        );
+        map.insert(other_kernels, "Wide".into());
         prune(&mut map, &now("w"), 10);
-        assert_eq!(map.len(), 4, "the old version's entry is dropped: {map:?}");
+        assert_eq!(
+            map.len(),
+            4,
+            "the other builds' entries are dropped: {map:?}"
+        );
         prune(&mut map, &now("w"), 2);
         let keys: Vec<&String> = map.keys().collect();
         assert_eq!(keys, vec![&now("w"), &now("z")], "{map:?}");
