@@ -56,11 +56,20 @@ fn store_c(m: u32, n: u32, z: u32, sum: f32) {
     c[at] = c_t(v);
 }
 
+// The k values [begin, end) that split-K slice z sums (all of K without a split).
+fn slice_k_range(z: u32) -> vec2<u32> {
+    if (p.k_slice == 0u) {
+        return vec2<u32>(0u, p.k);
+    }
+    let begin = z * p.k_slice;
+    return vec2<u32>(begin, min(begin + p.k_slice, p.k));
+}
+
 @compute @workgroup_size(8, 8)
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let split = p.k_slice > 0u;
-    let k_begin = select(0u, gid.z * p.k_slice, split);
-    let k_end = select(p.k, min(k_begin + p.k_slice, p.k), split);
+    let k_range = slice_k_range(gid.z);
+    let k_begin = k_range.x;
+    let k_end = k_range.y;
     let m0 = gid.y * 4u;
     let n0 = gid.x * 8u;
     if (m0 >= p.m || n0 >= p.n) {
@@ -166,9 +175,9 @@ fn gemm_tiled(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let split = p.k_slice > 0u;
-    let k_begin = select(0u, wid.z * p.k_slice, split);
-    let k_end = select(p.k, min(k_begin + p.k_slice, p.k), split);
+    let k_range = slice_k_range(wid.z);
+    let k_begin = k_range.x;
+    let k_end = k_range.y;
     let m_base = wid.y * 64u;
     let n_base = wid.x * 64u;
     // Loads walk each operand's unit-stride direction (coalesced), whichever it is.
@@ -307,9 +316,9 @@ fn gemm_wide(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let split = p.k_slice > 0u;
-    let k_begin = select(0u, wid.z * p.k_slice, split);
-    let k_end = select(p.k, min(k_begin + p.k_slice, p.k), split);
+    let k_range = slice_k_range(wid.z);
+    let k_begin = k_range.x;
+    let k_end = k_range.y;
     let m_base = wid.y * 128u;
     let n_base = wid.x * 128u;
     // Loads walk each operand's unit-stride direction (coalesced), whichever it is.

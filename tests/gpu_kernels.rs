@@ -707,18 +707,23 @@ fn column_sum_and_gradient_norm_match_f64() {
             &[want_norm],
             1e-5,
         );
-        assert_close(
-            &format!("case {case} column sums {rows}x{cols}"),
-            &gpu.read_f32(&gb, dst, cols).unwrap(),
-            &sums,
-            1e-4,
-        );
-        assert_close(
-            &format!("case {case} column sums, 2nd destination"),
-            &gpu.read_f32(&gb, dst + cols + 7, cols).unwrap(),
-            &sums,
-            1e-4,
-        );
+        // Both destinations hold the sums; the values between them are untouched.
+        let check_sums = |grads_buffer: &wgrnn::gpu::Buffer, how: &str| {
+            for (what, at) in [("", dst), (", 2nd destination", dst + cols + 7)] {
+                assert_close(
+                    &format!("case {case} column sums {rows}x{cols}{how}{what}"),
+                    &gpu.read_f32(grads_buffer, at, cols).unwrap(),
+                    &sums,
+                    1e-4,
+                );
+            }
+            assert_eq!(
+                gpu.read_f32(grads_buffer, dst + cols, 7).unwrap(),
+                grads[dst + cols..dst + cols + 7],
+                "case {case}{how}: values between the two destinations were overwritten"
+            );
+        };
+        check_sums(&gb, "");
         // The same sums in row slices (the GPU path for long R): partial sums per slice,
         // then their sum in order; slice counts that need not divide the rows.
         let slices = 2 + case % 7;
@@ -738,19 +743,7 @@ fn column_sum_and_gradient_norm_match_f64() {
         )
         .unwrap();
         run(&gpu, &launches);
-        for (what, at) in [("", dst), (", 2nd destination", dst + cols + 7)] {
-            assert_close(
-                &format!("case {case} column sums in {slices} row slices{what}"),
-                &gpu.read_f32(&gb2, at, cols).unwrap(),
-                &sums,
-                1e-4,
-            );
-        }
-        assert_eq!(
-            gpu.read_f32(&gb2, dst + cols, 7).unwrap(),
-            grads[dst + cols..dst + cols + 7],
-            "case {case}: values between the two destinations were overwritten"
-        );
+        check_sums(&gb2, &format!(" in {slices} row slices"));
     }
 }
 
