@@ -1,6 +1,6 @@
 //! Kernel-level benchmarks: the GEMM at the RNN shapes, one recurrence step forward and
-//! backward (fused per-step kernels, and GEMM per step with and without its finishing
-//! kernel), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
+//! backward (fused per-step kernels, and a GEMM per step finishing the step in its store or
+//! in a kernel of its own), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
 //! Each case: warm-up, then the median of timed repetitions (submit + wait).
 //!
 //!     cargo bench --bench kernels            # all cases
@@ -168,42 +168,48 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             .unwrap()
             .record(&mut bwd);
     }
-    // The GEMM-per-step forward with the formulation the tuner would try last on this
-    // adapter: whole (product + finishing kernel per step) and its products alone, so the
-    // finishing kernels' share (their work and one more dispatch per step) is visible.
+    // The GEMM-per-step sweeps with the formulation the tuner would try last on this adapter,
+    // as the engine runs them (on lavapipe: the product finishing each step in its store) and
+    // with a separate finishing kernel per step (WGRNN_FUSED_STEP=0).
     let gemm_kernel = *GemmKernel::candidates(gpu)
         .iter()
         .rfind(|k| **k != GemmKernel::SubgroupPairs)
         .expect("the blocked kernel is always a candidate");
     let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
-    let launches = ops::rnn_forward(
-        gpu,
-        &mut u,
-        &shape,
-        ops::RecurrenceKernel::Gemm(gemm_kernel),
-        &params,
-        &pre,
-        &hs,
-        &step_sum,
-    )
-    .unwrap();
-    let (mut whole, mut products) = (Recording::new(), Recording::new());
-    for (i, launch) in launches.iter().enumerate() {
-        launch.record(&mut whole);
-        if i % 2 == 0 {
-            launch.record(&mut products); // launches alternate: product, finishing kernel
+    let kernel = ops::RecurrenceKernel::Gemm(gemm_kernel);
+    for fused in [true, false] {
+        std::env::set_var("WGRNN_FUSED_STEP", if fused { "1" } else { "0" });
+        let mut forward = Recording::new();
+        let mut backward = Recording::new();
+        for l in
+            ops::rnn_forward(gpu, &mut u, &shape, kernel, &params, &pre, &hs, &step_sum).unwrap()
+        {
+            l.record(&mut forward);
+        }
+        for l in ops::rnn_backward(
+            gpu, &mut u, &shape, kernel, &params, &hs, &dh, &da, &step_sum,
+        )
+        .unwrap()
+        {
+            l.record(&mut backward);
+        }
+        for (name, rec) in [("forward", &forward), ("backward", &backward)] {
+            let t = median_time(|| {
+                gpu.submit(rec).unwrap();
+                gpu.wait_idle().unwrap();
+            });
+            println!(
+                "rnn {name} as {gemm_kernel:?} GEMM per step{}, B {batch} H {hidden} T {steps}: {:>9.1} us/step",
+                if fused && ops::step_fusable(gemm_kernel, gpu) {
+                    ", finished in its store"
+                } else {
+                    ", then the finishing kernel"
+                },
+                t.as_secs_f64() * 1e6 / steps as f64
+            );
         }
     }
-    for (name, rec) in [("whole", &whole), ("products only", &products)] {
-        let t = median_time(|| {
-            gpu.submit(rec).unwrap();
-            gpu.wait_idle().unwrap();
-        });
-        println!(
-            "rnn forward as {gemm_kernel:?} GEMM per step, {name}, B {batch} H {hidden} T {steps}: {:>9.1} us/step",
-            t.as_secs_f64() * 1e6 / steps as f64
-        );
-    }
+    std::env::remove_var("WGRNN_FUSED_STEP");
     for (name, rec) in [("forward", &fwd), ("backward", &bwd)] {
         let t = median_time(|| {
             gpu.submit(rec).unwrap();

@@ -16,6 +16,16 @@
 // A module of its own because its subgroup operations need the SUBGROUP feature, which the
 // kernels of gemm.wgsl must not depend on; the parameter struct and the store epilogue
 // repeat gemm.wgsl's.
+//
+// Fused Elman steps (the variant with A_FROM_C, flags STEP_FORWARD or STEP_BACKWARD): the
+// product reads its A rows through the C binding (the recurrence reads h[t] or da[t + 1]
+// from the buffer it writes h[t + 1] or da[t] into, at disjoint offsets; one dispatch cannot
+// bind a buffer both read-only and read-write) and the store finishes the step in place of
+// `rnn_step_combine_*` (shaders/rnn_cell.wgsl), with the same operations in the same order:
+//   STEP_FORWARD:  C[m, n] = act(bias[bias_off + m·N + n] + sum)            (bias: pre)
+//   STEP_BACKWARD: C[m, n] = (bias[bias_off + m·N + n] + sum)                (bias: dh_out)
+//                            · act'(aux[bias2_off + m·N + n])                (aux: hs)
+// act is tanh, or ReLU with the RELU flag; act' is taken from the output as there.
 
 struct GemmParams {
     m: u32, n: u32, k: u32,
@@ -31,6 +41,9 @@ struct GemmParams {
 const ADD_BIAS: u32 = 1u;
 const ADD_BIAS2: u32 = 2u;
 const ACCUMULATE: u32 = 4u;
+const STEP_FORWARD: u32 = 8u;
+const STEP_BACKWARD: u32 = 16u;
+const RELU: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<a_t>;
@@ -40,18 +53,31 @@ const ACCUMULATE: u32 = 4u;
 // The same A and B buffers as raw 4-byte words (bound by the host for both variants).
 @group(0) @binding(5) var<storage, read> a_words: array<u32>;
 @group(0) @binding(6) var<storage, read> b_words: array<u32>;
+// STEP_BACKWARD's h[t + 1] (any read-only buffer where unused).
+@group(0) @binding(7) var<storage, read> aux: array<aux_t>;
 
 // Set by the host (a pipeline constant) for f16 A and B read along k with unit stride, at
 // even offsets and strides, and k slices starting at even k: then each pair of operands
 // (k, k + 1) is one 4-byte word, one load instead of two (lavapipe's cost is the loads).
 override PACKED_PAIRS: bool = false;
 
+// Set by the host for the fused Elman steps: A is read through the C binding (never with
+// PACKED_PAIRS).
+override A_FROM_C: bool = false;
+
+fn a_at(i: u32) -> f32 {
+    if (A_FROM_C) {
+        return f32(c[i]);
+    }
+    return f32(a[i]);
+}
+
 // (A(row at base, k), A(row at base, k + 1)); base = a_off + row·a_rs.
 fn a_pair(base: u32, k: u32) -> vec2<f32> {
-    if (PACKED_PAIRS) {
+    if (PACKED_PAIRS && !A_FROM_C) {
         return unpack2x16float(a_words[(base + k) >> 1u]);
     }
-    return vec2<f32>(f32(a[base + k * p.a_cs]), f32(a[base + (k + 1u) * p.a_cs]));
+    return vec2<f32>(a_at(base + k * p.a_cs), a_at(base + (k + 1u) * p.a_cs));
 }
 
 // (B(k, column at base), B(k + 1, column at base)); base = b_off + column·b_cs.
@@ -64,10 +90,10 @@ fn b_pair(base: u32, k: u32) -> vec2<f32> {
 
 // A(row at base, k) alone (an odd k left at the end of a slice).
 fn a_one(base: u32, k: u32) -> f32 {
-    if (PACKED_PAIRS) {
+    if (PACKED_PAIRS && !A_FROM_C) {
         return unpack2x16float(a_words[(base + k) >> 1u])[(base + k) & 1u];
     }
-    return f32(a[base + k * p.a_cs]);
+    return a_at(base + k * p.a_cs);
 }
 
 fn b_one(base: u32, k: u32) -> f32 {
@@ -83,6 +109,20 @@ fn store(m: u32, n: u32, z: u32, value: f32) {
     }
     if (p.k_slice > 0u) {
         c[p.c_off + z * p.m * p.n + m * p.n + n] = c_t(value);
+        return;
+    }
+    if ((p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
+        let e = m * p.n + n;
+        let relu = (p.flags & RELU) != 0u;
+        let g = f32(bias[p.bias_off + e]) + value;
+        var out: f32;
+        if ((p.flags & STEP_FORWARD) != 0u) {
+            out = select(tanh(g), max(g, 0.0), relu);
+        } else {
+            let h = f32(aux[p.bias2_off + e]);
+            out = g * select(1.0 - h * h, select(0.0, 1.0, h > 0.0), relu);
+        }
+        c[p.c_off + m * p.c_rs + n] = c_t(out);
         return;
     }
     var v = value;

@@ -9,6 +9,8 @@ pub enum Kernel {
     GemmSubgroup,
     /// The subgroup GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
     GemmSubgroupPairs,
+    /// The subgroup GEMM finishing an Elman step in its store, A read through C (A_FROM_C).
+    GemmSubgroupStep,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -75,7 +77,9 @@ impl Kernel {
             Kernel::Gemm | Kernel::GemmTiled | Kernel::GemmWide | Kernel::GemmSplitReduce => {
                 "gemm.wgsl"
             }
-            Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs => "gemm_subgroup.wgsl",
+            Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
+                "gemm_subgroup.wgsl"
+            }
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -114,7 +118,9 @@ impl Kernel {
             Kernel::Gemm => "gemm",
             Kernel::GemmTiled => "gemm_tiled",
             Kernel::GemmWide => "gemm_wide",
-            Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs => "gemm_subgroup",
+            Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
+                "gemm_subgroup"
+            }
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",
@@ -158,6 +164,7 @@ impl Kernel {
     pub fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
             Kernel::GemmSubgroupPairs => &[("PACKED_PAIRS", 1.0)],
+            Kernel::GemmSubgroupStep => &[("A_FROM_C", 1.0)],
             _ => &[],
         }
     }

@@ -267,8 +267,13 @@ fn gemm_pass(
         Resource::Storage(c),
     ];
     if matches!(kernel, GemmKernel::Subgroup | GemmKernel::SubgroupPairs) {
-        // A and B again, as the raw words the packed-pairs loads read.
-        resources.extend([Resource::Storage(a), Resource::Storage(b)]);
+        // A and B again, as the raw words the packed-pairs loads read; the fused steps'
+        // aux operand, unused here (any read-only buffer).
+        resources.extend([
+            Resource::Storage(a),
+            Resource::Storage(b),
+            Resource::Storage(bias),
+        ]);
     }
     let binding = gpu.bind(kernel.kernel(), &resources);
     let groups = if m == 0 || n == 0 {
@@ -381,4 +386,111 @@ pub fn gemm_split(
         uniform,
     };
     Ok(vec![partial, reduce])
+}
+
+/// How a fused Elman step ([`gemm_step`]) finishes each output of its product `sum`
+/// (`shaders/gemm_subgroup.wgsl`; the same operations as `rnn_step_combine_*`). Offsets are
+/// of the step's `[B, H]` block in each buffer.
+#[derive(Clone, Copy, Debug)]
+pub enum StepEpilogue {
+    /// `h[t + 1] = act(pre[t] + sum)`, pre at `pre_offset` of the inputs buffer.
+    Forward { relu: bool, pre_offset: usize },
+    /// `da[t] = (dh_out[t] + sum) · act'(h[t + 1])`: dh_out at `dh_offset` of the inputs
+    /// buffer, h[t + 1] at `h_offset` of the aux buffer.
+    Backward {
+        relu: bool,
+        dh_offset: usize,
+        h_offset: usize,
+    },
+}
+
+/// Whether [`gemm_step`] can run a recurrence step with `kernel`: the subgroup formulation
+/// (the packed-pairs loads cannot read A through the C binding).
+pub fn step_fusable(kernel: GemmKernel, gpu: &Gpu) -> bool {
+    kernel == GemmKernel::Subgroup
+        && GemmKernel::candidates(gpu).contains(&GemmKernel::Subgroup)
+        && std::env::var("WGRNN_FUSED_STEP").as_deref() != Ok("0")
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// One Elman step as one dispatch: `C = finish(A·B)` where A's rows are read from `state`
+/// (the same buffer C is written to: `spec.a` and `spec.c_offset` must not overlap), B from
+/// `b` (W_hh), and the step's other operands from `inputs` and `aux` ([`StepEpilogue`]).
+/// C's row stride is N. Only for [`step_fusable`] adapters.
+pub fn gemm_step(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    epilogue: StepEpilogue,
+    b: &Buffer,
+    state: &Buffer,
+    inputs: &Buffer,
+    aux: &Buffer,
+) -> Result<Launch> {
+    let GemmSpec { m, n, k, .. } = *spec;
+    let a_last = spec.a.last_index(m.max(1), k.max(1)) + 1;
+    let c_range = spec.c_offset..spec.c_offset + m * n;
+    if m > 0 && n > 0 && k > 0 {
+        need(state, a_last, "step A")?;
+        need(b, spec.b.last_index(k, n) + 1, "step B")?;
+        // A's rows and C's block must not overlap (one dispatch reads one and writes the other).
+        let a_range = spec.a.offset..a_last;
+        if a_range.start < c_range.end && c_range.start < a_range.end {
+            return Err(crate::error::Error::Config(format!(
+                "fused step: A {a_range:?} overlaps C {c_range:?}"
+            )));
+        }
+    }
+    need(state, c_range.end, "step C")?;
+    let (flags, relu, bias_off, aux_off) = match epilogue {
+        StepEpilogue::Forward { relu, pre_offset } => (8, relu, pre_offset, 0),
+        StepEpilogue::Backward {
+            relu,
+            dh_offset,
+            h_offset,
+        } => (16, relu, dh_offset, h_offset),
+    };
+    need(inputs, bias_off + m * n, "step inputs")?;
+    if matches!(epilogue, StepEpilogue::Backward { .. }) {
+        need(aux, aux_off + m * n, "step aux")?;
+    }
+    let flags = flags | if relu { 32 } else { 0 };
+    let params = GemmParams::of(
+        &GemmSpec {
+            bias: Some(bias_off),
+            bias2: Some(aux_off),
+            ..*spec
+        },
+        spec.c_offset,
+        flags,
+        0,
+        1,
+    )?;
+    let uniform = uniforms.push(gpu, &params);
+    // A (binding 1) and its raw words (5) are read through C: B stands in for them.
+    let binding = gpu.bind(
+        Kernel::GemmSubgroupStep,
+        &[
+            uniform.resource(),
+            Resource::Storage(b),
+            Resource::Storage(b),
+            Resource::Storage(inputs),
+            Resource::Storage(state),
+            Resource::Storage(b),
+            Resource::Storage(b),
+            Resource::Storage(aux),
+        ],
+    );
+    let (rows, cols) = GemmKernel::Subgroup.tile();
+    let groups = if m == 0 || n == 0 {
+        [0, 0, 0]
+    } else {
+        [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, 1]
+    };
+    Ok(Launch {
+        binding,
+        groups,
+        uniform,
+    })
 }

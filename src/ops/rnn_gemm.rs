@@ -1,13 +1,18 @@
 //! The Elman recurrence as one GEMM per step (any formulation, so the tuned GEMM serves the
 //! recurrence too) plus a small kernel that finishes the step (`rnn_step_combine_*` in
-//! `shaders/rnn_cell.wgsl`). Same sums in the same order as the fused per-step kernels.
-//! `step_sum`: [B, H] scratch for the step's product.
+//! `shaders/rnn_cell.wgsl`). With the subgroup formulation the product finishes the step in
+//! its own store instead ([`gemm_step`]: one dispatch a step, not two; WGRNN_FUSED_STEP=0
+//! turns this off for measurements). Same sums in the same order as the fused per-step
+//! kernels either way. `step_sum`: [B, H] scratch for the step's product.
 
 // One argument per binding slot, as in the other launchers.
 #![allow(clippy::too_many_arguments)]
 
 use super::RecurrenceShape;
-use super::{gemm_with, groups_for, need, GemmKernel, GemmSpec, Launch, Operand, Uniforms};
+use super::{
+    gemm_step, gemm_with, groups_for, need, step_fusable, GemmKernel, GemmSpec, Launch, Operand,
+    StepEpilogue, Uniforms,
+};
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
 
@@ -45,8 +50,24 @@ pub fn forward(
     need(hs, (shape.steps + 1) * b * h, "rnn forward hs")?;
     need(step_sum, b * h, "rnn step sum")?;
     let mut out = Vec::new();
+    let fused = step_fusable(gemm, gpu);
+    let relu = shape.activation == crate::model::Activation::Relu;
     for t in 0..shape.steps {
         let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
+        if fused {
+            let epilogue = StepEpilogue::Forward {
+                relu,
+                pre_offset: t * b * h,
+            };
+            let into_next = GemmSpec {
+                c_offset: (t + 1) * b * h,
+                ..product
+            };
+            out.push(gemm_step(
+                gpu, u, &into_next, epilogue, params, hs, pre, pre,
+            )?);
+            continue;
+        }
         out.push(gemm_with(
             gpu, u, &product, gemm, hs, params, params, step_sum,
         )?);
@@ -81,7 +102,24 @@ pub fn backward(
     need(da, shape.steps * b * h, "rnn backward da")?;
     need(step_sum, b * h, "rnn step sum")?;
     let mut out = Vec::new();
+    let fused = step_fusable(gemm, gpu);
+    let relu = shape.activation == crate::model::Activation::Relu;
     for t in (0..shape.steps).rev() {
+        if fused && t + 1 < shape.steps {
+            let epilogue = StepEpilogue::Backward {
+                relu,
+                dh_offset: t * b * h,
+                h_offset: (t + 1) * b * h,
+            };
+            let into_this = GemmSpec {
+                c_offset: t * b * h,
+                ..step_backward_product(b, h, 1, t, shape.whh_off)
+            };
+            out.push(gemm_step(
+                gpu, u, &into_this, epilogue, params, da, dh_out, hs,
+            )?);
+            continue;
+        }
         if t + 1 < shape.steps {
             let product = step_backward_product(b, h, 1, t, shape.whh_off);
             out.push(gemm_with(
