@@ -169,16 +169,17 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             .record(&mut bwd);
     }
     // The GEMM-per-step sweeps with the formulation the tuner would try last on this adapter,
-    // as the engine runs them (on lavapipe: the product finishing each step in its store) and
-    // with a separate finishing kernel per step (WGRNN_FUSED_STEP=0).
+    // with a separate finishing kernel per step and finishing the step in the product's store.
     let gemm_kernel = *GemmKernel::candidates(gpu)
         .iter()
         .rfind(|k| **k != GemmKernel::SubgroupPairs)
         .expect("the blocked kernel is always a candidate");
     let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
-    let kernel = ops::RecurrenceKernel::Gemm(gemm_kernel);
-    for fused in [true, false] {
-        std::env::set_var("WGRNN_FUSED_STEP", if fused { "1" } else { "0" });
+    let mut ways = vec![ops::RecurrenceKernel::Gemm(gemm_kernel)];
+    if gemm_kernel.step_kernel().is_some() {
+        ways.push(ops::RecurrenceKernel::GemmFused(gemm_kernel));
+    }
+    for kernel in ways {
         let mut forward = Recording::new();
         let mut backward = Recording::new();
         for l in
@@ -199,17 +200,11 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
                 gpu.wait_idle().unwrap();
             });
             println!(
-                "rnn {name} as {gemm_kernel:?} GEMM per step{}, B {batch} H {hidden} T {steps}: {:>9.1} us/step",
-                if fused && ops::step_fusable(gemm_kernel, gpu) {
-                    ", finished in its store"
-                } else {
-                    ", then the finishing kernel"
-                },
+                "rnn {name} as {kernel:?}, B {batch} H {hidden} T {steps}: {:>9.1} us/step",
                 t.as_secs_f64() * 1e6 / steps as f64
             );
         }
     }
-    std::env::remove_var("WGRNN_FUSED_STEP");
     for (name, rec) in [("forward", &fwd), ("backward", &bwd)] {
         let t = median_time(|| {
             gpu.submit(rec).unwrap();

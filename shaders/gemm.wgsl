@@ -6,6 +6,7 @@
 // Each invocation owns a 4x8 block of C (4 rows, 8 columns: 12 loads per 32 multiply-adds);
 // a workgroup of 8x8 invocations owns a 32-row x 64-column tile.
 // Sums run over k in ascending order: results are deterministic.
+// Bindings: 1 A, 2 B, 3 bias, 4 C, 5 aux (the fused Elman steps' h[t + 1], below).
 // Dispatch: (ceil(N / 64), ceil(M / 32), 1).
 //
 // Split-K (k_slice > 0), for products with a long K and a small M×N (the weight gradients,
@@ -28,18 +29,49 @@ struct GemmParams {
 const ADD_BIAS: u32 = 1u;
 const ADD_BIAS2: u32 = 2u;
 const ACCUMULATE: u32 = 4u;
+const STEP_FORWARD: u32 = 8u;
+const STEP_BACKWARD: u32 = 16u;
+const RELU: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<a_t>;
 @group(0) @binding(2) var<storage, read> b: array<b_t>;
 @group(0) @binding(3) var<storage, read> bias: array<bias_t>;
 @group(0) @binding(4) var<storage, read_write> c: array<c_t>;
+// STEP_BACKWARD's h[t + 1] (any read-only buffer where unused).
+@group(0) @binding(5) var<storage, read> aux: array<aux_t>;
+
+// Fused Elman steps, as in gemm_subgroup.wgsl (see there): with A_FROM_C the product reads
+// its A rows through the C binding, and the flags STEP_FORWARD / STEP_BACKWARD (with RELU)
+// make the store finish the step the way `rnn_step_combine_*` does.
+override A_FROM_C: bool = false;
+
+fn read_a(i: u32) -> f32 {
+    if (A_FROM_C) {
+        return f32(c[i]);
+    }
+    return f32(a[i]);
+}
 
 // Stores one finished sum of C[m, n]: raw into split-K slice z's scratch, or with the
 // biases (and C) added, in that order.
 fn store_c(m: u32, n: u32, z: u32, sum: f32) {
     if (p.k_slice > 0u) {
         c[p.c_off + z * p.m * p.n + m * p.n + n] = c_t(sum);
+        return;
+    }
+    if ((p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
+        let e = m * p.n + n;
+        let relu = (p.flags & RELU) != 0u;
+        let g = f32(bias[p.bias_off + e]) + sum;
+        var out: f32;
+        if ((p.flags & STEP_FORWARD) != 0u) {
+            out = select(tanh(g), max(g, 0.0), relu);
+        } else {
+            let h = f32(aux[p.bias2_off + e]);
+            out = g * select(1.0 - h * h, select(0.0, 1.0, h > 0.0), relu);
+        }
+        c[p.c_off + m * p.c_rs + n] = c_t(out);
         return;
     }
     var v = sum;
@@ -90,7 +122,7 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
         var av: array<f32, 4>;
         var bv: array<f32, 8>;
         for (var i = 0u; i < 4u; i++) {
-            av[i] = f32(a[row[i] + kk * p.a_cs]);
+            av[i] = read_a(row[i] + kk * p.a_cs);
         }
         for (var j = 0u; j < 8u; j++) {
             bv[j] = f32(b[col[j] + kk * p.b_rs]);
@@ -258,7 +290,7 @@ fn a_slab_value(idx: u32, width: u32, m_base: u32, k0: u32, k_end: u32, along_k:
     let gm = m_base + at.x;
     let gk = k0 + at.y;
     if (gm < p.m && gk < k_end) {
-        return f32(a[p.a_off + gm * p.a_rs + gk * p.a_cs]);
+        return read_a(p.a_off + gm * p.a_rs + gk * p.a_cs);
     }
     return 0.0;
 }

@@ -37,14 +37,20 @@ fn half_cases() -> Vec<Case> {
 
 /// Every recurrence formulation on this adapter.
 fn recurrence_kernels(gpu: &wgrnn::gpu::Gpu) -> Vec<RecurrenceKernel> {
-    let mut out = vec![RecurrenceKernel::PerStep, RecurrenceKernel::Persistent];
-    out.push(RecurrenceKernel::Gemm(GemmKernel::Tiled));
-    out.push(RecurrenceKernel::Gemm(GemmKernel::Wide));
-    out.extend(
+    let mut gemms = vec![GemmKernel::Tiled, GemmKernel::Wide];
+    gemms.extend(
         GemmKernel::candidates(gpu)
             .into_iter()
-            .filter(|k| !matches!(k, GemmKernel::Tiled | GemmKernel::Wide))
-            .map(RecurrenceKernel::Gemm),
+            .filter(|k| !matches!(k, GemmKernel::Tiled | GemmKernel::Wide)),
+    );
+    let mut out = vec![RecurrenceKernel::PerStep, RecurrenceKernel::Persistent];
+    out.extend(gemms.iter().map(|&k| RecurrenceKernel::Gemm(k)));
+    // The Elman step finished in the product's store (gated cells run these as `Gemm`).
+    out.extend(
+        gemms
+            .iter()
+            .filter(|k| k.step_kernel().is_some())
+            .map(|&k| RecurrenceKernel::GemmFused(k)),
     );
     out
 }

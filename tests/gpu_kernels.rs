@@ -345,19 +345,25 @@ fn rnn_steps_match_f64_forward_and_backward() {
             }
         }
         // Every way of dispatching the sweep: one fused dispatch per step, chunk-persistent,
-        // and a GEMM per step (each formulation) plus the finishing kernel.
+        // and a GEMM per step (each formulation) plus the finishing kernel or finishing the
+        // step in its own store.
         let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
+        let mut gemms = vec![GemmKernel::Tiled, GemmKernel::Wide];
+        gemms.extend(
+            GemmKernel::candidates(&gpu)
+                .into_iter()
+                .filter(|k| !matches!(k, GemmKernel::Tiled | GemmKernel::Wide)),
+        );
         let mut kernels = vec![
             ops::RecurrenceKernel::PerStep,
             ops::RecurrenceKernel::Persistent,
-            ops::RecurrenceKernel::Gemm(GemmKernel::Tiled),
-            ops::RecurrenceKernel::Gemm(GemmKernel::Wide),
         ];
+        kernels.extend(gemms.iter().map(|&k| ops::RecurrenceKernel::Gemm(k)));
         kernels.extend(
-            GemmKernel::candidates(&gpu)
-                .into_iter()
-                .filter(|k| !matches!(k, GemmKernel::Tiled | GemmKernel::Wide))
-                .map(ops::RecurrenceKernel::Gemm),
+            gemms
+                .iter()
+                .filter(|k| k.step_kernel().is_some())
+                .map(|&k| ops::RecurrenceKernel::GemmFused(k)),
         );
         for kernel in kernels {
             gpu.write(&hsb, 0, &hs0);

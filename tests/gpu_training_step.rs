@@ -372,11 +372,18 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let per_step = bits(&run(RecurrenceKernel::PerStep));
         let mut others = vec![RecurrenceKernel::Persistent];
-        others.extend(
-            wgrnn::ops::GemmKernel::candidates(&gpu)
-                .into_iter()
-                .map(RecurrenceKernel::Gemm),
-        );
+        let gemms = wgrnn::ops::GemmKernel::candidates(&gpu);
+        others.extend(gemms.iter().map(|&k| RecurrenceKernel::Gemm(k)));
+        if cell == Cell::Rnn {
+            // The Elman step finished in the product's store, the GPU kernels' too.
+            others.extend(
+                [wgrnn::ops::GemmKernel::Tiled, wgrnn::ops::GemmKernel::Wide]
+                    .into_iter()
+                    .chain(gemms.iter().copied())
+                    .filter(|k| k.step_kernel().is_some())
+                    .map(RecurrenceKernel::GemmFused),
+            );
+        }
         for kernel in others {
             assert_eq!(
                 per_step,

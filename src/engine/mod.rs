@@ -325,8 +325,9 @@ impl<'g> Engine<'g> {
 
     /// The recurrence kernel for chunks of `batch` sequences: one fused dispatch per step,
     /// chunk-persistent, or per step a GEMM (each candidate formulation) plus a finishing
-    /// kernel; whichever ran fastest here on a sweep of up to 16 steps (measured once per
-    /// batch size, both directions). WGRNN_RECURRENCE=per-step|persistent|gemm forces one.
+    /// kernel, or (Elman cell) a GEMM finishing the step in its store; whichever ran fastest
+    /// here on a sweep of up to 16 steps (measured once per batch size, both directions).
+    /// WGRNN_RECURRENCE=per-step|persistent|gemm forces one.
     /// All compute every sum in the same order, so on an adapter that does not fuse
     /// multiply-adds the choice does not change the results.
     fn recurrence_kernel(&mut self, batch: usize, steps: usize) -> Result<RecurrenceKernel> {
@@ -352,15 +353,24 @@ impl<'g> Engine<'g> {
             // A workgroup per sequence.
             candidates.push(RecurrenceKernel::Persistent);
         }
-        candidates.extend(
-            ops::GemmKernel::candidates(self.gpu)
-                .into_iter()
-                // Packed pairs read f16 states and weights; with f32 they are the subgroup kernel.
-                .filter(|k| {
-                    *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
-                })
-                .map(RecurrenceKernel::Gemm),
-        );
+        let gemm_kernels: Vec<ops::GemmKernel> = ops::GemmKernel::candidates(self.gpu)
+            .into_iter()
+            // Packed pairs read f16 states and weights; with f32 they are the subgroup kernel.
+            .filter(|k| {
+                *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
+            })
+            .collect();
+        candidates.extend(gemm_kernels.iter().copied().map(RecurrenceKernel::Gemm));
+        if !self.config.cell.is_gated() {
+            // The Elman step finished in the product's store (one dispatch a step).
+            candidates.extend(
+                gemm_kernels
+                    .iter()
+                    .copied()
+                    .filter(|k| k.step_kernel().is_some())
+                    .map(RecurrenceKernel::GemmFused),
+            );
+        }
         let disk_key = tuning_cache::key(
             self.gpu.adapter(),
             &format!(

@@ -6,6 +6,9 @@ pub enum Kernel {
     Gemm,
     GemmTiled,
     GemmWide,
+    /// The tiled GEMMs finishing an Elman step in their store, A read through C (A_FROM_C).
+    GemmTiledStep,
+    GemmWideStep,
     GemmSubgroup,
     /// The subgroup GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
     GemmSubgroupPairs,
@@ -74,9 +77,12 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
 impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Gemm | Kernel::GemmTiled | Kernel::GemmWide | Kernel::GemmSplitReduce => {
-                "gemm.wgsl"
-            }
+            Kernel::Gemm
+            | Kernel::GemmTiled
+            | Kernel::GemmWide
+            | Kernel::GemmTiledStep
+            | Kernel::GemmWideStep
+            | Kernel::GemmSplitReduce => "gemm.wgsl",
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
                 "gemm_subgroup.wgsl"
             }
@@ -116,8 +122,8 @@ impl Kernel {
     pub fn entry(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
-            Kernel::GemmTiled => "gemm_tiled",
-            Kernel::GemmWide => "gemm_wide",
+            Kernel::GemmTiled | Kernel::GemmTiledStep => "gemm_tiled",
+            Kernel::GemmWide | Kernel::GemmWideStep => "gemm_wide",
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
                 "gemm_subgroup"
             }
@@ -164,7 +170,9 @@ impl Kernel {
     pub fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
             Kernel::GemmSubgroupPairs => &[("PACKED_PAIRS", 1.0)],
-            Kernel::GemmSubgroupStep => &[("A_FROM_C", 1.0)],
+            Kernel::GemmSubgroupStep | Kernel::GemmTiledStep | Kernel::GemmWideStep => {
+                &[("A_FROM_C", 1.0)]
+            }
             _ => &[],
         }
     }

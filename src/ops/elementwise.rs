@@ -210,13 +210,16 @@ pub fn rnn_step_backward(
 }
 
 /// How a recurrence sweep is dispatched: one dispatch per step, one chunk-persistent
-/// dispatch (a workgroup per sequence looping over the steps), or per step a GEMM of the
-/// given formulation plus a small kernel that finishes the step.
+/// dispatch (a workgroup per sequence looping over the steps), per step a GEMM of the given
+/// formulation plus a small kernel that finishes the step, or (`GemmFused`, the Elman cell
+/// with a formulation that has [`super::GemmKernel::step_kernel`]) per step a GEMM that
+/// finishes the step in its own store; gated cells run `GemmFused` as `Gemm`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum RecurrenceKernel {
     PerStep,
     Persistent,
     Gemm(super::GemmKernel),
+    GemmFused(super::GemmKernel),
 }
 
 /// The forward sweep over all `shape.steps` steps (T launches, or one).
@@ -235,7 +238,10 @@ pub fn rnn_forward(
             .map(|t| rnn_step_forward(gpu, u, shape, t, params, pre, hs))
             .collect(),
         RecurrenceKernel::Gemm(gemm) => {
-            super::rnn_gemm::forward(gpu, u, shape, gemm, params, pre, hs, step_sum)
+            super::rnn_gemm::forward(gpu, u, shape, gemm, false, params, pre, hs, step_sum)
+        }
+        RecurrenceKernel::GemmFused(gemm) => {
+            super::rnn_gemm::forward(gpu, u, shape, gemm, true, params, pre, hs, step_sum)
         }
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;
@@ -278,7 +284,10 @@ pub fn rnn_backward(
             .map(|t| rnn_step_backward(gpu, u, shape, t, params, hs, dh_out, da))
             .collect(),
         RecurrenceKernel::Gemm(gemm) => {
-            super::rnn_gemm::backward(gpu, u, shape, gemm, params, hs, dh_out, da, step_sum)
+            super::rnn_gemm::backward(gpu, u, shape, gemm, false, params, hs, dh_out, da, step_sum)
+        }
+        RecurrenceKernel::GemmFused(gemm) => {
+            super::rnn_gemm::backward(gpu, u, shape, gemm, true, params, hs, dh_out, da, step_sum)
         }
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;

@@ -164,7 +164,7 @@ pub fn gated_forward(
 /// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels.
 fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
     match recurrence {
-        RecurrenceKernel::Gemm(kernel) => Some(kernel),
+        RecurrenceKernel::Gemm(kernel) | RecurrenceKernel::GemmFused(kernel) => Some(kernel),
         _ => None,
     }
 }

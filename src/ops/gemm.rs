@@ -267,14 +267,11 @@ fn gemm_pass(
         Resource::Storage(c),
     ];
     if matches!(kernel, GemmKernel::Subgroup | GemmKernel::SubgroupPairs) {
-        // A and B again, as the raw words the packed-pairs loads read; the fused steps'
-        // aux operand, unused here (any read-only buffer).
-        resources.extend([
-            Resource::Storage(a),
-            Resource::Storage(b),
-            Resource::Storage(bias),
-        ]);
+        // A and B again, as the raw words the packed-pairs loads read.
+        resources.extend([Resource::Storage(a), Resource::Storage(b)]);
     }
+    // The fused steps' aux operand, unused here (any read-only buffer).
+    resources.push(Resource::Storage(bias));
     let binding = gpu.bind(kernel.kernel(), &resources);
     let groups = if m == 0 || n == 0 {
         [0, 0, 0]
@@ -404,30 +401,42 @@ pub enum StepEpilogue {
     },
 }
 
-/// Whether [`gemm_step`] can run a recurrence step with `kernel`: the subgroup formulation
-/// (the packed-pairs loads cannot read A through the C binding).
-pub fn step_fusable(kernel: GemmKernel, gpu: &Gpu) -> bool {
-    kernel == GemmKernel::Subgroup
-        && GemmKernel::candidates(gpu).contains(&GemmKernel::Subgroup)
-        && std::env::var("WGRNN_FUSED_STEP").as_deref() != Ok("0")
+impl GemmKernel {
+    /// The variant of this formulation that finishes an Elman step in its store
+    /// ([`gemm_step`]): the tiled, wide and subgroup kernels (the packed-pairs loads cannot
+    /// read A through the C binding; the register-blocked kernel never wins a recurrence).
+    pub fn step_kernel(self) -> Option<Kernel> {
+        match self {
+            GemmKernel::Tiled => Some(Kernel::GemmTiledStep),
+            GemmKernel::Wide => Some(Kernel::GemmWideStep),
+            GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
+            GemmKernel::Blocked | GemmKernel::SubgroupPairs => None,
+        }
+    }
 }
 
 // One argument per binding slot, as in the other launchers.
 #[allow(clippy::too_many_arguments)]
-/// One Elman step as one dispatch: `C = finish(A·B)` where A's rows are read from `state`
-/// (the same buffer C is written to: `spec.a` and `spec.c_offset` must not overlap), B from
-/// `b` (W_hh), and the step's other operands from `inputs` and `aux` ([`StepEpilogue`]).
-/// C's row stride is N. Only for [`step_fusable`] adapters.
+/// One Elman step as one dispatch of `kernel`'s [`GemmKernel::step_kernel`]: `C =
+/// finish(A·B)` where A's rows are read from `state` (the same buffer C is written to:
+/// `spec.a` and `spec.c_offset` must not overlap), B from `b` (W_hh), and the step's other
+/// operands from `inputs` and `aux` ([`StepEpilogue`]). C's row stride is N.
 pub fn gemm_step(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
     spec: &GemmSpec,
+    kernel: GemmKernel,
     epilogue: StepEpilogue,
     b: &Buffer,
     state: &Buffer,
     inputs: &Buffer,
     aux: &Buffer,
 ) -> Result<Launch> {
+    let Some(step_kernel) = kernel.step_kernel() else {
+        return Err(crate::error::Error::Config(format!(
+            "the {kernel:?} GEMM has no fused Elman step"
+        )));
+    };
     let GemmSpec { m, n, k, .. } = *spec;
     let a_last = spec.a.last_index(m.max(1), k.max(1)) + 1;
     let c_range = spec.c_offset..spec.c_offset + m * n;
@@ -468,21 +477,21 @@ pub fn gemm_step(
         1,
     )?;
     let uniform = uniforms.push(gpu, &params);
-    // A (binding 1) and its raw words (5) are read through C: B stands in for them.
-    let binding = gpu.bind(
-        Kernel::GemmSubgroupStep,
-        &[
-            uniform.resource(),
-            Resource::Storage(b),
-            Resource::Storage(b),
-            Resource::Storage(inputs),
-            Resource::Storage(state),
-            Resource::Storage(b),
-            Resource::Storage(b),
-            Resource::Storage(aux),
-        ],
-    );
-    let (rows, cols) = GemmKernel::Subgroup.tile();
+    // A (binding 1) is read through C: B stands in for it, and for the subgroup kernel's
+    // raw words of A and B (5, 6).
+    let mut resources = vec![
+        uniform.resource(),
+        Resource::Storage(b),
+        Resource::Storage(b),
+        Resource::Storage(inputs),
+        Resource::Storage(state),
+    ];
+    if kernel == GemmKernel::Subgroup {
+        resources.extend([Resource::Storage(b), Resource::Storage(b)]);
+    }
+    resources.push(Resource::Storage(aux));
+    let binding = gpu.bind(step_kernel, &resources);
+    let (rows, cols) = kernel.tile();
     let groups = if m == 0 || n == 0 {
         [0, 0, 0]
     } else {

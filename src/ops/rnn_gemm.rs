@@ -1,17 +1,16 @@
 //! The Elman recurrence as one GEMM per step (any formulation, so the tuned GEMM serves the
 //! recurrence too) plus a small kernel that finishes the step (`rnn_step_combine_*` in
-//! `shaders/rnn_cell.wgsl`). With the subgroup formulation the product finishes the step in
-//! its own store instead ([`gemm_step`]: one dispatch a step, not two; WGRNN_FUSED_STEP=0
-//! turns this off for measurements). Same sums in the same order as the fused per-step
-//! kernels either way. `step_sum`: [B, H] scratch for the step's product.
+//! `shaders/rnn_cell.wgsl`), or (`fused`) the product finishing the step in its own store
+//! ([`gemm_step`]: one dispatch a step, not two). Same sums in the same order as the fused
+//! per-step kernels either way. `step_sum`: [B, H] scratch for the step's product.
 
 // One argument per binding slot, as in the other launchers.
 #![allow(clippy::too_many_arguments)]
 
 use super::RecurrenceShape;
 use super::{
-    gemm_step, gemm_with, groups_for, need, step_fusable, GemmKernel, GemmSpec, Launch, Operand,
-    StepEpilogue, Uniforms,
+    gemm_step, gemm_with, groups_for, need, GemmKernel, GemmSpec, Launch, Operand, StepEpilogue,
+    Uniforms,
 };
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -34,12 +33,14 @@ fn combine(
     })
 }
 
-/// Forward: per step, `step_sum = hs[t]·W_hhᵀ`, then `hs[t+1] = act(pre[t] + step_sum)`.
+/// Forward: per step, `step_sum = hs[t]·W_hhᵀ`, then `hs[t+1] = act(pre[t] + step_sum)`
+/// (`fused`: in one dispatch).
 pub fn forward(
     gpu: &Gpu,
     u: &mut Uniforms,
     shape: &RecurrenceShape,
     gemm: GemmKernel,
+    fused: bool,
     params: &Buffer,
     pre: &Buffer,
     hs: &Buffer,
@@ -50,7 +51,6 @@ pub fn forward(
     need(hs, (shape.steps + 1) * b * h, "rnn forward hs")?;
     need(step_sum, b * h, "rnn step sum")?;
     let mut out = Vec::new();
-    let fused = step_fusable(gemm, gpu);
     let relu = shape.activation == crate::model::Activation::Relu;
     for t in 0..shape.steps {
         let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
@@ -64,7 +64,7 @@ pub fn forward(
                 ..product
             };
             out.push(gemm_step(
-                gpu, u, &into_next, epilogue, params, hs, pre, pre,
+                gpu, u, &into_next, gemm, epilogue, params, hs, pre, pre,
             )?);
             continue;
         }
@@ -84,12 +84,14 @@ pub fn forward(
 }
 
 /// Backward, last step first: `step_sum = da[t+1]·W_hh` (none at the chunk's last step),
-/// then `da[t] = (dh_out[t] + step_sum)·act'(hs[t+1])`.
+/// then `da[t] = (dh_out[t] + step_sum)·act'(hs[t+1])` (`fused`: in one dispatch, but the
+/// last step's, which has no product).
 pub fn backward(
     gpu: &Gpu,
     u: &mut Uniforms,
     shape: &RecurrenceShape,
     gemm: GemmKernel,
+    fused: bool,
     params: &Buffer,
     hs: &Buffer,
     dh_out: &Buffer,
@@ -102,7 +104,6 @@ pub fn backward(
     need(da, shape.steps * b * h, "rnn backward da")?;
     need(step_sum, b * h, "rnn step sum")?;
     let mut out = Vec::new();
-    let fused = step_fusable(gemm, gpu);
     let relu = shape.activation == crate::model::Activation::Relu;
     for t in (0..shape.steps).rev() {
         if fused && t + 1 < shape.steps {
@@ -116,7 +117,7 @@ pub fn backward(
                 ..step_backward_product(b, h, 1, t, shape.whh_off)
             };
             out.push(gemm_step(
-                gpu, u, &into_this, epilogue, params, da, dh_out, hs,
+                gpu, u, &into_this, gemm, epilogue, params, da, dh_out, hs,
             )?);
             continue;
         }
