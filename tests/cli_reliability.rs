@@ -193,6 +193,16 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
         "--checkpoint",
         s(&ckpt),
     ];
+    // One whole run of the same model first: it compiles the kernels (Mesa keeps them in
+    // its shader cache) and tunes them (wgrnn's tuning cache), so that the killed runs below
+    // are past start-up within their first second even on a machine that starts cold.
+    let warm = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args([
+            "train", "--epochs", "1", "--hidden", "8", "--embed", "8", "--batch", "400",
+        ])
+        .output()
+        .unwrap();
+    assert!(warm.status.success(), "{warm:?}");
     let mut rng = wgrnn::rng::Rng::new(42);
     let mut loaded_epochs = Vec::new();
     for round in 0..10 {
