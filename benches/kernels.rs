@@ -156,26 +156,18 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
         whh_off: 0,
     };
     let mut u = Uniforms::new();
-    let mut fwd = Recording::new();
-    let mut bwd = Recording::new();
-    for t in 0..steps {
-        ops::rnn_step_forward(gpu, &mut u, &shape, t, &params, &pre, &hs)
-            .unwrap()
-            .record(&mut fwd);
-    }
-    for t in (0..steps).rev() {
-        ops::rnn_step_backward(gpu, &mut u, &shape, t, &params, &hs, &dh, &da)
-            .unwrap()
-            .record(&mut bwd);
-    }
-    // The GEMM-per-step sweeps with the formulation the tuner would try last on this adapter,
-    // with a separate finishing kernel per step and finishing the step in the product's store.
+    // One fused dispatch per step, and a GEMM per step (the formulation the tuner would try
+    // last on this adapter) with a separate finishing kernel or finishing the step in the
+    // product's store.
     let gemm_kernel = *GemmKernel::candidates(gpu)
         .iter()
         .rfind(|k| **k != GemmKernel::SubgroupPairs)
         .expect("the blocked kernel is always a candidate");
     let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
-    let mut ways = vec![ops::RecurrenceKernel::Gemm(gemm_kernel)];
+    let mut ways = vec![
+        ops::RecurrenceKernel::PerStep,
+        ops::RecurrenceKernel::Gemm(gemm_kernel),
+    ];
     if gemm_kernel.step_kernel().is_some() {
         ways.push(ops::RecurrenceKernel::GemmFused(gemm_kernel));
     }
@@ -199,23 +191,13 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
                 gpu.submit(rec).unwrap();
                 gpu.wait_idle().unwrap();
             });
+            let gflops = 2.0 * (steps * batch * hidden * hidden) as f64 / t.as_secs_f64() / 1e9;
             println!(
-                "rnn {name} as {kernel:?}, B {batch} H {hidden} T {steps}: {:>9.1} us/step",
+                "rnn {name:<8} {kernel:?}, B {batch} H {hidden} T {steps}: {:>9.3} ms  {gflops:>7.2} GFLOP/s  ({:.1} us/step)",
+                t.as_secs_f64() * 1e3,
                 t.as_secs_f64() * 1e6 / steps as f64
             );
         }
-    }
-    for (name, rec) in [("forward", &fwd), ("backward", &bwd)] {
-        let t = median_time(|| {
-            gpu.submit(rec).unwrap();
-            gpu.wait_idle().unwrap();
-        });
-        let gflops = 2.0 * (steps * batch * hidden * hidden) as f64 / t.as_secs_f64() / 1e9;
-        println!(
-            "rnn {name:<8} B {batch} H {hidden} T {steps}: {:>9.3} ms  {gflops:>7.2} GFLOP/s  ({:.1} us/step)",
-            t.as_secs_f64() * 1e3,
-            t.as_secs_f64() * 1e6 / steps as f64
-        );
     }
 }
 

@@ -57,9 +57,19 @@ impl GemmParams {
     }
 }
 
-/// The kernels' flag bits for `spec`: 1 add bias, 2 add bias2, 4 accumulate into C.
+// The kernels' flag bits (`shaders/gemm.wgsl`, `shaders/gemm_subgroup.wgsl`).
+const ADD_BIAS: u32 = 1;
+const ADD_BIAS2: u32 = 2;
+const ACCUMULATE: u32 = 4;
+const STEP_FORWARD: u32 = 8;
+const STEP_BACKWARD: u32 = 16;
+const RELU: u32 = 32;
+
+/// The kernels' flag bits for `spec`: add bias, add bias2, accumulate into C.
 fn flags_of(spec: &GemmSpec) -> u32 {
-    spec.bias.map_or(0, |_| 1) | spec.bias2.map_or(0, |_| 2) | if spec.accumulate { 4 } else { 0 }
+    spec.bias.map_or(0, |_| ADD_BIAS)
+        | spec.bias2.map_or(0, |_| ADD_BIAS2)
+        | if spec.accumulate { ACCUMULATE } else { 0 }
 }
 
 /// A strided view of a matrix operand: element (row, col) is at `offset + row·row_stride +
@@ -186,6 +196,14 @@ impl GemmKernel {
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
         }
     }
+    /// Workgroups covering an `m` x `n` C, (0, 0, 0) when it is empty.
+    fn groups(self, m: usize, n: usize) -> [u32; 3] {
+        if m == 0 || n == 0 {
+            return [0, 0, 0];
+        }
+        let (rows, cols) = self.tile();
+        [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, 1]
+    }
     /// Rows and columns of C per workgroup.
     fn tile(self) -> (usize, usize) {
         match self {
@@ -273,15 +291,9 @@ fn gemm_pass(
     // The fused steps' aux operand, unused here (any read-only buffer).
     resources.push(Resource::Storage(bias));
     let binding = gpu.bind(kernel.kernel(), &resources);
-    let groups = if m == 0 || n == 0 {
-        [0, 0, 0]
-    } else {
-        let (rows, cols) = kernel.tile();
-        [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, 1]
-    };
     Ok(Launch {
         binding,
-        groups,
+        groups: kernel.groups(m, n),
         uniform,
     })
 }
@@ -453,18 +465,18 @@ pub fn gemm_step(
     }
     need(state, c_range.end, "step C")?;
     let (flags, relu, bias_off, aux_off) = match epilogue {
-        StepEpilogue::Forward { relu, pre_offset } => (8, relu, pre_offset, 0),
+        StepEpilogue::Forward { relu, pre_offset } => (STEP_FORWARD, relu, pre_offset, 0),
         StepEpilogue::Backward {
             relu,
             dh_offset,
             h_offset,
-        } => (16, relu, dh_offset, h_offset),
+        } => (STEP_BACKWARD, relu, dh_offset, h_offset),
     };
     need(inputs, bias_off + m * n, "step inputs")?;
     if matches!(epilogue, StepEpilogue::Backward { .. }) {
         need(aux, aux_off + m * n, "step aux")?;
     }
-    let flags = flags | if relu { 32 } else { 0 };
+    let flags = flags | if relu { RELU } else { 0 };
     let params = GemmParams::of(
         &GemmSpec {
             bias: Some(bias_off),
@@ -491,15 +503,9 @@ pub fn gemm_step(
     }
     resources.push(Resource::Storage(aux));
     let binding = gpu.bind(step_kernel, &resources);
-    let (rows, cols) = kernel.tile();
-    let groups = if m == 0 || n == 0 {
-        [0, 0, 0]
-    } else {
-        [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, 1]
-    };
     Ok(Launch {
         binding,
-        groups,
+        groups: kernel.groups(m, n),
         uniform,
     })
 }
