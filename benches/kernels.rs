@@ -78,7 +78,11 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         accumulate: false,
     };
     let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled, GemmKernel::Wide];
-    for k in [GemmKernel::Subgroup, GemmKernel::SubgroupPairs] {
+    for k in [
+        GemmKernel::Subgroup,
+        GemmKernel::SubgroupPairs,
+        GemmKernel::SubgroupWindow,
+    ] {
         if GemmKernel::candidates(gpu).contains(&k) {
             kernels.push(k);
         }
@@ -161,7 +165,7 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     // product's store.
     let gemm_kernel = *GemmKernel::candidates(gpu)
         .iter()
-        .rfind(|k| **k != GemmKernel::SubgroupPairs)
+        .rfind(|k| !matches!(k, GemmKernel::SubgroupPairs | GemmKernel::SubgroupWindow))
         .expect("the blocked kernel is always a candidate");
     let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
     let mut ways = vec![

@@ -390,3 +390,128 @@ fn gemm_subgroup(
     store(row0 + 15u, n0, wid.z, acc_15_0);
     store(row0 + 15u, n0 + 1u, wid.z, acc_15_1);
 }
+
+// ---------------------------------------------------------------------------------------
+// The same product with B read through a uniform-buffer window (`gemm_subgroup_window`).
+// On lavapipe a load from a storage buffer whose address is not a compile-time constant
+// costs each lane a branchy bounds-checked scalar load (about 12 instructions), while the
+// same load from a uniform buffer is a branch-free gather (about 2.5 instructions a lane):
+// DESIGN.md. A uniform binding holds at most 64 KiB, so the host binds the 64 KiB of B's
+// buffer that this dispatch reads (B's offset below is relative to it) and splits a larger
+// B into column ranges, one dispatch each (`ops::gemm`). A is read as in `gemm_subgroup`.
+// A subgroup owns a 16x32 tile of C: lane l loads A rows 2l and 2l + 1 (shared by
+// subgroupBroadcast) and B columns 4l .. 4l + 3, one vec4 of accumulators per row (64
+// accumulators a lane). A workgroup of 64 invocations (8 subgroups down) owns 128 rows x 32
+// columns. Dispatch: (ceil(N / 32), ceil(M / 128), 1); no split-K, no fused step.
+// Sums run over k in ascending order, one accumulator per output: the same bits as the
+// other formulations on an adapter that does not contract multiply-adds.
+
+// B's 64 KiB window as 4-byte words: f32 values, or f16 pairs (k, k + 1) with PACKED_PAIRS.
+@group(0) @binding(8) var<uniform> b_window: array<vec4<u32>, 4096>;
+
+fn window_word(w: u32) -> u32 {
+    return b_window[w >> 2u][w & 3u];
+}
+
+// (B(k, column at base), B(k + 1, column at base)); base = b_off + column·b_cs, in the
+// window's elements.
+fn window_pair(base: u32, k: u32) -> vec2<f32> {
+    if (PACKED_PAIRS) {
+        return unpack2x16float(window_word((base + k) >> 1u));
+    }
+    return vec2<f32>(
+        bitcast<f32>(window_word(base + k * p.b_rs)),
+        bitcast<f32>(window_word(base + (k + 1u) * p.b_rs)),
+    );
+}
+
+fn window_one(base: u32, k: u32) -> f32 {
+    if (PACKED_PAIRS) {
+        return unpack2x16float(window_word((base + k) >> 1u))[(base + k) & 1u];
+    }
+    return bitcast<f32>(window_word(base + k * p.b_rs));
+}
+
+// acc[r] += A(row 2·(r / 2) + r % 2 of the subgroup's tile, k) · x, where lane j's `lo`
+// and `hi` hold A's rows 2j and 2j + 1 at k, and x = B(k, this lane's 4 columns).
+fn add_products(acc: ptr<function, array<vec4<f32>, 16>>, lo: f32, hi: f32, x: vec4<f32>) {
+    (*acc)[0] = (*acc)[0] + subgroupBroadcast(lo, 0u) * x;
+    (*acc)[1] = (*acc)[1] + subgroupBroadcast(hi, 0u) * x;
+    (*acc)[2] = (*acc)[2] + subgroupBroadcast(lo, 1u) * x;
+    (*acc)[3] = (*acc)[3] + subgroupBroadcast(hi, 1u) * x;
+    (*acc)[4] = (*acc)[4] + subgroupBroadcast(lo, 2u) * x;
+    (*acc)[5] = (*acc)[5] + subgroupBroadcast(hi, 2u) * x;
+    (*acc)[6] = (*acc)[6] + subgroupBroadcast(lo, 3u) * x;
+    (*acc)[7] = (*acc)[7] + subgroupBroadcast(hi, 3u) * x;
+    (*acc)[8] = (*acc)[8] + subgroupBroadcast(lo, 4u) * x;
+    (*acc)[9] = (*acc)[9] + subgroupBroadcast(hi, 4u) * x;
+    (*acc)[10] = (*acc)[10] + subgroupBroadcast(lo, 5u) * x;
+    (*acc)[11] = (*acc)[11] + subgroupBroadcast(hi, 5u) * x;
+    (*acc)[12] = (*acc)[12] + subgroupBroadcast(lo, 6u) * x;
+    (*acc)[13] = (*acc)[13] + subgroupBroadcast(hi, 6u) * x;
+    (*acc)[14] = (*acc)[14] + subgroupBroadcast(lo, 7u) * x;
+    (*acc)[15] = (*acc)[15] + subgroupBroadcast(hi, 7u) * x;
+}
+
+// Stores one row's 4 accumulated columns (n .. n + 3) through `store`.
+fn store_columns(m: u32, n: u32, v: vec4<f32>) {
+    store(m, n, 0u, v.x);
+    store(m, n + 1u, 0u, v.y);
+    store(m, n + 2u, 0u, v.z);
+    store(m, n + 3u, 0u, v.w);
+}
+
+@compute @workgroup_size(64)
+fn gemm_subgroup_window(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = wid.y * 128u + (local / 8u) * 16u;
+    let col0 = wid.x * 32u;
+    // Out-of-range rows and columns read the last valid one (results not stored).
+    let a_lo = p.a_off + min(row0 + 2u * lane, p.m - 1u) * p.a_rs;
+    let a_hi = p.a_off + min(row0 + 2u * lane + 1u, p.m - 1u) * p.a_rs;
+    let n0 = col0 + 4u * lane;
+    let b_0 = p.b_off + min(n0, p.n - 1u) * p.b_cs;
+    let b_1 = p.b_off + min(n0 + 1u, p.n - 1u) * p.b_cs;
+    let b_2 = p.b_off + min(n0 + 2u, p.n - 1u) * p.b_cs;
+    let b_3 = p.b_off + min(n0 + 3u, p.n - 1u) * p.b_cs;
+    var acc: array<vec4<f32>, 16>;
+    var kk = 0u;
+    for (; kk + 1u < p.k; kk += 2u) {
+        let lo = a_pair(a_lo, kk);
+        let hi = a_pair(a_hi, kk);
+        let x0 = window_pair(b_0, kk);
+        let x1 = window_pair(b_1, kk);
+        let x2 = window_pair(b_2, kk);
+        let x3 = window_pair(b_3, kk);
+        add_products(&acc, lo.x, hi.x, vec4<f32>(x0.x, x1.x, x2.x, x3.x));
+        add_products(&acc, lo.y, hi.y, vec4<f32>(x0.y, x1.y, x2.y, x3.y));
+    }
+    if (kk < p.k) {
+        let x = vec4<f32>(
+            window_one(b_0, kk),
+            window_one(b_1, kk),
+            window_one(b_2, kk),
+            window_one(b_3, kk),
+        );
+        add_products(&acc, a_one(a_lo, kk), a_one(a_hi, kk), x);
+    }
+    store_columns(row0 + 0u, n0, acc[0]);
+    store_columns(row0 + 1u, n0, acc[1]);
+    store_columns(row0 + 2u, n0, acc[2]);
+    store_columns(row0 + 3u, n0, acc[3]);
+    store_columns(row0 + 4u, n0, acc[4]);
+    store_columns(row0 + 5u, n0, acc[5]);
+    store_columns(row0 + 6u, n0, acc[6]);
+    store_columns(row0 + 7u, n0, acc[7]);
+    store_columns(row0 + 8u, n0, acc[8]);
+    store_columns(row0 + 9u, n0, acc[9]);
+    store_columns(row0 + 10u, n0, acc[10]);
+    store_columns(row0 + 11u, n0, acc[11]);
+    store_columns(row0 + 12u, n0, acc[12]);
+    store_columns(row0 + 13u, n0, acc[13]);
+    store_columns(row0 + 14u, n0, acc[14]);
+    store_columns(row0 + 15u, n0, acc[15]);
+}

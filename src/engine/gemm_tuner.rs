@@ -1,7 +1,7 @@
 //! Chooses, per product shape, the GEMM formulation that runs fastest on this adapter:
 //! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
 //! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
-//! submits. WGRNN_GEMM=blocked|tiled|wide|subgroup|pairs forces one (packed pairs: f16 operands
+//! submits. WGRNN_GEMM=blocked|tiled|wide|subgroup|pairs|window forces one (packed pairs: f16 operands
 //! read along k, as the subgroup kernel elsewhere). Every formulation adds the
 //! products of each output in ascending k with one accumulator, so on an adapter that does
 //! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
@@ -53,6 +53,9 @@ impl GemmTuner {
             Ok("pairs") if candidates.contains(&GemmKernel::SubgroupPairs) => {
                 Some(GemmKernel::SubgroupPairs)
             }
+            Ok("window") if candidates.contains(&GemmKernel::SubgroupWindow) => {
+                Some(GemmKernel::SubgroupWindow)
+            }
             _ if candidates.len() == 1 => Some(candidates[0]),
             _ => None,
         };
@@ -92,7 +95,7 @@ impl GemmTuner {
         // The formulations that differ for this product (packed pairs only where they apply).
         let mut candidates: Vec<GemmKernel> = Vec::new();
         for k in &self.candidates {
-            let k = k.effective(spec, a, b, slices);
+            let k = k.effective(gpu, spec, a, b, slices);
             if !candidates.contains(&k) {
                 candidates.push(k);
             }

@@ -12,7 +12,7 @@ pub use plan::{ChunkMode, ChunkShape};
 
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, PendingRead};
+use crate::gpu::{Gpu, PendingRead, UNIFORM_WINDOW};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::ops::{
     self, Launch, OptimParams, RecurrenceKernel, SequenceStart, Uniforms, UpdateRule,
@@ -358,6 +358,20 @@ impl<'g> Engine<'g> {
             // Packed pairs read f16 states and weights; with f32 they are the subgroup kernel.
             .filter(|k| {
                 *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
+            })
+            // The window kernel takes a step in one dispatch only where W_hh fits one window
+            // (it runs as the subgroup kernel elsewhere: nothing new to measure).
+            .filter(|k| {
+                let hidden = self.config.hidden;
+                let whh_bytes = self.config.cell.gates()
+                    * hidden
+                    * hidden
+                    * self.bufs.precision.activations().bytes();
+                let align = self
+                    .gpu
+                    .uniform_window_alignment()
+                    .unwrap_or(UNIFORM_WINDOW);
+                *k != ops::GemmKernel::SubgroupWindow || whh_bytes as u64 + align <= UNIFORM_WINDOW
             })
             .collect();
         candidates.extend(gemm_kernels.iter().copied().map(RecurrenceKernel::Gemm));

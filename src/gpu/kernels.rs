@@ -14,6 +14,10 @@ pub enum Kernel {
     GemmSubgroupPairs,
     /// The subgroup GEMM finishing an Elman step in its store, A read through C (A_FROM_C).
     GemmSubgroupStep,
+    /// The subgroup GEMM reading B through a uniform-buffer window.
+    GemmSubgroupWindow,
+    /// The window GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
+    GemmSubgroupWindowPairs,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -83,9 +87,11 @@ impl Kernel {
             | Kernel::GemmTiledStep
             | Kernel::GemmWideStep
             | Kernel::GemmSplitReduce => "gemm.wgsl",
-            Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
-                "gemm_subgroup.wgsl"
-            }
+            Kernel::GemmSubgroup
+            | Kernel::GemmSubgroupPairs
+            | Kernel::GemmSubgroupStep
+            | Kernel::GemmSubgroupWindow
+            | Kernel::GemmSubgroupWindowPairs => "gemm_subgroup.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -127,6 +133,7 @@ impl Kernel {
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
                 "gemm_subgroup"
             }
+            Kernel::GemmSubgroupWindow | Kernel::GemmSubgroupWindowPairs => "gemm_subgroup_window",
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",
@@ -169,7 +176,7 @@ impl Kernel {
     /// Pipeline-overridable constants of this variant of its entry point.
     pub fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
-            Kernel::GemmSubgroupPairs => &[("PACKED_PAIRS", 1.0)],
+            Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupWindowPairs => &[("PACKED_PAIRS", 1.0)],
             Kernel::GemmSubgroupStep | Kernel::GemmTiledStep | Kernel::GemmWideStep => {
                 &[("A_FROM_C", 1.0)]
             }

@@ -104,12 +104,21 @@ impl Buffer {
     }
 }
 
-/// One binding slot of a kernel: a whole storage buffer, or one uniform slot.
+/// One binding slot of a kernel: a whole storage buffer, one uniform slot, a
+/// [`UNIFORM_WINDOW`]-byte window of a storage buffer read as a uniform buffer (from a byte
+/// offset that is a multiple of [`Gpu::uniform_window_alignment`]), or a slot the kernel's
+/// entry point does not declare.
 #[derive(Clone, Copy)]
 pub enum Resource<'a> {
     Storage(&'a Buffer),
     UniformSlot(&'a Buffer, u64),
+    UniformWindow(&'a Buffer, u64),
+    Unused,
 }
+
+/// Bytes of a [`Resource::UniformWindow`]: the smallest `max_uniform_buffer_binding_size`
+/// that Vulkan allows, and lavapipe's.
+pub const UNIFORM_WINDOW: u64 = 64 << 10;
 
 /// A kernel with its buffers bound, ready to dispatch.
 #[derive(Clone)]
@@ -260,6 +269,13 @@ impl Gpu {
         self.limits.max_storage_buffer_binding_size
     }
 
+    /// The byte alignment of a [`Resource::UniformWindow`]'s offset, or None where the
+    /// adapter binds less than [`UNIFORM_WINDOW`] bytes of a uniform buffer.
+    pub fn uniform_window_alignment(&self) -> Option<u64> {
+        (self.limits.max_uniform_buffer_binding_size >= UNIFORM_WINDOW)
+            .then_some(u64::from(self.limits.min_uniform_buffer_offset_alignment))
+    }
+
     /// Returns the first wgpu validation or device error seen since the last call.
     pub fn check(&self) -> Result<()> {
         let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -294,7 +310,9 @@ impl Gpu {
         let raw = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
+            // UNIFORM: GEMM kernels may read a window of an operand as a uniform buffer.
             usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::UNIFORM
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
@@ -392,9 +410,8 @@ impl Gpu {
         let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
             .iter()
             .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: match *r {
+            .filter_map(|(i, r)| {
+                let resource = match *r {
                     Resource::Storage(b) => b.raw.as_entire_binding(),
                     Resource::UniformSlot(b, slot) => {
                         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -403,7 +420,19 @@ impl Gpu {
                             size: wgpu::BufferSize::new(UNIFORM_SLOT),
                         })
                     }
-                },
+                    Resource::UniformWindow(b, offset) => {
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &b.raw,
+                            offset,
+                            size: wgpu::BufferSize::new(UNIFORM_WINDOW),
+                        })
+                    }
+                    Resource::Unused => return None,
+                };
+                Some(wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                })
             })
             .collect();
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {

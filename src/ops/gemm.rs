@@ -3,7 +3,7 @@
 
 use super::{groups_for, need, u32_of, Launch, Uniforms};
 use crate::error::Result;
-use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
+use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource, UNIFORM_WINDOW};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -134,6 +134,10 @@ pub enum GemmKernel {
     /// The subgroup kernel loading each (k, k + 1) pair of f16 operands as one word, where
     /// [`GemmKernel::pairs_apply`]; elsewhere it runs as [`GemmKernel::Subgroup`].
     SubgroupPairs,
+    /// The subgroup kernel reading B through 64 KiB uniform-buffer windows (cheaper loads on
+    /// lavapipe), one dispatch per window, where [`window_chunks`] finds a plan (f16 pairs
+    /// where they apply); elsewhere it runs as [`GemmKernel::Subgroup`].
+    SubgroupWindow,
 }
 
 impl GemmKernel {
@@ -151,14 +155,24 @@ impl GemmKernel {
             if a.shader_f16 {
                 out.push(GemmKernel::SubgroupPairs);
             }
+            if gpu.uniform_window_alignment().is_some() {
+                out.push(GemmKernel::SubgroupWindow);
+            }
         }
         out
     }
 
     /// The formulation that runs when this one is asked for `spec` on `a`, `b` in `slices`
     /// K slices: the packed-pairs kernel runs as the plain subgroup one where its loads do
-    /// not apply.
-    pub fn effective(self, spec: &GemmSpec, a: &Buffer, b: &Buffer, slices: usize) -> Self {
+    /// not apply, and so does the window kernel where it has no plan ([`window_chunks`]).
+    pub fn effective(
+        self,
+        gpu: &Gpu,
+        spec: &GemmSpec,
+        a: &Buffer,
+        b: &Buffer,
+        slices: usize,
+    ) -> Self {
         let k_slice = if slices > 1 {
             spec.k.div_ceil(slices)
         } else {
@@ -166,6 +180,11 @@ impl GemmKernel {
         };
         match self {
             GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
+                GemmKernel::Subgroup
+            }
+            GemmKernel::SubgroupWindow
+                if slices > 1 || window_chunks(gpu, spec, a, b, MAX_WINDOW_CHUNKS).is_none() =>
+            {
                 GemmKernel::Subgroup
             }
             other => other,
@@ -194,6 +213,7 @@ impl GemmKernel {
             GemmKernel::Wide => Kernel::GemmWide,
             GemmKernel::Subgroup => Kernel::GemmSubgroup,
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
+            GemmKernel::SubgroupWindow => Kernel::GemmSubgroupWindow,
         }
     }
     /// Workgroups covering an `m` x `n` C, (0, 0, 0) when it is empty.
@@ -209,6 +229,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => (32, 64),
             GemmKernel::Tiled => (64, 64),
+            GemmKernel::SubgroupWindow => (128, 32),
             GemmKernel::Wide => (128, 128),
         }
     }
@@ -258,10 +279,17 @@ fn gemm_pass(
     bias: &Buffer,
     c: &Buffer,
 ) -> Result<Launch> {
+    if kernel == GemmKernel::SubgroupWindow && k_slice == 0 {
+        // One launch: only where one window holds all of B.
+        if let Some(mut launches) = window_launches(gpu, uniforms, spec, a, b, bias, c, 1)? {
+            return Ok(launches.remove(0));
+        }
+    }
     let kernel = match kernel {
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
         }
+        GemmKernel::SubgroupWindow => GemmKernel::Subgroup,
         other => other,
     };
     let GemmSpec { m, n, k, .. } = *spec;
@@ -296,6 +324,162 @@ fn gemm_pass(
         groups: kernel.groups(m, n),
         uniform,
     })
+}
+
+/// The most dispatches (windows of B) a product is split into for the window kernel: each
+/// costs lavapipe about 30 us, and a product that needs more is left to the others.
+pub const MAX_WINDOW_CHUNKS: usize = 8;
+
+/// One dispatch of the window kernel: C's columns `n0 .. n0 + n`, B read from the window at
+/// byte `window` of its buffer, where B(0, n0) is element `b_offset` of the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowChunk {
+    pub n0: usize,
+    pub n: usize,
+    pub window: u64,
+    pub b_offset: usize,
+}
+
+/// How the window kernel ([`GemmKernel::SubgroupWindow`]) covers `spec`'s B in at most
+/// `most` dispatches: one window when all of B fits in one (any layout), else ranges of
+/// columns when B is read along k with unit stride (x·Wᵀ: each column is a row of W). None
+/// where it does not apply: no uniform windows on this adapter, B's buffer smaller than a
+/// window, f16 B whose pairs do not apply ([`GemmKernel::pairs_apply`]; the window holds f32
+/// values or f16 pairs), or more than `most` dispatches.
+pub fn window_chunks(
+    gpu: &Gpu,
+    spec: &GemmSpec,
+    a: &Buffer,
+    b: &Buffer,
+    most: usize,
+) -> Option<Vec<WindowChunk>> {
+    let align = gpu.uniform_window_alignment()?;
+    let GemmSpec { m, n, k, .. } = *spec;
+    if m == 0 || n == 0 || k == 0 || b.size_bytes() < UNIFORM_WINDOW {
+        return None;
+    }
+    if b.dtype() == Dtype::F16 && !GemmKernel::pairs_apply(spec, a, b, 0) {
+        return None;
+    }
+    let bytes = b.dtype().bytes() as u64;
+    // The window holding elements first..=last of B, and B(0, n0)'s place in it.
+    let place = |first: usize, last: usize| -> Option<(u64, usize)> {
+        let start = (first as u64 * bytes / align * align)
+            .min((b.size_bytes() - UNIFORM_WINDOW) / align * align);
+        let fits =
+            start <= first as u64 * bytes && (last as u64 + 1) * bytes <= start + UNIFORM_WINDOW;
+        fits.then(|| (start, first - (start / bytes) as usize))
+    };
+    let b_op = spec.b;
+    if let Some((window, b_offset)) = place(b_op.offset, b_op.last_index(k, n)) {
+        return Some(vec![WindowChunk {
+            n0: 0,
+            n,
+            window,
+            b_offset,
+        }]);
+    }
+    if b_op.row_stride != 1 || b_op.col_stride < k {
+        return None;
+    }
+    // The most columns a window holds (leaving room for its alignment), then as few windows
+    // as that allows, with their columns balanced: whole 32-column tiles where they fit,
+    // else whole lanes' 4 columns.
+    let room = (UNIFORM_WINDOW - align) / bytes;
+    let most_cols = (room as usize).checked_sub(k)? / b_op.col_stride + 1;
+    let windows = n.div_ceil(most_cols);
+    if windows > most {
+        return None;
+    }
+    let mut cols = n.div_ceil(windows).next_multiple_of(32);
+    if cols > most_cols {
+        cols = n.div_ceil(windows).next_multiple_of(4).min(most_cols);
+    }
+    (0..n)
+        .step_by(cols)
+        .map(|n0| {
+            let width = cols.min(n - n0);
+            let first = b_op.offset + n0 * b_op.col_stride;
+            let (window, b_offset) = place(first, first + (width - 1) * b_op.col_stride + k - 1)?;
+            Some(WindowChunk {
+                n0,
+                n: width,
+                window,
+                b_offset,
+            })
+        })
+        .collect()
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// The window kernel's launches for `spec`, one per [`window_chunks`] (at most `most`), or
+/// None where it has no plan.
+fn window_launches(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    a: &Buffer,
+    b: &Buffer,
+    bias: &Buffer,
+    c: &Buffer,
+    most: usize,
+) -> Result<Option<Vec<Launch>>> {
+    let Some(chunks) = window_chunks(gpu, spec, a, b, most) else {
+        return Ok(None);
+    };
+    let GemmSpec { m, n, k, .. } = *spec;
+    need(a, spec.a.last_index(m, k) + 1, "gemm A")?;
+    need(b, spec.b.last_index(k, n) + 1, "gemm B")?;
+    need(c, spec.c_offset + m * n, "gemm C")?;
+    for off in [spec.bias, spec.bias2].into_iter().flatten() {
+        need(bias, off + n, "gemm bias")?;
+    }
+    let kernel = if b.dtype() == Dtype::F16 {
+        Kernel::GemmSubgroupWindowPairs
+    } else {
+        Kernel::GemmSubgroupWindow
+    };
+    let mut launches = Vec::new();
+    for chunk in chunks {
+        // C's columns n0 .. n0 + n as a product of its own (C's row stride stays N).
+        let part = GemmSpec {
+            n: chunk.n,
+            b: Operand {
+                offset: chunk.b_offset,
+                ..spec.b
+            },
+            c_offset: spec.c_offset + chunk.n0,
+            bias: spec.bias.map(|o| o + chunk.n0),
+            bias2: spec.bias2.map(|o| o + chunk.n0),
+            ..*spec
+        };
+        let mut params = GemmParams::of(&part, part.c_offset, flags_of(spec), 0, 1)?;
+        params.c_rs = u32_of(n, "gemm n")?;
+        let uniform = uniforms.push(gpu, &params);
+        let binding = gpu.bind(
+            kernel,
+            &[
+                uniform.resource(),
+                Resource::Storage(a),
+                Resource::Unused,
+                Resource::Storage(bias),
+                Resource::Storage(c),
+                // A again as raw words (the packed-pairs loads).
+                Resource::Storage(a),
+                Resource::Unused,
+                // The fused steps' aux operand, unused here (any read-only buffer).
+                Resource::Storage(bias),
+                Resource::UniformWindow(b, chunk.window),
+            ],
+        );
+        launches.push(Launch {
+            binding,
+            groups: GemmKernel::SubgroupWindow.groups(m, chunk.n),
+            uniform,
+        });
+    }
+    Ok(Some(launches))
 }
 
 /// Scratch values a split-K product may use at most (128 MiB of f32, within every adapter's
@@ -346,6 +530,12 @@ pub fn gemm_split(
 ) -> Result<Vec<Launch>> {
     let GemmSpec { m, n, k, .. } = *spec;
     if slices <= 1 || m == 0 || n == 0 || k == 0 {
+        if kernel == GemmKernel::SubgroupWindow {
+            let most = MAX_WINDOW_CHUNKS;
+            if let Some(launches) = window_launches(gpu, uniforms, spec, a, b, bias, c, most)? {
+                return Ok(launches);
+            }
+        }
         return Ok(vec![gemm_with(gpu, uniforms, spec, kernel, a, b, bias, c)?]);
     }
     let k_slice = k.div_ceil(slices);
@@ -422,7 +612,7 @@ impl GemmKernel {
             GemmKernel::Tiled => Some(Kernel::GemmTiledStep),
             GemmKernel::Wide => Some(Kernel::GemmWideStep),
             GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
-            GemmKernel::Blocked | GemmKernel::SubgroupPairs => None,
+            GemmKernel::Blocked | GemmKernel::SubgroupPairs | GemmKernel::SubgroupWindow => None,
         }
     }
 }
