@@ -82,6 +82,7 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         GemmKernel::Subgroup,
         GemmKernel::SubgroupPairs,
         GemmKernel::SubgroupWindow,
+        GemmKernel::SubgroupWindowA,
     ] {
         if GemmKernel::candidates(gpu).contains(&k) {
             kernels.push(k);
@@ -165,7 +166,14 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     // product's store.
     let gemm_kernel = *GemmKernel::candidates(gpu)
         .iter()
-        .rfind(|k| !matches!(k, GemmKernel::SubgroupPairs | GemmKernel::SubgroupWindow))
+        .rfind(|k| {
+            !matches!(
+                k,
+                GemmKernel::SubgroupPairs
+                    | GemmKernel::SubgroupWindow
+                    | GemmKernel::SubgroupWindowA
+            )
+        })
         .expect("the blocked kernel is always a candidate");
     let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
     let mut ways = vec![

@@ -406,30 +406,31 @@ fn gemm_subgroup(
 // Sums run over k in ascending order, one accumulator per output: the same bits as the
 // other formulations on an adapter that does not contract multiply-adds.
 
-// B's 64 KiB window as 4-byte words: f32 values, or f16 pairs (k, k + 1) with PACKED_PAIRS.
-@group(0) @binding(8) var<uniform> b_window: array<vec4<u32>, 4096>;
+// The operand's 64 KiB window (B in `gemm_subgroup_window`, A in `gemm_subgroup_window_a`)
+// as 4-byte words: f32 values, or f16 pairs (k, k + 1) with PACKED_PAIRS.
+@group(0) @binding(8) var<uniform> window: array<vec4<u32>, 4096>;
 
 fn window_word(w: u32) -> u32 {
-    return b_window[w >> 2u][w & 3u];
+    return window[w >> 2u][w & 3u];
 }
 
-// (B(k, column at base), B(k + 1, column at base)); base = b_off + column·b_cs, in the
-// window's elements.
-fn window_pair(base: u32, k: u32) -> vec2<f32> {
+// The operand's values at k and k + 1 of the line (B's column, A's row) that starts at
+// `base` of the window, `stride` apart along k (unit stride with PACKED_PAIRS).
+fn window_pair(base: u32, k: u32, stride: u32) -> vec2<f32> {
     if (PACKED_PAIRS) {
         return unpack2x16float(window_word((base + k) >> 1u));
     }
     return vec2<f32>(
-        bitcast<f32>(window_word(base + k * p.b_rs)),
-        bitcast<f32>(window_word(base + (k + 1u) * p.b_rs)),
+        bitcast<f32>(window_word(base + k * stride)),
+        bitcast<f32>(window_word(base + (k + 1u) * stride)),
     );
 }
 
-fn window_one(base: u32, k: u32) -> f32 {
+fn window_one(base: u32, k: u32, stride: u32) -> f32 {
     if (PACKED_PAIRS) {
         return unpack2x16float(window_word((base + k) >> 1u))[(base + k) & 1u];
     }
-    return bitcast<f32>(window_word(base + k * p.b_rs));
+    return bitcast<f32>(window_word(base + k * stride));
 }
 
 // acc[r] += A(row 2·(r / 2) + r % 2 of the subgroup's tile, k) · x, where lane j's `lo`
@@ -482,19 +483,19 @@ fn gemm_subgroup_window(
     for (; kk + 1u < p.k; kk += 2u) {
         let lo = a_pair(a_lo, kk);
         let hi = a_pair(a_hi, kk);
-        let x0 = window_pair(b_0, kk);
-        let x1 = window_pair(b_1, kk);
-        let x2 = window_pair(b_2, kk);
-        let x3 = window_pair(b_3, kk);
+        let x0 = window_pair(b_0, kk, p.b_rs);
+        let x1 = window_pair(b_1, kk, p.b_rs);
+        let x2 = window_pair(b_2, kk, p.b_rs);
+        let x3 = window_pair(b_3, kk, p.b_rs);
         add_products(&acc, lo.x, hi.x, vec4<f32>(x0.x, x1.x, x2.x, x3.x));
         add_products(&acc, lo.y, hi.y, vec4<f32>(x0.y, x1.y, x2.y, x3.y));
     }
     if (kk < p.k) {
         let x = vec4<f32>(
-            window_one(b_0, kk),
-            window_one(b_1, kk),
-            window_one(b_2, kk),
-            window_one(b_3, kk),
+            window_one(b_0, kk, p.b_rs),
+            window_one(b_1, kk, p.b_rs),
+            window_one(b_2, kk, p.b_rs),
+            window_one(b_3, kk, p.b_rs),
         );
         add_products(&acc, a_one(a_lo, kk), a_one(a_hi, kk), x);
     }
@@ -514,4 +515,164 @@ fn gemm_subgroup_window(
     store_columns(row0 + 13u, n0, acc[13]);
     store_columns(row0 + 14u, n0, acc[14]);
     store_columns(row0 + 15u, n0, acc[15]);
+}
+
+// ---------------------------------------------------------------------------------------
+// The same product with A read through the window instead (`gemm_subgroup_window_a`), for
+// products whose A is small and B large (a recurrence step: A = h[t] [B, H], B = W_hhᵀ):
+// the window's cheap loads feed the broadcasts, and the costly storage loads of B are spread
+// over more rows. A subgroup owns a 32x16 tile of C: lane l loads A rows 4l .. 4l + 3 from
+// the window (shared by subgroupBroadcast) and B columns 2l and 2l + 1 from storage, one
+// vec2 of accumulators per row (64 accumulators a lane). A workgroup of 64 invocations
+// (8 subgroups: 2 down x 4 across) owns 64 rows x 64 columns. Dispatch: (ceil(N / 64),
+// ceil(M / 64), 1); no split-K, no fused step. A larger A is split into row ranges, one
+// dispatch each (`ops::gemm`).
+
+// acc[r] += A(row r of the subgroup's tile, k) · x, where lane j's a0 .. a3 hold A's rows
+// 4j .. 4j + 3 at k, and x = B(k, this lane's 2 columns).
+fn add_products_a(
+    acc: ptr<function, array<vec2<f32>, 32>>,
+    a0: f32,
+    a1: f32,
+    a2: f32,
+    a3: f32,
+    x: vec2<f32>,
+) {
+    (*acc)[0] = (*acc)[0] + subgroupBroadcast(a0, 0u) * x;
+    (*acc)[1] = (*acc)[1] + subgroupBroadcast(a1, 0u) * x;
+    (*acc)[2] = (*acc)[2] + subgroupBroadcast(a2, 0u) * x;
+    (*acc)[3] = (*acc)[3] + subgroupBroadcast(a3, 0u) * x;
+    (*acc)[4] = (*acc)[4] + subgroupBroadcast(a0, 1u) * x;
+    (*acc)[5] = (*acc)[5] + subgroupBroadcast(a1, 1u) * x;
+    (*acc)[6] = (*acc)[6] + subgroupBroadcast(a2, 1u) * x;
+    (*acc)[7] = (*acc)[7] + subgroupBroadcast(a3, 1u) * x;
+    (*acc)[8] = (*acc)[8] + subgroupBroadcast(a0, 2u) * x;
+    (*acc)[9] = (*acc)[9] + subgroupBroadcast(a1, 2u) * x;
+    (*acc)[10] = (*acc)[10] + subgroupBroadcast(a2, 2u) * x;
+    (*acc)[11] = (*acc)[11] + subgroupBroadcast(a3, 2u) * x;
+    (*acc)[12] = (*acc)[12] + subgroupBroadcast(a0, 3u) * x;
+    (*acc)[13] = (*acc)[13] + subgroupBroadcast(a1, 3u) * x;
+    (*acc)[14] = (*acc)[14] + subgroupBroadcast(a2, 3u) * x;
+    (*acc)[15] = (*acc)[15] + subgroupBroadcast(a3, 3u) * x;
+    (*acc)[16] = (*acc)[16] + subgroupBroadcast(a0, 4u) * x;
+    (*acc)[17] = (*acc)[17] + subgroupBroadcast(a1, 4u) * x;
+    (*acc)[18] = (*acc)[18] + subgroupBroadcast(a2, 4u) * x;
+    (*acc)[19] = (*acc)[19] + subgroupBroadcast(a3, 4u) * x;
+    (*acc)[20] = (*acc)[20] + subgroupBroadcast(a0, 5u) * x;
+    (*acc)[21] = (*acc)[21] + subgroupBroadcast(a1, 5u) * x;
+    (*acc)[22] = (*acc)[22] + subgroupBroadcast(a2, 5u) * x;
+    (*acc)[23] = (*acc)[23] + subgroupBroadcast(a3, 5u) * x;
+    (*acc)[24] = (*acc)[24] + subgroupBroadcast(a0, 6u) * x;
+    (*acc)[25] = (*acc)[25] + subgroupBroadcast(a1, 6u) * x;
+    (*acc)[26] = (*acc)[26] + subgroupBroadcast(a2, 6u) * x;
+    (*acc)[27] = (*acc)[27] + subgroupBroadcast(a3, 6u) * x;
+    (*acc)[28] = (*acc)[28] + subgroupBroadcast(a0, 7u) * x;
+    (*acc)[29] = (*acc)[29] + subgroupBroadcast(a1, 7u) * x;
+    (*acc)[30] = (*acc)[30] + subgroupBroadcast(a2, 7u) * x;
+    (*acc)[31] = (*acc)[31] + subgroupBroadcast(a3, 7u) * x;
+}
+
+@compute @workgroup_size(64)
+fn gemm_subgroup_window_a(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let group = local / 8u;
+    let row0 = wid.y * 64u + (group / 4u) * 32u;
+    let col0 = wid.x * 64u + (group % 4u) * 16u;
+    // Out-of-range rows and columns read the last valid one (results not stored).
+    let a_0 = p.a_off + min(row0 + 4u * lane, p.m - 1u) * p.a_rs;
+    let a_1 = p.a_off + min(row0 + 4u * lane + 1u, p.m - 1u) * p.a_rs;
+    let a_2 = p.a_off + min(row0 + 4u * lane + 2u, p.m - 1u) * p.a_rs;
+    let a_3 = p.a_off + min(row0 + 4u * lane + 3u, p.m - 1u) * p.a_rs;
+    let n0 = col0 + 2u * lane;
+    let b_0 = p.b_off + min(n0, p.n - 1u) * p.b_cs;
+    let b_1 = p.b_off + min(n0 + 1u, p.n - 1u) * p.b_cs;
+    var acc: array<vec2<f32>, 32>;
+    var kk = 0u;
+    for (; kk + 1u < p.k; kk += 2u) {
+        let r0 = window_pair(a_0, kk, p.a_cs);
+        let r1 = window_pair(a_1, kk, p.a_cs);
+        let r2 = window_pair(a_2, kk, p.a_cs);
+        let r3 = window_pair(a_3, kk, p.a_cs);
+        let x0 = b_pair(b_0, kk);
+        let x1 = b_pair(b_1, kk);
+        add_products_a(&acc, r0.x, r1.x, r2.x, r3.x, vec2<f32>(x0.x, x1.x));
+        add_products_a(&acc, r0.y, r1.y, r2.y, r3.y, vec2<f32>(x0.y, x1.y));
+    }
+    if (kk < p.k) {
+        add_products_a(
+            &acc,
+            window_one(a_0, kk, p.a_cs),
+            window_one(a_1, kk, p.a_cs),
+            window_one(a_2, kk, p.a_cs),
+            window_one(a_3, kk, p.a_cs),
+            vec2<f32>(b_one(b_0, kk), b_one(b_1, kk)),
+        );
+    }
+    store(row0 + 0u, n0, 0u, acc[0].x);
+    store(row0 + 0u, n0 + 1u, 0u, acc[0].y);
+    store(row0 + 1u, n0, 0u, acc[1].x);
+    store(row0 + 1u, n0 + 1u, 0u, acc[1].y);
+    store(row0 + 2u, n0, 0u, acc[2].x);
+    store(row0 + 2u, n0 + 1u, 0u, acc[2].y);
+    store(row0 + 3u, n0, 0u, acc[3].x);
+    store(row0 + 3u, n0 + 1u, 0u, acc[3].y);
+    store(row0 + 4u, n0, 0u, acc[4].x);
+    store(row0 + 4u, n0 + 1u, 0u, acc[4].y);
+    store(row0 + 5u, n0, 0u, acc[5].x);
+    store(row0 + 5u, n0 + 1u, 0u, acc[5].y);
+    store(row0 + 6u, n0, 0u, acc[6].x);
+    store(row0 + 6u, n0 + 1u, 0u, acc[6].y);
+    store(row0 + 7u, n0, 0u, acc[7].x);
+    store(row0 + 7u, n0 + 1u, 0u, acc[7].y);
+    store(row0 + 8u, n0, 0u, acc[8].x);
+    store(row0 + 8u, n0 + 1u, 0u, acc[8].y);
+    store(row0 + 9u, n0, 0u, acc[9].x);
+    store(row0 + 9u, n0 + 1u, 0u, acc[9].y);
+    store(row0 + 10u, n0, 0u, acc[10].x);
+    store(row0 + 10u, n0 + 1u, 0u, acc[10].y);
+    store(row0 + 11u, n0, 0u, acc[11].x);
+    store(row0 + 11u, n0 + 1u, 0u, acc[11].y);
+    store(row0 + 12u, n0, 0u, acc[12].x);
+    store(row0 + 12u, n0 + 1u, 0u, acc[12].y);
+    store(row0 + 13u, n0, 0u, acc[13].x);
+    store(row0 + 13u, n0 + 1u, 0u, acc[13].y);
+    store(row0 + 14u, n0, 0u, acc[14].x);
+    store(row0 + 14u, n0 + 1u, 0u, acc[14].y);
+    store(row0 + 15u, n0, 0u, acc[15].x);
+    store(row0 + 15u, n0 + 1u, 0u, acc[15].y);
+    store(row0 + 16u, n0, 0u, acc[16].x);
+    store(row0 + 16u, n0 + 1u, 0u, acc[16].y);
+    store(row0 + 17u, n0, 0u, acc[17].x);
+    store(row0 + 17u, n0 + 1u, 0u, acc[17].y);
+    store(row0 + 18u, n0, 0u, acc[18].x);
+    store(row0 + 18u, n0 + 1u, 0u, acc[18].y);
+    store(row0 + 19u, n0, 0u, acc[19].x);
+    store(row0 + 19u, n0 + 1u, 0u, acc[19].y);
+    store(row0 + 20u, n0, 0u, acc[20].x);
+    store(row0 + 20u, n0 + 1u, 0u, acc[20].y);
+    store(row0 + 21u, n0, 0u, acc[21].x);
+    store(row0 + 21u, n0 + 1u, 0u, acc[21].y);
+    store(row0 + 22u, n0, 0u, acc[22].x);
+    store(row0 + 22u, n0 + 1u, 0u, acc[22].y);
+    store(row0 + 23u, n0, 0u, acc[23].x);
+    store(row0 + 23u, n0 + 1u, 0u, acc[23].y);
+    store(row0 + 24u, n0, 0u, acc[24].x);
+    store(row0 + 24u, n0 + 1u, 0u, acc[24].y);
+    store(row0 + 25u, n0, 0u, acc[25].x);
+    store(row0 + 25u, n0 + 1u, 0u, acc[25].y);
+    store(row0 + 26u, n0, 0u, acc[26].x);
+    store(row0 + 26u, n0 + 1u, 0u, acc[26].y);
+    store(row0 + 27u, n0, 0u, acc[27].x);
+    store(row0 + 27u, n0 + 1u, 0u, acc[27].y);
+    store(row0 + 28u, n0, 0u, acc[28].x);
+    store(row0 + 28u, n0 + 1u, 0u, acc[28].y);
+    store(row0 + 29u, n0, 0u, acc[29].x);
+    store(row0 + 29u, n0 + 1u, 0u, acc[29].y);
+    store(row0 + 30u, n0, 0u, acc[30].x);
+    store(row0 + 30u, n0 + 1u, 0u, acc[30].y);
+    store(row0 + 31u, n0, 0u, acc[31].x);
+    store(row0 + 31u, n0 + 1u, 0u, acc[31].y);
 }

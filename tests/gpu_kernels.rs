@@ -273,27 +273,30 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
 }
 
 #[test]
-fn window_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
-    // B read through 64 KiB uniform windows: one window for any layout where all of B fits,
-    // several (one dispatch each) for x·Wᵀ whose W does not; B placed at odd offsets of a
-    // buffer larger than a window; sizes off the 64x64 tile; bias, bias2, accumulate; f32,
-    // and f16 operand pairs (even K with unit stride, or an odd K left at the end).
+fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
+    // B (SubgroupWindow) or A (SubgroupWindowA) read through 64 KiB uniform windows: one
+    // window for any layout where all of the operand fits, several (one dispatch each) for
+    // x·Wᵀ's W or a row-major A that does not; operands at odd offsets of buffers larger than
+    // a window; sizes off the tiles; bias, bias2, accumulate; f32, and f16 operand pairs
+    // (even K with unit stride, or an odd K left at the end).
     let gpu = gpu();
-    let has_window = GemmKernel::candidates(&gpu).contains(&GemmKernel::SubgroupWindow);
+    let window_kernels = [GemmKernel::SubgroupWindow, GemmKernel::SubgroupWindowA];
+    let candidates = GemmKernel::candidates(&gpu);
+    let has_window = window_kernels.iter().all(|k| candidates.contains(k));
     if gpu.adapter().is_software {
         assert!(
             has_window,
-            "lavapipe must offer the window GEMM (8-lane subgroups, 64 KiB uniform bindings)"
+            "lavapipe must offer the window GEMMs (8-lane subgroups, 64 KiB uniform bindings)"
         );
     }
     if !has_window {
         return;
     }
     let mut rng = Rng::new(21);
-    let mut windows_seen = std::collections::BTreeSet::new();
+    let mut windows_seen = [std::collections::BTreeSet::new(), Default::default()];
     for case in 0..12 {
         let half = case >= 8 && gpu.adapter().shader_f16;
-        let (m, k) = (1 + rng.below(150), 1 + rng.below(200));
+        let (m, k) = (1 + rng.below(250), 1 + rng.below(200));
         // Row stride of A and column stride of Wᵀ: K, or for f16 an even K + K % 2 (pairs of
         // k values are single words; an odd K leaves one k at the end).
         let stride = if half { k + k % 2 } else { k };
@@ -305,15 +308,15 @@ fn window_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         } else {
             1 + rng.below(12_000 / k)
         };
-        let b_off = 2 * rng.below(5_000);
+        let (a_off, b_off) = (2 * rng.below(5_000), 2 * rng.below(5_000));
         let b_len = b_off + stride * n + 2 * n;
-        let a = randn(&mut rng, m * stride);
+        let a_all = randn(&mut rng, (a_off + m * stride).max(1 << 15));
         let b_all = randn(&mut rng, b_len.max(1 << 15));
         let c0 = randn(&mut rng, m * n);
         let (a_buf, a_r) = if half {
-            half_buffer(&gpu, "a", &a)
+            half_buffer(&gpu, "a", &a_all)
         } else {
-            (gpu.storage_from("a", &a).unwrap(), a.clone())
+            (gpu.storage_from("a", &a_all).unwrap(), a_all.clone())
         };
         let (b_buf, b_r) = if half {
             half_buffer(&gpu, "b", &b_all)
@@ -325,7 +328,7 @@ fn window_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             m,
             n,
             k,
-            a: Operand::row_major(0, stride),
+            a: Operand::row_major(a_off, stride),
             b: if transposed {
                 Operand::transposed(b_off, stride)
             } else {
@@ -336,16 +339,13 @@ fn window_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             bias2: (case % 2 == 0).then_some(b_off + stride * n + n),
             accumulate,
         };
-        let chunks = ops::window_chunks(&gpu, &spec, &a_buf, &b_buf, ops::MAX_WINDOW_CHUNKS)
-            .unwrap_or_else(|| panic!("case {case}: no window plan for {spec:?}"));
-        windows_seen.insert(chunks.len());
         let mut want = vec![0.0f64; m * n];
         for i in 0..m {
             for j in 0..n {
                 let mut s: f64 = (0..k)
                     .map(|q| {
                         let bv = b_r[spec.b.offset + q * spec.b.row_stride + j * spec.b.col_stride];
-                        a_r[i * stride + q] as f64 * bv as f64
+                        a_r[a_off + i * stride + q] as f64 * bv as f64
                     })
                     .sum();
                 s += b_r[b_off + stride * n + j] as f64;
@@ -361,23 +361,32 @@ fn window_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         let mut u = Uniforms::new();
         let scratch = gpu.storage("scratch", 4).unwrap();
         let mut results = Vec::new();
-        for kernel in [GemmKernel::SubgroupWindow, GemmKernel::Subgroup] {
+        for kernel in [window_kernels[0], window_kernels[1], GemmKernel::Subgroup] {
+            let chunks = (kernel != GemmKernel::Subgroup).then(|| {
+                ops::window_chunks(&gpu, &spec, kernel, &a_buf, &b_buf, ops::MAX_WINDOW_CHUNKS)
+                    .unwrap_or_else(|| panic!("case {case}: no {kernel:?} plan for {spec:?}"))
+            });
             let c = gpu.storage_from("c", &c0).unwrap();
             let launches = ops::gemm_split(
                 &gpu, &mut u, &spec, kernel, 1, &a_buf, &b_buf, &b_buf, &c, &scratch,
             )
             .unwrap();
-            if kernel == GemmKernel::SubgroupWindow {
+            if let Some(chunks) = &chunks {
                 assert_eq!(
                     launches.len(),
                     chunks.len(),
                     "case {case}: one dispatch a window"
                 );
+                windows_seen[(kernel == window_kernels[1]) as usize].insert(chunks.len());
             }
             run(&gpu, &launches);
             let got = gpu.read_f32(&c, 0, m * n).unwrap();
             assert_close(
-                &format!("window gemm case {case} ({m}x{n}x{k}, Wᵀ {transposed}, f16 {half}, {} windows) {kernel:?}", chunks.len()),
+                &format!(
+                    "window gemm case {case} ({m}x{n}x{k}, Wᵀ {transposed}, f16 {half}, \
+                     windows {:?}) {kernel:?}",
+                    chunks.map(|c| c.len())
+                ),
                 &got,
                 &want,
                 1e-4,
@@ -386,20 +395,24 @@ fn window_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         }
         if gpu.adapter().is_software {
             // Same sums in the same order, and lavapipe does not contract multiply-adds.
-            let differ = results[0]
-                .iter()
-                .zip(&results[1])
-                .position(|(x, y)| x.to_bits() != y.to_bits());
-            assert_eq!(
-                differ, None,
-                "case {case}: window and subgroup kernels differ in bits"
-            );
+            for (kernel, got) in window_kernels.iter().zip(&results) {
+                let differ = got
+                    .iter()
+                    .zip(&results[2])
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(
+                    differ, None,
+                    "case {case}: {kernel:?} and the subgroup kernel differ in bits"
+                );
+            }
         }
     }
-    assert!(
-        windows_seen.contains(&1) && windows_seen.iter().any(|&w| w > 1),
-        "the cases took one window and several: {windows_seen:?}"
-    );
+    for (kernel, seen) in window_kernels.iter().zip(&windows_seen) {
+        assert!(
+            seen.contains(&1) && seen.iter().any(|&w| w > 1),
+            "{kernel:?}: the cases took one window and several: {seen:?}"
+        );
+    }
 }
 
 #[test]

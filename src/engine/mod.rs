@@ -359,19 +359,24 @@ impl<'g> Engine<'g> {
             .filter(|k| {
                 *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
             })
-            // The window kernel takes a step in one dispatch only where W_hh fits one window
-            // (it runs as the subgroup kernel elsewhere: nothing new to measure).
+            // The window kernels take a step in one dispatch only where W_hh (B's window) or
+            // h[t] (A's window) fits one window; elsewhere they run as the subgroup kernel:
+            // nothing new to measure.
             .filter(|k| {
-                let hidden = self.config.hidden;
-                let whh_bytes = self.config.cell.gates()
-                    * hidden
-                    * hidden
-                    * self.bufs.precision.activations().bytes();
+                let (hidden, bytes) = (
+                    self.config.hidden,
+                    self.bufs.precision.activations().bytes(),
+                );
+                let operand_bytes = match k {
+                    ops::GemmKernel::SubgroupWindow => self.config.cell.gates() * hidden * hidden,
+                    ops::GemmKernel::SubgroupWindowA => batch * hidden,
+                    _ => return true,
+                } * bytes;
                 let align = self
                     .gpu
                     .uniform_window_alignment()
                     .unwrap_or(UNIFORM_WINDOW);
-                *k != ops::GemmKernel::SubgroupWindow || whh_bytes as u64 + align <= UNIFORM_WINDOW
+                operand_bytes as u64 + align <= UNIFORM_WINDOW
             })
             .collect();
         candidates.extend(gemm_kernels.iter().copied().map(RecurrenceKernel::Gemm));

@@ -18,6 +18,9 @@ pub enum Kernel {
     GemmSubgroupWindow,
     /// The window GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
     GemmSubgroupWindowPairs,
+    /// The subgroup GEMM reading A through a uniform-buffer window.
+    GemmSubgroupWindowA,
+    GemmSubgroupWindowAPairs,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -91,7 +94,9 @@ impl Kernel {
             | Kernel::GemmSubgroupPairs
             | Kernel::GemmSubgroupStep
             | Kernel::GemmSubgroupWindow
-            | Kernel::GemmSubgroupWindowPairs => "gemm_subgroup.wgsl",
+            | Kernel::GemmSubgroupWindowPairs
+            | Kernel::GemmSubgroupWindowA
+            | Kernel::GemmSubgroupWindowAPairs => "gemm_subgroup.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -134,6 +139,9 @@ impl Kernel {
                 "gemm_subgroup"
             }
             Kernel::GemmSubgroupWindow | Kernel::GemmSubgroupWindowPairs => "gemm_subgroup_window",
+            Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
+                "gemm_subgroup_window_a"
+            }
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",
@@ -176,7 +184,9 @@ impl Kernel {
     /// Pipeline-overridable constants of this variant of its entry point.
     pub fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
-            Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupWindowPairs => &[("PACKED_PAIRS", 1.0)],
+            Kernel::GemmSubgroupPairs
+            | Kernel::GemmSubgroupWindowPairs
+            | Kernel::GemmSubgroupWindowAPairs => &[("PACKED_PAIRS", 1.0)],
             Kernel::GemmSubgroupStep | Kernel::GemmTiledStep | Kernel::GemmWideStep => {
                 &[("A_FROM_C", 1.0)]
             }

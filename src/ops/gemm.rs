@@ -138,6 +138,10 @@ pub enum GemmKernel {
     /// lavapipe), one dispatch per window, where [`window_chunks`] finds a plan (f16 pairs
     /// where they apply); elsewhere it runs as [`GemmKernel::Subgroup`].
     SubgroupWindow,
+    /// The subgroup kernel reading A through 64 KiB uniform-buffer windows (products with a
+    /// small A and a large B: a recurrence step), one dispatch per window, where
+    /// [`window_chunks`] finds a plan; elsewhere it runs as [`GemmKernel::Subgroup`].
+    SubgroupWindowA,
 }
 
 impl GemmKernel {
@@ -156,7 +160,7 @@ impl GemmKernel {
                 out.push(GemmKernel::SubgroupPairs);
             }
             if gpu.uniform_window_alignment().is_some() {
-                out.push(GemmKernel::SubgroupWindow);
+                out.extend([GemmKernel::SubgroupWindow, GemmKernel::SubgroupWindowA]);
             }
         }
         out
@@ -182,8 +186,9 @@ impl GemmKernel {
             GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
                 GemmKernel::Subgroup
             }
-            GemmKernel::SubgroupWindow
-                if slices > 1 || window_chunks(gpu, spec, a, b, MAX_WINDOW_CHUNKS).is_none() =>
+            GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
+                if slices > 1
+                    || window_chunks(gpu, spec, self, a, b, MAX_WINDOW_CHUNKS).is_none() =>
             {
                 GemmKernel::Subgroup
             }
@@ -214,6 +219,7 @@ impl GemmKernel {
             GemmKernel::Subgroup => Kernel::GemmSubgroup,
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
             GemmKernel::SubgroupWindow => Kernel::GemmSubgroupWindow,
+            GemmKernel::SubgroupWindowA => Kernel::GemmSubgroupWindowA,
         }
     }
     /// Workgroups covering an `m` x `n` C, (0, 0, 0) when it is empty.
@@ -228,7 +234,7 @@ impl GemmKernel {
     fn tile(self) -> (usize, usize) {
         match self {
             GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => (32, 64),
-            GemmKernel::Tiled => (64, 64),
+            GemmKernel::Tiled | GemmKernel::SubgroupWindowA => (64, 64),
             GemmKernel::SubgroupWindow => (128, 32),
             GemmKernel::Wide => (128, 128),
         }
@@ -279,9 +285,14 @@ fn gemm_pass(
     bias: &Buffer,
     c: &Buffer,
 ) -> Result<Launch> {
-    if kernel == GemmKernel::SubgroupWindow && k_slice == 0 {
-        // One launch: only where one window holds all of B.
-        if let Some(mut launches) = window_launches(gpu, uniforms, spec, a, b, bias, c, 1)? {
+    if matches!(
+        kernel,
+        GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
+    ) && k_slice == 0
+    {
+        // One launch: only where one window holds all of the operand.
+        if let Some(mut launches) = window_launches(gpu, uniforms, spec, kernel, a, b, bias, c, 1)?
+        {
             return Ok(launches.remove(0));
         }
     }
@@ -289,7 +300,7 @@ fn gemm_pass(
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
         }
-        GemmKernel::SubgroupWindow => GemmKernel::Subgroup,
+        GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA => GemmKernel::Subgroup,
         other => other,
     };
     let GemmSpec { m, n, k, .. } = *spec;
@@ -326,106 +337,126 @@ fn gemm_pass(
     })
 }
 
-/// The most dispatches (windows of B) a product is split into for the window kernel: each
-/// costs lavapipe about 30 us, and a product that needs more is left to the others.
-pub const MAX_WINDOW_CHUNKS: usize = 8;
+/// The most dispatches (windows) a product is split into for a window kernel: each costs
+/// lavapipe about 30 us (512x512x512 in f32 takes 16 windows of B and still gains).
+pub const MAX_WINDOW_CHUNKS: usize = 32;
 
-/// One dispatch of the window kernel: C's columns `n0 .. n0 + n`, B read from the window at
-/// byte `window` of its buffer, where B(0, n0) is element `b_offset` of the window.
+/// One dispatch of a window kernel: C's columns (B's window) or rows (A's window) `start ..
+/// start + count`, the operand read from the window at byte `window` of its buffer, where
+/// its first element for them is element `offset` of the window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowChunk {
-    pub n0: usize,
-    pub n: usize,
+    pub start: usize,
+    pub count: usize,
     pub window: u64,
-    pub b_offset: usize,
+    pub offset: usize,
 }
 
-/// How the window kernel ([`GemmKernel::SubgroupWindow`]) covers `spec`'s B in at most
-/// `most` dispatches: one window when all of B fits in one (any layout), else ranges of
-/// columns when B is read along k with unit stride (x·Wᵀ: each column is a row of W). None
-/// where it does not apply: no uniform windows on this adapter, B's buffer smaller than a
-/// window, f16 B whose pairs do not apply ([`GemmKernel::pairs_apply`]; the window holds f32
-/// values or f16 pairs), or more than `most` dispatches.
+/// How a window kernel ([`GemmKernel::SubgroupWindow`]: B's window, or
+/// [`GemmKernel::SubgroupWindowA`]: A's) covers its operand in at most `most` dispatches:
+/// one window when all of the operand fits in one (any layout), else ranges of B's columns
+/// or A's rows when the operand is read along k with unit stride (x·Wᵀ's W, a row-major A).
+/// None where it does not apply: another kernel, no uniform windows on this adapter, the
+/// operand's buffer smaller than a window, an f16 operand whose pairs do not apply
+/// ([`GemmKernel::pairs_apply`]; a window holds f32 values or f16 pairs), or more than `most`
+/// dispatches.
 pub fn window_chunks(
     gpu: &Gpu,
     spec: &GemmSpec,
+    kernel: GemmKernel,
     a: &Buffer,
     b: &Buffer,
     most: usize,
 ) -> Option<Vec<WindowChunk>> {
     let align = gpu.uniform_window_alignment()?;
     let GemmSpec { m, n, k, .. } = *spec;
-    if m == 0 || n == 0 || k == 0 || b.size_bytes() < UNIFORM_WINDOW {
+    // The operand, its lines (B's columns, A's rows): how many, how far apart, the stride
+    // along k, and the tile of lines one workgroup covers.
+    let (buffer, op, lines, line_stride, along, tile) = match kernel {
+        GemmKernel::SubgroupWindow => (b, spec.b, n, spec.b.col_stride, spec.b.row_stride, 32),
+        GemmKernel::SubgroupWindowA => (a, spec.a, m, spec.a.row_stride, spec.a.col_stride, 64),
+        _ => return None,
+    };
+    if m == 0 || n == 0 || k == 0 || buffer.size_bytes() < UNIFORM_WINDOW {
         return None;
     }
-    if b.dtype() == Dtype::F16 && !GemmKernel::pairs_apply(spec, a, b, 0) {
+    if buffer.dtype() == Dtype::F16 && !GemmKernel::pairs_apply(spec, a, b, 0) {
         return None;
     }
-    let bytes = b.dtype().bytes() as u64;
-    // The window holding elements first..=last of B, and B(0, n0)'s place in it.
+    let bytes = buffer.dtype().bytes() as u64;
+    // The window holding elements first..=last, and `first`'s place in it.
     let place = |first: usize, last: usize| -> Option<(u64, usize)> {
         let start = (first as u64 * bytes / align * align)
-            .min((b.size_bytes() - UNIFORM_WINDOW) / align * align);
+            .min((buffer.size_bytes() - UNIFORM_WINDOW) / align * align);
         let fits =
             start <= first as u64 * bytes && (last as u64 + 1) * bytes <= start + UNIFORM_WINDOW;
         fits.then(|| (start, first - (start / bytes) as usize))
     };
-    let b_op = spec.b;
-    if let Some((window, b_offset)) = place(b_op.offset, b_op.last_index(k, n)) {
+    let last = match kernel {
+        GemmKernel::SubgroupWindow => op.last_index(k, n),
+        _ => op.last_index(m, k),
+    };
+    if let Some((window, offset)) = place(op.offset, last) {
         return Some(vec![WindowChunk {
-            n0: 0,
-            n,
+            start: 0,
+            count: lines,
             window,
-            b_offset,
+            offset,
         }]);
     }
-    if b_op.row_stride != 1 || b_op.col_stride < k {
+    if along != 1 || line_stride < k {
         return None;
     }
-    // The most columns a window holds (leaving room for its alignment), then as few windows
-    // as that allows, with their columns balanced: whole 32-column tiles where they fit,
-    // else whole lanes' 4 columns.
-    let room = (UNIFORM_WINDOW - align) / bytes;
-    let most_cols = (room as usize).checked_sub(k)? / b_op.col_stride + 1;
-    let windows = n.div_ceil(most_cols);
-    if windows > most {
-        return None;
-    }
-    let mut cols = n.div_ceil(windows).next_multiple_of(32);
-    if cols > most_cols {
-        cols = n.div_ceil(windows).next_multiple_of(4).min(most_cols);
-    }
-    (0..n)
-        .step_by(cols)
-        .map(|n0| {
-            let width = cols.min(n - n0);
-            let first = b_op.offset + n0 * b_op.col_stride;
-            let (window, b_offset) = place(first, first + (width - 1) * b_op.col_stride + k - 1)?;
-            Some(WindowChunk {
-                n0,
-                n: width,
-                window,
-                b_offset,
+    // Ranges of at most `most_lines` lines, as few as that allows, balanced: whole tiles
+    // where they fit, else multiples of 4 lines.
+    let ranges = |most_lines: usize| -> Option<Vec<WindowChunk>> {
+        if most_lines == 0 || lines.div_ceil(most_lines) > most {
+            return None;
+        }
+        let windows = lines.div_ceil(most_lines);
+        let mut count = lines.div_ceil(windows).next_multiple_of(tile);
+        if count > most_lines {
+            count = lines.div_ceil(windows).next_multiple_of(4).min(most_lines);
+        }
+        (0..lines)
+            .step_by(count)
+            .map(|start| {
+                let count = count.min(lines - start);
+                let first = op.offset + start * line_stride;
+                let (window, offset) = place(first, first + (count - 1) * line_stride + k - 1)?;
+                Some(WindowChunk {
+                    start,
+                    count,
+                    window,
+                    offset,
+                })
             })
-        })
-        .collect()
+            .collect()
+    };
+    // The most lines a window holds when they start at aligned offsets; failing that,
+    // leaving room for the alignment.
+    let window_elems = (UNIFORM_WINDOW / bytes) as usize;
+    let most_lines = |room: usize| room.checked_sub(k).map_or(0, |r| r / line_stride + 1);
+    ranges(most_lines(window_elems))
+        .or_else(|| ranges(most_lines(window_elems - (align / bytes) as usize)))
 }
 
 // One argument per binding slot, as in the other launchers.
 #[allow(clippy::too_many_arguments)]
-/// The window kernel's launches for `spec`, one per [`window_chunks`] (at most `most`), or
+/// A window kernel's launches for `spec`, one per [`window_chunks`] (at most `most`), or
 /// None where it has no plan.
 fn window_launches(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
     spec: &GemmSpec,
+    kernel: GemmKernel,
     a: &Buffer,
     b: &Buffer,
     bias: &Buffer,
     c: &Buffer,
     most: usize,
 ) -> Result<Option<Vec<Launch>>> {
-    let Some(chunks) = window_chunks(gpu, spec, a, b, most) else {
+    let Some(chunks) = window_chunks(gpu, spec, kernel, a, b, most) else {
         return Ok(None);
     };
     let GemmSpec { m, n, k, .. } = *spec;
@@ -435,47 +466,85 @@ fn window_launches(
     for off in [spec.bias, spec.bias2].into_iter().flatten() {
         need(bias, off + n, "gemm bias")?;
     }
-    let kernel = if b.dtype() == Dtype::F16 {
-        Kernel::GemmSubgroupWindowPairs
-    } else {
-        Kernel::GemmSubgroupWindow
-    };
+    let pairs = GemmKernel::pairs_apply(spec, a, b, 0);
     let mut launches = Vec::new();
     for chunk in chunks {
-        // C's columns n0 .. n0 + n as a product of its own (C's row stride stays N).
-        let part = GemmSpec {
-            n: chunk.n,
-            b: Operand {
-                offset: chunk.b_offset,
-                ..spec.b
-            },
-            c_offset: spec.c_offset + chunk.n0,
-            bias: spec.bias.map(|o| o + chunk.n0),
-            bias2: spec.bias2.map(|o| o + chunk.n0),
-            ..*spec
+        let (part, entry, resources) = if kernel == GemmKernel::SubgroupWindow {
+            // C's columns start .. start + count as a product of its own (C's row stride
+            // stays N).
+            let part = GemmSpec {
+                n: chunk.count,
+                b: Operand {
+                    offset: chunk.offset,
+                    ..spec.b
+                },
+                c_offset: spec.c_offset + chunk.start,
+                bias: spec.bias.map(|o| o + chunk.start),
+                bias2: spec.bias2.map(|o| o + chunk.start),
+                ..*spec
+            };
+            let entry = if b.dtype() == Dtype::F16 {
+                Kernel::GemmSubgroupWindowPairs
+            } else {
+                Kernel::GemmSubgroupWindow
+            };
+            // A, and A again as raw words (the packed-pairs loads); B in the window.
+            let resources = [
+                Resource::Storage(a),
+                Resource::Unused,
+                Resource::Storage(a),
+                Resource::Unused,
+                Resource::UniformWindow(b, chunk.window),
+            ];
+            (part, entry, resources)
+        } else {
+            // C's rows start .. start + count.
+            let part = GemmSpec {
+                m: chunk.count,
+                a: Operand {
+                    offset: chunk.offset,
+                    ..spec.a
+                },
+                c_offset: spec.c_offset + chunk.start * n,
+                ..*spec
+            };
+            let entry = if a.dtype() == Dtype::F16 && pairs {
+                Kernel::GemmSubgroupWindowAPairs
+            } else {
+                Kernel::GemmSubgroupWindowA
+            };
+            // B, and B again as raw words (the packed-pairs loads); A in the window.
+            let resources = [
+                Resource::Unused,
+                Resource::Storage(b),
+                Resource::Unused,
+                Resource::Storage(b),
+                Resource::UniformWindow(a, chunk.window),
+            ];
+            (part, entry, resources)
         };
         let mut params = GemmParams::of(&part, part.c_offset, flags_of(spec), 0, 1)?;
         params.c_rs = u32_of(n, "gemm n")?;
         let uniform = uniforms.push(gpu, &params);
+        let [a_slot, b_slot, a_words, b_words, window] = resources;
         let binding = gpu.bind(
-            kernel,
+            entry,
             &[
                 uniform.resource(),
-                Resource::Storage(a),
-                Resource::Unused,
+                a_slot,
+                b_slot,
                 Resource::Storage(bias),
                 Resource::Storage(c),
-                // A again as raw words (the packed-pairs loads).
-                Resource::Storage(a),
-                Resource::Unused,
+                a_words,
+                b_words,
                 // The fused steps' aux operand, unused here (any read-only buffer).
                 Resource::Storage(bias),
-                Resource::UniformWindow(b, chunk.window),
+                window,
             ],
         );
         launches.push(Launch {
             binding,
-            groups: GemmKernel::SubgroupWindow.groups(m, chunk.n),
+            groups: kernel.groups(part.m, part.n),
             uniform,
         });
     }
@@ -530,9 +599,14 @@ pub fn gemm_split(
 ) -> Result<Vec<Launch>> {
     let GemmSpec { m, n, k, .. } = *spec;
     if slices <= 1 || m == 0 || n == 0 || k == 0 {
-        if kernel == GemmKernel::SubgroupWindow {
+        if matches!(
+            kernel,
+            GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
+        ) {
             let most = MAX_WINDOW_CHUNKS;
-            if let Some(launches) = window_launches(gpu, uniforms, spec, a, b, bias, c, most)? {
+            if let Some(launches) =
+                window_launches(gpu, uniforms, spec, kernel, a, b, bias, c, most)?
+            {
                 return Ok(launches);
             }
         }
@@ -612,7 +686,10 @@ impl GemmKernel {
             GemmKernel::Tiled => Some(Kernel::GemmTiledStep),
             GemmKernel::Wide => Some(Kernel::GemmWideStep),
             GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
-            GemmKernel::Blocked | GemmKernel::SubgroupPairs | GemmKernel::SubgroupWindow => None,
+            GemmKernel::Blocked
+            | GemmKernel::SubgroupPairs
+            | GemmKernel::SubgroupWindow
+            | GemmKernel::SubgroupWindowA => None,
         }
     }
 }
