@@ -419,8 +419,14 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
 fn rnn_steps_match_f64_forward_and_backward() {
     let gpu = gpu();
     let mut rng = Rng::new(2);
-    for case in 0..20 {
-        let (t_len, batch, h) = (1 + rng.below(6), 1 + rng.below(45), 1 + rng.below(45));
+    for case in 0..21 {
+        // The last case's h[t] ([64, 256] f32) fills one 64 KiB window exactly, so the
+        // window GEMMs run their own kernels (elsewhere they run as the subgroup one).
+        let (t_len, batch, h) = if case == 20 {
+            (3, 64, 256)
+        } else {
+            (1 + rng.below(6), 1 + rng.below(45), 1 + rng.below(45))
+        };
         let activation = if case % 2 == 0 {
             Activation::Tanh
         } else {
@@ -508,6 +514,23 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 .filter(|k| k.step_kernel().is_some())
                 .map(|&k| ops::RecurrenceKernel::GemmFused(k)),
         );
+        if case == 20 && gemms.contains(&GemmKernel::SubgroupWindowA) {
+            // A step's product reads h[t] (da[t + 1] backward) through one window.
+            let product = GemmSpec {
+                m: batch,
+                n: h,
+                k: h,
+                a: Operand::row_major(bh, h),
+                b: Operand::transposed(whh_off, h),
+                c_offset: 0,
+                bias: None,
+                bias2: None,
+                accumulate: false,
+            };
+            let plan =
+                ops::window_chunks(&gpu, &product, GemmKernel::SubgroupWindowA, &hsb, &pb, 1);
+            assert!(plan.is_some(), "h[1] must fit one window");
+        }
         for kernel in kernels {
             gpu.write(&hsb, 0, &hs0);
             let mut u = Uniforms::new();

@@ -360,8 +360,9 @@ impl<'g> Engine<'g> {
                 *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
             })
             // The window kernels take a step in one dispatch only where W_hh (B's window) or
-            // h[t] (A's window) fits one window; elsewhere they run as the subgroup kernel:
-            // nothing new to measure.
+            // h[t] (A's window) fits one window (and starts where a window may: the launch
+            // checks, and runs the subgroup kernel otherwise); elsewhere there is nothing new
+            // to measure.
             .filter(|k| {
                 let (hidden, bytes) = (
                     self.config.hidden,
@@ -372,11 +373,8 @@ impl<'g> Engine<'g> {
                     ops::GemmKernel::SubgroupWindowA => batch * hidden,
                     _ => return true,
                 } * bytes;
-                let align = self
-                    .gpu
-                    .uniform_window_alignment()
-                    .unwrap_or(UNIFORM_WINDOW);
-                operand_bytes as u64 + align <= UNIFORM_WINDOW
+                self.gpu.uniform_window_alignment().is_some()
+                    && operand_bytes as u64 <= UNIFORM_WINDOW
             })
             .collect();
         candidates.extend(gemm_kernels.iter().copied().map(RecurrenceKernel::Gemm));
