@@ -359,10 +359,9 @@ impl<'g> Engine<'g> {
             .filter(|k| {
                 *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
             })
-            // The window kernels take a step in one dispatch only where W_hh (B's window) or
-            // h[t] (A's window) fits one window (and starts where a window may: the launch
-            // checks, and runs the subgroup kernel otherwise); elsewhere there is nothing new
-            // to measure.
+            // The window kernels, where W_hh (B's windows) or h[t] (A's windows) fits about
+            // half of their most windows (the launch plans the windows, and runs the subgroup
+            // kernel where none fit): elsewhere there is nothing new to measure.
             .filter(|k| {
                 let (hidden, bytes) = (
                     self.config.hidden,
@@ -374,7 +373,7 @@ impl<'g> Engine<'g> {
                     _ => return true,
                 } * bytes;
                 self.gpu.uniform_window_alignment().is_some()
-                    && operand_bytes as u64 <= UNIFORM_WINDOW
+                    && operand_bytes as u64 <= ops::MAX_WINDOW_CHUNKS as u64 / 2 * UNIFORM_WINDOW
             })
             .collect();
         candidates.extend(gemm_kernels.iter().copied().map(RecurrenceKernel::Gemm));

@@ -5,7 +5,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::rnn_gemm::{step_backward_product, step_forward_product};
-use super::{gemm_with, groups_for, need, u32_of, GemmKernel, Launch};
+use super::{gemm_launches, groups_for, need, u32_of, GemmKernel, Launch};
 use super::{RecurrenceKernel, Uniforms};
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -128,7 +128,7 @@ pub fn gated_forward(
             let gates = shape.cell.gates();
             let product =
                 step_forward_product(batch, h, gates, t, shape.whh_off, Some(shape.bhh_off));
-            out.push(gemm_with(
+            out.extend(gemm_launches(
                 gpu, u, &product, kernel, b.hs, b.params, b.params, b.step_sum,
             )?);
         }
@@ -201,7 +201,7 @@ pub fn gated_backward(
     for t in launch_steps {
         if let (Some(kernel), true) = (gemm, t + 1 < shape.steps) {
             let product = step_backward_product(batch, h, shape.cell.gates(), t, shape.whh_off);
-            out.push(gemm_with(
+            out.extend(gemm_launches(
                 gpu, u, &product, kernel, src, b.params, b.params, b.step_sum,
             )?);
         }

@@ -337,6 +337,32 @@ fn gemm_pass(
     })
 }
 
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// The whole product with `kernel` in one pass: one launch, or one per window for the window
+/// kernels ([`window_chunks`], at most [`MAX_WINDOW_CHUNKS`]).
+pub fn gemm_launches(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    kernel: GemmKernel,
+    a: &Buffer,
+    b: &Buffer,
+    bias: &Buffer,
+    c: &Buffer,
+) -> Result<Vec<Launch>> {
+    if matches!(
+        kernel,
+        GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
+    ) {
+        let most = MAX_WINDOW_CHUNKS;
+        if let Some(launches) = window_launches(gpu, uniforms, spec, kernel, a, b, bias, c, most)? {
+            return Ok(launches);
+        }
+    }
+    Ok(vec![gemm_with(gpu, uniforms, spec, kernel, a, b, bias, c)?])
+}
+
 /// The most dispatches (windows) a product is split into for a window kernel: each costs
 /// lavapipe about 30 us (512x512x512 in f32 takes 16 windows of B and still gains).
 pub const MAX_WINDOW_CHUNKS: usize = 32;
@@ -599,18 +625,7 @@ pub fn gemm_split(
 ) -> Result<Vec<Launch>> {
     let GemmSpec { m, n, k, .. } = *spec;
     if slices <= 1 || m == 0 || n == 0 || k == 0 {
-        if matches!(
-            kernel,
-            GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
-        ) {
-            let most = MAX_WINDOW_CHUNKS;
-            if let Some(launches) =
-                window_launches(gpu, uniforms, spec, kernel, a, b, bias, c, most)?
-            {
-                return Ok(launches);
-            }
-        }
-        return Ok(vec![gemm_with(gpu, uniforms, spec, kernel, a, b, bias, c)?]);
+        return gemm_launches(gpu, uniforms, spec, kernel, a, b, bias, c);
     }
     let k_slice = k.div_ceil(slices);
     let slices = k.div_ceil(k_slice);

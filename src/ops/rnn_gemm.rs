@@ -9,8 +9,8 @@
 
 use super::RecurrenceShape;
 use super::{
-    gemm_step, gemm_with, groups_for, need, GemmKernel, GemmSpec, Launch, Operand, StepEpilogue,
-    Uniforms,
+    gemm_launches, gemm_step, groups_for, need, GemmKernel, GemmSpec, Launch, Operand,
+    StepEpilogue, Uniforms,
 };
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -68,7 +68,7 @@ pub fn forward(
             )?);
             continue;
         }
-        out.push(gemm_with(
+        out.extend(gemm_launches(
             gpu, u, &product, gemm, hs, params, params, step_sum,
         )?);
         out.push(combine(
@@ -123,7 +123,7 @@ pub fn backward(
         }
         if t + 1 < shape.steps {
             let product = step_backward_product(b, h, 1, t, shape.whh_off);
-            out.push(gemm_with(
+            out.extend(gemm_launches(
                 gpu, u, &product, gemm, da, params, params, step_sum,
             )?);
         }
