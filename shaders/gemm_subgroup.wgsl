@@ -1,7 +1,11 @@
-// Subgroup-broadcast GEMM for software adapters whose subgroups are 8 lanes (lavapipe runs
-// 8 invocations as one 256-bit SIMD group, and every load with a non-constant address costs
-// 8 scalar loads there: DESIGN.md). Same parameters, bindings, split-K and results as
-// gemm.wgsl's kernels:
+// Subgroup-broadcast GEMMs for software adapters whose subgroups are 8 lanes. lavapipe runs
+// 8 invocations as one 256-bit SIMD group; a storage-buffer load whose address is not built
+// from constants (Mesa 25.0 does not treat workgroup ids or loop counters as uniform) costs
+// each lane a bounds-checked, branching scalar load, while a uniform-buffer load with such an
+// address is a branch-free gather (BENCHMARKS.md, "operands read through uniform-buffer
+// windows"). Entry points: `gemm_subgroup` (both operands from storage), and below
+// `gemm_subgroup_window` and `gemm_subgroup_window_a` (B or A through a 64 KiB uniform
+// window). Same parameters, bindings, results as gemm.wgsl's kernels (split-K here only):
 //   C[m, n] = sum_k A(m, k) * B(k, n)  (+ bias[n]) (+ bias2[n])  (+ C[m, n] if ACCUMULATE)
 // A subgroup owns a 16x16 tile of C; lane l owns its columns 2l and 2l + 1 (32 accumulators).
 // For each k, lane l loads A rows 2l and 2l + 1 and B columns 2l and 2l + 1 (4 loads; 2
