@@ -269,11 +269,14 @@ impl Gpu {
         self.limits.max_storage_buffer_binding_size
     }
 
-    /// The byte alignment of a [`Resource::UniformWindow`]'s offset, or None where the
-    /// adapter binds less than [`UNIFORM_WINDOW`] bytes of a uniform buffer.
+    /// The byte alignment of a [`Resource::UniformWindow`]'s offset, or None where windows are
+    /// not offered: the adapter binds less than [`UNIFORM_WINDOW`] bytes of a uniform buffer,
+    /// or its subgroups are not 8 lanes (only the 8-lane subgroup GEMMs read windows, so
+    /// elsewhere storage buffers are created without the uniform usage they need).
     pub fn uniform_window_alignment(&self) -> Option<u64> {
-        (self.limits.max_uniform_buffer_binding_size >= UNIFORM_WINDOW)
-            .then_some(u64::from(self.limits.min_uniform_buffer_offset_alignment))
+        (self.limits.max_uniform_buffer_binding_size >= UNIFORM_WINDOW
+            && self.summary.fixed_subgroup_size == Some(8))
+        .then_some(u64::from(self.limits.min_uniform_buffer_offset_alignment))
     }
 
     /// Returns the first wgpu validation or device error seen since the last call.
@@ -310,11 +313,15 @@ impl Gpu {
         let raw = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
-            // UNIFORM: GEMM kernels may read a window of an operand as a uniform buffer.
+            // UNIFORM where GEMM kernels may read a window of an operand as a uniform buffer.
             usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::UNIFORM
                 | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+                | wgpu::BufferUsages::COPY_DST
+                | if self.uniform_window_alignment().is_some() {
+                    wgpu::BufferUsages::UNIFORM
+                } else {
+                    wgpu::BufferUsages::empty()
+                },
             mapped_at_creation: false,
         });
         Ok(Buffer {
