@@ -364,7 +364,7 @@ pub fn gemm_launches(
 }
 
 /// The most dispatches (windows) a product is split into for a window kernel: each costs
-/// lavapipe about 30 us (512x512x512 in f32 takes 16 windows of B and still gains).
+/// lavapipe about 30 us (512x512x512 in f32 takes 16 windows of B; the tuner weighs it).
 pub const MAX_WINDOW_CHUNKS: usize = 32;
 
 /// One dispatch of a window kernel: C's columns (B's window) or rows (A's window) `start ..
