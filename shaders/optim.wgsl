@@ -8,8 +8,12 @@
 //          with step_size = lr / (1 - β1^step) and bc2_sqrt = sqrt(1 - β2^step) from the host.
 // A step whose gradient norm or loss is not finite is skipped entirely (norm[1] = 1, set by
 // norm_finalize): parameters and moments never take a non-finite value.
-// Shapes: params, grads, m, v: [P]; norm: [2] (norm, non-finite flag).
-// Dispatch: 256 invocations per workgroup over P elements (x + y · groups.x · 256).
+// Shapes: params, grads, m, v: [P] rounded up to a multiple of 4 (the padding is scratch: it
+// is updated like the rest and belongs to no parameter); norm: [2] (norm, non-finite flag).
+// Each invocation updates 4 consecutive parameters, read and written as one vec4 (on lavapipe
+// a vec4 storage access costs far less than 4 scalar ones: BENCHMARKS.md); every operation is
+// per component, so the results are those of one parameter at a time.
+// Dispatch: 256 invocations per workgroup over ceil(P / 4) vec4s (x + y · groups.x · 256).
 
 struct OptimParams {
     count: u32,          // P
@@ -32,16 +36,16 @@ const FIRST_STEP: u32 = 4u;
 const DECOUPLED: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: OptimParams;
-@group(0) @binding(1) var<storage, read_write> params: array<f32>;
-@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(1) var<storage, read_write> params: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grads: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> norm: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<vec4<f32>>;
 
 fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
 }
 
-fn clipped_grad(i: u32) -> f32 {
+fn clipped_grad(i: u32) -> vec4<f32> {
     var g = grads[i];
     if ((p.flags & CLIP) != 0u) {
         let coef = min(p.max_norm / (norm[0] + 1e-6), 1.0);
@@ -53,7 +57,7 @@ fn clipped_grad(i: u32) -> f32 {
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = linear_index(gid, groups);
-    if (i >= p.count || norm[1] != 0.0) {
+    if (4u * i >= p.count || norm[1] != 0.0) {
         return;
     }
     let w = params[i];
@@ -76,12 +80,12 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
     params[i] = w - p.lr * g;
 }
 
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = linear_index(gid, groups);
-    if (i >= p.count || norm[1] != 0.0) {
+    if (4u * i >= p.count || norm[1] != 0.0) {
         return;
     }
     var w = params[i];

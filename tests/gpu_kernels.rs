@@ -947,11 +947,14 @@ fn optimizers_match_reference_over_several_steps() {
         }
         let n = 1 + rng.below(3000);
         let params = randn(&mut rng, n);
-        let pb = gpu.storage_from("params", &params).unwrap();
-        let gb = gpu.storage("grads", (n * 4) as u64).unwrap();
+        // The optimizer's buffers hold n rounded up to 4 values (it updates 4 at a time).
+        let n4 = n.next_multiple_of(4);
+        let pb = gpu.storage("params", (n4 * 4) as u64).unwrap();
+        gpu.write(&pb, 0, &params);
+        let gb = gpu.storage("grads", (n4 * 4) as u64).unwrap();
         let (mb, vb) = (
-            gpu.storage("m", (n * 4) as u64).unwrap(),
-            gpu.storage("v", (n * 4) as u64).unwrap(),
+            gpu.storage("m", (n4 * 4) as u64).unwrap(),
+            gpu.storage("v", (n4 * 4) as u64).unwrap(),
         );
         let partials = gpu
             .storage("partials", (ops::NORM_PARTIALS * 4) as u64)

@@ -197,12 +197,15 @@ pub fn buffer_specs(
         .unwrap_or(0);
     let stacked = !config.is_single_layer();
     let p = layout.total;
+    // The optimizer updates 4 parameters at a time (ops::optimizer_step): its four buffers
+    // hold P rounded up to a multiple of 4.
+    let p4 = p.next_multiple_of(4);
     let mut specs: Vec<(&'static str, (u64, Dtype))> = vec![
-        ("params", f(p)),
+        ("params", f(p4)),
         ("weights_half", a(only(precision == Precision::F16, p))),
-        ("grads", f(p)),
-        ("moment_m", f(p)),
-        ("moment_v", f(p)),
+        ("grads", f(p4)),
+        ("moment_m", f(p4)),
+        ("moment_v", f(p4)),
         ("tokens", f(tokens_rows)),
         ("emb_offsets", f(vocab + 1)),
         ("emb_positions", f(tokens_rows)),

@@ -842,7 +842,9 @@ pub enum UpdateRule {
     Adam,
 }
 
-/// One optimizer step over all `count` parameters. `v` is bound only for Adam.
+/// One optimizer step over all `count` parameters. `v` is bound only for Adam. The kernels
+/// update 4 parameters at a time: `params`, `grads`, `m` and `v` must hold `count` rounded up
+/// to a multiple of 4 values (the padding is scratch).
 pub fn optimizer_step(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -860,7 +862,7 @@ pub fn optimizer_step(
         (m, "moment m"),
         (v, "moment v"),
     ] {
-        need(b, count, w)?;
+        need(b, count.next_multiple_of(4), w)?;
     }
     let uniform = u.push(gpu, &OptimParams::zeroed());
     let mut res = vec![
@@ -880,7 +882,7 @@ pub fn optimizer_step(
     let binding = gpu.bind(kernel, &res);
     Ok(Launch {
         binding,
-        groups: groups_for(count),
+        groups: groups_for(count.div_ceil(4)),
         uniform,
     })
 }
