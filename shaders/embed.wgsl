@@ -4,8 +4,11 @@
 //                 dx[positions[i], d]                                     dE: [V, D]
 // The host builds (offsets [V + 1], positions [R]) from the token ids it already holds,
 // positions ascending within each token: a fixed-order sum, no atomics.
-// Dispatch: 256 invocations per workgroup over R·D (gather) or V·D (grad) elements,
-// spread over x and y (index = x + y · num_workgroups.x · 256).
+// embed_grad_quads: embed_grad for 4 consecutive d per invocation, stored as one vec4 (f32
+// grads, D and emb_off multiples of 4): the whole [V, D] table is written every step, and on
+// lavapipe a vec4 store costs far less than 4 scalar ones (BENCHMARKS.md). Same sums.
+// Dispatch: 256 invocations per workgroup over R·D (gather), V·D (grad) elements or V·D / 4
+// (grad_quads) vec4s, spread over x and y (index = x + y · num_workgroups.x · 256).
 
 struct EmbedParams {
     rows: u32,      // R (gather) or V (grad)
@@ -49,4 +52,23 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         s = s + f32(table[positions[i] * p.dim + d]);
     }
     out[p.emb_off + idx] = out_t(s);
+}
+
+// The grads buffer as vec4s (embed_grad_quads; the same binding as `out`).
+@group(0) @binding(3) var<storage, read_write> out_quads: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = 4u * linear_index(gid, groups);
+    if (e >= p.rows * p.dim) {
+        return;
+    }
+    let v = e / p.dim;
+    let d = e % p.dim;
+    var s = vec4<f32>(0.0);
+    for (var i = index_a[v]; i < index_a[v + 1u]; i++) {
+        let at = positions[i] * p.dim + d;
+        s = s + vec4<f32>(f32(table[at]), f32(table[at + 1u]), f32(table[at + 2u]), f32(table[at + 3u]));
+    }
+    out_quads[(p.emb_off + e) >> 2u] = s;
 }

@@ -24,6 +24,8 @@ pub enum Kernel {
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
+    /// EmbedGrad with 4 consecutive d per invocation (f32 grads, D and offset multiples of 4).
+    EmbedGradQuads,
     RnnStepForward,
     RnnStepBackward,
     RnnChunkForward,
@@ -97,7 +99,7 @@ impl Kernel {
             | Kernel::GemmSubgroupWindowPairs
             | Kernel::GemmSubgroupWindowA
             | Kernel::GemmSubgroupWindowAPairs => "gemm_subgroup.wgsl",
-            Kernel::EmbedGather | Kernel::EmbedGrad => "embed.wgsl",
+            Kernel::EmbedGather | Kernel::EmbedGrad | Kernel::EmbedGradQuads => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
             | Kernel::RnnChunkForward
@@ -145,6 +147,7 @@ impl Kernel {
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGrad => "embed_grad",
+            Kernel::EmbedGradQuads => "embed_grad_quads",
             Kernel::RnnStepForward => "rnn_step_forward",
             Kernel::RnnStepBackward => "rnn_step_backward",
             Kernel::RnnChunkForward => "rnn_chunk_forward",

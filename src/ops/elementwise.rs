@@ -7,7 +7,7 @@
 
 use super::{groups_for, need, u32_of, Launch, Uniforms};
 use crate::error::Result;
-use crate::gpu::{Buffer, Gpu, Kernel, Resource};
+use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
 use crate::model::{Activation, Loss, OutputActivation, Pool};
 use bytemuck::{Pod, Zeroable};
 
@@ -81,8 +81,14 @@ pub fn embed_grad(
         _pad: 0,
     };
     let uniform = u.push(gpu, &p);
+    // 4 consecutive d per invocation where they are one aligned vec4 of f32 grads.
+    let quads = grads.dtype() == Dtype::F32 && dim % 4 == 0 && emb_off % 4 == 0;
     let binding = gpu.bind(
-        Kernel::EmbedGrad,
+        if quads {
+            Kernel::EmbedGradQuads
+        } else {
+            Kernel::EmbedGrad
+        },
         &[
             uniform.resource(),
             Resource::Storage(dx),
@@ -93,7 +99,7 @@ pub fn embed_grad(
     );
     Ok(Launch {
         binding,
-        groups: groups_for(vocab * dim),
+        groups: groups_for(if quads { vocab * dim / 4 } else { vocab * dim }),
         uniform,
     })
 }
