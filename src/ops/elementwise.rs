@@ -82,7 +82,7 @@ pub fn embed_grad(
     };
     let uniform = u.push(gpu, &p);
     // 4 consecutive d per invocation where they are one aligned vec4 of f32 grads.
-    let quads = grads.dtype() == Dtype::F32 && dim % 4 == 0 && emb_off % 4 == 0;
+    let quads = grads.dtype() == Dtype::F32 && dim.is_multiple_of(4) && emb_off.is_multiple_of(4);
     let binding = gpu.bind(
         if quads {
             Kernel::EmbedGradQuads
