@@ -224,3 +224,48 @@ fn rnn_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     }
     da[at] = g * activation_grad(f32(hs_in[at + bh]));
 }
+
+// ---- The combine kernels 4 elements an invocation (`*_quads`), where B·H is a multiple of 4:
+// each element's operations exactly as above; on lavapipe a vec4 storage access costs far
+// less than 4 scalar ones (BENCHMARKS.md). Same bindings. Dispatch over B·H / 4 vec4s.
+@group(0) @binding(1) var<storage, read> step_sum4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> pre4: array<vec4<pre_t>>;
+@group(0) @binding(3) var<storage, read_write> hs4: array<vec4<hs_t>>;
+
+@compute @workgroup_size(256)
+fn rnn_step_combine_forward_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let q = gid.x + gid.y * groups.x * 256u;
+    let quads = p.batch * p.hidden / 4u;
+    if (q >= quads) {
+        return;
+    }
+    let g = vec4<f32>(pre4[p.t * quads + q]) + step_sum4[q];
+    let h = vec4<f32>(activate(g.x), activate(g.y), activate(g.z), activate(g.w));
+    hs4[(p.t + 1u) * quads + q] = vec4<hs_t>(h);
+}
+
+@group(0) @binding(2) var<storage, read> hs_in4: array<vec4<hs_in_t>>;
+@group(0) @binding(3) var<storage, read> dh_out4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> da4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn rnn_step_combine_backward_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let q = gid.x + gid.y * groups.x * 256u;
+    let quads = p.batch * p.hidden / 4u;
+    if (q >= quads) {
+        return;
+    }
+    let at = p.t * quads + q;
+    var g = dh_out4[at];
+    if (p.t + 1u < p.steps) {
+        g = g + step_sum4[q];
+    }
+    let h = vec4<f32>(hs_in4[at + quads]);
+    let d = vec4<f32>(
+        activation_grad(h.x),
+        activation_grad(h.y),
+        activation_grad(h.z),
+        activation_grad(h.w),
+    );
+    da4[at] = g * d;
+}

@@ -32,6 +32,9 @@ pub enum Kernel {
     RnnChunkBackward,
     RnnStepCombineForward,
     RnnStepCombineBackward,
+    /// The combine kernels 4 elements an invocation (B·H a multiple of 4).
+    RnnStepCombineForwardQuads,
+    RnnStepCombineBackwardQuads,
     LstmStepForward,
     LstmStepBackward,
     GruStepForward,
@@ -105,7 +108,9 @@ impl Kernel {
             | Kernel::RnnChunkForward
             | Kernel::RnnChunkBackward
             | Kernel::RnnStepCombineForward
-            | Kernel::RnnStepCombineBackward => "rnn_cell.wgsl",
+            | Kernel::RnnStepCombineBackward
+            | Kernel::RnnStepCombineForwardQuads
+            | Kernel::RnnStepCombineBackwardQuads => "rnn_cell.wgsl",
             Kernel::LstmStepForward
             | Kernel::LstmStepBackward
             | Kernel::GruStepForward
@@ -154,6 +159,8 @@ impl Kernel {
             Kernel::RnnChunkBackward => "rnn_chunk_backward",
             Kernel::RnnStepCombineForward => "rnn_step_combine_forward",
             Kernel::RnnStepCombineBackward => "rnn_step_combine_backward",
+            Kernel::RnnStepCombineForwardQuads => "rnn_step_combine_forward_quads",
+            Kernel::RnnStepCombineBackwardQuads => "rnn_step_combine_backward_quads",
             Kernel::LstmStepForward => "lstm_step_forward",
             Kernel::LstmStepBackward => "lstm_step_backward",
             Kernel::GruStepForward => "gru_step_forward",
@@ -248,6 +255,8 @@ pub fn storage_aliases(source: &str) -> Vec<(u32, String)> {
             continue;
         };
         let element = &rest[open + "array<".len()..];
+        // `array<NAME_t>`, or `array<vec4<NAME_t>>` (four elements at a time).
+        let element = element.strip_prefix("vec4<").unwrap_or(element);
         let Some(element) = element.split('>').next() else {
             continue;
         };

@@ -26,9 +26,20 @@ fn combine(
     let uniform = u.push(gpu, &shape.params(t)?);
     let mut bound = vec![uniform.resource()];
     bound.extend(resources.iter().map(|b| Resource::Storage(b)));
+    // 4 elements an invocation where B·H is a multiple of 4 (same operations per element).
+    let bh = shape.batch * shape.hidden;
+    let (kernel, invocations) = match kernel {
+        Kernel::RnnStepCombineForward if bh.is_multiple_of(4) => {
+            (Kernel::RnnStepCombineForwardQuads, bh / 4)
+        }
+        Kernel::RnnStepCombineBackward if bh.is_multiple_of(4) => {
+            (Kernel::RnnStepCombineBackwardQuads, bh / 4)
+        }
+        other => (other, bh),
+    };
     Ok(Launch {
         binding: gpu.bind(kernel, &bound),
-        groups: groups_for(shape.batch * shape.hidden),
+        groups: groups_for(invocations),
         uniform,
     })
 }
