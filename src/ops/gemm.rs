@@ -270,6 +270,23 @@ pub fn gemm_with(
     gemm_pass(gpu, uniforms, spec, kernel, 0, a, b, bias, c)
 }
 
+/// Whether the buffers hold what `spec` reads and writes (A and B where the product is not
+/// empty, C where it has outputs, the biases).
+fn need_operands(spec: &GemmSpec, a: &Buffer, b: &Buffer, bias: &Buffer, c: &Buffer) -> Result<()> {
+    let GemmSpec { m, n, k, .. } = *spec;
+    if m > 0 && n > 0 && k > 0 {
+        need(a, spec.a.last_index(m, k) + 1, "gemm A")?;
+        need(b, spec.b.last_index(k, n) + 1, "gemm B")?;
+    }
+    if m > 0 && n > 0 {
+        need(c, spec.c_offset + m * n, "gemm C")?;
+    }
+    for off in [spec.bias, spec.bias2].into_iter().flatten() {
+        need(bias, off + n, "gemm bias")?;
+    }
+    Ok(())
+}
+
 // One argument per binding slot, as in the other launchers.
 #[allow(clippy::too_many_arguments)]
 /// [`gemm_with`], for K slices of `k_slice` values (0: the whole K; the caller writes the
@@ -285,17 +302,8 @@ fn gemm_pass(
     bias: &Buffer,
     c: &Buffer,
 ) -> Result<Launch> {
-    if matches!(
-        kernel,
-        GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
-    ) && k_slice == 0
-    {
-        // One launch: only where one window holds all of the operand.
-        if let Some(mut launches) = window_launches(gpu, uniforms, spec, kernel, a, b, bias, c, 1)?
-        {
-            return Ok(launches.remove(0));
-        }
-    }
+    // The window kernels take one launch per window (`gemm_launches`); a single pass (no
+    // window plan, or K slices) runs as the subgroup kernel.
     let kernel = match kernel {
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
@@ -303,17 +311,8 @@ fn gemm_pass(
         GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA => GemmKernel::Subgroup,
         other => other,
     };
-    let GemmSpec { m, n, k, .. } = *spec;
-    if m > 0 && n > 0 && k > 0 {
-        need(a, spec.a.last_index(m, k) + 1, "gemm A")?;
-        need(b, spec.b.last_index(k, n) + 1, "gemm B")?;
-    }
-    if m > 0 && n > 0 {
-        need(c, spec.c_offset + m * n, "gemm C")?;
-    }
-    for off in [spec.bias, spec.bias2].into_iter().flatten() {
-        need(bias, off + n, "gemm bias")?;
-    }
+    let GemmSpec { m, n, .. } = *spec;
+    need_operands(spec, a, b, bias, c)?;
     let params = GemmParams::of(spec, spec.c_offset, flags_of(spec), 0, 1)?;
     let uniform = uniforms.push(gpu, &params);
     let mut resources = vec![
@@ -485,13 +484,8 @@ fn window_launches(
     let Some(chunks) = window_chunks(gpu, spec, kernel, a, b, most) else {
         return Ok(None);
     };
-    let GemmSpec { m, n, k, .. } = *spec;
-    need(a, spec.a.last_index(m, k) + 1, "gemm A")?;
-    need(b, spec.b.last_index(k, n) + 1, "gemm B")?;
-    need(c, spec.c_offset + m * n, "gemm C")?;
-    for off in [spec.bias, spec.bias2].into_iter().flatten() {
-        need(bias, off + n, "gemm bias")?;
-    }
+    let n = spec.n;
+    need_operands(spec, a, b, bias, c)?;
     let pairs = GemmKernel::pairs_apply(spec, a, b, 0);
     let mut launches = Vec::new();
     for chunk in chunks {
