@@ -83,6 +83,8 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         GemmKernel::SubgroupPairs,
         GemmKernel::SubgroupWindow,
         GemmKernel::SubgroupWindowA,
+        GemmKernel::WindowQuads,
+        GemmKernel::WindowQuadsA,
     ] {
         if GemmKernel::candidates(gpu).contains(&k) {
             kernels.push(k);
@@ -172,6 +174,8 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
                 GemmKernel::SubgroupPairs
                     | GemmKernel::SubgroupWindow
                     | GemmKernel::SubgroupWindowA
+                    | GemmKernel::WindowQuads
+                    | GemmKernel::WindowQuadsA
             )
         })
         .expect("the blocked kernel is always a candidate");

@@ -272,6 +272,31 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
     }
 }
 
+/// `spec`'s C in f64: A·B (+ bias) (+ bias2, both from `bias`) (+ `c0` where it accumulates).
+fn product_f64(spec: &GemmSpec, a: &[f32], b: &[f32], bias: &[f32], c0: &[f32]) -> Vec<f64> {
+    let GemmSpec { m, n, k, .. } = *spec;
+    let mut want = vec![0.0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s: f64 = (0..k)
+                .map(|q| {
+                    let av = a[spec.a.offset + i * spec.a.row_stride + q * spec.a.col_stride];
+                    let bv = b[spec.b.offset + q * spec.b.row_stride + j * spec.b.col_stride];
+                    av as f64 * bv as f64
+                })
+                .sum();
+            for off in [spec.bias, spec.bias2].into_iter().flatten() {
+                s += bias[off + j] as f64;
+            }
+            if spec.accumulate {
+                s += c0[i * n + j] as f64;
+            }
+            want[i * n + j] = s;
+        }
+    }
+    want
+}
+
 #[test]
 fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
     // B (SubgroupWindow) or A (SubgroupWindowA) read through 64 KiB uniform windows: one
@@ -339,25 +364,7 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
             bias2: (case % 2 == 0).then_some(b_off + stride * n + n),
             accumulate,
         };
-        let mut want = vec![0.0f64; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let mut s: f64 = (0..k)
-                    .map(|q| {
-                        let bv = b_r[spec.b.offset + q * spec.b.row_stride + j * spec.b.col_stride];
-                        a_r[a_off + i * stride + q] as f64 * bv as f64
-                    })
-                    .sum();
-                s += b_r[b_off + stride * n + j] as f64;
-                if spec.bias2.is_some() {
-                    s += b_r[b_off + stride * n + n + j] as f64;
-                }
-                if accumulate {
-                    s += c0[i * n + j] as f64;
-                }
-                want[i * n + j] = s;
-            }
-        }
+        let want = product_f64(&spec, &a_r, &b_r, &b_r, &c0);
         let mut u = Uniforms::new();
         let scratch = gpu.storage("scratch", 4).unwrap();
         let mut results = Vec::new();
@@ -408,6 +415,131 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
         }
     }
     for (kernel, seen) in window_kernels.iter().zip(&windows_seen) {
+        assert!(
+            seen.contains(&1) && seen.iter().any(|&w| w > 1),
+            "{kernel:?}: the cases took one window and several: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
+    // Both operands read 4 k values a load (8 with f16 pairs), B (WindowQuads) or A
+    // (WindowQuadsA, the transposed product) through 64 KiB uniform windows: one window or
+    // several; sizes off the 256x32 tiles; line strides K or padded; offsets at whole
+    // 16-byte words of buffers larger than a window; bias, bias2, accumulate; f32 and f16;
+    // and products the loads do not serve (K not a multiple of 4 or 8, an odd offset), which
+    // run as the window kernels.
+    let gpu = gpu();
+    let quads = [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA];
+    let candidates = GemmKernel::candidates(&gpu);
+    let has_quads = quads.iter().all(|k| candidates.contains(k));
+    if gpu.adapter().is_software {
+        assert!(has_quads, "lavapipe must offer the window quads GEMMs");
+    }
+    if !has_quads {
+        return;
+    }
+    let mut rng = Rng::new(23);
+    let mut windows_seen = [std::collections::BTreeSet::new(), Default::default()];
+    let mut fallbacks = 0;
+    for case in 0..12 {
+        let half = case >= 7 && gpu.adapter().shader_f16;
+        let q = if half { 8 } else { 4 };
+        // Cases 3 and 9: loads the kernel cannot take (K off the word, an odd offset).
+        let unserved = case % 6 == 3;
+        let k = q * (1 + rng.below(40)) + usize::from(unserved && case == 3);
+        let (m, n) = (1 + rng.below(300), 1 + rng.below(300));
+        let stride = k.next_multiple_of(q) + q * (case % 2);
+        let a_off = q * rng.below(2_000) + usize::from(unserved && case == 9);
+        let b_off = q * rng.below(2_000);
+        let a_all = randn(&mut rng, (a_off + m * stride).max(1 << 15));
+        let b_all = randn(&mut rng, (b_off + stride * n + 2 * n).max(1 << 15));
+        let c0 = randn(&mut rng, m * n);
+        let (a_buf, a_r) = if half {
+            half_buffer(&gpu, "a", &a_all)
+        } else {
+            (gpu.storage_from("a", &a_all).unwrap(), a_all.clone())
+        };
+        let (b_buf, b_r) = if half {
+            half_buffer(&gpu, "b", &b_all)
+        } else {
+            (gpu.storage_from("b", &b_all).unwrap(), b_all.clone())
+        };
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            a: Operand::row_major(a_off, stride),
+            b: Operand::transposed(b_off, stride),
+            c_offset: 0,
+            bias: Some(b_off + stride * n),
+            bias2: (case % 2 == 0).then_some(b_off + stride * n + n),
+            accumulate: case % 3 == 1,
+        };
+        assert_eq!(
+            GemmKernel::quads_apply(&spec, &a_buf, &b_buf),
+            !unserved,
+            "case {case}: whether the quads loads apply"
+        );
+        let want = product_f64(&spec, &a_r, &b_r, &b_r, &c0);
+        let mut u = Uniforms::new();
+        let scratch = gpu.storage("scratch", 4).unwrap();
+        let mut results = Vec::new();
+        for kernel in [quads[0], quads[1], GemmKernel::Subgroup] {
+            let effective = kernel.effective(&gpu, &spec, &a_buf, &b_buf, 1);
+            if kernel != GemmKernel::Subgroup {
+                if unserved {
+                    assert_ne!(effective, kernel, "case {case}: {kernel:?} cannot run");
+                    fallbacks += 1;
+                } else {
+                    assert_eq!(
+                        effective, kernel,
+                        "case {case}: {kernel:?} must run for {spec:?}"
+                    );
+                    let chunks = ops::window_chunks(
+                        &gpu,
+                        &spec,
+                        kernel,
+                        &a_buf,
+                        &b_buf,
+                        ops::MAX_WINDOW_CHUNKS,
+                    )
+                    .unwrap_or_else(|| panic!("case {case}: no {kernel:?} plan"));
+                    windows_seen[(kernel == quads[1]) as usize].insert(chunks.len());
+                }
+            }
+            let c = gpu.storage_from("c", &c0).unwrap();
+            let launches = ops::gemm_split(
+                &gpu, &mut u, &spec, kernel, 1, &a_buf, &b_buf, &b_buf, &c, &scratch,
+            )
+            .unwrap();
+            run(&gpu, &launches);
+            let got = gpu.read_f32(&c, 0, m * n).unwrap();
+            assert_close(
+                &format!("quads gemm case {case} ({m}x{n}x{k}, f16 {half}) {kernel:?}"),
+                &got,
+                &want,
+                1e-4,
+            );
+            results.push(got);
+        }
+        if gpu.adapter().is_software {
+            // Same sums in the same order, and lavapipe does not contract multiply-adds.
+            for (kernel, got) in quads.iter().zip(&results) {
+                let differ = got
+                    .iter()
+                    .zip(&results[2])
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(
+                    differ, None,
+                    "case {case}: {kernel:?} and the subgroup kernel differ in bits"
+                );
+            }
+        }
+    }
+    assert_eq!(fallbacks, 4, "both unserved cases ran as other kernels");
+    for (kernel, seen) in quads.iter().zip(&windows_seen) {
         assert!(
             seen.contains(&1) && seen.iter().any(|&w| w > 1),
             "{kernel:?}: the cases took one window and several: {seen:?}"

@@ -1,7 +1,7 @@
 //! Chooses, per product shape, the GEMM formulation that runs fastest on this adapter:
 //! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
 //! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
-//! submits. WGRNN_GEMM=blocked|tiled|wide|subgroup|pairs|window|window-a forces one (packed pairs: f16 operands
+//! submits. WGRNN_GEMM=blocked|tiled|wide|subgroup|pairs|window|window-a|quads|quads-a forces one (packed pairs: f16 operands
 //! read along k, as the subgroup kernel elsewhere). Every formulation adds the
 //! products of each output in ascending k with one accumulator, so on an adapter that does
 //! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
@@ -58,6 +58,12 @@ impl GemmTuner {
             }
             Ok("window-a") if candidates.contains(&GemmKernel::SubgroupWindowA) => {
                 Some(GemmKernel::SubgroupWindowA)
+            }
+            Ok("quads") if candidates.contains(&GemmKernel::WindowQuads) => {
+                Some(GemmKernel::WindowQuads)
+            }
+            Ok("quads-a") if candidates.contains(&GemmKernel::WindowQuadsA) => {
+                Some(GemmKernel::WindowQuadsA)
             }
             _ if candidates.len() == 1 => Some(candidates[0]),
             _ => None,

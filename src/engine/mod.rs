@@ -368,8 +368,12 @@ impl<'g> Engine<'g> {
                     self.bufs.precision.activations().bytes(),
                 );
                 let operand_bytes = match k {
-                    ops::GemmKernel::SubgroupWindow => self.config.cell.gates() * hidden * hidden,
-                    ops::GemmKernel::SubgroupWindowA => batch * hidden,
+                    ops::GemmKernel::SubgroupWindow | ops::GemmKernel::WindowQuads => {
+                        self.config.cell.gates() * hidden * hidden
+                    }
+                    ops::GemmKernel::SubgroupWindowA | ops::GemmKernel::WindowQuadsA => {
+                        batch * hidden
+                    }
                     _ => return true,
                 } * bytes;
                 self.gpu.uniform_window_alignment().is_some()

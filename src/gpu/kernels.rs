@@ -21,6 +21,12 @@ pub enum Kernel {
     /// The subgroup GEMM reading A through a uniform-buffer window.
     GemmSubgroupWindowA,
     GemmSubgroupWindowAPairs,
+    /// The window GEMM loading 4 k values a load (`shaders/gemm_window_quads.wgsl`): B
+    /// through the window; with TRANSPOSED, A through the window; with PACKED_PAIRS, f16.
+    GemmWindowQuads,
+    GemmWindowQuadsPairs,
+    GemmWindowQuadsA,
+    GemmWindowQuadsAPairs,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -71,6 +77,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "gemm_subgroup.wgsl",
         include_str!("../../shaders/gemm_subgroup.wgsl"),
     ),
+    (
+        "gemm_window_quads.wgsl",
+        include_str!("../../shaders/gemm_window_quads.wgsl"),
+    ),
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("rnn_cell.wgsl", include_str!("../../shaders/rnn_cell.wgsl")),
     (
@@ -102,6 +112,10 @@ impl Kernel {
             | Kernel::GemmSubgroupWindowPairs
             | Kernel::GemmSubgroupWindowA
             | Kernel::GemmSubgroupWindowAPairs => "gemm_subgroup.wgsl",
+            Kernel::GemmWindowQuads
+            | Kernel::GemmWindowQuadsPairs
+            | Kernel::GemmWindowQuadsA
+            | Kernel::GemmWindowQuadsAPairs => "gemm_window_quads.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad | Kernel::EmbedGradQuads => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -146,6 +160,10 @@ impl Kernel {
                 "gemm_subgroup"
             }
             Kernel::GemmSubgroupWindow | Kernel::GemmSubgroupWindowPairs => "gemm_subgroup_window",
+            Kernel::GemmWindowQuads
+            | Kernel::GemmWindowQuadsPairs
+            | Kernel::GemmWindowQuadsA
+            | Kernel::GemmWindowQuadsAPairs => "gemm_window_quads",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
             }
@@ -196,7 +214,10 @@ impl Kernel {
         match self {
             Kernel::GemmSubgroupPairs
             | Kernel::GemmSubgroupWindowPairs
-            | Kernel::GemmSubgroupWindowAPairs => &[("PACKED_PAIRS", 1.0)],
+            | Kernel::GemmSubgroupWindowAPairs
+            | Kernel::GemmWindowQuadsPairs => &[("PACKED_PAIRS", 1.0)],
+            Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
+            Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
             Kernel::GemmSubgroupStep | Kernel::GemmTiledStep | Kernel::GemmWideStep => {
                 &[("A_FROM_C", 1.0)]
             }
@@ -291,11 +312,15 @@ pub fn typed_source(source: &str, half: HalfMask) -> Result<String, String> {
     Ok(out)
 }
 
-/// The storage bindings declared `array<u32>`: raw 4-byte words, which may view any buffer.
+/// The storage bindings declared `array<u32>` or `array<vec4<u32>>`: raw 4- or 16-byte
+/// words, which may view any buffer.
 fn raw_word_slots(source: &str) -> Vec<u32> {
     source
         .lines()
-        .filter(|l| l.contains("var<storage") && l.contains("array<u32>"))
+        .filter(|l| {
+            l.contains("var<storage")
+                && (l.contains("array<u32>") || l.contains("array<vec4<u32>>"))
+        })
         .filter_map(|l| {
             let rest = &l[l.find("@binding(")? + "@binding(".len()..];
             rest.split(')').next()?.trim().parse().ok()

@@ -302,7 +302,14 @@ impl Gpu {
                 self.summary.name
             )));
         }
-        let size = bytes.max(4).next_multiple_of(4);
+        let mut size = bytes.max(4).next_multiple_of(4);
+        if let Some(align) = self.uniform_window_alignment() {
+            if size >= UNIFORM_WINDOW {
+                // Whole alignment units (and 16-byte words), so that an aligned window can
+                // end at the last element (`ops::window_chunks`).
+                size = size.next_multiple_of(align.max(16));
+            }
+        }
         if size > self.max_binding_bytes() {
             return Err(Error::Limit(format!(
                 "buffer `{label}` needs {size} bytes but this adapter binds at most {} bytes \

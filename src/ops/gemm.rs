@@ -142,6 +142,13 @@ pub enum GemmKernel {
     /// small A and a large B: a recurrence step), one dispatch per window, where
     /// [`window_chunks`] finds a plan; elsewhere it runs as [`GemmKernel::Subgroup`].
     SubgroupWindowA,
+    /// The window kernel loading 4 consecutive k values a load from both operands, B through
+    /// the windows (`shaders/gemm_window_quads.wgsl`), where [`GemmKernel::quads_apply`];
+    /// elsewhere it runs as [`GemmKernel::SubgroupWindow`].
+    WindowQuads,
+    /// [`GemmKernel::WindowQuads`] with A through the windows (the transposed product
+    /// Cᵀ = Bᵀ·Aᵀ); elsewhere it runs as [`GemmKernel::SubgroupWindowA`].
+    WindowQuadsA,
 }
 
 impl GemmKernel {
@@ -160,7 +167,12 @@ impl GemmKernel {
                 out.push(GemmKernel::SubgroupPairs);
             }
             if gpu.uniform_window_alignment().is_some() {
-                out.extend([GemmKernel::SubgroupWindow, GemmKernel::SubgroupWindowA]);
+                out.extend([
+                    GemmKernel::SubgroupWindow,
+                    GemmKernel::SubgroupWindowA,
+                    GemmKernel::WindowQuads,
+                    GemmKernel::WindowQuadsA,
+                ]);
             }
         }
         out
@@ -168,7 +180,8 @@ impl GemmKernel {
 
     /// The formulation that runs when this one is asked for `spec` on `a`, `b` in `slices`
     /// K slices: the packed-pairs kernel runs as the plain subgroup one where its loads do
-    /// not apply, and so does the window kernel where it has no plan ([`window_chunks`]).
+    /// not apply, and so does the window kernel where it has no plan ([`window_chunks`]);
+    /// the quads kernels run as the window kernels where their loads do not apply.
     pub fn effective(
         self,
         gpu: &Gpu,
@@ -183,10 +196,18 @@ impl GemmKernel {
             0
         };
         match self {
+            GemmKernel::WindowQuads | GemmKernel::WindowQuadsA
+                if !GemmKernel::quads_apply(spec, a, b) =>
+            {
+                self.quads_fallback().effective(gpu, spec, a, b, slices)
+            }
             GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
                 GemmKernel::Subgroup
             }
-            GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
+            GemmKernel::SubgroupWindow
+            | GemmKernel::SubgroupWindowA
+            | GemmKernel::WindowQuads
+            | GemmKernel::WindowQuadsA
                 if slices > 1
                     || window_chunks(gpu, spec, self, a, b, MAX_WINDOW_CHUNKS).is_none() =>
             {
@@ -211,6 +232,39 @@ impl GemmKernel {
             && even(k_slice)
     }
 
+    /// Whether the quads kernels' loads serve this product: A and B both f32 or both f16
+    /// read along k with unit stride, K, their offsets and their line strides multiples of
+    /// 4 values (8 for f16: one 16-byte load).
+    pub fn quads_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
+        if a.dtype() != b.dtype() {
+            return false;
+        }
+        let q = 16 / a.dtype().bytes();
+        let whole = |v: usize| v.is_multiple_of(q);
+        spec.k > 0
+            && whole(spec.k)
+            && spec.a.col_stride == 1
+            && spec.b.row_stride == 1
+            && whole(spec.a.offset)
+            && whole(spec.a.row_stride)
+            && whole(spec.b.offset)
+            && whole(spec.b.col_stride)
+    }
+
+    /// The window kernel a quads kernel runs as where its loads do not apply.
+    fn quads_fallback(self) -> Self {
+        match self {
+            GemmKernel::WindowQuads => GemmKernel::SubgroupWindow,
+            GemmKernel::WindowQuadsA => GemmKernel::SubgroupWindowA,
+            other => other,
+        }
+    }
+
+    /// Whether this kernel reads B's windows (else A's), for the window kernels.
+    fn windows_b(self) -> bool {
+        matches!(self, GemmKernel::SubgroupWindow | GemmKernel::WindowQuads)
+    }
+
     fn kernel(self) -> Kernel {
         match self {
             GemmKernel::Blocked => Kernel::Gemm,
@@ -220,14 +274,20 @@ impl GemmKernel {
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
             GemmKernel::SubgroupWindow => Kernel::GemmSubgroupWindow,
             GemmKernel::SubgroupWindowA => Kernel::GemmSubgroupWindowA,
+            GemmKernel::WindowQuads => Kernel::GemmWindowQuads,
+            GemmKernel::WindowQuadsA => Kernel::GemmWindowQuadsA,
         }
     }
-    /// Workgroups covering an `m` x `n` C, (0, 0, 0) when it is empty.
+    /// Workgroups covering an `m` x `n` C, (0, 0, 0) when it is empty (the transposed
+    /// [`GemmKernel::WindowQuadsA`]: x over C's rows, y over its columns).
     fn groups(self, m: usize, n: usize) -> [u32; 3] {
         if m == 0 || n == 0 {
             return [0, 0, 0];
         }
         let (rows, cols) = self.tile();
+        if self == GemmKernel::WindowQuadsA {
+            return [m.div_ceil(rows) as u32, n.div_ceil(cols) as u32, 1];
+        }
         [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, 1]
     }
     /// Rows and columns of C per workgroup.
@@ -236,6 +296,7 @@ impl GemmKernel {
             GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => (32, 64),
             GemmKernel::Tiled | GemmKernel::SubgroupWindowA => (64, 64),
             GemmKernel::SubgroupWindow => (128, 32),
+            GemmKernel::WindowQuads | GemmKernel::WindowQuadsA => (32, 32),
             GemmKernel::Wide => (128, 128),
         }
     }
@@ -308,7 +369,10 @@ fn gemm_pass(
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
         }
-        GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA => GemmKernel::Subgroup,
+        GemmKernel::SubgroupWindow
+        | GemmKernel::SubgroupWindowA
+        | GemmKernel::WindowQuads
+        | GemmKernel::WindowQuadsA => GemmKernel::Subgroup,
         other => other,
     };
     let GemmSpec { m, n, .. } = *spec;
@@ -350,9 +414,20 @@ pub fn gemm_launches(
     bias: &Buffer,
     c: &Buffer,
 ) -> Result<Vec<Launch>> {
+    let kernel = match kernel {
+        GemmKernel::WindowQuads | GemmKernel::WindowQuadsA
+            if !GemmKernel::quads_apply(spec, a, b) =>
+        {
+            kernel.quads_fallback()
+        }
+        other => other,
+    };
     if matches!(
         kernel,
-        GemmKernel::SubgroupWindow | GemmKernel::SubgroupWindowA
+        GemmKernel::SubgroupWindow
+            | GemmKernel::SubgroupWindowA
+            | GemmKernel::WindowQuads
+            | GemmKernel::WindowQuadsA
     ) {
         let most = MAX_WINDOW_CHUNKS;
         if let Some(launches) = window_launches(gpu, uniforms, spec, kernel, a, b, bias, c, most)? {
@@ -393,13 +468,24 @@ pub fn window_chunks(
     b: &Buffer,
     most: usize,
 ) -> Option<Vec<WindowChunk>> {
-    let align = gpu.uniform_window_alignment()?;
+    let mut align = gpu.uniform_window_alignment()?;
     let GemmSpec { m, n, k, .. } = *spec;
     // The operand, its lines (B's columns, A's rows): how many, how far apart, the stride
     // along k, and the tile of lines one workgroup covers.
     let (buffer, op, lines, line_stride, along, tile) = match kernel {
         GemmKernel::SubgroupWindow => (b, spec.b, n, spec.b.col_stride, spec.b.row_stride, 32),
         GemmKernel::SubgroupWindowA => (a, spec.a, m, spec.a.row_stride, spec.a.col_stride, 64),
+        GemmKernel::WindowQuads | GemmKernel::WindowQuadsA
+            if GemmKernel::quads_apply(spec, a, b) =>
+        {
+            // Windows start at 16-byte words (the kernel reads the window by the word).
+            align = align.max(16);
+            if kernel == GemmKernel::WindowQuads {
+                (b, spec.b, n, spec.b.col_stride, 1, 32)
+            } else {
+                (a, spec.a, m, spec.a.row_stride, 1, 32)
+            }
+        }
         _ => return None,
     };
     if m == 0 || n == 0 || k == 0 || buffer.size_bytes() < UNIFORM_WINDOW {
@@ -417,9 +503,10 @@ pub fn window_chunks(
             start <= first as u64 * bytes && (last as u64 + 1) * bytes <= start + UNIFORM_WINDOW;
         fits.then(|| (start, first - (start / bytes) as usize))
     };
-    let last = match kernel {
-        GemmKernel::SubgroupWindow => op.last_index(k, n),
-        _ => op.last_index(m, k),
+    let last = if kernel.windows_b() {
+        op.last_index(k, n)
+    } else {
+        op.last_index(m, k)
     };
     if let Some((window, offset)) = place(op.offset, last) {
         return Some(vec![WindowChunk {
@@ -488,11 +575,12 @@ fn window_launches(
     need_operands(spec, a, b, bias, c)?;
     let pairs = GemmKernel::pairs_apply(spec, a, b, 0);
     let mut launches = Vec::new();
+    let half = a.dtype() == Dtype::F16;
     for chunk in chunks {
-        let (part, entry, resources) = if kernel == GemmKernel::SubgroupWindow {
+        let part = if kernel.windows_b() {
             // C's columns start .. start + count as a product of its own (C's row stride
             // stays N).
-            let part = GemmSpec {
+            GemmSpec {
                 n: chunk.count,
                 b: Operand {
                     offset: chunk.offset,
@@ -502,24 +590,10 @@ fn window_launches(
                 bias: spec.bias.map(|o| o + chunk.start),
                 bias2: spec.bias2.map(|o| o + chunk.start),
                 ..*spec
-            };
-            let entry = if b.dtype() == Dtype::F16 {
-                Kernel::GemmSubgroupWindowPairs
-            } else {
-                Kernel::GemmSubgroupWindow
-            };
-            // A, and A again as raw words (the packed-pairs loads); B in the window.
-            let resources = [
-                Resource::Storage(a),
-                Resource::Unused,
-                Resource::Storage(a),
-                Resource::Unused,
-                Resource::UniformWindow(b, chunk.window),
-            ];
-            (part, entry, resources)
+            }
         } else {
             // C's rows start .. start + count.
-            let part = GemmSpec {
+            GemmSpec {
                 m: chunk.count,
                 a: Operand {
                     offset: chunk.offset,
@@ -527,26 +601,69 @@ fn window_launches(
                 },
                 c_offset: spec.c_offset + chunk.start * n,
                 ..*spec
-            };
-            let entry = if a.dtype() == Dtype::F16 && pairs {
-                Kernel::GemmSubgroupWindowAPairs
-            } else {
-                Kernel::GemmSubgroupWindowA
-            };
-            // B, and B again as raw words (the packed-pairs loads); A in the window.
-            let resources = [
-                Resource::Unused,
-                Resource::Storage(b),
-                Resource::Unused,
-                Resource::Storage(b),
-                Resource::UniformWindow(a, chunk.window),
-            ];
-            (part, entry, resources)
+            }
+        };
+        // Binding slots 1, 2 (A, B), 5, 6 (their raw words, for the packed-pairs loads), 7
+        // (the fused steps' aux operand: any read-only buffer), 8 (the window) and 9 (the
+        // quads kernels' storage operand).
+        let (entry, slots) = match kernel {
+            GemmKernel::SubgroupWindow => (
+                if b.dtype() == Dtype::F16 {
+                    Kernel::GemmSubgroupWindowPairs
+                } else {
+                    Kernel::GemmSubgroupWindow
+                },
+                [
+                    Resource::Storage(a),
+                    Resource::Unused,
+                    Resource::Storage(a),
+                    Resource::Unused,
+                    Resource::Storage(bias),
+                    Resource::UniformWindow(b, chunk.window),
+                    Resource::Unused,
+                ],
+            ),
+            GemmKernel::SubgroupWindowA => (
+                if a.dtype() == Dtype::F16 && pairs {
+                    Kernel::GemmSubgroupWindowAPairs
+                } else {
+                    Kernel::GemmSubgroupWindowA
+                },
+                [
+                    Resource::Unused,
+                    Resource::Storage(b),
+                    Resource::Unused,
+                    Resource::Storage(b),
+                    Resource::Storage(bias),
+                    Resource::UniformWindow(a, chunk.window),
+                    Resource::Unused,
+                ],
+            ),
+            _ => {
+                let (entry, window, storage) = match (kernel.windows_b(), half) {
+                    (true, false) => (Kernel::GemmWindowQuads, b, a),
+                    (true, true) => (Kernel::GemmWindowQuadsPairs, b, a),
+                    (false, false) => (Kernel::GemmWindowQuadsA, a, b),
+                    (false, true) => (Kernel::GemmWindowQuadsAPairs, a, b),
+                };
+                (
+                    entry,
+                    [
+                        Resource::Unused,
+                        Resource::Unused,
+                        Resource::Unused,
+                        Resource::Unused,
+                        Resource::Unused,
+                        Resource::UniformWindow(window, chunk.window),
+                        Resource::Storage(storage),
+                    ],
+                )
+            }
         };
         let mut params = GemmParams::of(&part, part.c_offset, flags_of(spec), 0, 1)?;
         params.c_rs = u32_of(n, "gemm n")?;
         let uniform = uniforms.push(gpu, &params);
-        let [a_slot, b_slot, a_words, b_words, window] = resources;
+        let [a_slot, b_slot, a_words, b_words, aux, window, storage] = slots;
         let binding = gpu.bind(
             entry,
             &[
@@ -557,9 +674,9 @@ fn window_launches(
                 Resource::Storage(c),
                 a_words,
                 b_words,
-                // The fused steps' aux operand, unused here (any read-only buffer).
-                Resource::Storage(bias),
+                aux,
                 window,
+                storage,
             ],
         );
         launches.push(Launch {
@@ -698,7 +815,9 @@ impl GemmKernel {
             GemmKernel::Blocked
             | GemmKernel::SubgroupPairs
             | GemmKernel::SubgroupWindow
-            | GemmKernel::SubgroupWindowA => None,
+            | GemmKernel::SubgroupWindowA
+            | GemmKernel::WindowQuads
+            | GemmKernel::WindowQuadsA => None,
         }
     }
 }

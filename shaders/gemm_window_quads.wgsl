@@ -1,0 +1,279 @@
+// The window GEMM with 4 k values per load, for adapters whose subgroups are 8 lanes
+// (lavapipe): C[m, n] = sum_k A(m, k) · B(k, n)  (+ bias[n]) (+ bias2[n])  (+ C if ACCUMULATE).
+// Same parameters and binding slots as the kernels of gemm_subgroup.wgsl (the product of
+// `GemmParams`; no split-K, no fused step).
+//
+// One operand (X) is read from its storage buffer, the other (Y) through a 64 KiB
+// uniform-buffer window of its buffer (`ops::gemm` splits a larger one into ranges, one
+// dispatch each), both as vec4s of 4 consecutive k values (4 f32s, or with PACKED_PAIRS
+// 8 f16s): on lavapipe a storage-buffer load costs each lane a bounds-checked branchy
+// access whatever its width, and a uniform-buffer load is a branch-free gather
+// (BENCHMARKS.md, "four k values a load").
+//   TRANSPOSED = false: X = A (its rows), Y = B (its columns, B's window); kernel row = m.
+//   TRANSPOSED = true:  X = Bᵀ (B's columns), Y = Aᵀ (A's rows, A's window); kernel row = n,
+//                       and the result is stored transposed (Cᵀ = Bᵀ·Aᵀ).
+// Both operands must be read along k with unit stride, with offsets and line strides
+// multiples of 4 (8 for f16), and K a multiple of 4 (8 for f16): `GemmKernel::quads_apply`.
+//
+// A subgroup owns 32 kernel rows x 32 kernel columns: lane l loads X's lines 4l .. 4l + 3
+// (shared by subgroupBroadcast) and Y's lines 4l .. 4l + 3, and keeps one vec4 of
+// accumulators per kernel row (128 accumulators a lane: the tile that measured fastest on
+// lavapipe, where more loads per multiply-add cost more than the spilled accumulators).
+// A workgroup is one subgroup (8 invocations): lavapipe runs a workgroup's subgroups one
+// after another on one thread, so small workgroups only balance the 2 threads better
+// (measured: a 256x64x256 product in 8 workgroups 0.17 ms, in 2 of 8 subgroups 0.17-0.28 ms).
+// Dispatch: (ceil(cols / 32), ceil(rows / 32), 1), rows and cols as above.
+// Sums run over k in ascending order, one multiply and one add at a time into one
+// accumulator per output: the same bits as the other formulations on an adapter that does
+// not contract multiply-adds.
+
+struct GemmParams {
+    m: u32, n: u32, k: u32,
+    a_off: u32, a_rs: u32, a_cs: u32,
+    b_off: u32, b_rs: u32, b_cs: u32,
+    c_off: u32, c_rs: u32,
+    bias_off: u32, bias2_off: u32,
+    flags: u32,     // bit 0: add bias, bit 1: add bias2, bit 2: accumulate into C
+    k_slice: u32,   // split-K (must be 0 here)
+    slices: u32,
+}
+
+const ADD_BIAS: u32 = 1u;
+const ADD_BIAS2: u32 = 2u;
+const ACCUMULATE: u32 = 4u;
+
+@group(0) @binding(0) var<uniform> p: GemmParams;
+@group(0) @binding(3) var<storage, read> bias: array<bias_t>;
+@group(0) @binding(4) var<storage, read_write> c: array<c_t>;
+// Y's 64 KiB window as 4-byte words (Y's offset in the parameters is relative to it).
+@group(0) @binding(8) var<uniform> window: array<vec4<u32>, 4096>;
+// X's buffer as 16-byte words.
+@group(0) @binding(9) var<storage, read> x_quads: array<vec4<u32>>;
+
+// Set by the host: Y is A (its rows through the window), X is Bᵀ, C stored transposed.
+override TRANSPOSED: bool = false;
+// Set by the host for f16 operands: each 4-byte word holds the values at k and k + 1.
+override PACKED_PAIRS: bool = false;
+
+fn store(m: u32, n: u32, value: f32) {
+    if (m >= p.m || n >= p.n) {
+        return;
+    }
+    var v = value;
+    if ((p.flags & ADD_BIAS) != 0u) {
+        v = v + f32(bias[p.bias_off + n]);
+    }
+    if ((p.flags & ADD_BIAS2) != 0u) {
+        v = v + f32(bias[p.bias2_off + n]);
+    }
+    let at = p.c_off + m * p.c_rs + n;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = f32(c[at]) + v;
+    }
+    c[at] = c_t(v);
+}
+
+// Kernel row `row`, kernel columns col .. col + 3.
+fn store_quad(row: u32, col: u32, v: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        if (TRANSPOSED) {
+            store(col + j, row, v[j]);
+        } else {
+            store(row, col + j, v[j]);
+        }
+    }
+}
+
+// acc[r] += X(kernel row 4·(r / 4) + r % 4 of the subgroup's tile, k) · y, where lane j's
+// x holds X's lines 4j .. 4j + 3 at k and y = Y(k, this lane's 4 kernel columns).
+fn add_products(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<f32>, y: vec4<f32>) {
+    (*acc)[0] = (*acc)[0] + subgroupBroadcast(x.x, 0u) * y;
+    (*acc)[1] = (*acc)[1] + subgroupBroadcast(x.y, 0u) * y;
+    (*acc)[2] = (*acc)[2] + subgroupBroadcast(x.z, 0u) * y;
+    (*acc)[3] = (*acc)[3] + subgroupBroadcast(x.w, 0u) * y;
+    (*acc)[4] = (*acc)[4] + subgroupBroadcast(x.x, 1u) * y;
+    (*acc)[5] = (*acc)[5] + subgroupBroadcast(x.y, 1u) * y;
+    (*acc)[6] = (*acc)[6] + subgroupBroadcast(x.z, 1u) * y;
+    (*acc)[7] = (*acc)[7] + subgroupBroadcast(x.w, 1u) * y;
+    (*acc)[8] = (*acc)[8] + subgroupBroadcast(x.x, 2u) * y;
+    (*acc)[9] = (*acc)[9] + subgroupBroadcast(x.y, 2u) * y;
+    (*acc)[10] = (*acc)[10] + subgroupBroadcast(x.z, 2u) * y;
+    (*acc)[11] = (*acc)[11] + subgroupBroadcast(x.w, 2u) * y;
+    (*acc)[12] = (*acc)[12] + subgroupBroadcast(x.x, 3u) * y;
+    (*acc)[13] = (*acc)[13] + subgroupBroadcast(x.y, 3u) * y;
+    (*acc)[14] = (*acc)[14] + subgroupBroadcast(x.z, 3u) * y;
+    (*acc)[15] = (*acc)[15] + subgroupBroadcast(x.w, 3u) * y;
+    (*acc)[16] = (*acc)[16] + subgroupBroadcast(x.x, 4u) * y;
+    (*acc)[17] = (*acc)[17] + subgroupBroadcast(x.y, 4u) * y;
+    (*acc)[18] = (*acc)[18] + subgroupBroadcast(x.z, 4u) * y;
+    (*acc)[19] = (*acc)[19] + subgroupBroadcast(x.w, 4u) * y;
+    (*acc)[20] = (*acc)[20] + subgroupBroadcast(x.x, 5u) * y;
+    (*acc)[21] = (*acc)[21] + subgroupBroadcast(x.y, 5u) * y;
+    (*acc)[22] = (*acc)[22] + subgroupBroadcast(x.z, 5u) * y;
+    (*acc)[23] = (*acc)[23] + subgroupBroadcast(x.w, 5u) * y;
+    (*acc)[24] = (*acc)[24] + subgroupBroadcast(x.x, 6u) * y;
+    (*acc)[25] = (*acc)[25] + subgroupBroadcast(x.y, 6u) * y;
+    (*acc)[26] = (*acc)[26] + subgroupBroadcast(x.z, 6u) * y;
+    (*acc)[27] = (*acc)[27] + subgroupBroadcast(x.w, 6u) * y;
+    (*acc)[28] = (*acc)[28] + subgroupBroadcast(x.x, 7u) * y;
+    (*acc)[29] = (*acc)[29] + subgroupBroadcast(x.y, 7u) * y;
+    (*acc)[30] = (*acc)[30] + subgroupBroadcast(x.z, 7u) * y;
+    (*acc)[31] = (*acc)[31] + subgroupBroadcast(x.w, 7u) * y;
+}
+
+// The values at k-word w (0..3) of four lines' quads, as f32s (f32 operands).
+fn word_values(q0: vec4<u32>, q1: vec4<u32>, q2: vec4<u32>, q3: vec4<u32>, w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(vec4<u32>(q0[w], q1[w], q2[w], q3[w]));
+}
+
+// The values at k-word w (0..3), half h (0: the even k, 1: the odd one) of four lines'
+// quads of f16 pairs.
+fn pair_values(
+    q0: vec4<u32>,
+    q1: vec4<u32>,
+    q2: vec4<u32>,
+    q3: vec4<u32>,
+    w: u32,
+    h: u32,
+) -> vec4<f32> {
+    return vec4<f32>(
+        unpack2x16float(q0[w])[h],
+        unpack2x16float(q1[w])[h],
+        unpack2x16float(q2[w])[h],
+        unpack2x16float(q3[w])[h],
+    );
+}
+
+@compute @workgroup_size(8)
+fn gemm_window_quads(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    // Kernel rows and columns, X's and Y's offsets and line strides (all in elements).
+    let rows = select(p.m, p.n, TRANSPOSED);
+    let cols = select(p.n, p.m, TRANSPOSED);
+    let x_off = select(p.a_off, p.b_off, TRANSPOSED);
+    let x_ls = select(p.a_rs, p.b_cs, TRANSPOSED);
+    let y_off = select(p.b_off, p.a_off, TRANSPOSED);
+    let y_ls = select(p.b_cs, p.a_rs, TRANSPOSED);
+    // Elements per 16-byte word.
+    let shift = select(2u, 3u, PACKED_PAIRS);
+    let row0 = wid.y * 32u;
+    let col = wid.x * 32u + 4u * lane;
+    // Out-of-range lines read the last valid one (results not stored), so every lane takes
+    // part in every broadcast.
+    let x0 = x_off + min(row0 + 4u * lane, rows - 1u) * x_ls;
+    let x1 = x_off + min(row0 + 4u * lane + 1u, rows - 1u) * x_ls;
+    let x2 = x_off + min(row0 + 4u * lane + 2u, rows - 1u) * x_ls;
+    let x3 = x_off + min(row0 + 4u * lane + 3u, rows - 1u) * x_ls;
+    let y0 = y_off + min(col, cols - 1u) * y_ls;
+    let y1 = y_off + min(col + 1u, cols - 1u) * y_ls;
+    let y2 = y_off + min(col + 2u, cols - 1u) * y_ls;
+    let y3 = y_off + min(col + 3u, cols - 1u) * y_ls;
+    var acc: array<vec4<f32>, 32>;
+    for (var kk = 0u; kk < p.k; kk += 1u << shift) {
+        let xq0 = x_quads[(x0 + kk) >> shift];
+        let xq1 = x_quads[(x1 + kk) >> shift];
+        let xq2 = x_quads[(x2 + kk) >> shift];
+        let xq3 = x_quads[(x3 + kk) >> shift];
+        let yq0 = window[(y0 + kk) >> shift];
+        let yq1 = window[(y1 + kk) >> shift];
+        let yq2 = window[(y2 + kk) >> shift];
+        let yq3 = window[(y3 + kk) >> shift];
+        if (PACKED_PAIRS) {
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 0u, 0u),
+                pair_values(yq0, yq1, yq2, yq3, 0u, 0u),
+            );
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 0u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 0u, 1u),
+            );
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 1u, 0u),
+                pair_values(yq0, yq1, yq2, yq3, 1u, 0u),
+            );
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 1u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
+            );
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 2u, 0u),
+                pair_values(yq0, yq1, yq2, yq3, 2u, 0u),
+            );
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 2u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 2u, 1u),
+            );
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 3u, 0u),
+                pair_values(yq0, yq1, yq2, yq3, 3u, 0u),
+            );
+            add_products(
+                &acc,
+                pair_values(xq0, xq1, xq2, xq3, 3u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 3u, 1u),
+            );
+        } else {
+            add_products(
+                &acc,
+                word_values(xq0, xq1, xq2, xq3, 0u),
+                word_values(yq0, yq1, yq2, yq3, 0u),
+            );
+            add_products(
+                &acc,
+                word_values(xq0, xq1, xq2, xq3, 1u),
+                word_values(yq0, yq1, yq2, yq3, 1u),
+            );
+            add_products(
+                &acc,
+                word_values(xq0, xq1, xq2, xq3, 2u),
+                word_values(yq0, yq1, yq2, yq3, 2u),
+            );
+            add_products(
+                &acc,
+                word_values(xq0, xq1, xq2, xq3, 3u),
+                word_values(yq0, yq1, yq2, yq3, 3u),
+            );
+        }
+    }
+    store_quad(row0 + 0u, col, acc[0]);
+    store_quad(row0 + 1u, col, acc[1]);
+    store_quad(row0 + 2u, col, acc[2]);
+    store_quad(row0 + 3u, col, acc[3]);
+    store_quad(row0 + 4u, col, acc[4]);
+    store_quad(row0 + 5u, col, acc[5]);
+    store_quad(row0 + 6u, col, acc[6]);
+    store_quad(row0 + 7u, col, acc[7]);
+    store_quad(row0 + 8u, col, acc[8]);
+    store_quad(row0 + 9u, col, acc[9]);
+    store_quad(row0 + 10u, col, acc[10]);
+    store_quad(row0 + 11u, col, acc[11]);
+    store_quad(row0 + 12u, col, acc[12]);
+    store_quad(row0 + 13u, col, acc[13]);
+    store_quad(row0 + 14u, col, acc[14]);
+    store_quad(row0 + 15u, col, acc[15]);
+    store_quad(row0 + 16u, col, acc[16]);
+    store_quad(row0 + 17u, col, acc[17]);
+    store_quad(row0 + 18u, col, acc[18]);
+    store_quad(row0 + 19u, col, acc[19]);
+    store_quad(row0 + 20u, col, acc[20]);
+    store_quad(row0 + 21u, col, acc[21]);
+    store_quad(row0 + 22u, col, acc[22]);
+    store_quad(row0 + 23u, col, acc[23]);
+    store_quad(row0 + 24u, col, acc[24]);
+    store_quad(row0 + 25u, col, acc[25]);
+    store_quad(row0 + 26u, col, acc[26]);
+    store_quad(row0 + 27u, col, acc[27]);
+    store_quad(row0 + 28u, col, acc[28]);
+    store_quad(row0 + 29u, col, acc[29]);
+    store_quad(row0 + 30u, col, acc[30]);
+    store_quad(row0 + 31u, col, acc[31]);
+}
