@@ -5,15 +5,15 @@
 //
 // One operand (X) is read from its storage buffer, the other (Y) through a 64 KiB
 // uniform-buffer window of its buffer (`ops::gemm` splits a larger one into ranges, one
-// dispatch each), both as vec4s of 4 consecutive k values (4 f32s, or with PACKED_PAIRS
-// 8 f16s): on lavapipe a storage-buffer load costs each lane a bounds-checked branchy
+// dispatch each), 4 consecutive k values at a time (one vec4 of f32s, or with PACKED_PAIRS
+// two words of f16 pairs): on lavapipe a storage-buffer load costs each lane a bounds-checked branchy
 // access whatever its width, and a uniform-buffer load is a branch-free gather
 // (BENCHMARKS.md, "four k values a load").
 //   TRANSPOSED = false: X = A (its rows), Y = B (its columns, B's window); kernel row = m.
 //   TRANSPOSED = true:  X = Bᵀ (B's columns), Y = Aᵀ (A's rows, A's window); kernel row = n,
 //                       and the result is stored transposed (Cᵀ = Bᵀ·Aᵀ).
-// Both operands must be read along k with unit stride, with offsets and line strides
-// multiples of 4 (8 for f16), and K a multiple of 4 (8 for f16): `GemmKernel::quads_apply`.
+// Both operands must be read along k with unit stride, with K, offsets and line strides
+// multiples of 4: `GemmKernel::quads_apply`.
 //
 // A subgroup owns 32 kernel rows x 32 kernel columns: lane l loads X's lines 4l .. 4l + 3
 // (shared by subgroupBroadcast) and Y's lines 4l .. 4l + 3, and keeps one vec4 of
@@ -47,8 +47,9 @@ const ACCUMULATE: u32 = 4u;
 @group(0) @binding(4) var<storage, read_write> c: array<c_t>;
 // Y's 64 KiB window as 4-byte words (Y's offset in the parameters is relative to it).
 @group(0) @binding(8) var<uniform> window: array<vec4<u32>, 4096>;
-// X's buffer as 16-byte words.
+// X's buffer as 16-byte words (4 f32s), and as 8-byte words (4 f16s).
 @group(0) @binding(9) var<storage, read> x_quads: array<vec4<u32>>;
+@group(0) @binding(10) var<storage, read> x_pairs: array<vec2<u32>>;
 
 // Set by the host: Y is A (its rows through the window), X is Bᵀ, C stored transposed.
 override TRANSPOSED: bool = false;
@@ -126,13 +127,18 @@ fn word_values(q0: vec4<u32>, q1: vec4<u32>, q2: vec4<u32>, q3: vec4<u32>, w: u3
     return bitcast<vec4<f32>>(vec4<u32>(q0[w], q1[w], q2[w], q3[w]));
 }
 
-// The values at k-word w (0..3), half h (0: the even k, 1: the odd one) of four lines'
-// quads of f16 pairs.
+// Words w and w + 1 of the window (4 f16 values).
+fn window_pair_words(w: u32) -> vec2<u32> {
+    return vec2<u32>(window[w >> 2u][w & 3u], window[(w + 1u) >> 2u][(w + 1u) & 3u]);
+}
+
+// The values at word w (0, 1), half h (0: the even k, 1: the odd one) of four lines' two
+// words of f16 pairs.
 fn pair_values(
-    q0: vec4<u32>,
-    q1: vec4<u32>,
-    q2: vec4<u32>,
-    q3: vec4<u32>,
+    q0: vec2<u32>,
+    q1: vec2<u32>,
+    q2: vec2<u32>,
+    q3: vec2<u32>,
     w: u32,
     h: u32,
 ) -> vec4<f32> {
@@ -156,8 +162,6 @@ fn gemm_window_quads(
     let x_ls = select(p.a_rs, p.b_cs, TRANSPOSED);
     let y_off = select(p.b_off, p.a_off, TRANSPOSED);
     let y_ls = select(p.b_cs, p.a_rs, TRANSPOSED);
-    // Elements per 16-byte word.
-    let shift = select(2u, 3u, PACKED_PAIRS);
     let row0 = wid.y * 32u;
     let col = wid.x * 32u + 4u * lane;
     // Out-of-range lines read the last valid one (results not stored), so every lane takes
@@ -171,16 +175,18 @@ fn gemm_window_quads(
     let y2 = y_off + min(col + 2u, cols - 1u) * y_ls;
     let y3 = y_off + min(col + 3u, cols - 1u) * y_ls;
     var acc: array<vec4<f32>, 32>;
-    for (var kk = 0u; kk < p.k; kk += 1u << shift) {
-        let xq0 = x_quads[(x0 + kk) >> shift];
-        let xq1 = x_quads[(x1 + kk) >> shift];
-        let xq2 = x_quads[(x2 + kk) >> shift];
-        let xq3 = x_quads[(x3 + kk) >> shift];
-        let yq0 = window[(y0 + kk) >> shift];
-        let yq1 = window[(y1 + kk) >> shift];
-        let yq2 = window[(y2 + kk) >> shift];
-        let yq3 = window[(y3 + kk) >> shift];
+    for (var kk = 0u; kk < p.k; kk += 4u) {
         if (PACKED_PAIRS) {
+            // 4 k values: 2 words of f16 pairs a line (8 a load would double the loop's
+            // code, which then runs slower on lavapipe than the loads it saves).
+            let xq0 = x_pairs[(x0 + kk) >> 2u];
+            let xq1 = x_pairs[(x1 + kk) >> 2u];
+            let xq2 = x_pairs[(x2 + kk) >> 2u];
+            let xq3 = x_pairs[(x3 + kk) >> 2u];
+            let yq0 = window_pair_words((y0 + kk) >> 1u);
+            let yq1 = window_pair_words((y1 + kk) >> 1u);
+            let yq2 = window_pair_words((y2 + kk) >> 1u);
+            let yq3 = window_pair_words((y3 + kk) >> 1u);
             add_products(
                 &acc,
                 pair_values(xq0, xq1, xq2, xq3, 0u, 0u),
@@ -201,27 +207,15 @@ fn gemm_window_quads(
                 pair_values(xq0, xq1, xq2, xq3, 1u, 1u),
                 pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
             );
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 2u, 0u),
-                pair_values(yq0, yq1, yq2, yq3, 2u, 0u),
-            );
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 2u, 1u),
-                pair_values(yq0, yq1, yq2, yq3, 2u, 1u),
-            );
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 3u, 0u),
-                pair_values(yq0, yq1, yq2, yq3, 3u, 0u),
-            );
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 3u, 1u),
-                pair_values(yq0, yq1, yq2, yq3, 3u, 1u),
-            );
         } else {
+            let xq0 = x_quads[(x0 + kk) >> 2u];
+            let xq1 = x_quads[(x1 + kk) >> 2u];
+            let xq2 = x_quads[(x2 + kk) >> 2u];
+            let xq3 = x_quads[(x3 + kk) >> 2u];
+            let yq0 = window[(y0 + kk) >> 2u];
+            let yq1 = window[(y1 + kk) >> 2u];
+            let yq2 = window[(y2 + kk) >> 2u];
+            let yq3 = window[(y3 + kk) >> 2u];
             add_products(
                 &acc,
                 word_values(xq0, xq1, xq2, xq3, 0u),

@@ -424,11 +424,11 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
 
 #[test]
 fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
-    // Both operands read 4 k values a load (8 with f16 pairs), B (WindowQuads) or A
+    // Both operands read 4 k values a load (f32s, or two words of f16 pairs), B (WindowQuads) or A
     // (WindowQuadsA, the transposed product) through 64 KiB uniform windows: one window or
-    // several; sizes off the 256x32 tiles; line strides K or padded; offsets at whole
-    // 16-byte words of buffers larger than a window; bias, bias2, accumulate; f32 and f16;
-    // and products the loads do not serve (K not a multiple of 4 or 8, an odd offset), which
+    // several; sizes off the 32x32 tiles; line strides K or padded; offsets at whole
+    // 4 values of buffers larger than a window; bias, bias2, accumulate; f32 and f16;
+    // and products the loads do not serve (K not a multiple of 4, an odd offset), which
     // run as the window kernels.
     let gpu = gpu();
     let quads = [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA];
@@ -445,7 +445,7 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
     let mut fallbacks = 0;
     for case in 0..12 {
         let half = case >= 7 && gpu.adapter().shader_f16;
-        let q = if half { 8 } else { 4 };
+        let q = 4;
         // Cases 3 and 9: loads the kernel cannot take (K off the word, an odd offset).
         let unserved = case % 6 == 3;
         let k = q * (1 + rng.below(40)) + usize::from(unserved && case == 3);

@@ -312,14 +312,16 @@ pub fn typed_source(source: &str, half: HalfMask) -> Result<String, String> {
     Ok(out)
 }
 
-/// The storage bindings declared `array<u32>` or `array<vec4<u32>>`: raw 4- or 16-byte
-/// words, which may view any buffer.
+/// The storage bindings declared `array<u32>`, `array<vec2<u32>>` or `array<vec4<u32>>`:
+/// raw 4-, 8- or 16-byte words, which may view any buffer.
 fn raw_word_slots(source: &str) -> Vec<u32> {
     source
         .lines()
         .filter(|l| {
             l.contains("var<storage")
-                && (l.contains("array<u32>") || l.contains("array<vec4<u32>>"))
+                && ["array<u32>", "array<vec2<u32>>", "array<vec4<u32>>"]
+                    .iter()
+                    .any(|t| l.contains(t))
         })
         .filter_map(|l| {
             let rest = &l[l.find("@binding(")? + "@binding(".len()..];

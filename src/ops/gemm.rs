@@ -234,13 +234,12 @@ impl GemmKernel {
 
     /// Whether the quads kernels' loads serve this product: A and B both f32 or both f16
     /// read along k with unit stride, K, their offsets and their line strides multiples of
-    /// 4 values (8 for f16: one 16-byte load).
+    /// 4 (one 16-byte load of f32s, two words of f16 pairs).
     pub fn quads_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
         if a.dtype() != b.dtype() {
             return false;
         }
-        let q = 16 / a.dtype().bytes();
-        let whole = |v: usize| v.is_multiple_of(q);
+        let whole = |v: usize| v.is_multiple_of(4);
         spec.k > 0
             && whole(spec.k)
             && spec.a.col_stride == 1
@@ -605,7 +604,7 @@ fn window_launches(
         };
         // Binding slots 1, 2 (A, B), 5, 6 (their raw words, for the packed-pairs loads), 7
         // (the fused steps' aux operand: any read-only buffer), 8 (the window) and 9 (the
-        // quads kernels' storage operand).
+        // quads kernels' storage operand; 10 the same).
         let (entry, slots) = match kernel {
             GemmKernel::SubgroupWindow => (
                 if b.dtype() == Dtype::F16 {
@@ -676,6 +675,8 @@ fn window_launches(
                 b_words,
                 aux,
                 window,
+                storage,
+                // The quads kernels' storage operand again, as 8-byte words.
                 storage,
             ],
         );
