@@ -1,8 +1,9 @@
 //! Chooses, per product shape, the GEMM formulation that runs fastest on this adapter:
 //! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
 //! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
-//! submits. WGRNN_GEMM=blocked|tiled|wide|subgroup|pairs|window|window-a|quads|quads-a forces one (packed pairs: f16 operands
-//! read along k, as the subgroup kernel elsewhere). Every formulation adds the
+//! submits interleaved with the other candidates' (`timing`).
+//! WGRNN_GEMM=blocked|tiled|wide|subgroup|pairs|window|window-a|quads|quads-a forces one
+//! (packed pairs: f16 operands read along k, as the subgroup kernel elsewhere). Every formulation adds the
 //! products of each output in ascending k with one accumulator, so on an adapter that does
 //! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
 //! fuse them differently per kernel, so there the choice can change the last bits, and it is
@@ -164,32 +165,17 @@ impl GemmTuner {
         let (kernel, times_ms) = match cached {
             Some(kernel) => (kernel, Vec::new()),
             None => {
-                let mut time = |kernel| -> Result<f64> {
+                let mut runs = Vec::new();
+                for &kernel in &candidates {
                     let mut rec = Recording::new();
                     for launch in build(kernel)? {
                         launch.record(&mut rec);
                     }
-                    let mut best = f64::INFINITY;
-                    for _ in 0..3 {
-                        let t0 = std::time::Instant::now();
-                        gpu.submit(&rec)?;
-                        gpu.wait_idle()?;
-                        best = best.min(t0.elapsed().as_secs_f64());
-                    }
-                    Ok(best * 1e3)
-                };
-                let mut times_ms = Vec::new();
-                for &kernel in &candidates {
-                    times_ms.push((kernel, time(kernel)?));
+                    runs.push((kernel, rec));
                 }
+                let times_ms = super::timing::best_times_ms(gpu, &runs)?;
                 // The fastest; ties keep the earlier (simpler) candidate.
-                let kernel = times_ms
-                    .iter()
-                    .fold(None::<(GemmKernel, f64)>, |best, &(k, t)| match best {
-                        Some((_, bt)) if bt <= t => best,
-                        _ => Some((k, t)),
-                    })
-                    .map_or(GemmKernel::Blocked, |(k, _)| k);
+                let kernel = super::timing::fastest(&times_ms).unwrap_or(GemmKernel::Blocked);
                 super::tuning_cache::put(disk_key, format!("{kernel:?}"));
                 (kernel, times_ms)
             }

@@ -4,6 +4,7 @@
 mod buffers;
 mod gemm_tuner;
 mod plan;
+mod timing;
 mod tuning_cache;
 
 pub use buffers::{buffer_sizes, buffer_specs, BufferSpec, Precision, LOSS_LOG_SLOTS};
@@ -435,7 +436,7 @@ impl<'g> Engine<'g> {
         };
         let is_gated = self.config.cell.is_gated();
         let (b, ub) = (&self.bufs, &self.bufs.units[0]);
-        let mut time = |kernel| -> Result<f64> {
+        let mut record = |kernel| -> Result<crate::gpu::Recording> {
             let mut rec = crate::gpu::Recording::new();
             if is_gated {
                 let bufs = plan::gated_buffers(b, ub);
@@ -472,30 +473,15 @@ impl<'g> Engine<'g> {
                     l.record(&mut rec);
                 }
             }
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let t0 = std::time::Instant::now();
-                self.gpu.submit(&rec)?;
-                self.gpu.wait_idle()?;
-                best = best.min(t0.elapsed().as_secs_f64());
-            }
-            Ok(best * 1e3)
+            Ok(rec)
         };
-        let mut times_ms = Vec::new();
+        let mut runs = Vec::new();
         for kernel in candidates {
-            times_ms.push((kernel, time(kernel)?));
+            runs.push((kernel, record(kernel)?));
         }
+        let times_ms = timing::best_times_ms(self.gpu, &runs)?;
         // The fastest; ties keep the earlier candidate.
-        let kernel = times_ms
-            .iter()
-            .fold(
-                None::<(RecurrenceKernel, f64)>,
-                |best, &(k, t)| match best {
-                    Some((_, bt)) if bt <= t => best,
-                    _ => Some((k, t)),
-                },
-            )
-            .map_or(RecurrenceKernel::PerStep, |(k, _)| k);
+        let kernel = timing::fastest(&times_ms).unwrap_or(RecurrenceKernel::PerStep);
         self.recurrence_choices.push(RecurrenceChoice {
             batch,
             steps: shape.steps,
