@@ -196,7 +196,7 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             l.record(&mut forward);
         }
         for l in ops::rnn_backward(
-            gpu, &mut u, &shape, kernel, &params, &hs, &dh, &da, &step_sum,
+            gpu, &mut u, &shape, kernel, &params, None, &hs, &dh, &da, &step_sum,
         )
         .unwrap()
         {

@@ -564,7 +564,8 @@ fn rnn_steps_match_f64_forward_and_backward() {
         } else {
             Activation::Relu
         };
-        let whh_off = rng.below(7);
+        // Case 20: W_hh at a whole 16-byte word, so that the quads GEMMs apply.
+        let whh_off = if case == 20 { 4 } else { rng.below(7) };
         let bh = batch * h;
         let params: Vec<f32> = (0..whh_off + h * h)
             .map(|_| rng.uniform(-0.5, 0.5) as f32)
@@ -663,18 +664,62 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 ops::window_chunks(&gpu, &product, GemmKernel::SubgroupWindowA, &hsb, &pb, 1);
             assert!(plan.is_some(), "h[1] must fit one window");
         }
+        // Room for W_hhᵀ, which the quads GEMMs' backward products read (stale values first:
+        // the sweep must write it).
+        let whh_t = gpu.storage_from("whh_t", &vec![7.0f32; h * h]).unwrap();
         for kernel in kernels {
             gpu.write(&hsb, 0, &hs0);
             let mut u = Uniforms::new();
             let mut launches =
                 ops::rnn_forward(&gpu, &mut u, &shape, kernel, &pb, &preb, &hsb, &step_sum)
                     .unwrap();
-            launches.extend(
-                ops::rnn_backward(
-                    &gpu, &mut u, &shape, kernel, &pb, &hsb, &dhb, &dab, &step_sum,
-                )
-                .unwrap(),
-            );
+            let backward = ops::rnn_backward(
+                &gpu,
+                &mut u,
+                &shape,
+                kernel,
+                &pb,
+                Some(&whh_t),
+                &hsb,
+                &dhb,
+                &dab,
+                &step_sum,
+            )
+            .unwrap();
+            if let (20, ops::RecurrenceKernel::Gemm(gemm)) = (case, kernel) {
+                if matches!(gemm, GemmKernel::WindowQuads | GemmKernel::WindowQuadsA) {
+                    // The transpose, then T - 1 products reading the copy as quads (one
+                    // dispatch a window), and T finishing kernels.
+                    let product = GemmSpec {
+                        m: batch,
+                        n: h,
+                        k: h,
+                        a: Operand::row_major(bh, h),
+                        b: Operand::transposed(0, h),
+                        c_offset: 0,
+                        bias: None,
+                        bias2: None,
+                        accumulate: false,
+                    };
+                    assert!(GemmKernel::quads_apply(&product, &dab, &whh_t));
+                    let windows = ops::window_chunks(
+                        &gpu,
+                        &product,
+                        gemm,
+                        &dab,
+                        &whh_t,
+                        ops::MAX_WINDOW_CHUNKS,
+                    )
+                    .expect("a window plan")
+                    .len();
+                    assert_eq!(
+                        backward.len(),
+                        1 + (t_len - 1) * windows + t_len,
+                        "case 20: {gemm:?} backward launches"
+                    );
+                }
+            }
+            launches.extend(backward);
             run(&gpu, &launches);
             let what =
                 format!("case {case} ({kernel:?}, T {t_len}, B {batch}, H {h}, {activation})");

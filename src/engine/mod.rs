@@ -465,6 +465,7 @@ impl<'g> Engine<'g> {
                     &shape,
                     kernel,
                     b.weights(),
+                    Some(&b.whh_t),
                     &ub.hs,
                     &ub.dh_out,
                     &ub.da,

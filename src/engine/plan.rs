@@ -587,6 +587,7 @@ impl PlanContext<'_> {
                 &rnn,
                 self.recurrence,
                 b.weights(),
+                Some(&b.whh_t),
                 &ub.hs,
                 &ub.dh_out,
                 &ub.da,

@@ -68,6 +68,8 @@ pub enum Kernel {
     Adam,
     FmaPeak,
     Cast,
+    /// `transpose_elements`: a [rows, cols] block into [cols, rows].
+    Transpose,
 }
 
 /// Every WGSL file, for validation and for the kernel registry.
@@ -147,7 +149,7 @@ impl Kernel {
             | Kernel::NormFinalize => "reduce.wgsl",
             Kernel::Sgd | Kernel::Adam => "optim.wgsl",
             Kernel::FmaPeak => "ceiling.wgsl",
-            Kernel::Cast => "convert.wgsl",
+            Kernel::Cast | Kernel::Transpose => "convert.wgsl",
         }
     }
 
@@ -206,6 +208,7 @@ impl Kernel {
             Kernel::Adam => "adam",
             Kernel::FmaPeak => "fma_peak",
             Kernel::Cast => "convert_elements",
+            Kernel::Transpose => "transpose_elements",
         }
     }
 

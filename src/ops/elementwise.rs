@@ -272,13 +272,17 @@ pub fn rnn_forward(
     }
 }
 
-/// The backward sweep over all steps, last to first (T launches, or one).
+/// The backward sweep over all steps, last to first (T launches, or one). `whh_t` ([H, H]
+/// of W_hh's element type): room for a transposed copy of W_hh, which the quads GEMMs read
+/// faster (`rnn_gemm::reads_transposed_whh`); None reads W_hh in place.
+#[allow(clippy::too_many_arguments)]
 pub fn rnn_backward(
     gpu: &Gpu,
     u: &mut Uniforms,
     shape: &RecurrenceShape,
     kernel: RecurrenceKernel,
     params: &Buffer,
+    whh_t: Option<&Buffer>,
     hs: &Buffer,
     dh_out: &Buffer,
     da: &Buffer,
@@ -289,12 +293,12 @@ pub fn rnn_backward(
             .rev()
             .map(|t| rnn_step_backward(gpu, u, shape, t, params, hs, dh_out, da))
             .collect(),
-        RecurrenceKernel::Gemm(gemm) => {
-            super::rnn_gemm::backward(gpu, u, shape, gemm, false, params, hs, dh_out, da, step_sum)
-        }
-        RecurrenceKernel::GemmFused(gemm) => {
-            super::rnn_gemm::backward(gpu, u, shape, gemm, true, params, hs, dh_out, da, step_sum)
-        }
+        RecurrenceKernel::Gemm(gemm) => super::rnn_gemm::backward(
+            gpu, u, shape, gemm, false, params, whh_t, hs, dh_out, da, step_sum,
+        ),
+        RecurrenceKernel::GemmFused(gemm) => super::rnn_gemm::backward(
+            gpu, u, shape, gemm, true, params, whh_t, hs, dh_out, da, step_sum,
+        ),
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;
             need(hs, (shape.steps + 1) * bh, "rnn backward hs")?;
@@ -898,7 +902,8 @@ pub fn optimizer_step(
 struct CastParams {
     count: u32,
     offset: u32,
-    _pad: [u32; 2],
+    rows: u32,
+    cols: u32,
 }
 
 /// `dst[offset + i] = src[offset + i]` for `i < count`, converted to `dst`'s element type
@@ -918,11 +923,52 @@ pub fn cast(
         &CastParams {
             count: u32_of(count, "count")?,
             offset: u32_of(offset, "offset")?,
-            _pad: [0; 2],
+            rows: 0,
+            cols: 0,
         },
     );
     let binding = gpu.bind(
         Kernel::Cast,
+        &[
+            uniform.resource(),
+            Resource::Storage(src),
+            Resource::Storage(dst),
+        ],
+    );
+    Ok(Launch {
+        binding,
+        groups: groups_for(count),
+        uniform,
+    })
+}
+
+/// `dst[c·rows + r] = src[offset + r·cols + c]`: the `[rows, cols]` block of `src` at
+/// `offset`, transposed into `dst` (`[cols, rows]` at 0), in `dst`'s element type.
+pub fn transpose(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    src: &Buffer,
+    dst: &Buffer,
+) -> Result<Launch> {
+    let count = rows * cols;
+    if count > 0 {
+        need(src, offset + count, "transpose src")?;
+    }
+    need(dst, count, "transpose dst")?;
+    let uniform = u.push(
+        gpu,
+        &CastParams {
+            count: u32_of(count, "count")?,
+            offset: u32_of(offset, "offset")?,
+            rows: u32_of(rows, "rows")?,
+            cols: u32_of(cols, "cols")?,
+        },
+    );
+    let binding = gpu.bind(
+        Kernel::Transpose,
         &[
             uniform.resource(),
             Resource::Storage(src),

@@ -96,7 +96,10 @@ pub fn forward(
 
 /// Backward, last step first: `step_sum = da[t+1]·W_hh` (none at the chunk's last step),
 /// then `da[t] = (dh_out[t] + step_sum)·act'(hs[t+1])` (`fused`: in one dispatch, but the
-/// last step's, which has no product).
+/// last step's, which has no product). With `whh_t` ([H, H] at least) and a quads GEMM
+/// ([`reads_transposed_whh`]), the sweep first copies W_hhᵀ into it, and the products read
+/// W_hh from the copy along k with unit stride, which the quads loads need.
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -104,6 +107,7 @@ pub fn backward(
     gemm: GemmKernel,
     fused: bool,
     params: &Buffer,
+    whh_t: Option<&Buffer>,
     hs: &Buffer,
     dh_out: &Buffer,
     da: &Buffer,
@@ -115,6 +119,15 @@ pub fn backward(
     need(da, shape.steps * b * h, "rnn backward da")?;
     need(step_sum, b * h, "rnn step sum")?;
     let mut out = Vec::new();
+    // W_hh as the products read it: in place (row-major, B(k, n) = W_hh[k, n]), or from
+    // its transposed copy (B(k, n) = W_hhᵀ[n, k]).
+    let (weights, whh) = match whh_t.filter(|_| reads_transposed_whh(gemm) && shape.steps > 1) {
+        Some(copy) => {
+            out.push(super::transpose(gpu, u, shape.whh_off, h, h, params, copy)?);
+            (copy, Operand::transposed(0, h))
+        }
+        None => (params, Operand::row_major(shape.whh_off, h)),
+    };
     let relu = shape.activation == crate::model::Activation::Relu;
     for t in (0..shape.steps).rev() {
         if fused && t + 1 < shape.steps {
@@ -125,17 +138,21 @@ pub fn backward(
             };
             let into_this = GemmSpec {
                 c_offset: t * b * h,
+                b: whh,
                 ..step_backward_product(b, h, 1, t, shape.whh_off)
             };
             out.push(gemm_step(
-                gpu, u, &into_this, gemm, epilogue, params, da, dh_out, hs,
+                gpu, u, &into_this, gemm, epilogue, weights, da, dh_out, hs,
             )?);
             continue;
         }
         if t + 1 < shape.steps {
-            let product = step_backward_product(b, h, 1, t, shape.whh_off);
+            let product = GemmSpec {
+                b: whh,
+                ..step_backward_product(b, h, 1, t, shape.whh_off)
+            };
             out.extend(gemm_launches(
-                gpu, u, &product, gemm, da, params, params, step_sum,
+                gpu, u, &product, gemm, da, weights, weights, step_sum,
             )?);
         }
         out.push(combine(
@@ -148,6 +165,12 @@ pub fn backward(
         )?);
     }
     Ok(out)
+}
+
+/// Whether `gemm` reads the backward products' W_hh faster from a transposed copy: the
+/// quads kernels, whose loads need B along k with unit stride (W_hh itself runs along n).
+pub fn reads_transposed_whh(gemm: GemmKernel) -> bool {
+    matches!(gemm, GemmKernel::WindowQuads | GemmKernel::WindowQuadsA)
 }
 
 /// One forward step's recurrent product for `gates` gate blocks:
