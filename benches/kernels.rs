@@ -85,6 +85,7 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         GemmKernel::SubgroupWindowA,
         GemmKernel::WindowQuads,
         GemmKernel::WindowQuadsA,
+        GemmKernel::OuterQuads,
     ] {
         if GemmKernel::candidates(gpu).contains(&k) {
             kernels.push(k);
@@ -176,6 +177,7 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
                     | GemmKernel::SubgroupWindowA
                     | GemmKernel::WindowQuads
                     | GemmKernel::WindowQuadsA
+                    | GemmKernel::OuterQuads
             )
         })
         .expect("the blocked kernel is always a candidate");

@@ -548,6 +548,114 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
 }
 
 #[test]
+fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
+    // dYᵀ·X, the weight gradients' layout: A (m, k) = dY[k, m] and B (k, n) = X[k, n], both
+    // [K, ·] row-major, read 4 consecutive m (n) values a load; sizes off the 32x32 tiles;
+    // row strides equal to the widths or padded; offsets at whole 4 values; bias, bias2,
+    // accumulate; f32 and f16; and products the loads do not serve (K not a multiple of 4,
+    // an odd offset, x·Wᵀ's layout), which run as the subgroup kernel.
+    let gpu = gpu();
+    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::OuterQuads) {
+        assert!(
+            !gpu.adapter().is_software,
+            "lavapipe must offer the outer-product GEMM (8-lane subgroups)"
+        );
+        return;
+    }
+    let mut rng = Rng::new(29);
+    let mut served = 0;
+    for case in 0..12 {
+        let half = case >= 8 && gpu.adapter().shader_f16;
+        let unserved = case % 4 == 3;
+        let (m, n) = (1 + rng.below(150), 1 + rng.below(150));
+        let k = 4 * (1 + rng.below(100)) + usize::from(unserved && case == 3);
+        let (lda, ldb) = (
+            m.next_multiple_of(4) + 4 * (case % 2),
+            n.next_multiple_of(4),
+        );
+        let a_off = 4 * rng.below(500) + usize::from(unserved && case == 7);
+        let b_off = 4 * rng.below(500);
+        let a_all = randn(&mut rng, a_off + k * lda);
+        let b_all = randn(&mut rng, b_off + k * ldb + 2 * n);
+        let c0 = randn(&mut rng, m * n);
+        let (a_buf, a_r) = if half {
+            half_buffer(&gpu, "a", &a_all)
+        } else {
+            (gpu.storage_from("a", &a_all).unwrap(), a_all.clone())
+        };
+        let (b_buf, b_r) = if half {
+            half_buffer(&gpu, "b", &b_all)
+        } else {
+            (gpu.storage_from("b", &b_all).unwrap(), b_all.clone())
+        };
+        let layout_unserved = unserved && case == 11;
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            // Case 11: A row-major (x·Wᵀ's A), which the loads cannot take.
+            a: if layout_unserved {
+                Operand::row_major(a_off, k)
+            } else {
+                Operand::transposed(a_off, lda)
+            },
+            b: Operand::row_major(b_off, ldb),
+            c_offset: 0,
+            bias: Some(b_off + k * ldb),
+            bias2: (case % 2 == 0).then_some(b_off + k * ldb + n),
+            accumulate: case % 3 == 1,
+        };
+        let applies = GemmKernel::outer_apply(&spec, &a_buf, &b_buf);
+        assert_eq!(
+            applies, !unserved,
+            "case {case}: whether the outer loads apply"
+        );
+        served += usize::from(applies);
+        let want = product_f64(&spec, &a_r, &b_r, &b_r, &c0);
+        let mut u = Uniforms::new();
+        let scratch = gpu.storage("scratch", 4).unwrap();
+        let mut results = Vec::new();
+        for kernel in [GemmKernel::OuterQuads, GemmKernel::Subgroup] {
+            let effective = kernel.effective(&gpu, &spec, &a_buf, &b_buf, 1);
+            if kernel == GemmKernel::OuterQuads {
+                let expect = if applies {
+                    kernel
+                } else {
+                    GemmKernel::Subgroup
+                };
+                assert_eq!(effective, expect, "case {case}: what runs");
+            }
+            let c = gpu.storage_from("c", &c0).unwrap();
+            let launches = ops::gemm_split(
+                &gpu, &mut u, &spec, kernel, 1, &a_buf, &b_buf, &b_buf, &c, &scratch,
+            )
+            .unwrap();
+            run(&gpu, &launches);
+            let got = gpu.read_f32(&c, 0, m * n).unwrap();
+            assert_close(
+                &format!("outer gemm case {case} ({m}x{n}x{k}, f16 {half}) {kernel:?}"),
+                &got,
+                &want,
+                1e-4,
+            );
+            results.push(got);
+        }
+        if gpu.adapter().is_software {
+            // Same sums in the same order, and lavapipe does not contract multiply-adds.
+            let differ = results[0]
+                .iter()
+                .zip(&results[1])
+                .position(|(x, y)| x.to_bits() != y.to_bits());
+            assert_eq!(
+                differ, None,
+                "case {case}: outer and subgroup kernels differ in bits"
+            );
+        }
+    }
+    assert_eq!(served, 9, "nine cases take the outer-product loads");
+}
+
+#[test]
 fn rnn_steps_match_f64_forward_and_backward() {
     let gpu = gpu();
     let mut rng = Rng::new(2);

@@ -375,6 +375,8 @@ impl<'g> Engine<'g> {
                     ops::GemmKernel::SubgroupWindowA | ops::GemmKernel::WindowQuadsA => {
                         batch * hidden
                     }
+                    // Its loads never serve a step's product (A and B run along k there).
+                    ops::GemmKernel::OuterQuads => return false,
                     _ => return true,
                 } * bytes;
                 self.gpu.uniform_window_alignment().is_some()

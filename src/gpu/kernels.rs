@@ -21,12 +21,16 @@ pub enum Kernel {
     /// The subgroup GEMM reading A through a uniform-buffer window.
     GemmSubgroupWindowA,
     GemmSubgroupWindowAPairs,
-    /// The window GEMM loading 4 k values a load (`shaders/gemm_window_quads.wgsl`): B
+    /// The window GEMM loading 4 k values a load (`shaders/gemm_quads.wgsl`): B
     /// through the window; with TRANSPOSED, A through the window; with PACKED_PAIRS, f16.
     GemmWindowQuads,
     GemmWindowQuadsPairs,
     GemmWindowQuadsA,
     GemmWindowQuadsAPairs,
+    /// The outer-product GEMM of `shaders/gemm_quads.wgsl` (A along m, B along n: dYᵀ·X);
+    /// with PACKED_PAIRS, f16.
+    GemmOuterQuads,
+    GemmOuterQuadsPairs,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -80,8 +84,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("../../shaders/gemm_subgroup.wgsl"),
     ),
     (
-        "gemm_window_quads.wgsl",
-        include_str!("../../shaders/gemm_window_quads.wgsl"),
+        "gemm_quads.wgsl",
+        include_str!("../../shaders/gemm_quads.wgsl"),
     ),
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("rnn_cell.wgsl", include_str!("../../shaders/rnn_cell.wgsl")),
@@ -117,7 +121,9 @@ impl Kernel {
             Kernel::GemmWindowQuads
             | Kernel::GemmWindowQuadsPairs
             | Kernel::GemmWindowQuadsA
-            | Kernel::GemmWindowQuadsAPairs => "gemm_window_quads.wgsl",
+            | Kernel::GemmWindowQuadsAPairs
+            | Kernel::GemmOuterQuads
+            | Kernel::GemmOuterQuadsPairs => "gemm_quads.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad | Kernel::EmbedGradQuads => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -166,6 +172,7 @@ impl Kernel {
             | Kernel::GemmWindowQuadsPairs
             | Kernel::GemmWindowQuadsA
             | Kernel::GemmWindowQuadsAPairs => "gemm_window_quads",
+            Kernel::GemmOuterQuads | Kernel::GemmOuterQuadsPairs => "gemm_outer_quads",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
             }
@@ -218,7 +225,8 @@ impl Kernel {
             Kernel::GemmSubgroupPairs
             | Kernel::GemmSubgroupWindowPairs
             | Kernel::GemmSubgroupWindowAPairs
-            | Kernel::GemmWindowQuadsPairs => &[("PACKED_PAIRS", 1.0)],
+            | Kernel::GemmWindowQuadsPairs
+            | Kernel::GemmOuterQuadsPairs => &[("PACKED_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
             Kernel::GemmSubgroupStep | Kernel::GemmTiledStep | Kernel::GemmWideStep => {

@@ -143,12 +143,16 @@ pub enum GemmKernel {
     /// [`window_chunks`] finds a plan; elsewhere it runs as [`GemmKernel::Subgroup`].
     SubgroupWindowA,
     /// The window kernel loading 4 consecutive k values a load from both operands, B through
-    /// the windows (`shaders/gemm_window_quads.wgsl`), where [`GemmKernel::quads_apply`];
+    /// the windows (`shaders/gemm_quads.wgsl`), where [`GemmKernel::quads_apply`];
     /// elsewhere it runs as [`GemmKernel::SubgroupWindow`].
     WindowQuads,
     /// [`GemmKernel::WindowQuads`] with A through the windows (the transposed product
     /// Cᵀ = Bᵀ·Aᵀ); elsewhere it runs as [`GemmKernel::SubgroupWindowA`].
     WindowQuadsA,
+    /// Outer products of 4 consecutive values of A's columns and B's rows a load, both from
+    /// storage (`gemm_outer_quads`: dYᵀ·X, the weight gradients), where
+    /// [`GemmKernel::outer_apply`]; elsewhere it runs as [`GemmKernel::Subgroup`].
+    OuterQuads,
 }
 
 impl GemmKernel {
@@ -162,7 +166,7 @@ impl GemmKernel {
             out.extend([GemmKernel::Tiled, GemmKernel::Wide]);
         }
         if a.fixed_subgroup_size == Some(8) {
-            out.push(GemmKernel::Subgroup);
+            out.extend([GemmKernel::Subgroup, GemmKernel::OuterQuads]);
             if a.shader_f16 {
                 out.push(GemmKernel::SubgroupPairs);
             }
@@ -202,6 +206,9 @@ impl GemmKernel {
                 self.quads_fallback().effective(gpu, spec, a, b, slices)
             }
             GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
+                GemmKernel::Subgroup
+            }
+            GemmKernel::OuterQuads if slices > 1 || !GemmKernel::outer_apply(spec, a, b) => {
                 GemmKernel::Subgroup
             }
             GemmKernel::SubgroupWindow
@@ -250,6 +257,22 @@ impl GemmKernel {
             && whole(spec.b.col_stride)
     }
 
+    /// Whether the outer-product kernel's loads serve this product: A and B both f32 or both
+    /// f16, A read along m and B along n with unit stride, K, their offsets and their
+    /// strides along k multiples of 4 (one 16-byte load of f32s, two words of f16 pairs).
+    pub fn outer_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
+        let whole = |v: usize| v.is_multiple_of(4);
+        a.dtype() == b.dtype()
+            && spec.k > 0
+            && whole(spec.k)
+            && spec.a.row_stride == 1
+            && spec.b.col_stride == 1
+            && whole(spec.a.offset)
+            && whole(spec.a.col_stride)
+            && whole(spec.b.offset)
+            && whole(spec.b.row_stride)
+    }
+
     /// The window kernel a quads kernel runs as where its loads do not apply.
     fn quads_fallback(self) -> Self {
         match self {
@@ -275,6 +298,7 @@ impl GemmKernel {
             GemmKernel::SubgroupWindowA => Kernel::GemmSubgroupWindowA,
             GemmKernel::WindowQuads => Kernel::GemmWindowQuads,
             GemmKernel::WindowQuadsA => Kernel::GemmWindowQuadsA,
+            GemmKernel::OuterQuads => Kernel::GemmOuterQuads,
         }
     }
     /// Workgroups covering an `m` x `n` C, (0, 0, 0) when it is empty (the transposed
@@ -295,7 +319,7 @@ impl GemmKernel {
             GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => (32, 64),
             GemmKernel::Tiled | GemmKernel::SubgroupWindowA => (64, 64),
             GemmKernel::SubgroupWindow => (128, 32),
-            GemmKernel::WindowQuads | GemmKernel::WindowQuadsA => (32, 32),
+            GemmKernel::WindowQuads | GemmKernel::WindowQuadsA | GemmKernel::OuterQuads => (32, 32),
             GemmKernel::Wide => (128, 128),
         }
     }
@@ -368,6 +392,9 @@ fn gemm_pass(
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
         }
+        GemmKernel::OuterQuads if k_slice > 0 || !GemmKernel::outer_apply(spec, a, b) => {
+            GemmKernel::Subgroup
+        }
         GemmKernel::SubgroupWindow
         | GemmKernel::SubgroupWindowA
         | GemmKernel::WindowQuads
@@ -378,6 +405,29 @@ fn gemm_pass(
     need_operands(spec, a, b, bias, c)?;
     let params = GemmParams::of(spec, spec.c_offset, flags_of(spec), 0, 1)?;
     let uniform = uniforms.push(gpu, &params);
+    if kernel == GemmKernel::OuterQuads {
+        // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots.
+        let entry = if a.dtype() == Dtype::F16 {
+            Kernel::GemmOuterQuadsPairs
+        } else {
+            Kernel::GemmOuterQuads
+        };
+        let mut resources = vec![Resource::Unused; 13];
+        resources[0] = uniform.resource();
+        resources[3] = Resource::Storage(bias);
+        resources[4] = Resource::Storage(c);
+        resources[9..].copy_from_slice(&[
+            Resource::Storage(a),
+            Resource::Storage(a),
+            Resource::Storage(b),
+            Resource::Storage(b),
+        ]);
+        return Ok(Launch {
+            binding: gpu.bind(entry, &resources),
+            groups: kernel.groups(m, n),
+            uniform,
+        });
+    }
     let mut resources = vec![
         uniform.resource(),
         Resource::Storage(a),
@@ -818,7 +868,8 @@ impl GemmKernel {
             | GemmKernel::SubgroupWindow
             | GemmKernel::SubgroupWindowA
             | GemmKernel::WindowQuads
-            | GemmKernel::WindowQuadsA => None,
+            | GemmKernel::WindowQuadsA
+            | GemmKernel::OuterQuads => None,
         }
     }
 }

@@ -1,28 +1,33 @@
-// The window GEMM with 4 k values per load, for adapters whose subgroups are 8 lanes
-// (lavapipe): C[m, n] = sum_k A(m, k) · B(k, n)  (+ bias[n]) (+ bias2[n])  (+ C if ACCUMULATE).
+// GEMMs reading 4 values a load, for adapters whose subgroups are 8 lanes (lavapipe):
+//   C[m, n] = sum_k A(m, k) · B(k, n)  (+ bias[n]) (+ bias2[n])  (+ C if ACCUMULATE).
 // Same parameters and binding slots as the kernels of gemm_subgroup.wgsl (the product of
-// `GemmParams`; no split-K, no fused step).
+// `GemmParams`; no split-K, no fused step). On lavapipe every load with a varying address
+// costs each lane a bounds-checked access (a storage buffer: branches per lane and
+// component; a uniform buffer: a branch-free gather), so the loads are what these kernels
+// save (BENCHMARKS.md, "four k values a load").
 //
-// One operand (X) is read from its storage buffer, the other (Y) through a 64 KiB
-// uniform-buffer window of its buffer (`ops::gemm` splits a larger one into ranges, one
-// dispatch each), 4 consecutive k values at a time (one vec4 of f32s, or with PACKED_PAIRS
-// two words of f16 pairs): on lavapipe a storage-buffer load costs each lane a bounds-checked branchy
-// access whatever its width, and a uniform-buffer load is a branch-free gather
-// (BENCHMARKS.md, "four k values a load").
+// gemm_window_quads: both operands run along k with unit stride (x·Wᵀ). One (X) is read
+// from its storage buffer, the other (Y) through a 64 KiB uniform-buffer window of its
+// buffer (`ops::gemm` splits a larger one into ranges, one dispatch each), 4 consecutive k
+// values at a time (one vec4 of f32s, or with PACKED_PAIRS two words of f16 pairs).
 //   TRANSPOSED = false: X = A (its rows), Y = B (its columns, B's window); kernel row = m.
 //   TRANSPOSED = true:  X = Bᵀ (B's columns), Y = Aᵀ (A's rows, A's window); kernel row = n,
 //                       and the result is stored transposed (Cᵀ = Bᵀ·Aᵀ).
-// Both operands must be read along k with unit stride, with K, offsets and line strides
-// multiples of 4: `GemmKernel::quads_apply`.
+//   K, offsets and line strides must be multiples of 4: `GemmKernel::quads_apply`.
+// gemm_outer_quads: A runs along m and B along n with unit stride (dYᵀ·X, the weight
+// gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
+// consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
+//   K, offsets and the strides along k must be multiples of 4: `GemmKernel::outer_apply`.
 //
-// A subgroup owns 32 kernel rows x 32 kernel columns: lane l loads X's lines 4l .. 4l + 3
-// (shared by subgroupBroadcast) and Y's lines 4l .. 4l + 3, and keeps one vec4 of
-// accumulators per kernel row (128 accumulators a lane: the tile that measured fastest on
-// lavapipe, where more loads per multiply-add cost more than the spilled accumulators).
-// A workgroup is one subgroup (8 invocations): lavapipe runs a workgroup's subgroups one
-// after another on one thread, so small workgroups only balance the 2 threads better
-// (measured: a 256x64x256 product in 8 workgroups 0.17 ms, in 2 of 8 subgroups 0.17-0.28 ms).
-// Dispatch: (ceil(cols / 32), ceil(rows / 32), 1), rows and cols as above.
+// A subgroup owns 32 kernel rows x 32 kernel columns: lane l holds X's values for kernel
+// rows 4l .. 4l + 3 (shared by subgroupBroadcast) and Y's for kernel columns 4l .. 4l + 3,
+// and keeps one vec4 of accumulators per kernel row (128 accumulators a lane: the tile that
+// measured fastest on lavapipe, where more loads per multiply-add cost more than the
+// spilled accumulators). A workgroup is one subgroup (8 invocations): lavapipe runs a
+// workgroup's subgroups one after another on one thread, so small workgroups only balance
+// the 2 threads better (measured: a 256x64x256 product in 8 workgroups 0.17 ms, in 2 of 8
+// subgroups 0.17-0.28 ms).
+// Dispatch: (ceil(cols / 32), ceil(rows / 32), 1), kernel rows and columns as above.
 // Sums run over k in ascending order, one multiply and one add at a time into one
 // accumulator per output: the same bits as the other formulations on an adapter that does
 // not contract multiply-adds.
@@ -50,6 +55,9 @@ const ACCUMULATE: u32 = 4u;
 // X's buffer as 16-byte words (4 f32s), and as 8-byte words (4 f16s).
 @group(0) @binding(9) var<storage, read> x_quads: array<vec4<u32>>;
 @group(0) @binding(10) var<storage, read> x_pairs: array<vec2<u32>>;
+// gemm_outer_quads: Y's (B's) buffer the same ways.
+@group(0) @binding(11) var<storage, read> y_quads: array<vec4<u32>>;
+@group(0) @binding(12) var<storage, read> y_pairs: array<vec2<u32>>;
 
 // Set by the host: Y is A (its rows through the window), X is Bᵀ, C stored transposed.
 override TRANSPOSED: bool = false;
@@ -237,6 +245,83 @@ fn gemm_window_quads(
                 word_values(yq0, yq1, yq2, yq3, 3u),
             );
         }
+    }
+    store_quad(row0 + 0u, col, acc[0]);
+    store_quad(row0 + 1u, col, acc[1]);
+    store_quad(row0 + 2u, col, acc[2]);
+    store_quad(row0 + 3u, col, acc[3]);
+    store_quad(row0 + 4u, col, acc[4]);
+    store_quad(row0 + 5u, col, acc[5]);
+    store_quad(row0 + 6u, col, acc[6]);
+    store_quad(row0 + 7u, col, acc[7]);
+    store_quad(row0 + 8u, col, acc[8]);
+    store_quad(row0 + 9u, col, acc[9]);
+    store_quad(row0 + 10u, col, acc[10]);
+    store_quad(row0 + 11u, col, acc[11]);
+    store_quad(row0 + 12u, col, acc[12]);
+    store_quad(row0 + 13u, col, acc[13]);
+    store_quad(row0 + 14u, col, acc[14]);
+    store_quad(row0 + 15u, col, acc[15]);
+    store_quad(row0 + 16u, col, acc[16]);
+    store_quad(row0 + 17u, col, acc[17]);
+    store_quad(row0 + 18u, col, acc[18]);
+    store_quad(row0 + 19u, col, acc[19]);
+    store_quad(row0 + 20u, col, acc[20]);
+    store_quad(row0 + 21u, col, acc[21]);
+    store_quad(row0 + 22u, col, acc[22]);
+    store_quad(row0 + 23u, col, acc[23]);
+    store_quad(row0 + 24u, col, acc[24]);
+    store_quad(row0 + 25u, col, acc[25]);
+    store_quad(row0 + 26u, col, acc[26]);
+    store_quad(row0 + 27u, col, acc[27]);
+    store_quad(row0 + 28u, col, acc[28]);
+    store_quad(row0 + 29u, col, acc[29]);
+    store_quad(row0 + 30u, col, acc[30]);
+    store_quad(row0 + 31u, col, acc[31]);
+}
+
+// gemm_outer_quads' 4 consecutive values of A (`from_y` false) or B at element `at`
+// (a multiple of 4).
+fn outer_values(at: u32, from_y: bool) -> vec4<f32> {
+    if (PACKED_PAIRS) {
+        var w: vec2<u32>;
+        if (from_y) {
+            w = y_pairs[at >> 2u];
+        } else {
+            w = x_pairs[at >> 2u];
+        }
+        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    }
+    if (from_y) {
+        return bitcast<vec4<f32>>(y_quads[at >> 2u]);
+    }
+    return bitcast<vec4<f32>>(x_quads[at >> 2u]);
+}
+
+@compute @workgroup_size(8)
+fn gemm_outer_quads(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = wid.y * 32u;
+    let col = wid.x * 32u + 4u * lane;
+    // This lane's 4 rows of A and columns of B at k = 0 (past M or N: values not stored).
+    let a0 = p.a_off + row0 + 4u * lane;
+    let b0 = p.b_off + col;
+    var acc: array<vec4<f32>, 32>;
+    for (var kk = 0u; kk < p.k; kk += 4u) {
+        let x0 = outer_values(a0 + (kk + 0u) * p.a_cs, false);
+        let y0 = outer_values(b0 + (kk + 0u) * p.b_rs, true);
+        let x1 = outer_values(a0 + (kk + 1u) * p.a_cs, false);
+        let y1 = outer_values(b0 + (kk + 1u) * p.b_rs, true);
+        let x2 = outer_values(a0 + (kk + 2u) * p.a_cs, false);
+        let y2 = outer_values(b0 + (kk + 2u) * p.b_rs, true);
+        let x3 = outer_values(a0 + (kk + 3u) * p.a_cs, false);
+        let y3 = outer_values(b0 + (kk + 3u) * p.b_rs, true);
+        add_products(&acc, x0, y0);
+        add_products(&acc, x1, y1);
+        add_products(&acc, x2, y2);
+        add_products(&acc, x3, y3);
     }
     store_quad(row0 + 0u, col, acc[0]);
     store_quad(row0 + 1u, col, acc[1]);
