@@ -393,3 +393,96 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
         }
     }
 }
+
+#[test]
+fn gated_quads_recurrences_train_to_the_per_step_bits() {
+    // LSTM and GRU at a size where the quads GEMMs run their own kernels in the recurrence:
+    // h[t] ([64, 256] f32) fills one 64 KiB window, W_hh ([4H or 3H, 256]) spans several,
+    // and the backward products read the transposed copy of W_hh. Same sums in the same
+    // order: the weights after two epochs equal the per-step kernel's, bit for bit.
+    use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
+    use wgrnn::ops::GemmKernel;
+    let gpu = gpu();
+    let quads = [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA];
+    if !quads
+        .iter()
+        .all(|k| GemmKernel::candidates(&gpu).contains(k))
+    {
+        assert!(
+            !gpu.adapter().is_software,
+            "lavapipe must offer the quads GEMMs"
+        );
+        return;
+    }
+    let (batch, steps, size, out) = (64, 3, 8, 4);
+    for cell in [Cell::Lstm, Cell::Gru] {
+        let config = ModelConfig {
+            cell,
+            layers: 1,
+            bidirectional: false,
+            input: InputKind::Dense { size },
+            hidden: 256,
+            output_size: out,
+            activation: Activation::Tanh,
+            output_activation: OutputActivation::Identity,
+            task: TaskKind::ManyToMany,
+            pool: Pool::Last,
+            loss: Loss::Mse,
+        };
+        config.validate().unwrap();
+        let layout = wgrnn::model::ParamLayout::new(&config);
+        let mut rng = wgrnn::rng::Rng::new(31);
+        let params: Vec<f32> = (0..layout.total)
+            .map(|_| rng.uniform(-0.1, 0.1) as f32)
+            .collect();
+        let case = Case {
+            config,
+            batch,
+            steps,
+            seq_len: steps,
+            lengths: vec![steps; batch],
+            params,
+            tokens: vec![],
+            features: (0..batch * steps * size)
+                .map(|_| rng.normal() as f32)
+                .collect(),
+            classes: vec![],
+            values: (0..batch * steps * out)
+                .map(|_| rng.normal() as f32)
+                .collect(),
+        };
+        let opt = optimizer_for(1);
+        let run = |kernel| {
+            let mut engine = Engine::new(
+                &gpu,
+                case.config,
+                opt,
+                case.batch,
+                case.seq_len,
+                &case.params,
+            )
+            .unwrap();
+            engine.force_recurrence(kernel);
+            let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
+            train(
+                &mut engine,
+                &case.dataset(),
+                None,
+                &opts,
+                TrainProgress::default(),
+                &mut Silent,
+            )
+            .unwrap();
+            engine.params().unwrap()
+        };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let per_step = bits(&run(RecurrenceKernel::PerStep));
+        for kernel in quads {
+            assert_eq!(
+                per_step,
+                bits(&run(RecurrenceKernel::Gemm(kernel))),
+                "{cell}: per-step and Gemm({kernel:?}) recurrences trained to different weights"
+            );
+        }
+    }
+}

@@ -107,7 +107,7 @@ pub struct EngineBuffers {
     pub chunk_info: Buffer,      // [3] u32: inv_count (f32 bits), first step, dropout step
     pub split_scratch: Buffer,   // [S, M, N] split-K partial sums of the weight gradients
     pub step_sum: Buffer,        // [B, G·H] one step's recurrent product (GEMM-based steps)
-    pub whh_t: Buffer,           // [H, H] W_hhᵀ of the unit being swept back (Elman, quads GEMMs)
+    pub whh_t: Buffer,           // [H, G·H] W_hhᵀ of the unit being swept back (quads GEMMs)
     pub norm_partials: Buffer,   // [NORM_PARTIALS]
     pub norm: Buffer,            // [2] global gradient norm, non-finite flag
     pub norm_log: Buffer,        // [LOSS_LOG_SLOTS] gradient norm of each training chunk
@@ -233,7 +233,7 @@ pub fn buffer_specs(
             f(split_scratch_len(config, max_batch, max_steps, software)),
         ),
         ("step_sum", f(max_batch * gh)),
-        ("whh_t", a(only(!cell.is_gated(), h * h))),
+        ("whh_t", a(h * gh)),
         ("norm_partials", f(NORM_PARTIALS)),
         ("norm", f(2)),
         ("norm_log", f(LOSS_LOG_SLOTS)),

@@ -631,6 +631,7 @@ pub(super) fn gated_buffers<'a>(b: &'a EngineBuffers, ub: &'a UnitBuffers) -> Ga
         dhh: &ub.dhh,
         dstate: &ub.dstate,
         step_sum: &b.step_sum,
+        whh_t: Some(&b.whh_t),
     }
 }
 

@@ -4,8 +4,8 @@
 // One argument per binding slot reads clearer than a struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
-use super::rnn_gemm::{step_backward_product, step_forward_product};
-use super::{gemm_launches, groups_for, need, u32_of, GemmKernel, Launch};
+use super::rnn_gemm::{reads_transposed_whh, step_backward_product, step_forward_product};
+use super::{gemm_launches, groups_for, need, u32_of, GemmKernel, GemmSpec, Launch, Operand};
 use super::{RecurrenceKernel, Uniforms};
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -49,6 +49,9 @@ pub struct GatedBuffers<'a> {
     pub dstate: &'a Buffer, // [T, B, H]
     /// [B, G·H] one step's recurrent product (GEMM-based steps).
     pub step_sum: &'a Buffer,
+    /// [H, G·H] room for W_hhᵀ, which the quads GEMMs' backward products read
+    /// (`rnn_gemm::reads_transposed_whh`); None reads W_hh in place.
+    pub whh_t: Option<&'a Buffer>,
 }
 
 impl GatedShape {
@@ -198,11 +201,39 @@ pub fn gated_backward(
         (0..shape.steps).rev().collect()
     };
     let mut out = Vec::new();
+    let gh = shape.cell.gates() * h;
+    // W_hh as the products read it: in place (B(k, n) = W_hh[k, n]), or from its transposed
+    // copy (B(k, n) = W_hhᵀ[n, k]) for the quads GEMMs, written first.
+    let copy = match (gemm, b.whh_t) {
+        (Some(kernel), Some(copy)) if reads_transposed_whh(kernel) && shape.steps > 1 => {
+            out.push(super::transpose(
+                gpu,
+                u,
+                shape.whh_off,
+                gh,
+                h,
+                b.params,
+                copy,
+            )?);
+            Some(copy)
+        }
+        _ => None,
+    };
     for t in launch_steps {
         if let (Some(kernel), true) = (gemm, t + 1 < shape.steps) {
-            let product = step_backward_product(batch, h, shape.cell.gates(), t, shape.whh_off);
+            let mut product = step_backward_product(batch, h, shape.cell.gates(), t, shape.whh_off);
+            let weights = match copy {
+                Some(copy) => {
+                    product = GemmSpec {
+                        b: Operand::transposed(0, gh),
+                        ..product
+                    };
+                    copy
+                }
+                None => b.params,
+            };
             out.extend(gemm_launches(
-                gpu, u, &product, kernel, src, b.params, b.params, b.step_sum,
+                gpu, u, &product, kernel, src, weights, weights, b.step_sum,
             )?);
         }
         out.push({
