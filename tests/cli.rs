@@ -174,6 +174,7 @@ fn nonsensical_combinations_are_refused_clearly() {
 #[test]
 fn no_adapter_is_a_clear_error_with_install_instructions() {
     let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .env("WGRNN_TUNING_CACHE", "off")
         .args(["train", "--epochs", "1"])
         .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")

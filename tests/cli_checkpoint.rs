@@ -211,6 +211,7 @@ fn a_damaged_checkpoint_is_a_clear_error() {
     let dir = scratch("damaged");
     std::fs::write(dir.join("checkpoint.json"), b"{ not json").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .env("WGRNN_TUNING_CACHE", "off")
         .args(["train", "--resume", s(&dir)])
         .output()
         .unwrap();

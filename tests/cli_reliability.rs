@@ -136,6 +136,7 @@ fn ctrl_c_checkpoints_mid_epoch_and_resuming_gives_the_same_bits() {
     ];
     args.extend(SMALL);
     let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .env("WGRNN_TUNING_CACHE", "off")
         .args(&args)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -197,6 +198,7 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
     // its shader cache) and tunes them (wgrnn's tuning cache), so that the killed runs below
     // are past start-up within their first second even on a machine that starts cold.
     let warm = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .env("WGRNN_TUNING_CACHE", "off")
         .args([
             "train", "--epochs", "1", "--hidden", "8", "--embed", "8", "--batch", "400",
         ])
@@ -212,6 +214,7 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
             fresh.to_vec()
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+            .env("WGRNN_TUNING_CACHE", "off")
             .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -353,6 +356,7 @@ fn interrupt_text_epoch(cell: &str) {
     let mut args = common.to_vec();
     args.extend(["--checkpoint", s(&ckpt)]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .env("WGRNN_TUNING_CACHE", "off")
         .args(&args)
         .stdout(std::process::Stdio::piped())
         .spawn()

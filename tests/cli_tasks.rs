@@ -204,6 +204,7 @@ fn character_model_trains_and_generates() {
         "{a:?}"
     );
     let e = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .env("WGRNN_TUNING_CACHE", "off")
         .args(["generate", "--checkpoint", s(&ckpt), "--prime", "Zq"])
         .output()
         .unwrap();

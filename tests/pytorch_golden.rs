@@ -101,6 +101,7 @@ fn check_case(
         let name = format!("{name} ({variant})");
         let saved = scratch.join(format!("{}.safetensors", name.replace(' ', "_")));
         let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+            .env("WGRNN_TUNING_CACHE", "off")
             .arg("train")
             .args(flags)
             .args(["--no-shuffle", "--log-every", "1", "--data"])

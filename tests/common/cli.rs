@@ -6,6 +6,7 @@ use std::process::Command;
 /// Runs `wgrnn args`: (success, stdout followed by stderr).
 pub fn run(args: &[&str]) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .env("WGRNN_TUNING_CACHE", "off")
         .args(args)
         .output()
         .expect("run wgrnn");

@@ -12,6 +12,7 @@ use wgrnn::rng::Rng;
 
 /// The adapter named by WGRNN_ADAPTER (default auto). Panics, never skips, when none exists.
 pub fn gpu() -> Gpu {
+    isolate_tuning_cache();
     let choice: AdapterChoice = std::env::var("WGRNN_ADAPTER")
         .unwrap_or_else(|_| "auto".into())
         .parse()
@@ -20,6 +21,16 @@ pub fn gpu() -> Gpu {
         Ok(g) => g,
         Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
     }
+}
+
+/// Tests neither read nor write the user's tuning cache (`~/.cache/wgrnn/tuning.json`): a
+/// decision measured by a test on a busy machine would be reused by later real runs, and a
+/// cached one would let a test skip the measuring it means to exercise. The commands that
+/// tests spawn get `WGRNN_TUNING_CACHE=off` the same way (or a file of the test's own).
+pub fn isolate_tuning_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // Set before this process opens an adapter or starts an engine, under the Once.
+    ONCE.call_once(|| std::env::set_var("WGRNN_TUNING_CACHE", "off"));
 }
 
 /// Max-norm relative error: max_i |got_i - want_i| / max_i |want_i| (absolute when want is
