@@ -93,6 +93,43 @@ fn store_quad(row: u32, col: u32, v: vec4<f32>) {
     }
 }
 
+// The subgroup's tile: kernel rows row0 .. row0 + 31, this lane's kernel columns col ..
+// col + 3 (every index constant, so the accumulators stay in registers).
+fn store_tile(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    store_quad(row0 + 0u, col, (*acc)[0]);
+    store_quad(row0 + 1u, col, (*acc)[1]);
+    store_quad(row0 + 2u, col, (*acc)[2]);
+    store_quad(row0 + 3u, col, (*acc)[3]);
+    store_quad(row0 + 4u, col, (*acc)[4]);
+    store_quad(row0 + 5u, col, (*acc)[5]);
+    store_quad(row0 + 6u, col, (*acc)[6]);
+    store_quad(row0 + 7u, col, (*acc)[7]);
+    store_quad(row0 + 8u, col, (*acc)[8]);
+    store_quad(row0 + 9u, col, (*acc)[9]);
+    store_quad(row0 + 10u, col, (*acc)[10]);
+    store_quad(row0 + 11u, col, (*acc)[11]);
+    store_quad(row0 + 12u, col, (*acc)[12]);
+    store_quad(row0 + 13u, col, (*acc)[13]);
+    store_quad(row0 + 14u, col, (*acc)[14]);
+    store_quad(row0 + 15u, col, (*acc)[15]);
+    store_quad(row0 + 16u, col, (*acc)[16]);
+    store_quad(row0 + 17u, col, (*acc)[17]);
+    store_quad(row0 + 18u, col, (*acc)[18]);
+    store_quad(row0 + 19u, col, (*acc)[19]);
+    store_quad(row0 + 20u, col, (*acc)[20]);
+    store_quad(row0 + 21u, col, (*acc)[21]);
+    store_quad(row0 + 22u, col, (*acc)[22]);
+    store_quad(row0 + 23u, col, (*acc)[23]);
+    store_quad(row0 + 24u, col, (*acc)[24]);
+    store_quad(row0 + 25u, col, (*acc)[25]);
+    store_quad(row0 + 26u, col, (*acc)[26]);
+    store_quad(row0 + 27u, col, (*acc)[27]);
+    store_quad(row0 + 28u, col, (*acc)[28]);
+    store_quad(row0 + 29u, col, (*acc)[29]);
+    store_quad(row0 + 30u, col, (*acc)[30]);
+    store_quad(row0 + 31u, col, (*acc)[31]);
+}
+
 // acc[r] += X(kernel row 4·(r / 4) + r % 4 of the subgroup's tile, k) · y, where lane j's
 // x holds X's lines 4j .. 4j + 3 at k and y = Y(k, this lane's 4 kernel columns).
 fn add_products(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<f32>, y: vec4<f32>) {
@@ -246,38 +283,7 @@ fn gemm_window_quads(
             );
         }
     }
-    store_quad(row0 + 0u, col, acc[0]);
-    store_quad(row0 + 1u, col, acc[1]);
-    store_quad(row0 + 2u, col, acc[2]);
-    store_quad(row0 + 3u, col, acc[3]);
-    store_quad(row0 + 4u, col, acc[4]);
-    store_quad(row0 + 5u, col, acc[5]);
-    store_quad(row0 + 6u, col, acc[6]);
-    store_quad(row0 + 7u, col, acc[7]);
-    store_quad(row0 + 8u, col, acc[8]);
-    store_quad(row0 + 9u, col, acc[9]);
-    store_quad(row0 + 10u, col, acc[10]);
-    store_quad(row0 + 11u, col, acc[11]);
-    store_quad(row0 + 12u, col, acc[12]);
-    store_quad(row0 + 13u, col, acc[13]);
-    store_quad(row0 + 14u, col, acc[14]);
-    store_quad(row0 + 15u, col, acc[15]);
-    store_quad(row0 + 16u, col, acc[16]);
-    store_quad(row0 + 17u, col, acc[17]);
-    store_quad(row0 + 18u, col, acc[18]);
-    store_quad(row0 + 19u, col, acc[19]);
-    store_quad(row0 + 20u, col, acc[20]);
-    store_quad(row0 + 21u, col, acc[21]);
-    store_quad(row0 + 22u, col, acc[22]);
-    store_quad(row0 + 23u, col, acc[23]);
-    store_quad(row0 + 24u, col, acc[24]);
-    store_quad(row0 + 25u, col, acc[25]);
-    store_quad(row0 + 26u, col, acc[26]);
-    store_quad(row0 + 27u, col, acc[27]);
-    store_quad(row0 + 28u, col, acc[28]);
-    store_quad(row0 + 29u, col, acc[29]);
-    store_quad(row0 + 30u, col, acc[30]);
-    store_quad(row0 + 31u, col, acc[31]);
+    store_tile(row0, col, &acc);
 }
 
 // gemm_outer_quads' 4 consecutive values of A (`from_y` false) or B at element `at`
@@ -323,36 +329,5 @@ fn gemm_outer_quads(
         add_products(&acc, x2, y2);
         add_products(&acc, x3, y3);
     }
-    store_quad(row0 + 0u, col, acc[0]);
-    store_quad(row0 + 1u, col, acc[1]);
-    store_quad(row0 + 2u, col, acc[2]);
-    store_quad(row0 + 3u, col, acc[3]);
-    store_quad(row0 + 4u, col, acc[4]);
-    store_quad(row0 + 5u, col, acc[5]);
-    store_quad(row0 + 6u, col, acc[6]);
-    store_quad(row0 + 7u, col, acc[7]);
-    store_quad(row0 + 8u, col, acc[8]);
-    store_quad(row0 + 9u, col, acc[9]);
-    store_quad(row0 + 10u, col, acc[10]);
-    store_quad(row0 + 11u, col, acc[11]);
-    store_quad(row0 + 12u, col, acc[12]);
-    store_quad(row0 + 13u, col, acc[13]);
-    store_quad(row0 + 14u, col, acc[14]);
-    store_quad(row0 + 15u, col, acc[15]);
-    store_quad(row0 + 16u, col, acc[16]);
-    store_quad(row0 + 17u, col, acc[17]);
-    store_quad(row0 + 18u, col, acc[18]);
-    store_quad(row0 + 19u, col, acc[19]);
-    store_quad(row0 + 20u, col, acc[20]);
-    store_quad(row0 + 21u, col, acc[21]);
-    store_quad(row0 + 22u, col, acc[22]);
-    store_quad(row0 + 23u, col, acc[23]);
-    store_quad(row0 + 24u, col, acc[24]);
-    store_quad(row0 + 25u, col, acc[25]);
-    store_quad(row0 + 26u, col, acc[26]);
-    store_quad(row0 + 27u, col, acc[27]);
-    store_quad(row0 + 28u, col, acc[28]);
-    store_quad(row0 + 29u, col, acc[29]);
-    store_quad(row0 + 30u, col, acc[30]);
-    store_quad(row0 + 31u, col, acc[31]);
+    store_tile(row0, col, &acc);
 }

@@ -143,6 +143,20 @@ fn half_buffer(gpu: &Gpu, label: &str, values: &[f32]) -> (wgrnn::gpu::Buffer, V
     (buffer, rounded)
 }
 
+/// `values` in a storage buffer, as f16 (`half`) or f32, with the values it holds.
+fn operand_buffer(
+    gpu: &Gpu,
+    label: &str,
+    values: &[f32],
+    half: bool,
+) -> (wgrnn::gpu::Buffer, Vec<f32>) {
+    if half {
+        half_buffer(gpu, label, values)
+    } else {
+        (gpu.storage_from(label, values).unwrap(), values.to_vec())
+    }
+}
+
 #[test]
 fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
     let gpu = gpu();
@@ -200,13 +214,8 @@ fn gemm_with_f16_operands_matches_f64_of_the_rounded_values() {
             bias2: None,
             accumulate,
         };
-        let store = |label: &str, values: &[f32], half: bool| {
-            if half {
-                half_buffer(&gpu, label, values)
-            } else {
-                (gpu.storage_from(label, values).unwrap(), values.to_vec())
-            }
-        };
+        let store =
+            |label: &str, values: &[f32], half: bool| operand_buffer(&gpu, label, values, half);
         let (a_buf, a_r) = store("a", &a, a_half);
         // The bias sits after B in the same buffer, as in the parameters.
         let (b_buf, b_r) = store("b", &[b.clone(), bias.clone()].concat(), b_half);
@@ -338,16 +347,8 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
         let a_all = randn(&mut rng, (a_off + m * stride).max(1 << 15));
         let b_all = randn(&mut rng, b_len.max(1 << 15));
         let c0 = randn(&mut rng, m * n);
-        let (a_buf, a_r) = if half {
-            half_buffer(&gpu, "a", &a_all)
-        } else {
-            (gpu.storage_from("a", &a_all).unwrap(), a_all.clone())
-        };
-        let (b_buf, b_r) = if half {
-            half_buffer(&gpu, "b", &b_all)
-        } else {
-            (gpu.storage_from("b", &b_all).unwrap(), b_all.clone())
-        };
+        let (a_buf, a_r) = operand_buffer(&gpu, "a", &a_all, half);
+        let (b_buf, b_r) = operand_buffer(&gpu, "b", &b_all, half);
         let accumulate = case % 3 == 1;
         let spec = GemmSpec {
             m,
@@ -456,16 +457,8 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
         let a_all = randn(&mut rng, (a_off + m * stride).max(1 << 15));
         let b_all = randn(&mut rng, (b_off + stride * n + 2 * n).max(1 << 15));
         let c0 = randn(&mut rng, m * n);
-        let (a_buf, a_r) = if half {
-            half_buffer(&gpu, "a", &a_all)
-        } else {
-            (gpu.storage_from("a", &a_all).unwrap(), a_all.clone())
-        };
-        let (b_buf, b_r) = if half {
-            half_buffer(&gpu, "b", &b_all)
-        } else {
-            (gpu.storage_from("b", &b_all).unwrap(), b_all.clone())
-        };
+        let (a_buf, a_r) = operand_buffer(&gpu, "a", &a_all, half);
+        let (b_buf, b_r) = operand_buffer(&gpu, "b", &b_all, half);
         let spec = GemmSpec {
             m,
             n,
@@ -578,16 +571,8 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         let a_all = randn(&mut rng, a_off + k * lda);
         let b_all = randn(&mut rng, b_off + k * ldb + 2 * n);
         let c0 = randn(&mut rng, m * n);
-        let (a_buf, a_r) = if half {
-            half_buffer(&gpu, "a", &a_all)
-        } else {
-            (gpu.storage_from("a", &a_all).unwrap(), a_all.clone())
-        };
-        let (b_buf, b_r) = if half {
-            half_buffer(&gpu, "b", &b_all)
-        } else {
-            (gpu.storage_from("b", &b_all).unwrap(), b_all.clone())
-        };
+        let (a_buf, a_r) = operand_buffer(&gpu, "a", &a_all, half);
+        let (b_buf, b_r) = operand_buffer(&gpu, "b", &b_all, half);
         let layout_unserved = unserved && case == 11;
         let spec = GemmSpec {
             m,

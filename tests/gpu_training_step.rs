@@ -334,6 +334,41 @@ fn padded_batch_equals_the_unpadded_sequences() {
     assert!(checked >= 24, "only {checked} cases checked");
 }
 
+/// The bits of `case`'s weights after two epochs in order with `kernel` for every recurrence.
+fn trained_bits(
+    gpu: &wgrnn::gpu::Gpu,
+    case: &Case,
+    opt: OptimizerConfig,
+    kernel: RecurrenceKernel,
+) -> Vec<u32> {
+    let mut engine = Engine::new(
+        gpu,
+        case.config,
+        opt,
+        case.batch,
+        case.seq_len,
+        &case.params,
+    )
+    .unwrap();
+    engine.force_recurrence(kernel);
+    let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
+    train(
+        &mut engine,
+        &case.dataset(),
+        None,
+        &opts,
+        TrainProgress::default(),
+        &mut Silent,
+    )
+    .unwrap();
+    engine
+        .params()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
 #[test]
 fn every_recurrence_kernel_trains_to_the_same_bits() {
     // The autotuner may pick any kernel; all sum in the same order, so a run must not
@@ -346,31 +381,8 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
     {
         let case = random_case_with(seed + 200, cell);
         let opt = optimizer_for(seed);
-        let run = |kernel| {
-            let mut engine = Engine::new(
-                &gpu,
-                case.config,
-                opt,
-                case.batch,
-                case.seq_len,
-                &case.params,
-            )
-            .unwrap();
-            engine.force_recurrence(kernel);
-            let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
-            train(
-                &mut engine,
-                &case.dataset(),
-                None,
-                &opts,
-                TrainProgress::default(),
-                &mut Silent,
-            )
-            .unwrap();
-            engine.params().unwrap()
-        };
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let per_step = bits(&run(RecurrenceKernel::PerStep));
+        let run = |kernel| trained_bits(&gpu, &case, opt, kernel);
+        let per_step = run(RecurrenceKernel::PerStep);
         let mut others = vec![RecurrenceKernel::Persistent];
         let gemms = wgrnn::ops::GemmKernel::candidates(&gpu);
         others.extend(gemms.iter().map(|&k| RecurrenceKernel::Gemm(k)));
@@ -387,7 +399,7 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
         for kernel in others {
             assert_eq!(
                 per_step,
-                bits(&run(kernel)),
+                run(kernel),
                 "seed {seed}, {cell}: per-step and {kernel:?} recurrences trained to different weights"
             );
         }
@@ -452,35 +464,12 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
                 .collect(),
         };
         let opt = optimizer_for(1);
-        let run = |kernel| {
-            let mut engine = Engine::new(
-                &gpu,
-                case.config,
-                opt,
-                case.batch,
-                case.seq_len,
-                &case.params,
-            )
-            .unwrap();
-            engine.force_recurrence(kernel);
-            let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
-            train(
-                &mut engine,
-                &case.dataset(),
-                None,
-                &opts,
-                TrainProgress::default(),
-                &mut Silent,
-            )
-            .unwrap();
-            engine.params().unwrap()
-        };
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let per_step = bits(&run(RecurrenceKernel::PerStep));
+        let run = |kernel| trained_bits(&gpu, &case, opt, kernel);
+        let per_step = run(RecurrenceKernel::PerStep);
         for kernel in quads {
             assert_eq!(
                 per_step,
-                bits(&run(RecurrenceKernel::Gemm(kernel))),
+                run(RecurrenceKernel::Gemm(kernel)),
                 "{cell}: per-step and Gemm({kernel:?}) recurrences trained to different weights"
             );
         }

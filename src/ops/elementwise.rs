@@ -918,28 +918,7 @@ pub fn cast(
 ) -> Result<Launch> {
     need(src, offset + count, "cast src")?;
     need(dst, offset + count, "cast dst")?;
-    let uniform = u.push(
-        gpu,
-        &CastParams {
-            count: u32_of(count, "count")?,
-            offset: u32_of(offset, "offset")?,
-            rows: 0,
-            cols: 0,
-        },
-    );
-    let binding = gpu.bind(
-        Kernel::Cast,
-        &[
-            uniform.resource(),
-            Resource::Storage(src),
-            Resource::Storage(dst),
-        ],
-    );
-    Ok(Launch {
-        binding,
-        groups: groups_for(count),
-        uniform,
-    })
+    convert(gpu, u, Kernel::Cast, offset, count, (0, 0), src, dst)
 }
 
 /// `dst[c·rows + r] = src[offset + r·cols + c]`: the `[rows, cols]` block of `src` at
@@ -958,6 +937,30 @@ pub fn transpose(
         need(src, offset + count, "transpose src")?;
     }
     need(dst, count, "transpose dst")?;
+    convert(
+        gpu,
+        u,
+        Kernel::Transpose,
+        offset,
+        count,
+        (rows, cols),
+        src,
+        dst,
+    )
+}
+
+/// One launch of a `shaders/convert.wgsl` kernel over `count` elements.
+#[allow(clippy::too_many_arguments)]
+fn convert(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    kernel: Kernel,
+    offset: usize,
+    count: usize,
+    (rows, cols): (usize, usize),
+    src: &Buffer,
+    dst: &Buffer,
+) -> Result<Launch> {
     let uniform = u.push(
         gpu,
         &CastParams {
@@ -968,7 +971,7 @@ pub fn transpose(
         },
     );
     let binding = gpu.bind(
-        Kernel::Transpose,
+        kernel,
         &[
             uniform.resource(),
             Resource::Storage(src),
