@@ -143,6 +143,30 @@ fn half_buffer(gpu: &Gpu, label: &str, values: &[f32]) -> (wgrnn::gpu::Buffer, V
     (buffer, rounded)
 }
 
+/// On lavapipe, which does not contract multiply-adds, each of `kernels`' `results` equals
+/// the subgroup kernel's `reference` bit for bit (the same sums in the same order).
+fn assert_bits_match_subgroup(
+    gpu: &Gpu,
+    case: usize,
+    kernels: &[GemmKernel],
+    results: &[Vec<f32>],
+    reference: &[f32],
+) {
+    if !gpu.adapter().is_software {
+        return;
+    }
+    for (kernel, got) in kernels.iter().zip(results) {
+        let differ = got
+            .iter()
+            .zip(reference)
+            .position(|(x, y)| x.to_bits() != y.to_bits());
+        assert_eq!(
+            differ, None,
+            "case {case}: {kernel:?} and the subgroup kernel differ in bits"
+        );
+    }
+}
+
 /// `values` in a storage buffer, as f16 (`half`) or f32, with the values it holds.
 fn operand_buffer(
     gpu: &Gpu,
@@ -401,19 +425,7 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
             );
             results.push(got);
         }
-        if gpu.adapter().is_software {
-            // Same sums in the same order, and lavapipe does not contract multiply-adds.
-            for (kernel, got) in window_kernels.iter().zip(&results) {
-                let differ = got
-                    .iter()
-                    .zip(&results[2])
-                    .position(|(x, y)| x.to_bits() != y.to_bits());
-                assert_eq!(
-                    differ, None,
-                    "case {case}: {kernel:?} and the subgroup kernel differ in bits"
-                );
-            }
-        }
+        assert_bits_match_subgroup(&gpu, case, &window_kernels, &results[..2], &results[2]);
     }
     for (kernel, seen) in window_kernels.iter().zip(&windows_seen) {
         assert!(
@@ -517,19 +529,7 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
             );
             results.push(got);
         }
-        if gpu.adapter().is_software {
-            // Same sums in the same order, and lavapipe does not contract multiply-adds.
-            for (kernel, got) in quads.iter().zip(&results) {
-                let differ = got
-                    .iter()
-                    .zip(&results[2])
-                    .position(|(x, y)| x.to_bits() != y.to_bits());
-                assert_eq!(
-                    differ, None,
-                    "case {case}: {kernel:?} and the subgroup kernel differ in bits"
-                );
-            }
-        }
+        assert_bits_match_subgroup(&gpu, case, &quads, &results[..2], &results[2]);
     }
     assert_eq!(fallbacks, 4, "both unserved cases ran as other kernels");
     for (kernel, seen) in quads.iter().zip(&windows_seen) {
@@ -625,17 +625,13 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             );
             results.push(got);
         }
-        if gpu.adapter().is_software {
-            // Same sums in the same order, and lavapipe does not contract multiply-adds.
-            let differ = results[0]
-                .iter()
-                .zip(&results[1])
-                .position(|(x, y)| x.to_bits() != y.to_bits());
-            assert_eq!(
-                differ, None,
-                "case {case}: outer and subgroup kernels differ in bits"
-            );
-        }
+        assert_bits_match_subgroup(
+            &gpu,
+            case,
+            &[GemmKernel::OuterQuads],
+            &results[..1],
+            &results[1],
+        );
     }
     assert_eq!(served, 9, "nine cases take the outer-product loads");
 }
