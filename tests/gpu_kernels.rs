@@ -167,6 +167,20 @@ fn assert_bits_match_subgroup(
     }
 }
 
+/// Each window kernel took one window in some case and several in another (`seen`: the
+/// window counts of each kernel's cases).
+fn assert_one_and_several_windows(
+    kernels: &[GemmKernel],
+    seen: &[std::collections::BTreeSet<usize>],
+) {
+    for (kernel, seen) in kernels.iter().zip(seen) {
+        assert!(
+            seen.contains(&1) && seen.iter().any(|&w| w > 1),
+            "{kernel:?}: the cases took one window and several: {seen:?}"
+        );
+    }
+}
+
 /// `values` in a storage buffer, as f16 (`half`) or f32, with the values it holds.
 fn operand_buffer(
     gpu: &Gpu,
@@ -427,22 +441,17 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
         }
         assert_bits_match_subgroup(&gpu, case, &window_kernels, &results[..2], &results[2]);
     }
-    for (kernel, seen) in window_kernels.iter().zip(&windows_seen) {
-        assert!(
-            seen.contains(&1) && seen.iter().any(|&w| w > 1),
-            "{kernel:?}: the cases took one window and several: {seen:?}"
-        );
-    }
+    assert_one_and_several_windows(&window_kernels, &windows_seen);
 }
 
 #[test]
 fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
-    // Both operands read 4 k values a load (f32s, or two words of f16 pairs), B (WindowQuads) or A
-    // (WindowQuadsA, the transposed product) through 64 KiB uniform windows: one window or
-    // several; sizes off the 32x32 tiles; line strides K or padded; offsets at whole
-    // 4 values of buffers larger than a window; bias, bias2, accumulate; f32 and f16;
-    // and products the loads do not serve (K not a multiple of 4, an odd offset), which
-    // run as the window kernels.
+    // Both operands read 4 k values a load (f32s, or two words of f16 pairs), B
+    // (WindowQuads) or A (WindowQuadsA, the transposed product) through 64 KiB uniform
+    // windows: one window or several; sizes off the 32x32 tiles; line strides K or padded;
+    // offsets at whole 4 values of buffers larger than a window; bias, bias2, accumulate;
+    // f32 and f16; and products the loads do not serve (K not a multiple of 4, an odd
+    // offset), which run as the window kernels.
     let gpu = gpu();
     let quads = [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA];
     let candidates = GemmKernel::candidates(&gpu);
@@ -532,12 +541,7 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
         assert_bits_match_subgroup(&gpu, case, &quads, &results[..2], &results[2]);
     }
     assert_eq!(fallbacks, 4, "both unserved cases ran as other kernels");
-    for (kernel, seen) in quads.iter().zip(&windows_seen) {
-        assert!(
-            seen.contains(&1) && seen.iter().any(|&w| w > 1),
-            "{kernel:?}: the cases took one window and several: {seen:?}"
-        );
-    }
+    assert_one_and_several_windows(&quads, &windows_seen);
 }
 
 #[test]
