@@ -167,6 +167,20 @@ fn assert_bits_match_subgroup(
     }
 }
 
+/// Whether `gpu` offers all of `kernels` (the lavapipe formulations: 8-lane subgroups, and
+/// for the window kernels 64 KiB uniform bindings); lavapipe must.
+fn offered(gpu: &Gpu, kernels: &[GemmKernel]) -> bool {
+    let candidates = GemmKernel::candidates(gpu);
+    let all = kernels.iter().all(|k| candidates.contains(k));
+    if gpu.adapter().is_software {
+        assert!(
+            all,
+            "lavapipe must offer {kernels:?} (8-lane subgroups, 64 KiB uniform bindings)"
+        );
+    }
+    all
+}
+
 /// Each window kernel took one window in some case and several in another (`seen`: the
 /// window counts of each kernel's cases).
 fn assert_one_and_several_windows(
@@ -353,15 +367,7 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
     // (even K with unit stride, or an odd K left at the end).
     let gpu = gpu();
     let window_kernels = [GemmKernel::SubgroupWindow, GemmKernel::SubgroupWindowA];
-    let candidates = GemmKernel::candidates(&gpu);
-    let has_window = window_kernels.iter().all(|k| candidates.contains(k));
-    if gpu.adapter().is_software {
-        assert!(
-            has_window,
-            "lavapipe must offer the window GEMMs (8-lane subgroups, 64 KiB uniform bindings)"
-        );
-    }
-    if !has_window {
+    if !offered(&gpu, &window_kernels) {
         return;
     }
     let mut rng = Rng::new(21);
@@ -454,12 +460,7 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
     // offset), which run as the window kernels.
     let gpu = gpu();
     let quads = [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA];
-    let candidates = GemmKernel::candidates(&gpu);
-    let has_quads = quads.iter().all(|k| candidates.contains(k));
-    if gpu.adapter().is_software {
-        assert!(has_quads, "lavapipe must offer the window quads GEMMs");
-    }
-    if !has_quads {
+    if !offered(&gpu, &quads) {
         return;
     }
     let mut rng = Rng::new(23);
@@ -552,11 +553,7 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
     // accumulate; f32 and f16; and products the loads do not serve (K not a multiple of 4,
     // an odd offset, x·Wᵀ's layout), which run as the subgroup kernel.
     let gpu = gpu();
-    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::OuterQuads) {
-        assert!(
-            !gpu.adapter().is_software,
-            "lavapipe must offer the outer-product GEMM (8-lane subgroups)"
-        );
+    if !offered(&gpu, &[GemmKernel::OuterQuads]) {
         return;
     }
     let mut rng = Rng::new(29);
