@@ -77,7 +77,12 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         bias2: None,
         accumulate: false,
     };
-    let mut kernels = vec![GemmKernel::Blocked, GemmKernel::Tiled, GemmKernel::Wide];
+    let mut kernels = vec![
+        GemmKernel::Blocked,
+        GemmKernel::Tiled,
+        GemmKernel::Wide,
+        GemmKernel::WideQuads,
+    ];
     for k in [
         GemmKernel::Subgroup,
         GemmKernel::SubgroupPairs,
@@ -98,8 +103,10 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
     for (kernel, (types, a, b)) in kernels
         .iter()
         .flat_map(|&k| operands.iter().map(move |o| (k, *o)))
-        // The packed-pairs kernel differs only for f16 operands.
+        // The packed-pairs kernel differs only for f16 operands; the wide quads kernel reads
+        // f32 operands only (it runs as the wide one with f16).
         .filter(|(k, (types, _, _))| *k != GemmKernel::SubgroupPairs || *types == "f16")
+        .filter(|(k, (types, _, _))| *k != GemmKernel::WideQuads || *types == "f32")
     {
         let launches =
             ops::gemm_split(gpu, &mut u, &spec, kernel, slices, a, b, b, &c, &scratch).unwrap();
@@ -256,6 +263,10 @@ fn main() {
             bench_gemm(&gpu, 32768, 512, 512, false);
             bench_gemm(&gpu, 32768, 96, 512, false);
             bench_gemm(&gpu, 512, 512, 32768, true);
+            // The large-batch sweep's H 1024, B 4096: a recurrence step's product and dW_hh
+            // over 16384 rows.
+            bench_gemm(&gpu, 4096, 1024, 1024, false);
+            bench_gemm(&gpu, 1024, 1024, 16384, true);
         }
     }
     if wanted("rnn") {

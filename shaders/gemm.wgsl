@@ -450,3 +450,190 @@ fn gemm_wide(
     store_run(r1 + 3u, n1, wid.z, c71);
 }
 
+
+// ---- The wide kernel with 16-byte loads (GPUs, f32 operands): the same tiles, slabs,
+// per-invocation blocks and sums in the same order as `gemm_wide`, but each operand's slab is
+// read as 4 consecutive values a load along its unit-stride direction, 2 loads of A and 2 of
+// B per invocation per slab instead of 8 and 8 (a quarter of the load and address
+// instructions). A quad read along k is spread over 4 k rows of the slab; one read along m
+// (A) or n (B) is one vec4 of it.
+// Conditions (checked on the host, `GemmKernel::wide_quads_apply`): f32 operands; along k:
+// K, the slice length, the operand's offset and its stride between rows/columns multiples
+// of 4; along m / n: M / N, the offset and the stride along k multiples of 4. So a quad is
+// inside the matrix and the K range entirely or not at all.
+// With A_FROM_C (a fused Elman step, `GemmWideQuadsStep`) A's values are read one at a time
+// through C as in `gemm_wide`, and only B is read in quads.
+// Bindings: as `gemm_wide`, plus 6 A and 7 B again as vec4s (byte offset 16·i holds elements
+// 4i..4i+3). Dispatch: (ceil(N / 128), ceil(M / 128), S).
+@group(0) @binding(6) var<storage, read> a_quads: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> b_quads: array<vec4<f32>>;
+
+// Quad `idx` (< 512) of an A slab (128 rows x 16 k from row m_base, k0), zeros outside.
+fn a_slab_quad(idx: u32, m_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec4<f32> {
+    if (along_k) {
+        let gm = m_base + idx / 4u;
+        let gk = k0 + 4u * (idx % 4u);
+        if (gm < p.m && gk < k_end) {
+            return a_quads[(p.a_off + gm * p.a_rs + gk) / 4u];
+        }
+    } else {
+        let gm = m_base + 4u * (idx % 32u);
+        let gk = k0 + idx / 32u;
+        if (gm < p.m && gk < k_end) {
+            return a_quads[(p.a_off + gk * p.a_cs + gm) / 4u];
+        }
+    }
+    return vec4<f32>();
+}
+
+// Quad `idx` (< 512) of a B slab (16 k x 128 columns from k0, column n_base), zeros outside.
+fn b_slab_quad(idx: u32, n_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec4<f32> {
+    if (along_k) {
+        let gn = n_base + idx / 4u;
+        let gk = k0 + 4u * (idx % 4u);
+        if (gn < p.n && gk < k_end) {
+            return b_quads[(p.b_off + gn * p.b_cs + gk) / 4u];
+        }
+    } else {
+        let gn = n_base + 4u * (idx % 32u);
+        let gk = k0 + idx / 32u;
+        if (gn < p.n && gk < k_end) {
+            return b_quads[(p.b_off + gk * p.b_rs + gn) / 4u];
+        }
+    }
+    return vec4<f32>();
+}
+
+// Stores quad `idx` of an A slab (`a_slab_quad`) into `a_wide` ([k][m / 4] vec4s).
+fn put_a_quad(idx: u32, v: vec4<f32>, along_k: bool) {
+    if (along_k) {
+        let mm = idx / 4u;
+        let kk = 4u * (idx % 4u);
+        for (var j = 0u; j < 4u; j++) {
+            a_wide[(kk + j) * WIDE_ROW + mm / 4u][mm % 4u] = v[j];
+        }
+    } else {
+        a_wide[(idx / 32u) * WIDE_ROW + idx % 32u] = v;
+    }
+}
+
+// Stores quad `idx` of a B slab (`b_slab_quad`) into `b_wide` ([k][n / 4] vec4s).
+fn put_b_quad(idx: u32, v: vec4<f32>, along_k: bool) {
+    if (along_k) {
+        let nn = idx / 4u;
+        let kk = 4u * (idx % 4u);
+        for (var j = 0u; j < 4u; j++) {
+            b_wide[(kk + j) * WIDE_ROW + nn / 4u][nn % 4u] = v[j];
+        }
+    } else {
+        b_wide[(idx / 32u) * WIDE_ROW + idx % 32u] = v;
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn gemm_wide_quads(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let k_range = slice_k_range(wid.z);
+    let k_begin = k_range.x;
+    let k_end = k_range.y;
+    let m_base = wid.y * 128u;
+    let n_base = wid.x * 128u;
+    let a_along_k = p.a_cs == 1u;
+    let b_along_k = p.b_cs != 1u;
+    var c00 = vec4<f32>(); var c01 = vec4<f32>(); var c10 = vec4<f32>(); var c11 = vec4<f32>();
+    var c20 = vec4<f32>(); var c21 = vec4<f32>(); var c30 = vec4<f32>(); var c31 = vec4<f32>();
+    var c40 = vec4<f32>(); var c41 = vec4<f32>(); var c50 = vec4<f32>(); var c51 = vec4<f32>();
+    var c60 = vec4<f32>(); var c61 = vec4<f32>(); var c70 = vec4<f32>(); var c71 = vec4<f32>();
+    // Software pipelining as in gemm_wide: the next slab's quads (or, with A_FROM_C, A's
+    // eight values) are loaded while the current slab is multiplied out.
+    var qa0 = vec4<f32>(); var qa1 = vec4<f32>();
+    var sa0 = 0.0; var sa1 = 0.0; var sa2 = 0.0; var sa3 = 0.0;
+    var sa4 = 0.0; var sa5 = 0.0; var sa6 = 0.0; var sa7 = 0.0;
+    if (A_FROM_C) {
+        sa0 = a_slab_value(lane, 128u, m_base, k_begin, k_end, a_along_k);
+        sa1 = a_slab_value(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa2 = a_slab_value(lane + 512u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa3 = a_slab_value(lane + 768u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa4 = a_slab_value(lane + 1024u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa5 = a_slab_value(lane + 1280u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa6 = a_slab_value(lane + 1536u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa7 = a_slab_value(lane + 1792u, 128u, m_base, k_begin, k_end, a_along_k);
+    } else {
+        qa0 = a_slab_quad(lane, m_base, k_begin, k_end, a_along_k);
+        qa1 = a_slab_quad(lane + 256u, m_base, k_begin, k_end, a_along_k);
+    }
+    var qb0 = b_slab_quad(lane, n_base, k_begin, k_end, b_along_k);
+    var qb1 = b_slab_quad(lane + 256u, n_base, k_begin, k_end, b_along_k);
+    for (var k0 = k_begin; k0 < k_end; k0 += WIDE_K) {
+        if (A_FROM_C) {
+            put_a_wide(lane, sa0, a_along_k);
+            put_a_wide(lane + 256u, sa1, a_along_k);
+            put_a_wide(lane + 512u, sa2, a_along_k);
+            put_a_wide(lane + 768u, sa3, a_along_k);
+            put_a_wide(lane + 1024u, sa4, a_along_k);
+            put_a_wide(lane + 1280u, sa5, a_along_k);
+            put_a_wide(lane + 1536u, sa6, a_along_k);
+            put_a_wide(lane + 1792u, sa7, a_along_k);
+        } else {
+            put_a_quad(lane, qa0, a_along_k);
+            put_a_quad(lane + 256u, qa1, a_along_k);
+        }
+        put_b_quad(lane, qb0, b_along_k);
+        put_b_quad(lane + 256u, qb1, b_along_k);
+        workgroupBarrier();
+        let k1 = k0 + WIDE_K;
+        if (A_FROM_C) {
+            sa0 = a_slab_value(lane, 128u, m_base, k1, k_end, a_along_k);
+            sa1 = a_slab_value(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
+            sa2 = a_slab_value(lane + 512u, 128u, m_base, k1, k_end, a_along_k);
+            sa3 = a_slab_value(lane + 768u, 128u, m_base, k1, k_end, a_along_k);
+            sa4 = a_slab_value(lane + 1024u, 128u, m_base, k1, k_end, a_along_k);
+            sa5 = a_slab_value(lane + 1280u, 128u, m_base, k1, k_end, a_along_k);
+            sa6 = a_slab_value(lane + 1536u, 128u, m_base, k1, k_end, a_along_k);
+            sa7 = a_slab_value(lane + 1792u, 128u, m_base, k1, k_end, a_along_k);
+        } else {
+            qa0 = a_slab_quad(lane, m_base, k1, k_end, a_along_k);
+            qa1 = a_slab_quad(lane + 256u, m_base, k1, k_end, a_along_k);
+        }
+        qb0 = b_slab_quad(lane, n_base, k1, k_end, b_along_k);
+        qb1 = b_slab_quad(lane + 256u, n_base, k1, k_end, b_along_k);
+        for (var kk = 0u; kk < WIDE_K; kk++) {
+            let a0 = a_wide[kk * WIDE_ROW + lid.y];
+            let a1 = a_wide[kk * WIDE_ROW + 16u + lid.y];
+            let b0 = b_wide[kk * WIDE_ROW + lid.x];
+            let b1 = b_wide[kk * WIDE_ROW + 16u + lid.x];
+            c00 = c00 + a0.x * b0; c01 = c01 + a0.x * b1;
+            c10 = c10 + a0.y * b0; c11 = c11 + a0.y * b1;
+            c20 = c20 + a0.z * b0; c21 = c21 + a0.z * b1;
+            c30 = c30 + a0.w * b0; c31 = c31 + a0.w * b1;
+            c40 = c40 + a1.x * b0; c41 = c41 + a1.x * b1;
+            c50 = c50 + a1.y * b0; c51 = c51 + a1.y * b1;
+            c60 = c60 + a1.z * b0; c61 = c61 + a1.z * b1;
+            c70 = c70 + a1.w * b0; c71 = c71 + a1.w * b1;
+        }
+        workgroupBarrier();
+    }
+    let r0 = m_base + 4u * lid.y;
+    let r1 = m_base + 64u + 4u * lid.y;
+    let n0 = n_base + 4u * lid.x;
+    let n1 = n_base + 64u + 4u * lid.x;
+    store_run(r0, n0, wid.z, c00);
+    store_run(r0, n1, wid.z, c01);
+    store_run(r0 + 1u, n0, wid.z, c10);
+    store_run(r0 + 1u, n1, wid.z, c11);
+    store_run(r0 + 2u, n0, wid.z, c20);
+    store_run(r0 + 2u, n1, wid.z, c21);
+    store_run(r0 + 3u, n0, wid.z, c30);
+    store_run(r0 + 3u, n1, wid.z, c31);
+    store_run(r1, n0, wid.z, c40);
+    store_run(r1, n1, wid.z, c41);
+    store_run(r1 + 1u, n0, wid.z, c50);
+    store_run(r1 + 1u, n1, wid.z, c51);
+    store_run(r1 + 2u, n0, wid.z, c60);
+    store_run(r1 + 2u, n1, wid.z, c61);
+    store_run(r1 + 3u, n0, wid.z, c70);
+    store_run(r1 + 3u, n1, wid.z, c71);
+}

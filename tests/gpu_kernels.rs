@@ -144,12 +144,13 @@ fn half_buffer(gpu: &Gpu, label: &str, values: &[f32]) -> (wgrnn::gpu::Buffer, V
 }
 
 /// On lavapipe, which does not contract multiply-adds, each of `kernels`' `results` equals
-/// the subgroup kernel's `reference` bit for bit (the same sums in the same order).
-fn assert_bits_match_subgroup(
+/// the `reference_kernel`'s `reference` bit for bit (the same sums in the same order).
+fn assert_bits_match(
     gpu: &Gpu,
     case: usize,
     kernels: &[GemmKernel],
     results: &[Vec<f32>],
+    reference_kernel: GemmKernel,
     reference: &[f32],
 ) {
     if !gpu.adapter().is_software {
@@ -162,7 +163,7 @@ fn assert_bits_match_subgroup(
             .position(|(x, y)| x.to_bits() != y.to_bits());
         assert_eq!(
             differ, None,
-            "case {case}: {kernel:?} and the subgroup kernel differ in bits"
+            "case {case}: {kernel:?} and {reference_kernel:?} differ in bits"
         );
     }
 }
@@ -445,7 +446,15 @@ fn window_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
             );
             results.push(got);
         }
-        assert_bits_match_subgroup(&gpu, case, &window_kernels, &results[..2], &results[2]);
+        let subgroup = GemmKernel::Subgroup;
+        assert_bits_match(
+            &gpu,
+            case,
+            &window_kernels,
+            &results[..2],
+            subgroup,
+            &results[2],
+        );
     }
     assert_one_and_several_windows(&window_kernels, &windows_seen);
 }
@@ -539,7 +548,14 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
             );
             results.push(got);
         }
-        assert_bits_match_subgroup(&gpu, case, &quads, &results[..2], &results[2]);
+        assert_bits_match(
+            &gpu,
+            case,
+            &quads,
+            &results[..2],
+            GemmKernel::Subgroup,
+            &results[2],
+        );
     }
     assert_eq!(fallbacks, 4, "both unserved cases ran as other kernels");
     assert_one_and_several_windows(&quads, &windows_seen);
@@ -626,15 +642,118 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             );
             results.push(got);
         }
-        assert_bits_match_subgroup(
+        assert_bits_match(
             &gpu,
             case,
             &[GemmKernel::OuterQuads],
             &results[..1],
+            GemmKernel::Subgroup,
             &results[1],
         );
     }
     assert_eq!(served, 9, "nine cases take the outer-product loads");
+}
+
+#[test]
+fn wide_quads_gemm_matches_f64_and_the_wide_kernel_bit_for_bit() {
+    // Every layout (A along k or m, B along k or n), sizes off the 128x128 tiles (several
+    // tiles, partial edges), strides equal to the extents or padded, offsets at whole
+    // 4 values, bias, bias2, accumulate, one pass and K slices; and products the loads do not
+    // serve (an offset, K or a stride not a multiple of 4), which run as the wide kernel.
+    let gpu = gpu();
+    let mut rng = Rng::new(31);
+    let mut served = 0;
+    for case in 0..16 {
+        let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
+        let unserved = case % 4 == 3;
+        let quad = |rng: &mut Rng| 4 * (1 + rng.below(75));
+        let (m, n, mut k) = (quad(&mut rng), quad(&mut rng), quad(&mut rng));
+        let mut a_off = 4 * rng.below(50);
+        let pad = 4 * (case % 2);
+        // The unserved cases (A along m, B along k): an offset, K, B's or A's stride.
+        let (mut lda_pad, mut ldb_pad) = (pad, pad);
+        match case {
+            3 => a_off += 1,
+            7 => k += 1,
+            11 => ldb_pad += 2,
+            15 => lda_pad += 2,
+            _ => {}
+        }
+        let b_off = 4 * rng.below(50);
+        let lda = if ta { m } else { k } + lda_pad;
+        let ldb = if tb { k } else { n } + ldb_pad;
+        let a_all = randn(&mut rng, a_off + lda * if ta { k } else { m });
+        let b_all = randn(&mut rng, b_off + ldb * if tb { n } else { k } + 2 * n);
+        let c0 = randn(&mut rng, m * n);
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            a: if ta {
+                Operand::transposed(a_off, lda)
+            } else {
+                Operand::row_major(a_off, lda)
+            },
+            b: if tb {
+                Operand::transposed(b_off, ldb)
+            } else {
+                Operand::row_major(b_off, ldb)
+            },
+            c_offset: 0,
+            bias: Some(b_all.len() - 2 * n),
+            bias2: (case % 3 == 0).then_some(b_all.len() - n),
+            accumulate: case % 5 == 1,
+        };
+        let a_buf = gpu.storage_from("a", &a_all).unwrap();
+        let b_buf = gpu.storage_from("b", &b_all).unwrap();
+        let want = product_f64(&spec, &a_all, &b_all, &b_all, &c0);
+        let mut u = Uniforms::new();
+        for slices in [1, 2 + case % 3] {
+            let k_slice = if slices > 1 { k.div_ceil(slices) } else { 0 };
+            let applies = GemmKernel::wide_quads_apply(&spec, &a_buf, &b_buf, k_slice);
+            if slices == 1 {
+                assert_eq!(applies, !unserved, "case {case}: whether the quads apply");
+            }
+            served += usize::from(applies);
+            let effective = GemmKernel::WideQuads.effective(&gpu, &spec, &a_buf, &b_buf, slices);
+            let expect = if applies {
+                GemmKernel::WideQuads
+            } else {
+                GemmKernel::Wide
+            };
+            assert_eq!(effective, expect, "case {case}, {slices} slices: what runs");
+            let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
+            let mut results = Vec::new();
+            for kernel in [GemmKernel::WideQuads, GemmKernel::Wide] {
+                let c = gpu.storage_from("c", &c0).unwrap();
+                let launches = ops::gemm_split(
+                    &gpu, &mut u, &spec, kernel, slices, &a_buf, &b_buf, &b_buf, &c, &scratch,
+                )
+                .unwrap();
+                run(&gpu, &launches);
+                let got = gpu.read_f32(&c, 0, m * n).unwrap();
+                assert_close(
+                    &format!(
+                        "wide quads case {case} ({m}x{n}x{k}, ta {ta}, tb {tb}) {kernel:?} in {slices} K slices"
+                    ),
+                    &got,
+                    &want,
+                    1e-4,
+                );
+                results.push(got);
+            }
+            let wide = GemmKernel::Wide;
+            assert_bits_match(
+                &gpu,
+                case,
+                &[GemmKernel::WideQuads],
+                &results[..1],
+                wide,
+                &results[1],
+            );
+        }
+    }
+    assert!(served >= 16, "{served} runs took the 16-byte loads");
 }
 
 #[test]
@@ -720,11 +839,12 @@ fn rnn_steps_match_f64_forward_and_backward() {
         // and a GEMM per step (each formulation) plus the finishing kernel or finishing the
         // step in its own store.
         let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
-        let mut gemms = vec![GemmKernel::Tiled, GemmKernel::Wide];
+        let wide = [GemmKernel::Tiled, GemmKernel::Wide, GemmKernel::WideQuads];
+        let mut gemms = wide.to_vec();
         gemms.extend(
             GemmKernel::candidates(&gpu)
                 .into_iter()
-                .filter(|k| !matches!(k, GemmKernel::Tiled | GemmKernel::Wide)),
+                .filter(|k| !wide.contains(k)),
         );
         let mut kernels = vec![
             ops::RecurrenceKernel::PerStep,

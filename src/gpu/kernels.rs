@@ -9,6 +9,10 @@ pub enum Kernel {
     /// The tiled GEMMs finishing an Elman step in their store, A read through C (A_FROM_C).
     GemmTiledStep,
     GemmWideStep,
+    /// The wide GEMM reading 4 values a load (`gemm_wide_quads`, f32 operands); the Step
+    /// variant reads A through C (A_FROM_C) and only B in quads.
+    GemmWideQuads,
+    GemmWideQuadsStep,
     GemmSubgroup,
     /// The subgroup GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
     GemmSubgroupPairs,
@@ -110,6 +114,8 @@ impl Kernel {
             | Kernel::GemmWide
             | Kernel::GemmTiledStep
             | Kernel::GemmWideStep
+            | Kernel::GemmWideQuads
+            | Kernel::GemmWideQuadsStep
             | Kernel::GemmSplitReduce => "gemm.wgsl",
             Kernel::GemmSubgroup
             | Kernel::GemmSubgroupPairs
@@ -164,6 +170,7 @@ impl Kernel {
             Kernel::Gemm => "gemm",
             Kernel::GemmTiled | Kernel::GemmTiledStep => "gemm_tiled",
             Kernel::GemmWide | Kernel::GemmWideStep => "gemm_wide",
+            Kernel::GemmWideQuads | Kernel::GemmWideQuadsStep => "gemm_wide_quads",
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
                 "gemm_subgroup"
             }
@@ -229,9 +236,10 @@ impl Kernel {
             | Kernel::GemmOuterQuadsPairs => &[("PACKED_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
-            Kernel::GemmSubgroupStep | Kernel::GemmTiledStep | Kernel::GemmWideStep => {
-                &[("A_FROM_C", 1.0)]
-            }
+            Kernel::GemmSubgroupStep
+            | Kernel::GemmTiledStep
+            | Kernel::GemmWideStep
+            | Kernel::GemmWideQuadsStep => &[("A_FROM_C", 1.0)],
             _ => &[],
         }
     }

@@ -129,6 +129,9 @@ pub enum GemmKernel {
     Tiled,
     /// 128x128 tiles, an 8x8 block per invocation: large products on GPUs.
     Wide,
+    /// [`GemmKernel::Wide`] reading its f32 operands 4 values a load (`gemm_wide_quads`),
+    /// where [`GemmKernel::wide_quads_apply`]; elsewhere it runs as [`GemmKernel::Wide`].
+    WideQuads,
     /// Subgroup broadcasts of A (`shaders/gemm_subgroup.wgsl`): adapters with 8-lane subgroups.
     Subgroup,
     /// The subgroup kernel loading each (k, k + 1) pair of f16 operands as one word, where
@@ -163,7 +166,7 @@ impl GemmKernel {
         let a = gpu.adapter();
         let mut out = vec![GemmKernel::Blocked];
         if !a.is_software {
-            out.extend([GemmKernel::Tiled, GemmKernel::Wide]);
+            out.extend([GemmKernel::Tiled, GemmKernel::Wide, GemmKernel::WideQuads]);
         }
         if a.fixed_subgroup_size == Some(8) {
             out.extend([GemmKernel::Subgroup, GemmKernel::OuterQuads]);
@@ -207,6 +210,9 @@ impl GemmKernel {
             }
             GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
                 GemmKernel::Subgroup
+            }
+            GemmKernel::WideQuads if !GemmKernel::wide_quads_apply(spec, a, b, k_slice) => {
+                GemmKernel::Wide
             }
             GemmKernel::OuterQuads if slices > 1 || !GemmKernel::outer_apply(spec, a, b) => {
                 GemmKernel::Subgroup
@@ -273,6 +279,46 @@ impl GemmKernel {
             && whole(spec.b.row_stride)
     }
 
+    /// Whether the wide kernel's 16-byte loads serve this product in slices of `k_slice`
+    /// values (0: no split): f32 A and B, each read along its unit-stride direction (A along
+    /// k where its column stride is 1, else along m; B along n where its column stride is 1,
+    /// else along k), with that direction's extent, the offset and the other stride multiples
+    /// of 4, and `k_slice` a multiple of 4 (a quad is inside the matrix and the K range
+    /// entirely or not at all).
+    pub fn wide_quads_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer, k_slice: usize) -> bool {
+        a.dtype() == Dtype::F32
+            && GemmKernel::a_quads_apply(spec)
+            && GemmKernel::b_quads_apply(spec, b, k_slice)
+    }
+
+    /// A's half of [`GemmKernel::wide_quads_apply`] (the kernel reads A along k where its
+    /// column stride is 1).
+    fn a_quads_apply(spec: &GemmSpec) -> bool {
+        let whole = |v: usize| v.is_multiple_of(4);
+        let a = spec.a;
+        whole(a.offset)
+            && if a.col_stride == 1 {
+                whole(spec.k) && whole(a.row_stride)
+            } else {
+                a.row_stride == 1 && whole(spec.m) && whole(a.col_stride)
+            }
+    }
+
+    /// B's half of [`GemmKernel::wide_quads_apply`] (the kernel reads B along n where its
+    /// column stride is 1), which is all the fused step's variant needs (A is read through C).
+    fn b_quads_apply(spec: &GemmSpec, b: &Buffer, k_slice: usize) -> bool {
+        let whole = |v: usize| v.is_multiple_of(4);
+        let op = spec.b;
+        b.dtype() == Dtype::F32
+            && whole(k_slice)
+            && whole(op.offset)
+            && if op.col_stride == 1 {
+                whole(spec.n) && whole(op.row_stride)
+            } else {
+                op.row_stride == 1 && whole(spec.k) && whole(op.col_stride)
+            }
+    }
+
     /// The window kernel a quads kernel runs as where its loads do not apply.
     fn quads_fallback(self) -> Self {
         match self {
@@ -292,6 +338,7 @@ impl GemmKernel {
             GemmKernel::Blocked => Kernel::Gemm,
             GemmKernel::Tiled => Kernel::GemmTiled,
             GemmKernel::Wide => Kernel::GemmWide,
+            GemmKernel::WideQuads => Kernel::GemmWideQuads,
             GemmKernel::Subgroup => Kernel::GemmSubgroup,
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
             GemmKernel::SubgroupWindow => Kernel::GemmSubgroupWindow,
@@ -320,7 +367,7 @@ impl GemmKernel {
             GemmKernel::Tiled | GemmKernel::SubgroupWindowA => (64, 64),
             GemmKernel::SubgroupWindow => (128, 32),
             GemmKernel::WindowQuads | GemmKernel::WindowQuadsA | GemmKernel::OuterQuads => (32, 32),
-            GemmKernel::Wide => (128, 128),
+            GemmKernel::Wide | GemmKernel::WideQuads => (128, 128),
         }
     }
 }
@@ -395,6 +442,9 @@ fn gemm_pass(
         GemmKernel::OuterQuads if k_slice > 0 || !GemmKernel::outer_apply(spec, a, b) => {
             GemmKernel::Subgroup
         }
+        GemmKernel::WideQuads if !GemmKernel::wide_quads_apply(spec, a, b, k_slice) => {
+            GemmKernel::Wide
+        }
         GemmKernel::SubgroupWindow
         | GemmKernel::SubgroupWindowA
         | GemmKernel::WindowQuads
@@ -441,6 +491,11 @@ fn gemm_pass(
     }
     // The fused steps' aux operand, unused here (any read-only buffer).
     resources.push(Resource::Storage(bias));
+    if kernel == GemmKernel::WideQuads {
+        // A and B again, as the vec4s the 16-byte loads read; B is read only as those.
+        resources[2] = Resource::Unused;
+        resources.extend([Resource::Storage(a), Resource::Storage(b)]);
+    }
     let binding = gpu.bind(kernel.kernel(), &resources);
     Ok(Launch {
         binding,
@@ -862,6 +917,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Tiled => Some(Kernel::GemmTiledStep),
             GemmKernel::Wide => Some(Kernel::GemmWideStep),
+            GemmKernel::WideQuads => Some(Kernel::GemmWideQuadsStep),
             GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
             GemmKernel::Blocked
             | GemmKernel::SubgroupPairs
@@ -891,6 +947,11 @@ pub fn gemm_step(
     inputs: &Buffer,
     aux: &Buffer,
 ) -> Result<Launch> {
+    // The wide quads kernel's step reads B in quads where they apply, else it is the wide one.
+    let kernel = match kernel {
+        GemmKernel::WideQuads if !GemmKernel::b_quads_apply(spec, b, 0) => GemmKernel::Wide,
+        other => other,
+    };
     let Some(step_kernel) = kernel.step_kernel() else {
         return Err(crate::error::Error::Config(format!(
             "the {kernel:?} GEMM has no fused Elman step"
@@ -949,6 +1010,11 @@ pub fn gemm_step(
         resources.extend([Resource::Storage(b), Resource::Storage(b)]);
     }
     resources.push(Resource::Storage(aux));
+    if kernel == GemmKernel::WideQuads {
+        // B is read only as quads (7), and stands in for A's quads (6).
+        resources[2] = Resource::Unused;
+        resources.extend([Resource::Storage(b), Resource::Storage(b)]);
+    }
     let binding = gpu.bind(step_kernel, &resources);
     Ok(Launch {
         binding,
