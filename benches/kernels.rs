@@ -82,6 +82,7 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         GemmKernel::Tiled,
         GemmKernel::Wide,
         GemmKernel::WideQuads,
+        GemmKernel::TiledQuads,
     ];
     for k in [
         GemmKernel::Subgroup,
@@ -106,7 +107,9 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         // The packed-pairs kernel differs only for f16 operands; the wide quads kernel reads
         // f32 operands only (it runs as the wide one with f16).
         .filter(|(k, (types, _, _))| *k != GemmKernel::SubgroupPairs || *types == "f16")
-        .filter(|(k, (types, _, _))| *k != GemmKernel::WideQuads || *types == "f32")
+        .filter(|(k, (types, _, _))| {
+            !matches!(k, GemmKernel::WideQuads | GemmKernel::TiledQuads) || *types == "f32"
+        })
     {
         let launches =
             ops::gemm_split(gpu, &mut u, &spec, kernel, slices, a, b, b, &c, &scratch).unwrap();

@@ -457,7 +457,7 @@ fn gemm_wide(
 // B per invocation per slab instead of 8 and 8 (a quarter of the load and address
 // instructions). A quad read along k is spread over 4 k rows of the slab; one read along m
 // (A) or n (B) is one vec4 of it.
-// Conditions (checked on the host, `GemmKernel::wide_quads_apply`): f32 operands; along k:
+// Conditions (checked on the host, `GemmKernel::tile_quads_apply`): f32 operands; along k:
 // K, the slice length, the operand's offset and its stride between rows/columns multiples
 // of 4; along m / n: M / N, the offset and the stride along k multiples of 4. So a quad is
 // inside the matrix and the K range entirely or not at all.
@@ -468,8 +468,9 @@ fn gemm_wide(
 @group(0) @binding(6) var<storage, read> a_quads: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> b_quads: array<vec4<f32>>;
 
-// Quad `idx` (< 512) of an A slab (128 rows x 16 k from row m_base, k0), zeros outside.
-fn a_slab_quad(idx: u32, m_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec4<f32> {
+// Quad `idx` of an A slab `width` rows wide and 16 k deep (from row m_base, k0; width / 4
+// quads a k row, 4 a row along k), zeros outside.
+fn a_slab_quad(idx: u32, width: u32, m_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec4<f32> {
     if (along_k) {
         let gm = m_base + idx / 4u;
         let gk = k0 + 4u * (idx % 4u);
@@ -477,8 +478,8 @@ fn a_slab_quad(idx: u32, m_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec
             return a_quads[(p.a_off + gm * p.a_rs + gk) / 4u];
         }
     } else {
-        let gm = m_base + 4u * (idx % 32u);
-        let gk = k0 + idx / 32u;
+        let gm = m_base + 4u * (idx % (width / 4u));
+        let gk = k0 + idx / (width / 4u);
         if (gm < p.m && gk < k_end) {
             return a_quads[(p.a_off + gk * p.a_cs + gm) / 4u];
         }
@@ -486,8 +487,9 @@ fn a_slab_quad(idx: u32, m_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec
     return vec4<f32>();
 }
 
-// Quad `idx` (< 512) of a B slab (16 k x 128 columns from k0, column n_base), zeros outside.
-fn b_slab_quad(idx: u32, n_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec4<f32> {
+// Quad `idx` of a B slab 16 k deep and `width` columns wide (from k0, column n_base), zeros
+// outside.
+fn b_slab_quad(idx: u32, width: u32, n_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec4<f32> {
     if (along_k) {
         let gn = n_base + idx / 4u;
         let gk = k0 + 4u * (idx % 4u);
@@ -495,8 +497,8 @@ fn b_slab_quad(idx: u32, n_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec
             return b_quads[(p.b_off + gn * p.b_cs + gk) / 4u];
         }
     } else {
-        let gn = n_base + 4u * (idx % 32u);
-        let gk = k0 + idx / 32u;
+        let gn = n_base + 4u * (idx % (width / 4u));
+        let gk = k0 + idx / (width / 4u);
         if (gn < p.n && gk < k_end) {
             return b_quads[(p.b_off + gk * p.b_rs + gn) / 4u];
         }
@@ -504,29 +506,61 @@ fn b_slab_quad(idx: u32, n_base: u32, k0: u32, k_end: u32, along_k: bool) -> vec
     return vec4<f32>();
 }
 
-// Stores quad `idx` of an A slab (`a_slab_quad`) into `a_wide` ([k][m / 4] vec4s).
-fn put_a_quad(idx: u32, v: vec4<f32>, along_k: bool) {
+// Where value j of quad `idx` of a slab read along k goes in a staged slab of `row` vec4s a
+// k row: (vec4, component) of line idx / 4 at k 4 (idx % 4) + j.
+fn k_quad_slot(idx: u32, j: u32, row: u32) -> vec2<u32> {
+    let line = idx / 4u;
+    return vec2<u32>((4u * (idx % 4u) + j) * row + line / 4u, line % 4u);
+}
+
+// Where quad `idx` of a slab `width` lines wide read along its lines goes: one vec4.
+fn line_quad_slot(idx: u32, width: u32, row: u32) -> u32 {
+    return (idx / (width / 4u)) * row + idx % (width / 4u);
+}
+
+// Stores quad `idx` of a 128-wide A or B slab into `a_wide` / `b_wide` ([k][line / 4]
+// vec4s), and of a 64-wide one into `a_tile` / `b_tile`.
+fn put_a_wide_quad(idx: u32, v: vec4<f32>, along_k: bool) {
     if (along_k) {
-        let mm = idx / 4u;
-        let kk = 4u * (idx % 4u);
         for (var j = 0u; j < 4u; j++) {
-            a_wide[(kk + j) * WIDE_ROW + mm / 4u][mm % 4u] = v[j];
+            let at = k_quad_slot(idx, j, WIDE_ROW);
+            a_wide[at.x][at.y] = v[j];
         }
     } else {
-        a_wide[(idx / 32u) * WIDE_ROW + idx % 32u] = v;
+        a_wide[line_quad_slot(idx, 128u, WIDE_ROW)] = v;
     }
 }
 
-// Stores quad `idx` of a B slab (`b_slab_quad`) into `b_wide` ([k][n / 4] vec4s).
-fn put_b_quad(idx: u32, v: vec4<f32>, along_k: bool) {
+fn put_b_wide_quad(idx: u32, v: vec4<f32>, along_k: bool) {
     if (along_k) {
-        let nn = idx / 4u;
-        let kk = 4u * (idx % 4u);
         for (var j = 0u; j < 4u; j++) {
-            b_wide[(kk + j) * WIDE_ROW + nn / 4u][nn % 4u] = v[j];
+            let at = k_quad_slot(idx, j, WIDE_ROW);
+            b_wide[at.x][at.y] = v[j];
         }
     } else {
-        b_wide[(idx / 32u) * WIDE_ROW + idx % 32u] = v;
+        b_wide[line_quad_slot(idx, 128u, WIDE_ROW)] = v;
+    }
+}
+
+fn put_a_tile_quad(idx: u32, v: vec4<f32>, along_k: bool) {
+    if (along_k) {
+        for (var j = 0u; j < 4u; j++) {
+            let at = k_quad_slot(idx, j, TILE_ROW);
+            a_tile[at.x][at.y] = v[j];
+        }
+    } else {
+        a_tile[line_quad_slot(idx, 64u, TILE_ROW)] = v;
+    }
+}
+
+fn put_b_tile_quad(idx: u32, v: vec4<f32>, along_k: bool) {
+    if (along_k) {
+        for (var j = 0u; j < 4u; j++) {
+            let at = k_quad_slot(idx, j, TILE_ROW);
+            b_tile[at.x][at.y] = v[j];
+        }
+    } else {
+        b_tile[line_quad_slot(idx, 64u, TILE_ROW)] = v;
     }
 }
 
@@ -562,11 +596,11 @@ fn gemm_wide_quads(
         sa6 = a_slab_value(lane + 1536u, 128u, m_base, k_begin, k_end, a_along_k);
         sa7 = a_slab_value(lane + 1792u, 128u, m_base, k_begin, k_end, a_along_k);
     } else {
-        qa0 = a_slab_quad(lane, m_base, k_begin, k_end, a_along_k);
-        qa1 = a_slab_quad(lane + 256u, m_base, k_begin, k_end, a_along_k);
+        qa0 = a_slab_quad(lane, 128u, m_base, k_begin, k_end, a_along_k);
+        qa1 = a_slab_quad(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
     }
-    var qb0 = b_slab_quad(lane, n_base, k_begin, k_end, b_along_k);
-    var qb1 = b_slab_quad(lane + 256u, n_base, k_begin, k_end, b_along_k);
+    var qb0 = b_slab_quad(lane, 128u, n_base, k_begin, k_end, b_along_k);
+    var qb1 = b_slab_quad(lane + 256u, 128u, n_base, k_begin, k_end, b_along_k);
     for (var k0 = k_begin; k0 < k_end; k0 += WIDE_K) {
         if (A_FROM_C) {
             put_a_wide(lane, sa0, a_along_k);
@@ -578,11 +612,11 @@ fn gemm_wide_quads(
             put_a_wide(lane + 1536u, sa6, a_along_k);
             put_a_wide(lane + 1792u, sa7, a_along_k);
         } else {
-            put_a_quad(lane, qa0, a_along_k);
-            put_a_quad(lane + 256u, qa1, a_along_k);
+            put_a_wide_quad(lane, qa0, a_along_k);
+            put_a_wide_quad(lane + 256u, qa1, a_along_k);
         }
-        put_b_quad(lane, qb0, b_along_k);
-        put_b_quad(lane + 256u, qb1, b_along_k);
+        put_b_wide_quad(lane, qb0, b_along_k);
+        put_b_wide_quad(lane + 256u, qb1, b_along_k);
         workgroupBarrier();
         let k1 = k0 + WIDE_K;
         if (A_FROM_C) {
@@ -595,11 +629,11 @@ fn gemm_wide_quads(
             sa6 = a_slab_value(lane + 1536u, 128u, m_base, k1, k_end, a_along_k);
             sa7 = a_slab_value(lane + 1792u, 128u, m_base, k1, k_end, a_along_k);
         } else {
-            qa0 = a_slab_quad(lane, m_base, k1, k_end, a_along_k);
-            qa1 = a_slab_quad(lane + 256u, m_base, k1, k_end, a_along_k);
+            qa0 = a_slab_quad(lane, 128u, m_base, k1, k_end, a_along_k);
+            qa1 = a_slab_quad(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
         }
-        qb0 = b_slab_quad(lane, n_base, k1, k_end, b_along_k);
-        qb1 = b_slab_quad(lane + 256u, n_base, k1, k_end, b_along_k);
+        qb0 = b_slab_quad(lane, 128u, n_base, k1, k_end, b_along_k);
+        qb1 = b_slab_quad(lane + 256u, 128u, n_base, k1, k_end, b_along_k);
         for (var kk = 0u; kk < WIDE_K; kk++) {
             let a0 = a_wide[kk * WIDE_ROW + lid.y];
             let a1 = a_wide[kk * WIDE_ROW + 16u + lid.y];
@@ -636,4 +670,74 @@ fn gemm_wide_quads(
     store_run(r1 + 2u, n1, wid.z, c61);
     store_run(r1 + 3u, n0, wid.z, c70);
     store_run(r1 + 3u, n1, wid.z, c71);
+}
+
+// ---- The 64x64 tiled kernel with 16-byte loads (`GemmTiledQuads`): `gemm_tiled`'s tiles,
+// slabs, 4x4 blocks and sums in the same order, each operand's slab read as one quad per
+// invocation (`a_slab_quad` / `b_slab_quad`, conditions as for `gemm_wide_quads`); with
+// A_FROM_C (`GemmTiledQuadsStep`) A's four values are read one at a time through C.
+// Bindings: as `gemm_wide_quads`. Dispatch: (ceil(N / 64), ceil(M / 64), S).
+@compute @workgroup_size(16, 16)
+fn gemm_tiled_quads(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let k_range = slice_k_range(wid.z);
+    let k_begin = k_range.x;
+    let k_end = k_range.y;
+    let m_base = wid.y * 64u;
+    let n_base = wid.x * 64u;
+    let a_along_k = p.a_cs == 1u;
+    let b_along_k = p.b_cs != 1u;
+    var c0 = vec4<f32>(); var c1 = vec4<f32>(); var c2 = vec4<f32>(); var c3 = vec4<f32>();
+    // Software pipelining as in gemm_tiled.
+    var qa = vec4<f32>();
+    var sa0 = 0.0; var sa1 = 0.0; var sa2 = 0.0; var sa3 = 0.0;
+    if (A_FROM_C) {
+        sa0 = a_slab_value(lane, 64u, m_base, k_begin, k_end, a_along_k);
+        sa1 = a_slab_value(lane + 256u, 64u, m_base, k_begin, k_end, a_along_k);
+        sa2 = a_slab_value(lane + 512u, 64u, m_base, k_begin, k_end, a_along_k);
+        sa3 = a_slab_value(lane + 768u, 64u, m_base, k_begin, k_end, a_along_k);
+    } else {
+        qa = a_slab_quad(lane, 64u, m_base, k_begin, k_end, a_along_k);
+    }
+    var qb = b_slab_quad(lane, 64u, n_base, k_begin, k_end, b_along_k);
+    for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
+        if (A_FROM_C) {
+            put_a_tile(lane, sa0, a_along_k);
+            put_a_tile(lane + 256u, sa1, a_along_k);
+            put_a_tile(lane + 512u, sa2, a_along_k);
+            put_a_tile(lane + 768u, sa3, a_along_k);
+        } else {
+            put_a_tile_quad(lane, qa, a_along_k);
+        }
+        put_b_tile_quad(lane, qb, b_along_k);
+        workgroupBarrier();
+        let k1 = k0 + TILE_K;
+        if (A_FROM_C) {
+            sa0 = a_slab_value(lane, 64u, m_base, k1, k_end, a_along_k);
+            sa1 = a_slab_value(lane + 256u, 64u, m_base, k1, k_end, a_along_k);
+            sa2 = a_slab_value(lane + 512u, 64u, m_base, k1, k_end, a_along_k);
+            sa3 = a_slab_value(lane + 768u, 64u, m_base, k1, k_end, a_along_k);
+        } else {
+            qa = a_slab_quad(lane, 64u, m_base, k1, k_end, a_along_k);
+        }
+        qb = b_slab_quad(lane, 64u, n_base, k1, k_end, b_along_k);
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            let av = a_tile[kk * TILE_ROW + lid.y];
+            let bv = b_tile[kk * TILE_ROW + lid.x];
+            c0 = c0 + av.x * bv;
+            c1 = c1 + av.y * bv;
+            c2 = c2 + av.z * bv;
+            c3 = c3 + av.w * bv;
+        }
+        workgroupBarrier();
+    }
+    let r0 = m_base + 4u * lid.y;
+    let n0 = n_base + 4u * lid.x;
+    store_run(r0, n0, wid.z, c0);
+    store_run(r0 + 1u, n0, wid.z, c1);
+    store_run(r0 + 2u, n0, wid.z, c2);
+    store_run(r0 + 3u, n0, wid.z, c3);
 }

@@ -655,11 +655,12 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
 }
 
 #[test]
-fn wide_quads_gemm_matches_f64_and_the_wide_kernel_bit_for_bit() {
+fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
+    // The wide and tiled kernels with 16-byte loads, each against f64 and its plain kernel.
     // Every layout (A along k or m, B along k or n), sizes off the 128x128 tiles (several
     // tiles, partial edges), strides equal to the extents or padded, offsets at whole
     // 4 values, bias, bias2, accumulate, one pass and K slices; and products the loads do not
-    // serve (an offset, K or a stride not a multiple of 4), which run as the wide kernel.
+    // serve (an offset, K or a stride not a multiple of 4), which run as the plain kernels.
     let gpu = gpu();
     let mut rng = Rng::new(31);
     let mut served = 0;
@@ -710,47 +711,40 @@ fn wide_quads_gemm_matches_f64_and_the_wide_kernel_bit_for_bit() {
         let mut u = Uniforms::new();
         for slices in [1, 2 + case % 3] {
             let k_slice = if slices > 1 { k.div_ceil(slices) } else { 0 };
-            let applies = GemmKernel::wide_quads_apply(&spec, &a_buf, &b_buf, k_slice);
+            let applies = GemmKernel::tile_quads_apply(&spec, &a_buf, &b_buf, k_slice);
             if slices == 1 {
                 assert_eq!(applies, !unserved, "case {case}: whether the quads apply");
             }
             served += usize::from(applies);
-            let effective = GemmKernel::WideQuads.effective(&gpu, &spec, &a_buf, &b_buf, slices);
-            let expect = if applies {
-                GemmKernel::WideQuads
-            } else {
-                GemmKernel::Wide
-            };
-            assert_eq!(effective, expect, "case {case}, {slices} slices: what runs");
             let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
-            let mut results = Vec::new();
-            for kernel in [GemmKernel::WideQuads, GemmKernel::Wide] {
-                let c = gpu.storage_from("c", &c0).unwrap();
-                let launches = ops::gemm_split(
-                    &gpu, &mut u, &spec, kernel, slices, &a_buf, &b_buf, &b_buf, &c, &scratch,
-                )
-                .unwrap();
-                run(&gpu, &launches);
-                let got = gpu.read_f32(&c, 0, m * n).unwrap();
-                assert_close(
-                    &format!(
-                        "wide quads case {case} ({m}x{n}x{k}, ta {ta}, tb {tb}) {kernel:?} in {slices} K slices"
-                    ),
-                    &got,
-                    &want,
-                    1e-4,
-                );
-                results.push(got);
+            for (quads, plain) in [
+                (GemmKernel::WideQuads, GemmKernel::Wide),
+                (GemmKernel::TiledQuads, GemmKernel::Tiled),
+            ] {
+                let effective = quads.effective(&gpu, &spec, &a_buf, &b_buf, slices);
+                let expect = if applies { quads } else { plain };
+                assert_eq!(effective, expect, "case {case}, {slices} slices: what runs");
+                let mut results = Vec::new();
+                for kernel in [quads, plain] {
+                    let c = gpu.storage_from("c", &c0).unwrap();
+                    let launches = ops::gemm_split(
+                        &gpu, &mut u, &spec, kernel, slices, &a_buf, &b_buf, &b_buf, &c, &scratch,
+                    )
+                    .unwrap();
+                    run(&gpu, &launches);
+                    let got = gpu.read_f32(&c, 0, m * n).unwrap();
+                    assert_close(
+                        &format!(
+                            "tile quads case {case} ({m}x{n}x{k}, ta {ta}, tb {tb}) {kernel:?} in {slices} K slices"
+                        ),
+                        &got,
+                        &want,
+                        1e-4,
+                    );
+                    results.push(got);
+                }
+                assert_bits_match(&gpu, case, &[quads], &results[..1], plain, &results[1]);
             }
-            let wide = GemmKernel::Wide;
-            assert_bits_match(
-                &gpu,
-                case,
-                &[GemmKernel::WideQuads],
-                &results[..1],
-                wide,
-                &results[1],
-            );
         }
     }
     assert!(served >= 16, "{served} runs took the 16-byte loads");
@@ -839,7 +833,12 @@ fn rnn_steps_match_f64_forward_and_backward() {
         // and a GEMM per step (each formulation) plus the finishing kernel or finishing the
         // step in its own store.
         let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
-        let wide = [GemmKernel::Tiled, GemmKernel::Wide, GemmKernel::WideQuads];
+        let wide = [
+            GemmKernel::Tiled,
+            GemmKernel::Wide,
+            GemmKernel::WideQuads,
+            GemmKernel::TiledQuads,
+        ];
         let mut gemms = wide.to_vec();
         gemms.extend(
             GemmKernel::candidates(&gpu)

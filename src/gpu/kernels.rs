@@ -13,6 +13,9 @@ pub enum Kernel {
     /// variant reads A through C (A_FROM_C) and only B in quads.
     GemmWideQuads,
     GemmWideQuadsStep,
+    /// The 64x64 tiled GEMM reading 4 values a load (`gemm_tiled_quads`), and its step.
+    GemmTiledQuads,
+    GemmTiledQuadsStep,
     GemmSubgroup,
     /// The subgroup GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
     GemmSubgroupPairs,
@@ -116,6 +119,8 @@ impl Kernel {
             | Kernel::GemmWideStep
             | Kernel::GemmWideQuads
             | Kernel::GemmWideQuadsStep
+            | Kernel::GemmTiledQuads
+            | Kernel::GemmTiledQuadsStep
             | Kernel::GemmSplitReduce => "gemm.wgsl",
             Kernel::GemmSubgroup
             | Kernel::GemmSubgroupPairs
@@ -171,6 +176,7 @@ impl Kernel {
             Kernel::GemmTiled | Kernel::GemmTiledStep => "gemm_tiled",
             Kernel::GemmWide | Kernel::GemmWideStep => "gemm_wide",
             Kernel::GemmWideQuads | Kernel::GemmWideQuadsStep => "gemm_wide_quads",
+            Kernel::GemmTiledQuads | Kernel::GemmTiledQuadsStep => "gemm_tiled_quads",
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
                 "gemm_subgroup"
             }
@@ -239,7 +245,8 @@ impl Kernel {
             Kernel::GemmSubgroupStep
             | Kernel::GemmTiledStep
             | Kernel::GemmWideStep
-            | Kernel::GemmWideQuadsStep => &[("A_FROM_C", 1.0)],
+            | Kernel::GemmWideQuadsStep
+            | Kernel::GemmTiledQuadsStep => &[("A_FROM_C", 1.0)],
             _ => &[],
         }
     }

@@ -130,8 +130,11 @@ pub enum GemmKernel {
     /// 128x128 tiles, an 8x8 block per invocation: large products on GPUs.
     Wide,
     /// [`GemmKernel::Wide`] reading its f32 operands 4 values a load (`gemm_wide_quads`),
-    /// where [`GemmKernel::wide_quads_apply`]; elsewhere it runs as [`GemmKernel::Wide`].
+    /// where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as [`GemmKernel::Wide`].
     WideQuads,
+    /// [`GemmKernel::Tiled`] reading its f32 operands 4 values a load (`gemm_tiled_quads`),
+    /// where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as [`GemmKernel::Tiled`].
+    TiledQuads,
     /// Subgroup broadcasts of A (`shaders/gemm_subgroup.wgsl`): adapters with 8-lane subgroups.
     Subgroup,
     /// The subgroup kernel loading each (k, k + 1) pair of f16 operands as one word, where
@@ -166,7 +169,12 @@ impl GemmKernel {
         let a = gpu.adapter();
         let mut out = vec![GemmKernel::Blocked];
         if !a.is_software {
-            out.extend([GemmKernel::Tiled, GemmKernel::Wide, GemmKernel::WideQuads]);
+            out.extend([
+                GemmKernel::Tiled,
+                GemmKernel::Wide,
+                GemmKernel::WideQuads,
+                GemmKernel::TiledQuads,
+            ]);
         }
         if a.fixed_subgroup_size == Some(8) {
             out.extend([GemmKernel::Subgroup, GemmKernel::OuterQuads]);
@@ -211,8 +219,10 @@ impl GemmKernel {
             GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
                 GemmKernel::Subgroup
             }
-            GemmKernel::WideQuads if !GemmKernel::wide_quads_apply(spec, a, b, k_slice) => {
-                GemmKernel::Wide
+            GemmKernel::WideQuads | GemmKernel::TiledQuads
+                if !GemmKernel::tile_quads_apply(spec, a, b, k_slice) =>
+            {
+                self.tile_quads_fallback()
             }
             GemmKernel::OuterQuads if slices > 1 || !GemmKernel::outer_apply(spec, a, b) => {
                 GemmKernel::Subgroup
@@ -279,19 +289,28 @@ impl GemmKernel {
             && whole(spec.b.row_stride)
     }
 
-    /// Whether the wide kernel's 16-byte loads serve this product in slices of `k_slice`
+    /// The kernel a tiled quads kernel runs as where its loads do not apply.
+    fn tile_quads_fallback(self) -> Self {
+        match self {
+            GemmKernel::WideQuads => GemmKernel::Wide,
+            GemmKernel::TiledQuads => GemmKernel::Tiled,
+            other => other,
+        }
+    }
+
+    /// Whether the wide and tiled quads kernels' 16-byte loads serve this product in slices of `k_slice`
     /// values (0: no split): f32 A and B, each read along its unit-stride direction (A along
     /// k where its column stride is 1, else along m; B along n where its column stride is 1,
     /// else along k), with that direction's extent, the offset and the other stride multiples
     /// of 4, and `k_slice` a multiple of 4 (a quad is inside the matrix and the K range
     /// entirely or not at all).
-    pub fn wide_quads_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer, k_slice: usize) -> bool {
+    pub fn tile_quads_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer, k_slice: usize) -> bool {
         a.dtype() == Dtype::F32
             && GemmKernel::a_quads_apply(spec)
             && GemmKernel::b_quads_apply(spec, b, k_slice)
     }
 
-    /// A's half of [`GemmKernel::wide_quads_apply`] (the kernel reads A along k where its
+    /// A's half of [`GemmKernel::tile_quads_apply`] (the kernel reads A along k where its
     /// column stride is 1).
     fn a_quads_apply(spec: &GemmSpec) -> bool {
         let whole = |v: usize| v.is_multiple_of(4);
@@ -304,7 +323,7 @@ impl GemmKernel {
             }
     }
 
-    /// B's half of [`GemmKernel::wide_quads_apply`] (the kernel reads B along n where its
+    /// B's half of [`GemmKernel::tile_quads_apply`] (the kernel reads B along n where its
     /// column stride is 1), which is all the fused step's variant needs (A is read through C).
     fn b_quads_apply(spec: &GemmSpec, b: &Buffer, k_slice: usize) -> bool {
         let whole = |v: usize| v.is_multiple_of(4);
@@ -339,6 +358,7 @@ impl GemmKernel {
             GemmKernel::Tiled => Kernel::GemmTiled,
             GemmKernel::Wide => Kernel::GemmWide,
             GemmKernel::WideQuads => Kernel::GemmWideQuads,
+            GemmKernel::TiledQuads => Kernel::GemmTiledQuads,
             GemmKernel::Subgroup => Kernel::GemmSubgroup,
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
             GemmKernel::SubgroupWindow => Kernel::GemmSubgroupWindow,
@@ -364,7 +384,7 @@ impl GemmKernel {
     fn tile(self) -> (usize, usize) {
         match self {
             GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => (32, 64),
-            GemmKernel::Tiled | GemmKernel::SubgroupWindowA => (64, 64),
+            GemmKernel::Tiled | GemmKernel::TiledQuads | GemmKernel::SubgroupWindowA => (64, 64),
             GemmKernel::SubgroupWindow => (128, 32),
             GemmKernel::WindowQuads | GemmKernel::WindowQuadsA | GemmKernel::OuterQuads => (32, 32),
             GemmKernel::Wide | GemmKernel::WideQuads => (128, 128),
@@ -442,8 +462,10 @@ fn gemm_pass(
         GemmKernel::OuterQuads if k_slice > 0 || !GemmKernel::outer_apply(spec, a, b) => {
             GemmKernel::Subgroup
         }
-        GemmKernel::WideQuads if !GemmKernel::wide_quads_apply(spec, a, b, k_slice) => {
-            GemmKernel::Wide
+        GemmKernel::WideQuads | GemmKernel::TiledQuads
+            if !GemmKernel::tile_quads_apply(spec, a, b, k_slice) =>
+        {
+            kernel.tile_quads_fallback()
         }
         GemmKernel::SubgroupWindow
         | GemmKernel::SubgroupWindowA
@@ -491,7 +513,7 @@ fn gemm_pass(
     }
     // The fused steps' aux operand, unused here (any read-only buffer).
     resources.push(Resource::Storage(bias));
-    if kernel == GemmKernel::WideQuads {
+    if matches!(kernel, GemmKernel::WideQuads | GemmKernel::TiledQuads) {
         // A and B again, as the vec4s the 16-byte loads read; B is read only as those.
         resources[2] = Resource::Unused;
         resources.extend([Resource::Storage(a), Resource::Storage(b)]);
@@ -918,6 +940,7 @@ impl GemmKernel {
             GemmKernel::Tiled => Some(Kernel::GemmTiledStep),
             GemmKernel::Wide => Some(Kernel::GemmWideStep),
             GemmKernel::WideQuads => Some(Kernel::GemmWideQuadsStep),
+            GemmKernel::TiledQuads => Some(Kernel::GemmTiledQuadsStep),
             GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
             GemmKernel::Blocked
             | GemmKernel::SubgroupPairs
@@ -947,9 +970,14 @@ pub fn gemm_step(
     inputs: &Buffer,
     aux: &Buffer,
 ) -> Result<Launch> {
-    // The wide quads kernel's step reads B in quads where they apply, else it is the wide one.
+    // The tiled quads kernels' steps read B in quads where they apply, else they are the
+    // plain kernels' steps.
     let kernel = match kernel {
-        GemmKernel::WideQuads if !GemmKernel::b_quads_apply(spec, b, 0) => GemmKernel::Wide,
+        GemmKernel::WideQuads | GemmKernel::TiledQuads
+            if !GemmKernel::b_quads_apply(spec, b, 0) =>
+        {
+            kernel.tile_quads_fallback()
+        }
         other => other,
     };
     let Some(step_kernel) = kernel.step_kernel() else {
@@ -1010,7 +1038,7 @@ pub fn gemm_step(
         resources.extend([Resource::Storage(b), Resource::Storage(b)]);
     }
     resources.push(Resource::Storage(aux));
-    if kernel == GemmKernel::WideQuads {
+    if matches!(kernel, GemmKernel::WideQuads | GemmKernel::TiledQuads) {
         // B is read only as quads (7), and stands in for A's quads (6).
         resources[2] = Resource::Unused;
         resources.extend([Resource::Storage(b), Resource::Storage(b)]);
