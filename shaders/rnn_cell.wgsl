@@ -17,7 +17,7 @@ struct StepParams {
     hidden: u32,     // H
     activation: u32, // 0 tanh, 1 relu
     whh_off: u32,    // element offset of weight_hh_l0 in params
-    _pad0: u32,
+    slices: u32,     // combine kernels: partial products in step_sum (1 unless split over K)
     _pad1: u32,
 }
 
@@ -196,9 +196,19 @@ fn rnn_chunk_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
 // with the same additions in the same order as the kernels above:
 //   rnn_step_combine_forward:  hs[t + 1] = act(pre[t] + step_sum)
 //   rnn_step_combine_backward: da[t] = (dh_out[t] + (t + 1 < T ? step_sum : 0)) · act'(hs[t + 1])
-// Bindings: 1 step_sum, then as the per-step kernels (forward: 2 pre, 3 hs; backward: 2 hs,
+// where step_sum is the sum, in slice order, of p.slices partial products [S, B, H] (a product
+// split over K; one for an unsplit product). Bindings: 1 step_sum, then as the per-step kernels (forward: 2 pre, 3 hs; backward: 2 hs,
 // 3 dh_out, 4 da). Dispatch: 256 invocations per workgroup over B·H, index = x + y·groups.x·256.
 @group(0) @binding(1) var<storage, read> step_sum: array<f32>;
+
+// Element e of the step's product: its partial sums in slice order.
+fn step_sum_at(e: u32) -> f32 {
+    var s = step_sum[e];
+    for (var z = 1u; z < p.slices; z++) {
+        s = s + step_sum[z * p.batch * p.hidden + e];
+    }
+    return s;
+}
 
 @compute @workgroup_size(256)
 fn rnn_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -207,7 +217,7 @@ fn rnn_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     if (e >= bh) {
         return;
     }
-    hs[(p.t + 1u) * bh + e] = hs_t(activate(f32(pre[p.t * bh + e]) + step_sum[e]));
+    hs[(p.t + 1u) * bh + e] = hs_t(activate(f32(pre[p.t * bh + e]) + step_sum_at(e)));
 }
 
 @compute @workgroup_size(256)
@@ -220,7 +230,7 @@ fn rnn_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     let at = p.t * bh + e;
     var g = dh_out[at];
     if (p.t + 1u < p.steps) {
-        g = g + step_sum[e];
+        g = g + step_sum_at(e);
     }
     da[at] = g * activation_grad(f32(hs_in[at + bh]));
 }
@@ -229,6 +239,15 @@ fn rnn_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @bui
 // each element's operations exactly as above; on lavapipe a vec4 storage access costs far
 // less than 4 scalar ones (BENCHMARKS.md). Same bindings. Dispatch over B·H / 4 vec4s.
 @group(0) @binding(1) var<storage, read> step_sum4: array<vec4<f32>>;
+
+// Quad q of the step's product: its partial sums in slice order.
+fn step_sum4_at(q: u32) -> vec4<f32> {
+    var s = step_sum4[q];
+    for (var z = 1u; z < p.slices; z++) {
+        s = s + step_sum4[z * p.batch * p.hidden / 4u + q];
+    }
+    return s;
+}
 @group(0) @binding(2) var<storage, read> pre4: array<vec4<pre_t>>;
 @group(0) @binding(3) var<storage, read_write> hs4: array<vec4<hs_t>>;
 
@@ -239,7 +258,7 @@ fn rnn_step_combine_forward_quads(@builtin(global_invocation_id) gid: vec3<u32>,
     if (q >= quads) {
         return;
     }
-    let g = vec4<f32>(pre4[p.t * quads + q]) + step_sum4[q];
+    let g = vec4<f32>(pre4[p.t * quads + q]) + step_sum4_at(q);
     let h = vec4<f32>(activate(g.x), activate(g.y), activate(g.z), activate(g.w));
     hs4[(p.t + 1u) * quads + q] = vec4<hs_t>(h);
 }
@@ -258,7 +277,7 @@ fn rnn_step_combine_backward_quads(@builtin(global_invocation_id) gid: vec3<u32>
     let at = p.t * quads + q;
     var g = dh_out4[at];
     if (p.t + 1u < p.steps) {
-        g = g + step_sum4[q];
+        g = g + step_sum4_at(q);
     }
     let h = vec4<f32>(hs_in4[at + quads]);
     let d = vec4<f32>(

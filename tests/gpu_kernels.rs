@@ -832,7 +832,8 @@ fn rnn_steps_match_f64_forward_and_backward() {
         // Every way of dispatching the sweep: one fused dispatch per step, chunk-persistent,
         // and a GEMM per step (each formulation) plus the finishing kernel or finishing the
         // step in its own store.
-        let step_sum = gpu.storage("step_sum", (bh * 4) as u64).unwrap();
+        // Room for up to 8 slices' partial products.
+        let step_sum = gpu.storage("step_sum", (8 * bh * 4) as u64).unwrap();
         let wide = [
             GemmKernel::Tiled,
             GemmKernel::Wide,
@@ -856,6 +857,12 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 .filter(|k| k.step_kernel().is_some())
                 .map(|&k| ops::RecurrenceKernel::GemmFused(k)),
         );
+        // Split over K (the slices' sums in another order, so f64 tolerances, not bits).
+        kernels.extend([
+            ops::RecurrenceKernel::GemmSplit(GemmKernel::Tiled, 2 + case % 3),
+            ops::RecurrenceKernel::GemmSplit(GemmKernel::TiledQuads, 3),
+            ops::RecurrenceKernel::GemmSplit(GemmKernel::Wide, 8),
+        ]);
         if case == 20 && gemms.contains(&GemmKernel::SubgroupWindowA) {
             // A step's product reads h[t] (da[t + 1] backward) through one window.
             let product = GemmSpec {

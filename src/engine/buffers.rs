@@ -232,7 +232,7 @@ pub fn buffer_specs(
             "split_scratch",
             f(split_scratch_len(config, max_batch, max_steps, software)),
         ),
-        ("step_sum", f(max_batch * gh)),
+        ("step_sum", f(step_sum_len(config, max_batch))),
         ("whh_t", a(h * gh)),
         ("norm_partials", f(NORM_PARTIALS)),
         ("norm", f(2)),
@@ -386,6 +386,17 @@ impl EngineBuffers {
 /// Scratch values for the split-K weight-gradient products (dW_ih, dW_hh, dW_head, whose K
 /// is the chunk's rows) and the row-sliced bias gradients at the largest chunk; smaller
 /// chunks split into no more slices.
+/// Elements of `step_sum`, one step's recurrent product [B, G·H]; for an Elman cell, room for
+/// up to 8 split-K partial products of [B, H] within [`crate::ops::STEP_SPLIT_SCRATCH`] (the
+/// tuner offers the split on GPUs where its slices fit; it can be forced anywhere).
+pub fn step_sum_len(config: &ModelConfig, max_batch: usize) -> usize {
+    let plain = max_batch * config.cell.gates() * config.hidden;
+    if config.cell.is_gated() {
+        return plain;
+    }
+    plain.max((8 * plain).min(crate::ops::STEP_SPLIT_SCRATCH))
+}
+
 pub fn split_scratch_len(
     config: &ModelConfig,
     batch: usize,

@@ -326,11 +326,12 @@ impl<'g> Engine<'g> {
 
     /// The recurrence kernel for chunks of `batch` sequences: one fused dispatch per step,
     /// chunk-persistent, or per step a GEMM (each candidate formulation) plus a finishing
-    /// kernel, or (Elman cell) a GEMM finishing the step in its store; whichever ran fastest
-    /// here on a sweep of up to 16 steps (measured once per batch size, both directions).
-    /// WGRNN_RECURRENCE=per-step|persistent|gemm forces one.
-    /// All compute every sum in the same order, so on an adapter that does not fuse
-    /// multiply-adds the choice does not change the results.
+    /// kernel, or (Elman cell) a GEMM finishing the step in its store or (Elman cell, GPU) a
+    /// GEMM split over K; whichever ran fastest here on a sweep of up to 16 steps (measured
+    /// once per batch size, both directions). WGRNN_RECURRENCE=per-step|persistent|gemm forces
+    /// one. All but the split-K products compute every sum in the same order, so on an
+    /// adapter that does not fuse multiply-adds the choice among them does not change the
+    /// results (the split one is offered on GPUs only).
     fn recurrence_kernel(&mut self, batch: usize, steps: usize) -> Result<RecurrenceKernel> {
         if let Some(kernel) = self.forced_recurrence {
             return Ok(kernel);
@@ -393,6 +394,24 @@ impl<'g> Engine<'g> {
                     .filter(|k| k.step_kernel().is_some())
                     .map(RecurrenceKernel::GemmFused),
             );
+            // On GPUs, the 64x64 kernels' products split over K where B x H has few tiles
+            // (the finishing kernel sums the slices), if `step_sum` holds the partials.
+            let slices = ops::recurrence_split_slices(batch, self.config.hidden);
+            let room = self.bufs.step_sum.size_bytes() as usize / 4;
+            if !self.gpu.adapter().is_software
+                && slices > 1
+                && slices * batch * self.config.hidden <= room
+            {
+                candidates.extend(
+                    gemm_kernels
+                        .iter()
+                        .copied()
+                        .filter(|k| {
+                            matches!(k, ops::GemmKernel::Tiled | ops::GemmKernel::TiledQuads)
+                        })
+                        .map(|k| RecurrenceKernel::GemmSplit(k, slices)),
+                );
+            }
         }
         let disk_key = tuning_cache::key(
             self.gpu.adapter(),

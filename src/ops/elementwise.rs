@@ -113,7 +113,9 @@ pub(super) struct StepParams {
     hidden: u32,
     activation: u32,
     whh_off: u32,
-    _pad: [u32; 2],
+    /// Partial sums in `step_sum` (the combine kernels of a split-K recurrence; 1 elsewhere).
+    slices: u32,
+    _pad: u32,
 }
 
 /// Shape of one recurrence sweep: `steps` steps of `batch` rows of `hidden` units.
@@ -147,7 +149,16 @@ impl RecurrenceShape {
                 Activation::Relu => 1,
             },
             whh_off: u32_of(self.whh_off, "offset")?,
-            _pad: [0; 2],
+            slices: 1,
+            _pad: 0,
+        })
+    }
+
+    /// [`RecurrenceShape::params`] for a combine kernel summing `slices` partial products.
+    pub(super) fn split_params(&self, t: usize, slices: usize) -> Result<StepParams> {
+        Ok(StepParams {
+            slices: u32_of(slices, "slices")?,
+            ..self.params(t)?
         })
     }
 }
@@ -226,6 +237,9 @@ pub enum RecurrenceKernel {
     Persistent,
     Gemm(super::GemmKernel),
     GemmFused(super::GemmKernel),
+    /// A GEMM per step split over K into this many slices (more workgroups for a small
+    /// B x H; the finishing kernel sums the slices in order): Elman cells, GPUs.
+    GemmSplit(super::GemmKernel, usize),
 }
 
 /// The forward sweep over all `shape.steps` steps (T launches, or one).
@@ -248,6 +262,9 @@ pub fn rnn_forward(
         }
         RecurrenceKernel::GemmFused(gemm) => {
             super::rnn_gemm::forward(gpu, u, shape, gemm, true, params, pre, hs, step_sum)
+        }
+        RecurrenceKernel::GemmSplit(gemm, slices) => {
+            super::rnn_gemm::forward_split(gpu, u, shape, gemm, slices, params, pre, hs, step_sum)
         }
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;
@@ -298,6 +315,9 @@ pub fn rnn_backward(
         ),
         RecurrenceKernel::GemmFused(gemm) => super::rnn_gemm::backward(
             gpu, u, shape, gemm, true, params, whh_t, hs, dh_out, da, step_sum,
+        ),
+        RecurrenceKernel::GemmSplit(gemm, slices) => super::rnn_gemm::backward_split(
+            gpu, u, shape, gemm, slices, params, hs, dh_out, da, step_sum,
         ),
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;

@@ -164,11 +164,15 @@ pub fn gated_forward(
     Ok(out)
 }
 
-/// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels.
+/// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels. The
+/// gated cells run the Elman-only variants (the product finishing the step in its store, or
+/// split over K) as the plain GEMM per step: their step kernels read one whole product.
 fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
     match recurrence {
-        RecurrenceKernel::Gemm(kernel) | RecurrenceKernel::GemmFused(kernel) => Some(kernel),
-        _ => None,
+        RecurrenceKernel::Gemm(kernel)
+        | RecurrenceKernel::GemmFused(kernel)
+        | RecurrenceKernel::GemmSplit(kernel, _) => Some(kernel),
+        RecurrenceKernel::PerStep | RecurrenceKernel::Persistent => None,
     }
 }
 

@@ -866,32 +866,10 @@ pub fn gemm_split(
     if slices <= 1 || m == 0 || n == 0 || k == 0 {
         return gemm_launches(gpu, uniforms, spec, kernel, a, b, bias, c);
     }
-    let k_slice = k.div_ceil(slices);
-    let slices = k.div_ceil(k_slice);
-    need(scratch, slices * m * n, "gemm split-K scratch")?;
     need(c, spec.c_offset + m * n, "gemm C")?;
-    // Pass 1: the plain product's checks and parameters, written raw to the scratch slices.
-    let mut partial = gemm_pass(
-        gpu,
-        uniforms,
-        &GemmSpec {
-            c_offset: 0,
-            bias: None,
-            bias2: None,
-            accumulate: false,
-            ..*spec
-        },
-        kernel,
-        k_slice,
-        a,
-        b,
-        bias,
-        scratch,
-    )?;
-    partial
-        .uniform
-        .write(gpu, &GemmParams::of(spec, 0, 0, k_slice, slices)?);
-    partial.groups[2] = u32_of(slices, "gemm slices")?;
+    // Pass 1: the raw partial sums of the slices.
+    let (partial, slices, k_slice) =
+        gemm_partials(gpu, uniforms, spec, kernel, slices, a, b, scratch)?;
     // Pass 2: sum the slices in order, add the biases, store (or accumulate) into C.
     for off in [spec.bias, spec.bias2].into_iter().flatten() {
         need(bias, off + n, "gemm bias")?;
@@ -913,6 +891,56 @@ pub fn gemm_split(
         uniform,
     };
     Ok(vec![partial, reduce])
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// Pass 1 of [`gemm_split`]: the raw partial sums of A·B over K in about `slices` slices of
+/// ceil(K / slices) values (biases and accumulation ignored), slice z's into
+/// `scratch[z·M·N + m·N + n]`. Returns the launch, the number of slices (ceil(K / slice))
+/// and the slice length.
+pub fn gemm_partials(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    kernel: GemmKernel,
+    slices: usize,
+    a: &Buffer,
+    b: &Buffer,
+    scratch: &Buffer,
+) -> Result<(Launch, usize, usize)> {
+    let GemmSpec { m, n, k, .. } = *spec;
+    if m == 0 || n == 0 || k == 0 || slices == 0 {
+        return Err(crate::error::Error::Config(format!(
+            "gemm partials of an empty product ({m}x{n}x{k}, {slices} slices)"
+        )));
+    }
+    let k_slice = k.div_ceil(slices);
+    let slices = k.div_ceil(k_slice);
+    need(scratch, slices * m * n, "gemm split-K scratch")?;
+    // The plain product's checks and parameters (B stands in for the unused bias binding).
+    let mut partial = gemm_pass(
+        gpu,
+        uniforms,
+        &GemmSpec {
+            c_offset: 0,
+            bias: None,
+            bias2: None,
+            accumulate: false,
+            ..*spec
+        },
+        kernel,
+        k_slice,
+        a,
+        b,
+        b,
+        scratch,
+    )?;
+    partial
+        .uniform
+        .write(gpu, &GemmParams::of(spec, 0, 0, k_slice, slices)?);
+    partial.groups[2] = u32_of(slices, "gemm slices")?;
+    Ok((partial, slices, k_slice))
 }
 
 /// How a fused Elman step ([`gemm_step`]) finishes each output of its product `sum`

@@ -3,27 +3,33 @@
 //! `shaders/rnn_cell.wgsl`), or (`fused`) the product finishing the step in its own store
 //! ([`gemm_step`]: one dispatch a step, not two). Same sums in the same order as the fused
 //! per-step kernels either way. `step_sum`: [B, H] scratch for the step's product.
+//! The split variants ([`forward_split`], [`backward_split`]) compute each step's product in
+//! S slices of K into `step_sum` [S, B, H], which the finishing kernel sums in slice order:
+//! S times the workgroups for a small B x H (a GPU's recurrence at small batch), in a different
+//! order of additions.
 
 // One argument per binding slot, as in the other launchers.
 #![allow(clippy::too_many_arguments)]
 
 use super::RecurrenceShape;
 use super::{
-    gemm_launches, gemm_step, groups_for, need, GemmKernel, GemmSpec, Launch, Operand,
-    StepEpilogue, Uniforms,
+    gemm_launches, gemm_partials, gemm_step, groups_for, need, GemmKernel, GemmSpec, Launch,
+    Operand, StepEpilogue, Uniforms,
 };
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
 
+/// The finishing kernel of step `t`, summing `slices` partial products in `step_sum`.
 fn combine(
     gpu: &Gpu,
     u: &mut Uniforms,
     shape: &RecurrenceShape,
     t: usize,
+    slices: usize,
     kernel: Kernel,
     resources: &[&Buffer],
 ) -> Result<Launch> {
-    let uniform = u.push(gpu, &shape.params(t)?);
+    let uniform = u.push(gpu, &shape.split_params(t, slices)?);
     let mut bound = vec![uniform.resource()];
     bound.extend(resources.iter().map(|b| Resource::Storage(b)));
     // 4 elements an invocation where B·H is a multiple of 4 (same operations per element).
@@ -87,8 +93,85 @@ pub fn forward(
             u,
             shape,
             t,
+            1,
             Kernel::RnnStepCombineForward,
             &[step_sum, pre, hs],
+        )?);
+    }
+    Ok(out)
+}
+
+/// [`forward`] with each step's product in about `slices` slices of K (`gemm_partials`):
+/// `step_sum [S, B, H]`, then `hs[t+1] = act(pre[t] + Σ_s step_sum[s])`.
+pub fn forward_split(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    gemm: GemmKernel,
+    slices: usize,
+    params: &Buffer,
+    pre: &Buffer,
+    hs: &Buffer,
+    step_sum: &Buffer,
+) -> Result<Vec<Launch>> {
+    let (b, h) = (shape.batch, shape.hidden);
+    need(pre, shape.steps * b * h, "rnn forward pre")?;
+    need(hs, (shape.steps + 1) * b * h, "rnn forward hs")?;
+    let mut out = Vec::new();
+    for t in 0..shape.steps {
+        let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
+        let (partials, taken, _) =
+            gemm_partials(gpu, u, &product, gemm, slices, hs, params, step_sum)?;
+        out.push(partials);
+        out.push(combine(
+            gpu,
+            u,
+            shape,
+            t,
+            taken,
+            Kernel::RnnStepCombineForward,
+            &[step_sum, pre, hs],
+        )?);
+    }
+    Ok(out)
+}
+
+/// [`backward`] with each step's product in about `slices` slices of K, W_hh read in place:
+/// `step_sum [S, B, H]`, then `da[t] = (dh_out[t] + Σ_s step_sum[s])·act'(hs[t+1])`.
+pub fn backward_split(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    shape: &RecurrenceShape,
+    gemm: GemmKernel,
+    slices: usize,
+    params: &Buffer,
+    hs: &Buffer,
+    dh_out: &Buffer,
+    da: &Buffer,
+    step_sum: &Buffer,
+) -> Result<Vec<Launch>> {
+    let (b, h) = (shape.batch, shape.hidden);
+    need(hs, (shape.steps + 1) * b * h, "rnn backward hs")?;
+    need(dh_out, shape.steps * b * h, "rnn backward dh_out")?;
+    need(da, shape.steps * b * h, "rnn backward da")?;
+    let mut out = Vec::new();
+    for t in (0..shape.steps).rev() {
+        let mut taken = 1;
+        if t + 1 < shape.steps {
+            let product = step_backward_product(b, h, 1, t, shape.whh_off);
+            let (partials, n, _) =
+                gemm_partials(gpu, u, &product, gemm, slices, da, params, step_sum)?;
+            out.push(partials);
+            taken = n;
+        }
+        out.push(combine(
+            gpu,
+            u,
+            shape,
+            t,
+            taken,
+            Kernel::RnnStepCombineBackward,
+            &[step_sum, hs, dh_out, da],
         )?);
     }
     Ok(out)
@@ -160,11 +243,26 @@ pub fn backward(
             u,
             shape,
             t,
+            1,
             Kernel::RnnStepCombineBackward,
             &[step_sum, hs, dh_out, da],
         )?);
     }
     Ok(out)
+}
+
+/// Elements of `step_sum` a split-K Elman recurrence may use at most (16 MiB of f32).
+pub const STEP_SPLIT_SCRATCH: usize = 4 << 20;
+
+/// Slices of K for a split-K Elman step ([`forward_split`]) on a GPU: enough for the 64x64
+/// tiles' workgroups of a [B, H] step to reach 256 (about two per SM on the largest GPUs),
+/// with at least 64 k values a slice and at most 8 slices; 1 where no split is worth it.
+pub fn recurrence_split_slices(batch: usize, hidden: usize) -> usize {
+    let groups = batch.div_ceil(64) * hidden.div_ceil(64);
+    256usize
+        .div_ceil(groups.max(1))
+        .min(hidden / 64)
+        .clamp(1, 8)
 }
 
 /// Whether `gemm` reads the backward products' W_hh faster from a transposed copy: the
