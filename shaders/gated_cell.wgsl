@@ -29,7 +29,7 @@ struct GatedParams {
     hidden: u32,  // H
     whh_off: u32, // element offset of weight_hh_l0 in params
     bhh_off: u32, // element offset of bias_hh_l0 in params
-    _pad0: u32,
+    slices: u32,  // GEMM-based backward: partial products in step_sum (1 unless split over K)
     _pad1: u32,
 }
 
@@ -332,14 +332,23 @@ fn gru_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // GEMM-based backward step: step_sum [B, H] = dgates[t + 1]·W_hh (one GEMM; not run at the
-// chunk's last step, where the sum is zero), then the cell's backward for every (b, j).
+// chunk's last step, where the sum is zero), then the cell's backward for every (b, j). A
+// product split over K leaves p.slices partial products [S, B, H], summed here in order.
+fn backward_step_sum(e: u32) -> f32 {
+    var s = step_sum[e];
+    for (var z = 1u; z < p.slices; z++) {
+        s = s + step_sum[z * p.batch * p.hidden + e];
+    }
+    return s;
+}
+
 @compute @workgroup_size(256)
 fn lstm_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let e = combine_index(gid, groups);
     if (e >= p.batch * p.hidden) {
         return;
     }
-    let rec = select(0.0, step_sum[e], p.t + 1u < p.steps);
+    let rec = select(0.0, backward_step_sum(e), p.t + 1u < p.steps);
     lstm_finish_backward(p.t, e / p.hidden, e % p.hidden, rec);
 }
 
@@ -349,7 +358,7 @@ fn gru_step_combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     if (e >= p.batch * p.hidden) {
         return;
     }
-    let rec = select(0.0, step_sum[e], p.t + 1u < p.steps);
+    let rec = select(0.0, backward_step_sum(e), p.t + 1u < p.steps);
     gru_finish_backward(p.t, e / p.hidden, e % p.hidden, rec);
 }
 

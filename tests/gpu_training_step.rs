@@ -475,3 +475,41 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
         }
     }
 }
+
+#[test]
+fn split_k_recurrences_match_the_reference() {
+    // The recurrence's products split over K (Elman both ways, gated cells backward; the
+    // tuner offers it on GPUs only), forced here on every adapter: every cell, stacked and
+    // bidirectional, slices that divide K unevenly, against the f64 reference.
+    let gpu = gpu();
+    let archs = [(1, false), (2, false), (1, true)];
+    let kernels = [
+        RecurrenceKernel::GemmSplit(wgrnn::ops::GemmKernel::Tiled, 3),
+        RecurrenceKernel::GemmSplit(wgrnn::ops::GemmKernel::TiledQuads, 2),
+        RecurrenceKernel::GemmSplit(wgrnn::ops::GemmKernel::Wide, 8),
+    ];
+    for seed in 0..9u64 {
+        let cell = [Cell::Rnn, Cell::Lstm, Cell::Gru][seed as usize % 3];
+        let (layers, bidirectional) = archs[seed as usize / 3];
+        let case = random_case_arch(seed + 900, cell, layers, bidirectional);
+        let kernel = kernels[(seed as usize + seed as usize / 3) % 3];
+        let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
+        let mut engine = Engine::new(
+            &gpu,
+            case.config,
+            opt,
+            case.batch,
+            case.seq_len,
+            &case.params,
+        )
+        .unwrap();
+        engine.force_recurrence(kernel);
+        check_chunks_against_reference(
+            &mut engine,
+            &case,
+            None,
+            &format!("seed {seed}, {cell}, {kernel:?}"),
+            1e-4,
+        );
+    }
+}

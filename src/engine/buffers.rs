@@ -386,15 +386,14 @@ impl EngineBuffers {
 /// Scratch values for the split-K weight-gradient products (dW_ih, dW_hh, dW_head, whose K
 /// is the chunk's rows) and the row-sliced bias gradients at the largest chunk; smaller
 /// chunks split into no more slices.
-/// Elements of `step_sum`, one step's recurrent product [B, G·H]; for an Elman cell, room for
-/// up to 8 split-K partial products of [B, H] within [`crate::ops::STEP_SPLIT_SCRATCH`] (the
-/// tuner offers the split on GPUs where its slices fit; it can be forced anywhere).
+/// Elements of `step_sum`, one step's recurrent product [B, G·H], and room for up to 8
+/// split-K partial products of [B, H] (the Elman steps, the gated cells' backward steps)
+/// within [`crate::ops::STEP_SPLIT_SCRATCH`] (the tuner offers the split on GPUs where its
+/// slices fit; it can be forced anywhere).
 pub fn step_sum_len(config: &ModelConfig, max_batch: usize) -> usize {
     let plain = max_batch * config.cell.gates() * config.hidden;
-    if config.cell.is_gated() {
-        return plain;
-    }
-    plain.max((8 * plain).min(crate::ops::STEP_SPLIT_SCRATCH))
+    let split = 8 * max_batch * config.hidden;
+    plain.max(split.min(crate::ops::STEP_SPLIT_SCRATCH))
 }
 
 pub fn split_scratch_len(

@@ -394,24 +394,21 @@ impl<'g> Engine<'g> {
                     .filter(|k| k.step_kernel().is_some())
                     .map(RecurrenceKernel::GemmFused),
             );
-            // On GPUs, the 64x64 kernels' products split over K where B x H has few tiles
-            // (the finishing kernel sums the slices), if `step_sum` holds the partials.
-            let slices = ops::recurrence_split_slices(batch, self.config.hidden);
-            let room = self.bufs.step_sum.size_bytes() as usize / 4;
-            if !self.gpu.adapter().is_software
-                && slices > 1
-                && slices * batch * self.config.hidden <= room
-            {
-                candidates.extend(
-                    gemm_kernels
-                        .iter()
-                        .copied()
-                        .filter(|k| {
-                            matches!(k, ops::GemmKernel::Tiled | ops::GemmKernel::TiledQuads)
-                        })
-                        .map(|k| RecurrenceKernel::GemmSplit(k, slices)),
-                );
-            }
+        }
+        // On GPUs, the 64x64 kernels' products split over K where [B, H] has few tiles (the
+        // finishing kernel sums the slices; gated cells: their backward products), if
+        // `step_sum` holds the partials.
+        let hidden = self.config.hidden;
+        let slices = ops::recurrence_split_slices(batch, hidden, self.config.cell.gates() * hidden);
+        let room = self.bufs.step_sum.size_bytes() as usize / 4;
+        if !self.gpu.adapter().is_software && slices > 1 && slices * batch * hidden <= room {
+            candidates.extend(
+                gemm_kernels
+                    .iter()
+                    .copied()
+                    .filter(|k| matches!(k, ops::GemmKernel::Tiled | ops::GemmKernel::TiledQuads))
+                    .map(|k| RecurrenceKernel::GemmSplit(k, slices)),
+            );
         }
         let disk_key = tuning_cache::key(
             self.gpu.adapter(),

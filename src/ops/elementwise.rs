@@ -238,7 +238,9 @@ pub enum RecurrenceKernel {
     Gemm(super::GemmKernel),
     GemmFused(super::GemmKernel),
     /// A GEMM per step split over K into this many slices (more workgroups for a small
-    /// B x H; the finishing kernel sums the slices in order): Elman cells, GPUs.
+    /// B x H; the finishing kernel sums the slices in order, so the sums run in another order
+    /// than the other formulations'): Elman cells both ways, gated cells their backward
+    /// products. The tuner offers it on GPUs.
     GemmSplit(super::GemmKernel, usize),
 }
 

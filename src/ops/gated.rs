@@ -5,7 +5,9 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::rnn_gemm::{reads_transposed_whh, step_backward_product, step_forward_product};
-use super::{gemm_launches, groups_for, need, u32_of, GemmKernel, GemmSpec, Launch, Operand};
+use super::{
+    gemm_launches, gemm_partials, groups_for, need, u32_of, GemmKernel, GemmSpec, Launch, Operand,
+};
 use super::{RecurrenceKernel, Uniforms};
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -21,7 +23,9 @@ struct GatedParams {
     hidden: u32,
     whh_off: u32,
     bhh_off: u32,
-    _pad: [u32; 2],
+    /// Partial products in `step_sum` (a backward product split over K; 1 elsewhere).
+    slices: u32,
+    _pad: u32,
 }
 
 /// One gated recurrence sweep: `steps` steps of `batch` sequences of `hidden` units.
@@ -80,7 +84,8 @@ impl GatedShape {
             hidden: u32_of(self.hidden, "hidden")?,
             whh_off: u32_of(self.whh_off, "offset")?,
             bhh_off: u32_of(self.bhh_off, "offset")?,
-            _pad: [0; 2],
+            slices: 1,
+            _pad: 0,
         })
     }
 
@@ -165,8 +170,9 @@ pub fn gated_forward(
 }
 
 /// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels. The
-/// gated cells run the Elman-only variants (the product finishing the step in its store, or
-/// split over K) as the plain GEMM per step: their step kernels read one whole product.
+/// gated cells run the Elman-only fused variant (the product finishing the step in its store)
+/// as the plain GEMM per step, and the split one so in their forward sweep (whose product
+/// carries b_hh); their backward products split over K ([`gated_backward`]).
 fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
     match recurrence {
         RecurrenceKernel::Gemm(kernel)
@@ -192,6 +198,11 @@ pub fn gated_backward(
     if gemm.is_some() {
         need(b.step_sum, batch * h, "gated step sum")?;
     }
+    // Slices of K for each step's product (`GemmSplit`), 1: the whole product at once.
+    let split = match recurrence {
+        RecurrenceKernel::GemmSplit(_, slices) => slices.max(1),
+        _ => 1,
+    };
     // The gradient the recurrent product reads: da for an LSTM, dhh for a GRU.
     let src = if shape.cell == Cell::Lstm {
         b.da
@@ -224,6 +235,7 @@ pub fn gated_backward(
         _ => None,
     };
     for t in launch_steps {
+        let mut slices = 1;
         if let (Some(kernel), true) = (gemm, t + 1 < shape.steps) {
             let mut product = step_backward_product(batch, h, shape.cell.gates(), t, shape.whh_off);
             let weights = match copy {
@@ -236,12 +248,23 @@ pub fn gated_backward(
                 }
                 None => b.params,
             };
-            out.extend(gemm_launches(
-                gpu, u, &product, kernel, src, weights, weights, b.step_sum,
-            )?);
+            if split > 1 {
+                let (partials, taken, _) =
+                    gemm_partials(gpu, u, &product, kernel, split, src, weights, b.step_sum)?;
+                out.push(partials);
+                slices = taken;
+            } else {
+                out.extend(gemm_launches(
+                    gpu, u, &product, kernel, src, weights, weights, b.step_sum,
+                )?);
+            }
         }
         out.push({
-            let uniform = u.push(gpu, &shape.params(t)?);
+            let params = GatedParams {
+                slices: u32_of(slices, "slices")?,
+                ..shape.params(t)?
+            };
+            let uniform = u.push(gpu, &params);
             let first = if gemm.is_some() { b.step_sum } else { b.params };
             let mut resources = vec![uniform.resource(), Resource::Storage(first)];
             // Binding order as listed in the shader's header.

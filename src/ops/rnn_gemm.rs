@@ -254,15 +254,13 @@ pub fn backward(
 /// Elements of `step_sum` a split-K Elman recurrence may use at most (16 MiB of f32).
 pub const STEP_SPLIT_SCRATCH: usize = 4 << 20;
 
-/// Slices of K for a split-K Elman step ([`forward_split`]) on a GPU: enough for the 64x64
-/// tiles' workgroups of a [B, H] step to reach 256 (about two per SM on the largest GPUs),
-/// with at least 64 k values a slice and at most 8 slices; 1 where no split is worth it.
-pub fn recurrence_split_slices(batch: usize, hidden: usize) -> usize {
-    let groups = batch.div_ceil(64) * hidden.div_ceil(64);
-    256usize
-        .div_ceil(groups.max(1))
-        .min(hidden / 64)
-        .clamp(1, 8)
+/// Slices of K for a recurrence's [B, n] x K step product split over K ([`forward_split`];
+/// the gated cells' backward, n = H and K = G·H) on a GPU: enough for the 64x64 tiles'
+/// workgroups to reach 256 (about two per SM on the largest GPUs), with at least 64 k values
+/// a slice and at most 8 slices; 1 where no split is worth it.
+pub fn recurrence_split_slices(batch: usize, n: usize, k: usize) -> usize {
+    let groups = batch.div_ceil(64) * n.div_ceil(64);
+    256usize.div_ceil(groups.max(1)).min(k / 64).clamp(1, 8)
 }
 
 /// Whether `gemm` reads the backward products' W_hh faster from a transposed copy: the
