@@ -9,7 +9,7 @@ use common::{
 };
 use wgrnn::data::{chunk_ranges, ChunkData, Order};
 use wgrnn::dropout::Dropout;
-use wgrnn::engine::{ChunkMode, Engine};
+use wgrnn::engine::{ChunkMode, Engine, RecurrenceKernels};
 use wgrnn::model::{Cell, TaskKind};
 use wgrnn::ops::RecurrenceKernel;
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
@@ -334,12 +334,13 @@ fn padded_batch_equals_the_unpadded_sequences() {
     assert!(checked >= 24, "only {checked} cases checked");
 }
 
-/// The bits of `case`'s weights after two epochs in order with `kernel` for every recurrence.
+/// The bits of `case`'s weights after two epochs in order with `kernels` for every
+/// recurrence (forward and backward sweeps).
 fn trained_bits(
     gpu: &wgrnn::gpu::Gpu,
     case: &Case,
     opt: OptimizerConfig,
-    kernel: RecurrenceKernel,
+    kernels: RecurrenceKernels,
 ) -> Vec<u32> {
     let mut engine = Engine::new(
         gpu,
@@ -350,7 +351,7 @@ fn trained_bits(
         &case.params,
     )
     .unwrap();
-    engine.force_recurrence(kernel);
+    engine.force_recurrences(kernels);
     let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
     train(
         &mut engine,
@@ -381,7 +382,7 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
     {
         let case = random_case_with(seed + 200, cell);
         let opt = optimizer_for(seed);
-        let run = |kernel| trained_bits(&gpu, &case, opt, kernel);
+        let run = |kernel| trained_bits(&gpu, &case, opt, RecurrenceKernels::both(kernel));
         let per_step = run(RecurrenceKernel::PerStep);
         let mut others = vec![RecurrenceKernel::Persistent];
         let gemms = wgrnn::ops::GemmKernel::candidates(&gpu);
@@ -401,6 +402,24 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
                 per_step,
                 run(kernel),
                 "seed {seed}, {cell}: per-step and {kernel:?} recurrences trained to different weights"
+            );
+        }
+        // A different formulation each way (the tuner picks each direction on its own).
+        let last = RecurrenceKernel::Gemm(*gemms.last().expect("a GEMM candidate"));
+        for kernels in [
+            RecurrenceKernels {
+                forward: RecurrenceKernel::Persistent,
+                backward: last,
+            },
+            RecurrenceKernels {
+                forward: last,
+                backward: RecurrenceKernel::PerStep,
+            },
+        ] {
+            assert_eq!(
+                per_step,
+                trained_bits(&gpu, &case, opt, kernels),
+                "seed {seed}, {cell}: per-step and {kernels:?} recurrences trained to different weights"
             );
         }
     }
@@ -464,7 +483,7 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
                 .collect(),
         };
         let opt = optimizer_for(1);
-        let run = |kernel| trained_bits(&gpu, &case, opt, kernel);
+        let run = |kernel| trained_bits(&gpu, &case, opt, RecurrenceKernels::both(kernel));
         let per_step = run(RecurrenceKernel::PerStep);
         for kernel in quads {
             assert_eq!(

@@ -212,10 +212,12 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
         }
         for c in &r.recurrence {
             println!(
-                "   recurrence: {:?} chosen (a {}-step sweep both ways: {})",
-                c.kernel,
+                "   recurrence: forward {:?}, backward {:?} chosen (a {}-step sweep each way: forward {}; backward {})",
+                c.forward,
+                c.backward,
                 c.steps,
-                wgrnn::engine::describe_times(&c.times_ms)
+                wgrnn::engine::describe_times(&c.forward_times_ms),
+                wgrnn::engine::describe_times(&c.backward_times_ms)
             );
         }
         if r.gemm.is_empty() {

@@ -418,10 +418,12 @@ pub fn run(
     );
     for c in engine.recurrence_choices() {
         println!(
-            "recurrence kernel for batches of {}: {:?} ({}; a {}-step sweep both ways)",
+            "recurrence kernels for batches of {}: forward {:?} ({}), backward {:?} ({}); a {}-step sweep each way",
             c.batch,
-            c.kernel,
-            wgrnn::engine::describe_times(&c.times_ms),
+            c.forward,
+            wgrnn::engine::describe_times(&c.forward_times_ms),
+            c.backward,
+            wgrnn::engine::describe_times(&c.backward_times_ms),
             c.steps
         );
     }

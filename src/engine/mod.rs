@@ -109,7 +109,7 @@ pub struct Engine<'g> {
     max_steps: usize,
     steps_taken: u64,
     recurrence_choices: Vec<RecurrenceChoice>,
-    forced_recurrence: Option<RecurrenceKernel>,
+    forced_recurrence: Option<RecurrenceKernels>,
     gemm_tuner: GemmTuner,
     dropout: Option<Dropout>,
     training: bool,
@@ -294,7 +294,7 @@ impl<'g> Engine<'g> {
             dropout,
         };
         if !self.plans.contains_key(&shape) {
-            let recurrence = self.recurrence_kernel(chunk.batch, chunk.steps)?;
+            let recurrence = self.recurrence_kernels(chunk.batch, chunk.steps)?;
             let ctx = PlanContext {
                 gpu: self.gpu,
                 config: &self.config,
@@ -324,31 +324,32 @@ impl<'g> Engine<'g> {
         Ok(shape)
     }
 
-    /// The recurrence kernel for chunks of `batch` sequences: one fused dispatch per step,
-    /// chunk-persistent, or per step a GEMM (each candidate formulation) plus a finishing
-    /// kernel, or (Elman cell) a GEMM finishing the step in its store or (Elman cell, GPU) a
-    /// GEMM split over K; whichever ran fastest here on a sweep of up to 16 steps (measured
-    /// once per batch size, both directions). WGRNN_RECURRENCE=per-step|persistent|gemm forces
-    /// one. All but the split-K products compute every sum in the same order, so on an
+    /// The recurrence kernels for chunks of `batch` sequences, one per direction: one fused
+    /// dispatch per step, chunk-persistent, or per step a GEMM (each candidate formulation)
+    /// plus a finishing kernel, or (Elman cell) a GEMM finishing the step in its store or
+    /// (GPU) a GEMM split over K; each direction takes whichever ran its own sweep of up to
+    /// 16 steps fastest here (measured once per batch size; a GEMM can suit one direction's
+    /// operands and not the other's). WGRNN_RECURRENCE=per-step|persistent|gemm forces one
+    /// both ways. All but the split-K products compute every sum in the same order, so on an
     /// adapter that does not fuse multiply-adds the choice among them does not change the
     /// results (the split one is offered on GPUs only).
-    fn recurrence_kernel(&mut self, batch: usize, steps: usize) -> Result<RecurrenceKernel> {
-        if let Some(kernel) = self.forced_recurrence {
-            return Ok(kernel);
+    fn recurrence_kernels(&mut self, batch: usize, steps: usize) -> Result<RecurrenceKernels> {
+        if let Some(kernels) = self.forced_recurrence {
+            return Ok(kernels);
         }
         match std::env::var("WGRNN_RECURRENCE").as_deref() {
-            Ok("per-step") => return Ok(RecurrenceKernel::PerStep),
-            Ok("persistent") => return Ok(RecurrenceKernel::Persistent),
+            Ok("per-step") => return Ok(RecurrenceKernels::both(RecurrenceKernel::PerStep)),
+            Ok("persistent") => return Ok(RecurrenceKernels::both(RecurrenceKernel::Persistent)),
             Ok("gemm") => {
                 let best = *ops::GemmKernel::candidates(self.gpu)
                     .last()
                     .expect("the blocked kernel is always a candidate");
-                return Ok(RecurrenceKernel::Gemm(best));
+                return Ok(RecurrenceKernels::both(RecurrenceKernel::Gemm(best)));
             }
             _ => {}
         }
         if let Some(choice) = self.recurrence_choices.iter().find(|c| c.batch == batch) {
-            return Ok(choice.kernel);
+            return Ok(choice.kernels());
         }
         let mut candidates = vec![RecurrenceKernel::PerStep];
         if batch <= MAX_WORKGROUPS_PER_DIM {
@@ -413,7 +414,7 @@ impl<'g> Engine<'g> {
         let disk_key = tuning_cache::key(
             self.gpu.adapter(),
             &format!(
-                "recurrence {} B{batch} H{}{} among {candidates:?}",
+                "recurrence {} B{batch} H{}{} per direction among {candidates:?}",
                 self.config.cell,
                 self.config.hidden,
                 match self.bufs.precision {
@@ -422,20 +423,30 @@ impl<'g> Engine<'g> {
                 }
             ),
         );
-        let cached = tuning_cache::get(&disk_key).and_then(|name| {
+        // Cached as "FORWARD / BACKWARD", each a candidate's name.
+        let named = |name: &str| {
             candidates
                 .iter()
                 .copied()
                 .find(|k| format!("{k:?}") == name)
+        };
+        let cached = tuning_cache::get(&disk_key).and_then(|value| {
+            let (forward, backward) = value.split_once(" / ")?;
+            Some(RecurrenceKernels {
+                forward: named(forward)?,
+                backward: named(backward)?,
+            })
         });
-        if let Some(kernel) = cached {
+        if let Some(kernels) = cached {
             self.recurrence_choices.push(RecurrenceChoice {
                 batch,
                 steps: steps.min(16),
-                kernel,
-                times_ms: Vec::new(),
+                forward: kernels.forward,
+                backward: kernels.backward,
+                forward_times_ms: Vec::new(),
+                backward_times_ms: Vec::new(),
             });
-            return Ok(kernel);
+            return Ok(kernels);
         }
         let shape = ops::RecurrenceShape {
             steps: steps.min(16),
@@ -454,18 +465,19 @@ impl<'g> Engine<'g> {
         };
         let is_gated = self.config.cell.is_gated();
         let (b, ub) = (&self.bufs, &self.bufs.units[0]);
-        let mut record = |kernel| -> Result<crate::gpu::Recording> {
+        // One recording per candidate and direction (the backward sweep reads whatever the
+        // buffers hold: its time does not depend on the values).
+        let mut record = |kernel, forward: bool| -> Result<crate::gpu::Recording> {
             let mut rec = crate::gpu::Recording::new();
-            if is_gated {
+            let launches = if is_gated {
                 let bufs = plan::gated_buffers(b, ub);
-                for l in ops::gated_forward(self.gpu, &mut self.uniforms, &gated, kernel, &bufs)? {
-                    l.record(&mut rec);
+                if forward {
+                    ops::gated_forward(self.gpu, &mut self.uniforms, &gated, kernel, &bufs)?
+                } else {
+                    ops::gated_backward(self.gpu, &mut self.uniforms, &gated, kernel, &bufs)?
                 }
-                for l in ops::gated_backward(self.gpu, &mut self.uniforms, &gated, kernel, &bufs)? {
-                    l.record(&mut rec);
-                }
-            } else {
-                for l in ops::rnn_forward(
+            } else if forward {
+                ops::rnn_forward(
                     self.gpu,
                     &mut self.uniforms,
                     &shape,
@@ -474,10 +486,9 @@ impl<'g> Engine<'g> {
                     &ub.pre,
                     &ub.hs,
                     &b.step_sum,
-                )? {
-                    l.record(&mut rec);
-                }
-                for l in ops::rnn_backward(
+                )?
+            } else {
+                ops::rnn_backward(
                     self.gpu,
                     &mut self.uniforms,
                     &shape,
@@ -488,33 +499,58 @@ impl<'g> Engine<'g> {
                     &ub.dh_out,
                     &ub.da,
                     &b.step_sum,
-                )? {
-                    l.record(&mut rec);
-                }
+                )?
+            };
+            for l in launches {
+                l.record(&mut rec);
             }
             Ok(rec)
         };
         let mut runs = Vec::new();
-        for kernel in candidates {
-            runs.push((kernel, record(kernel)?));
+        for forward in [true, false] {
+            for &kernel in &candidates {
+                runs.push(((forward, kernel), record(kernel, forward)?));
+            }
         }
         let times_ms = timing::best_times_ms(self.gpu, &runs)?;
-        // The fastest; ties keep the earlier candidate.
-        let kernel = timing::fastest(&times_ms).unwrap_or(RecurrenceKernel::PerStep);
+        let of_direction = |forward: bool| -> Vec<(RecurrenceKernel, f64)> {
+            times_ms
+                .iter()
+                .filter(|((f, _), _)| *f == forward)
+                .map(|&((_, k), t)| (k, t))
+                .collect()
+        };
+        let (forward_times_ms, backward_times_ms) = (of_direction(true), of_direction(false));
+        // The fastest each way; ties keep the earlier candidate.
+        let kernels = RecurrenceKernels {
+            forward: timing::fastest(&forward_times_ms).unwrap_or(RecurrenceKernel::PerStep),
+            backward: timing::fastest(&backward_times_ms).unwrap_or(RecurrenceKernel::PerStep),
+        };
         self.recurrence_choices.push(RecurrenceChoice {
             batch,
             steps: shape.steps,
-            kernel,
-            times_ms,
+            forward: kernels.forward,
+            backward: kernels.backward,
+            forward_times_ms,
+            backward_times_ms,
         });
-        tuning_cache::put(disk_key, format!("{kernel:?}"));
-        Ok(kernel)
+        tuning_cache::put(
+            disk_key,
+            format!("{:?} / {:?}", kernels.forward, kernels.backward),
+        );
+        Ok(kernels)
     }
 
-    /// Uses `kernel` for every recurrence from now on (for plans not built yet), instead of
-    /// measuring.
+    /// Uses `kernel` for every recurrence sweep, both ways, from now on (for plans not built
+    /// yet), instead of measuring.
     pub fn force_recurrence(&mut self, kernel: RecurrenceKernel) {
-        self.forced_recurrence = Some(kernel);
+        self.force_recurrences(RecurrenceKernels::both(kernel));
+    }
+
+    /// Uses `kernels.forward` for every forward sweep and `kernels.backward` for every backward
+    /// one from now on (for plans not built yet), instead of measuring.
+    pub fn force_recurrences(&mut self, kernels: RecurrenceKernels) {
+        self.forced_recurrence = Some(kernels);
     }
 
     /// The recurrence kernels chosen so far, with the timings that chose them.
@@ -878,16 +914,47 @@ impl<'g> Engine<'g> {
     }
 }
 
-/// An autotuning decision: the faster recurrence kernel for a batch size on this adapter.
+/// The recurrence formulations of a chunk shape: one for the forward sweeps, one for the
+/// backward sweeps (any pair works together: they share only the states and caches, which
+/// every formulation writes and reads alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RecurrenceKernels {
+    pub forward: RecurrenceKernel,
+    pub backward: RecurrenceKernel,
+}
+
+impl RecurrenceKernels {
+    /// `kernel` both ways.
+    pub fn both(kernel: RecurrenceKernel) -> Self {
+        RecurrenceKernels {
+            forward: kernel,
+            backward: kernel,
+        }
+    }
+}
+
+/// An autotuning decision: the faster recurrence kernel each way for a batch size on this
+/// adapter.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RecurrenceChoice {
     pub batch: usize,
-    /// Steps of the measured sweep.
+    /// Steps of the measured sweeps.
     pub steps: usize,
-    pub kernel: RecurrenceKernel,
-    /// Each candidate's best time for the sweep, ms (empty when the choice came from the
-    /// tuning cache).
-    pub times_ms: Vec<(RecurrenceKernel, f64)>,
+    pub forward: RecurrenceKernel,
+    pub backward: RecurrenceKernel,
+    /// Each candidate's best time for the forward sweep and for the backward sweep, ms
+    /// (empty when the choice came from the tuning cache).
+    pub forward_times_ms: Vec<(RecurrenceKernel, f64)>,
+    pub backward_times_ms: Vec<(RecurrenceKernel, f64)>,
+}
+
+impl RecurrenceChoice {
+    pub fn kernels(&self) -> RecurrenceKernels {
+        RecurrenceKernels {
+            forward: self.forward,
+            backward: self.backward,
+        }
+    }
 }
 
 /// "12.30 ms PerStep, 40.10 ms Persistent, ..." for a tuner's measurements.

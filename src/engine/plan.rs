@@ -3,6 +3,7 @@
 use super::buffers::Precision;
 use super::buffers::{EngineBuffers, UnitBuffers};
 use super::gemm_tuner::GemmTuner;
+use super::RecurrenceKernels;
 use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Recording};
@@ -10,7 +11,7 @@ use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::model::{EMBEDDING, HEAD_BIAS, HEAD_WEIGHT};
 use crate::ops::{
     self, ChunkInfo, GatedBuffers, GatedShape, GemmSpec, Launch, Operand, PoolShape,
-    RecurrenceKernel, RecurrenceShape, ReduceParams, SequenceStart, Uniforms, UnitPlacement,
+    RecurrenceShape, ReduceParams, SequenceStart, Uniforms, UnitPlacement,
 };
 
 /// What a chunk does after the forward pass.
@@ -63,8 +64,8 @@ pub(crate) struct PlanContext<'a> {
     pub layout: &'a ParamLayout,
     pub bufs: &'a EngineBuffers,
     pub optimizer: Option<&'a Launch>,
-    /// How this shape's recurrence sweeps are dispatched (chosen by measurement).
-    pub recurrence: RecurrenceKernel,
+    /// How this shape's recurrence sweeps are dispatched, each way (chosen by measurement).
+    pub recurrence: RecurrenceKernels,
     /// The GEMM formulation of each product shape (chosen by measurement on GPUs).
     pub gemm: &'a GemmTuner,
     /// Dropout between layers, applied in chunks whose shape says so.
@@ -544,7 +545,7 @@ impl PlanContext<'_> {
                 self.gpu,
                 u,
                 &self.gated_shape(shape, unit),
-                self.recurrence,
+                self.recurrence.forward,
                 &gated_buffers(b, ub),
             )
         } else {
@@ -553,7 +554,7 @@ impl PlanContext<'_> {
                 self.gpu,
                 u,
                 &rnn,
-                self.recurrence,
+                self.recurrence.forward,
                 b.weights(),
                 &ub.pre,
                 &ub.hs,
@@ -576,7 +577,7 @@ impl PlanContext<'_> {
                 self.gpu,
                 u,
                 &self.gated_shape(shape, unit),
-                self.recurrence,
+                self.recurrence.backward,
                 &gated_buffers(b, ub),
             )
         } else {
@@ -585,7 +586,7 @@ impl PlanContext<'_> {
                 self.gpu,
                 u,
                 &rnn,
-                self.recurrence,
+                self.recurrence.backward,
                 b.weights(),
                 Some(&b.whh_t),
                 &ub.hs,
