@@ -244,6 +244,18 @@ pub enum RecurrenceKernel {
     GemmSplit(super::GemmKernel, usize),
 }
 
+impl RecurrenceKernel {
+    /// How a GEMM-based recurrence computes each step's product (separate for the others).
+    fn step_product(self) -> super::rnn_gemm::StepProduct {
+        use super::rnn_gemm::StepProduct;
+        match self {
+            RecurrenceKernel::GemmFused(_) => StepProduct::Fused,
+            RecurrenceKernel::GemmSplit(_, slices) => StepProduct::Split(slices),
+            _ => StepProduct::Separate,
+        }
+    }
+}
+
 /// The forward sweep over all `shape.steps` steps (T launches, or one).
 pub fn rnn_forward(
     gpu: &Gpu,
@@ -259,15 +271,19 @@ pub fn rnn_forward(
         RecurrenceKernel::PerStep => (0..shape.steps)
             .map(|t| rnn_step_forward(gpu, u, shape, t, params, pre, hs))
             .collect(),
-        RecurrenceKernel::Gemm(gemm) => {
-            super::rnn_gemm::forward(gpu, u, shape, gemm, false, params, pre, hs, step_sum)
-        }
-        RecurrenceKernel::GemmFused(gemm) => {
-            super::rnn_gemm::forward(gpu, u, shape, gemm, true, params, pre, hs, step_sum)
-        }
-        RecurrenceKernel::GemmSplit(gemm, slices) => {
-            super::rnn_gemm::forward_split(gpu, u, shape, gemm, slices, params, pre, hs, step_sum)
-        }
+        RecurrenceKernel::Gemm(gemm)
+        | RecurrenceKernel::GemmFused(gemm)
+        | RecurrenceKernel::GemmSplit(gemm, _) => super::rnn_gemm::forward(
+            gpu,
+            u,
+            shape,
+            gemm,
+            kernel.step_product(),
+            params,
+            pre,
+            hs,
+            step_sum,
+        ),
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;
             need(pre, shape.steps * bh, "rnn forward pre")?;
@@ -312,14 +328,20 @@ pub fn rnn_backward(
             .rev()
             .map(|t| rnn_step_backward(gpu, u, shape, t, params, hs, dh_out, da))
             .collect(),
-        RecurrenceKernel::Gemm(gemm) => super::rnn_gemm::backward(
-            gpu, u, shape, gemm, false, params, whh_t, hs, dh_out, da, step_sum,
-        ),
-        RecurrenceKernel::GemmFused(gemm) => super::rnn_gemm::backward(
-            gpu, u, shape, gemm, true, params, whh_t, hs, dh_out, da, step_sum,
-        ),
-        RecurrenceKernel::GemmSplit(gemm, slices) => super::rnn_gemm::backward_split(
-            gpu, u, shape, gemm, slices, params, hs, dh_out, da, step_sum,
+        RecurrenceKernel::Gemm(gemm)
+        | RecurrenceKernel::GemmFused(gemm)
+        | RecurrenceKernel::GemmSplit(gemm, _) => super::rnn_gemm::backward(
+            gpu,
+            u,
+            shape,
+            gemm,
+            kernel.step_product(),
+            params,
+            whh_t,
+            hs,
+            dh_out,
+            da,
+            step_sum,
         ),
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;

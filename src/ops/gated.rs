@@ -4,10 +4,10 @@
 // One argument per binding slot reads clearer than a struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
-use super::rnn_gemm::{reads_transposed_whh, step_backward_product, step_forward_product};
-use super::{
-    gemm_launches, gemm_partials, groups_for, need, u32_of, GemmKernel, GemmSpec, Launch, Operand,
+use super::rnn_gemm::{
+    reads_transposed_whh, step_backward_product, step_forward_product, StepProduct,
 };
+use super::{gemm_launches, groups_for, need, u32_of, GemmKernel, GemmSpec, Launch, Operand};
 use super::{RecurrenceKernel, Uniforms};
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -199,9 +199,10 @@ pub fn gated_backward(
         need(b.step_sum, batch * h, "gated step sum")?;
     }
     // Slices of K for each step's product (`GemmSplit`), 1: the whole product at once.
-    let split = match recurrence {
-        RecurrenceKernel::GemmSplit(_, slices) => slices.max(1),
-        _ => 1,
+    // Each step's product whole, or in slices of K (`GemmSplit`).
+    let mode = match recurrence {
+        RecurrenceKernel::GemmSplit(_, slices) => StepProduct::Split(slices),
+        _ => StepProduct::Separate,
     };
     // The gradient the recurrent product reads: da for an LSTM, dhh for a GRU.
     let src = if shape.cell == Cell::Lstm {
@@ -248,16 +249,10 @@ pub fn gated_backward(
                 }
                 None => b.params,
             };
-            if split > 1 {
-                let (partials, taken, _) =
-                    gemm_partials(gpu, u, &product, kernel, split, src, weights, b.step_sum)?;
-                out.push(partials);
-                slices = taken;
-            } else {
-                out.extend(gemm_launches(
-                    gpu, u, &product, kernel, src, weights, weights, b.step_sum,
-                )?);
-            }
+            let (launches, taken) =
+                mode.launches(gpu, u, &product, kernel, src, weights, b.step_sum)?;
+            out.extend(launches);
+            slices = taken;
         }
         out.push({
             let params = GatedParams {

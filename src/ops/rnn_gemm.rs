@@ -3,10 +3,9 @@
 //! `shaders/rnn_cell.wgsl`), or (`fused`) the product finishing the step in its own store
 //! ([`gemm_step`]: one dispatch a step, not two). Same sums in the same order as the fused
 //! per-step kernels either way. `step_sum`: [B, H] scratch for the step's product.
-//! The split variants ([`forward_split`], [`backward_split`]) compute each step's product in
-//! S slices of K into `step_sum` [S, B, H], which the finishing kernel sums in slice order:
-//! S times the workgroups for a small B x H (a GPU's recurrence at small batch), in a different
-//! order of additions.
+//! Or ([`StepProduct::Split`]) each step's product in S slices of K into `step_sum`
+//! [S, B, H], which the finishing kernel sums in slice order: S times the workgroups for a
+//! small B x H (a GPU's recurrence at small batch), in a different order of additions.
 
 // One argument per binding slot, as in the other launchers.
 #![allow(clippy::too_many_arguments)]
@@ -18,6 +17,45 @@ use super::{
 };
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
+
+/// How each step's product is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepProduct {
+    /// One product into `step_sum` [B, H], then the finishing kernel.
+    Separate,
+    /// The product finishing the step in its own store ([`gemm_step`]): one dispatch a step.
+    Fused,
+    /// The product in about this many slices of K into `step_sum` [S, B, H]
+    /// ([`gemm_partials`]), summed in slice order by the finishing kernel.
+    Split(usize),
+}
+
+impl StepProduct {
+    /// The step's product into `step_sum` (none for [`StepProduct::Fused`]): its launches and
+    /// how many partial products it leaves there.
+    pub(super) fn launches(
+        self,
+        gpu: &Gpu,
+        u: &mut Uniforms,
+        product: &GemmSpec,
+        gemm: GemmKernel,
+        a: &Buffer,
+        b: &Buffer,
+        step_sum: &Buffer,
+    ) -> Result<(Vec<Launch>, usize)> {
+        match self {
+            StepProduct::Fused => Ok((Vec::new(), 1)),
+            StepProduct::Separate => {
+                Ok((gemm_launches(gpu, u, product, gemm, a, b, b, step_sum)?, 1))
+            }
+            StepProduct::Split(slices) => {
+                let (partials, taken, _) =
+                    gemm_partials(gpu, u, product, gemm, slices, a, b, step_sum)?;
+                Ok((vec![partials], taken))
+            }
+        }
+    }
+}
 
 /// The finishing kernel of step `t`, summing `slices` partial products in `step_sum`.
 fn combine(
@@ -50,14 +88,14 @@ fn combine(
     })
 }
 
-/// Forward: per step, `step_sum = hs[t]·W_hhᵀ`, then `hs[t+1] = act(pre[t] + step_sum)`
-/// (`fused`: in one dispatch).
+/// Forward: per step, `step_sum = hs[t]·W_hhᵀ` (in slices of K for [`StepProduct::Split`]),
+/// then `hs[t+1] = act(pre[t] + step_sum)` ([`StepProduct::Fused`]: in one dispatch).
 pub fn forward(
     gpu: &Gpu,
     u: &mut Uniforms,
     shape: &RecurrenceShape,
     gemm: GemmKernel,
-    fused: bool,
+    mode: StepProduct,
     params: &Buffer,
     pre: &Buffer,
     hs: &Buffer,
@@ -71,7 +109,7 @@ pub fn forward(
     let relu = shape.activation == crate::model::Activation::Relu;
     for t in 0..shape.steps {
         let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
-        if fused {
+        if mode == StepProduct::Fused {
             let epilogue = StepEpilogue::Forward {
                 relu,
                 pre_offset: t * b * h,
@@ -85,15 +123,14 @@ pub fn forward(
             )?);
             continue;
         }
-        out.extend(gemm_launches(
-            gpu, u, &product, gemm, hs, params, params, step_sum,
-        )?);
+        let (launches, slices) = mode.launches(gpu, u, &product, gemm, hs, params, step_sum)?;
+        out.extend(launches);
         out.push(combine(
             gpu,
             u,
             shape,
             t,
-            1,
+            slices,
             Kernel::RnnStepCombineForward,
             &[step_sum, pre, hs],
         )?);
@@ -101,85 +138,9 @@ pub fn forward(
     Ok(out)
 }
 
-/// [`forward`] with each step's product in about `slices` slices of K (`gemm_partials`):
-/// `step_sum [S, B, H]`, then `hs[t+1] = act(pre[t] + Σ_s step_sum[s])`.
-pub fn forward_split(
-    gpu: &Gpu,
-    u: &mut Uniforms,
-    shape: &RecurrenceShape,
-    gemm: GemmKernel,
-    slices: usize,
-    params: &Buffer,
-    pre: &Buffer,
-    hs: &Buffer,
-    step_sum: &Buffer,
-) -> Result<Vec<Launch>> {
-    let (b, h) = (shape.batch, shape.hidden);
-    need(pre, shape.steps * b * h, "rnn forward pre")?;
-    need(hs, (shape.steps + 1) * b * h, "rnn forward hs")?;
-    let mut out = Vec::new();
-    for t in 0..shape.steps {
-        let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
-        let (partials, taken, _) =
-            gemm_partials(gpu, u, &product, gemm, slices, hs, params, step_sum)?;
-        out.push(partials);
-        out.push(combine(
-            gpu,
-            u,
-            shape,
-            t,
-            taken,
-            Kernel::RnnStepCombineForward,
-            &[step_sum, pre, hs],
-        )?);
-    }
-    Ok(out)
-}
-
-/// [`backward`] with each step's product in about `slices` slices of K, W_hh read in place:
-/// `step_sum [S, B, H]`, then `da[t] = (dh_out[t] + Σ_s step_sum[s])·act'(hs[t+1])`.
-pub fn backward_split(
-    gpu: &Gpu,
-    u: &mut Uniforms,
-    shape: &RecurrenceShape,
-    gemm: GemmKernel,
-    slices: usize,
-    params: &Buffer,
-    hs: &Buffer,
-    dh_out: &Buffer,
-    da: &Buffer,
-    step_sum: &Buffer,
-) -> Result<Vec<Launch>> {
-    let (b, h) = (shape.batch, shape.hidden);
-    need(hs, (shape.steps + 1) * b * h, "rnn backward hs")?;
-    need(dh_out, shape.steps * b * h, "rnn backward dh_out")?;
-    need(da, shape.steps * b * h, "rnn backward da")?;
-    let mut out = Vec::new();
-    for t in (0..shape.steps).rev() {
-        let mut taken = 1;
-        if t + 1 < shape.steps {
-            let product = step_backward_product(b, h, 1, t, shape.whh_off);
-            let (partials, n, _) =
-                gemm_partials(gpu, u, &product, gemm, slices, da, params, step_sum)?;
-            out.push(partials);
-            taken = n;
-        }
-        out.push(combine(
-            gpu,
-            u,
-            shape,
-            t,
-            taken,
-            Kernel::RnnStepCombineBackward,
-            &[step_sum, hs, dh_out, da],
-        )?);
-    }
-    Ok(out)
-}
-
-/// Backward, last step first: `step_sum = da[t+1]·W_hh` (none at the chunk's last step),
-/// then `da[t] = (dh_out[t] + step_sum)·act'(hs[t+1])` (`fused`: in one dispatch, but the
-/// last step's, which has no product). With `whh_t` ([H, H] at least) and a quads GEMM
+/// Backward, last step first: `step_sum = da[t+1]·W_hh` (none at the chunk's last step; in
+/// slices of K for [`StepProduct::Split`]), then `da[t] = (dh_out[t] + step_sum)·act'(hs[t+1])`
+/// ([`StepProduct::Fused`]: in one dispatch, but the last step's, which has no product). With `whh_t` ([H, H] at least) and a quads GEMM
 /// ([`reads_transposed_whh`]), the sweep first copies W_hhᵀ into it, and the products read
 /// W_hh from the copy along k with unit stride, which the quads loads need.
 #[allow(clippy::too_many_arguments)]
@@ -188,7 +149,7 @@ pub fn backward(
     u: &mut Uniforms,
     shape: &RecurrenceShape,
     gemm: GemmKernel,
-    fused: bool,
+    mode: StepProduct,
     params: &Buffer,
     whh_t: Option<&Buffer>,
     hs: &Buffer,
@@ -213,7 +174,7 @@ pub fn backward(
     };
     let relu = shape.activation == crate::model::Activation::Relu;
     for t in (0..shape.steps).rev() {
-        if fused && t + 1 < shape.steps {
+        if mode == StepProduct::Fused && t + 1 < shape.steps {
             let epilogue = StepEpilogue::Backward {
                 relu,
                 dh_offset: t * b * h,
@@ -229,21 +190,22 @@ pub fn backward(
             )?);
             continue;
         }
+        let mut slices = 1;
         if t + 1 < shape.steps {
             let product = GemmSpec {
                 b: whh,
                 ..step_backward_product(b, h, 1, t, shape.whh_off)
             };
-            out.extend(gemm_launches(
-                gpu, u, &product, gemm, da, weights, weights, step_sum,
-            )?);
+            let (launches, taken) = mode.launches(gpu, u, &product, gemm, da, weights, step_sum)?;
+            out.extend(launches);
+            slices = taken;
         }
         out.push(combine(
             gpu,
             u,
             shape,
             t,
-            1,
+            slices,
             Kernel::RnnStepCombineBackward,
             &[step_sum, hs, dh_out, da],
         )?);
@@ -254,7 +216,7 @@ pub fn backward(
 /// Elements of `step_sum` a split-K Elman recurrence may use at most (16 MiB of f32).
 pub const STEP_SPLIT_SCRATCH: usize = 4 << 20;
 
-/// Slices of K for a recurrence's [B, n] x K step product split over K ([`forward_split`];
+/// Slices of K for a recurrence's [B, n] x K step product split over K ([`StepProduct::Split`];
 /// the gated cells' backward, n = H and K = G·H) on a GPU: enough for the 64x64 tiles'
 /// workgroups to reach 256 (about two per SM on the largest GPUs), with at least 64 k values
 /// a slice and at most 8 slices; 1 where no split is worth it.
