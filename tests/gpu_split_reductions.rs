@@ -7,7 +7,6 @@
 mod common;
 
 use common::{check_chunks_against_reference, gpu, random_case_arch};
-use wgrnn::engine::Engine;
 use wgrnn::model::Cell;
 use wgrnn::optim::{OptimizerConfig, OptimizerKind};
 
@@ -25,15 +24,7 @@ fn split_weight_and_bias_gradients_match_reference() {
         let (layers, bidirectional) = archs[seed as usize / 3 % 3];
         let case = random_case_arch(seed + 700, cell, layers, bidirectional);
         let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
-        let mut engine = Engine::new(
-            &gpu,
-            case.config,
-            opt,
-            case.batch,
-            case.seq_len,
-            &case.params,
-        )
-        .unwrap();
+        let mut engine = case.engine(&gpu, opt);
         engine.set_training(true);
         check_chunks_against_reference(&mut engine, &case, None, &format!("seed {seed}"), 1e-4);
     }

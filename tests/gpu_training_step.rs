@@ -70,15 +70,7 @@ fn stacked_and_bidirectional_chunks_match_reference() {
 /// Runs every chunk of `case`'s first batch on an f32 engine and on the f64 reference.
 fn check_every_chunk(gpu: &wgrnn::gpu::Gpu, case: &Case, dropout: Option<Dropout>, label: &str) {
     let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
-    let mut engine = Engine::new(
-        gpu,
-        case.config,
-        opt,
-        case.batch,
-        case.seq_len,
-        &case.params,
-    )
-    .unwrap();
+    let mut engine = case.engine(gpu, opt);
     engine.set_dropout(dropout).unwrap();
     engine.set_training(true);
     check_chunks_against_reference(&mut engine, case, dropout, label, 1e-4);
@@ -342,15 +334,7 @@ fn trained_bits(
     opt: OptimizerConfig,
     kernels: RecurrenceKernels,
 ) -> Vec<u32> {
-    let mut engine = Engine::new(
-        gpu,
-        case.config,
-        opt,
-        case.batch,
-        case.seq_len,
-        &case.params,
-    )
-    .unwrap();
+    let mut engine = case.engine(gpu, opt);
     engine.force_recurrences(kernels);
     let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
     train(
@@ -513,15 +497,7 @@ fn split_k_recurrences_match_the_reference() {
         let case = random_case_arch(seed + 900, cell, layers, bidirectional);
         let kernel = kernels[(seed as usize + seed as usize / 3) % 3];
         let opt = OptimizerConfig::pytorch_defaults(OptimizerKind::Sgd);
-        let mut engine = Engine::new(
-            &gpu,
-            case.config,
-            opt,
-            case.batch,
-            case.seq_len,
-            &case.params,
-        )
-        .unwrap();
+        let mut engine = case.engine(&gpu, opt);
         engine.force_recurrence(kernel);
         check_chunks_against_reference(
             &mut engine,

@@ -220,6 +220,23 @@ fn rng_below(rng: &mut Rng, n: usize) -> usize {
 }
 
 impl Case {
+    /// An f32 engine for the case's model and weights, sized for its batch and chunk length.
+    pub fn engine<'g>(
+        &self,
+        gpu: &'g Gpu,
+        opt: wgrnn::optim::OptimizerConfig,
+    ) -> wgrnn::engine::Engine<'g> {
+        wgrnn::engine::Engine::new(
+            gpu,
+            self.config,
+            opt,
+            self.batch,
+            self.seq_len,
+            &self.params,
+        )
+        .unwrap()
+    }
+
     /// The case as a dataset (N = batch sequences), for the batcher.
     pub fn dataset(&self) -> wgrnn::data::Dataset {
         use wgrnn::data::{Dataset, Inputs, Targets};
