@@ -18,6 +18,8 @@
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
 //   K, offsets and the strides along k must be multiples of 4: `GemmKernel::outer_apply`.
+//   Either operand may be f16 and the other f32 (X_PAIRS, Y_PAIRS: --precision f16's
+//   weight gradients, f32 gradients times f16 activations).
 //
 // A subgroup owns 32 kernel rows x 32 kernel columns: lane l holds X's values for kernel
 // rows 4l .. 4l + 3 (shared by subgroupBroadcast) and Y's for kernel columns 4l .. 4l + 3,
@@ -63,6 +65,9 @@ const ACCUMULATE: u32 = 4u;
 override TRANSPOSED: bool = false;
 // Set by the host for f16 operands: each 4-byte word holds the values at k and k + 1.
 override PACKED_PAIRS: bool = false;
+// gemm_outer_quads with one f16 operand and one f32: X (A) or Y (B) read as f16 pairs.
+override X_PAIRS: bool = false;
+override Y_PAIRS: bool = false;
 
 fn store(m: u32, n: u32, value: f32) {
     if (m >= p.m || n >= p.n) {
@@ -287,9 +292,9 @@ fn gemm_window_quads(
 }
 
 // gemm_outer_quads' 4 consecutive values of A (`from_y` false) or B at element `at`
-// (a multiple of 4).
+// (a multiple of 4): two words of f16 pairs where that operand is f16, else one vec4.
 fn outer_values(at: u32, from_y: bool) -> vec4<f32> {
-    if (PACKED_PAIRS) {
+    if (PACKED_PAIRS || select(X_PAIRS, Y_PAIRS, from_y)) {
         var w: vec2<u32>;
         if (from_y) {
             w = y_pairs[at >> 2u];

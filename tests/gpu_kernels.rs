@@ -566,8 +566,10 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
     // dYᵀ·X, the weight gradients' layout: A (m, k) = dY[k, m] and B (k, n) = X[k, n], both
     // [K, ·] row-major, read 4 consecutive m (n) values a load; sizes off the 32x32 tiles;
     // row strides equal to the widths or padded; offsets at whole 4 values; bias, bias2,
-    // accumulate; f32 and f16; and products the loads do not serve (K not a multiple of 4,
-    // an odd offset, x·Wᵀ's layout), which run as the subgroup kernel.
+    // accumulate; f32, f16 and one of each (cases 8 and 9: --precision f16's weight
+    // gradients read f32 gradients and f16 activations); and products the loads do not
+    // serve (K not a multiple of 4, an odd offset, x·Wᵀ's layout), which run as the
+    // subgroup kernel.
     let gpu = gpu();
     if !offered(&gpu, &[GemmKernel::OuterQuads]) {
         return;
@@ -588,8 +590,8 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         let a_all = randn(&mut rng, a_off + k * lda);
         let b_all = randn(&mut rng, b_off + k * ldb + 2 * n);
         let c0 = randn(&mut rng, m * n);
-        let (a_buf, a_r) = operand_buffer(&gpu, "a", &a_all, half);
-        let (b_buf, b_r) = operand_buffer(&gpu, "b", &b_all, half);
+        let (a_buf, a_r) = operand_buffer(&gpu, "a", &a_all, half && case != 8);
+        let (b_buf, b_r) = operand_buffer(&gpu, "b", &b_all, half && case != 9);
         let layout_unserved = unserved && case == 11;
         let spec = GemmSpec {
             m,
@@ -635,7 +637,11 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             run(&gpu, &launches);
             let got = gpu.read_f32(&c, 0, m * n).unwrap();
             assert_close(
-                &format!("outer gemm case {case} ({m}x{n}x{k}, f16 {half}) {kernel:?}"),
+                &format!(
+                    "outer gemm case {case} ({m}x{n}x{k}, f16 a {:?} b {:?}) {kernel:?}",
+                    a_buf.dtype(),
+                    b_buf.dtype()
+                ),
                 &got,
                 &want,
                 1e-4,

@@ -38,6 +38,9 @@ pub enum Kernel {
     /// with PACKED_PAIRS, f16.
     GemmOuterQuads,
     GemmOuterQuadsPairs,
+    /// The outer-product GEMM with A f16 and B f32 (X_PAIRS), or A f32 and B f16 (Y_PAIRS).
+    GemmOuterQuadsXPairs,
+    GemmOuterQuadsYPairs,
     GemmSplitReduce,
     EmbedGather,
     EmbedGrad,
@@ -134,7 +137,9 @@ impl Kernel {
             | Kernel::GemmWindowQuadsA
             | Kernel::GemmWindowQuadsAPairs
             | Kernel::GemmOuterQuads
-            | Kernel::GemmOuterQuadsPairs => "gemm_quads.wgsl",
+            | Kernel::GemmOuterQuadsPairs
+            | Kernel::GemmOuterQuadsXPairs
+            | Kernel::GemmOuterQuadsYPairs => "gemm_quads.wgsl",
             Kernel::EmbedGather | Kernel::EmbedGrad | Kernel::EmbedGradQuads => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
@@ -185,7 +190,10 @@ impl Kernel {
             | Kernel::GemmWindowQuadsPairs
             | Kernel::GemmWindowQuadsA
             | Kernel::GemmWindowQuadsAPairs => "gemm_window_quads",
-            Kernel::GemmOuterQuads | Kernel::GemmOuterQuadsPairs => "gemm_outer_quads",
+            Kernel::GemmOuterQuads
+            | Kernel::GemmOuterQuadsPairs
+            | Kernel::GemmOuterQuadsXPairs
+            | Kernel::GemmOuterQuadsYPairs => "gemm_outer_quads",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
             }
@@ -240,6 +248,8 @@ impl Kernel {
             | Kernel::GemmSubgroupWindowAPairs
             | Kernel::GemmWindowQuadsPairs
             | Kernel::GemmOuterQuadsPairs => &[("PACKED_PAIRS", 1.0)],
+            Kernel::GemmOuterQuadsXPairs => &[("X_PAIRS", 1.0)],
+            Kernel::GemmOuterQuadsYPairs => &[("Y_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
             Kernel::GemmSubgroupStep

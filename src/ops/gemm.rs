@@ -273,13 +273,13 @@ impl GemmKernel {
             && whole(spec.b.col_stride)
     }
 
-    /// Whether the outer-product kernel's loads serve this product: A and B both f32 or both
-    /// f16, A read along m and B along n with unit stride, K, their offsets and their
-    /// strides along k multiples of 4 (one 16-byte load of f32s, two words of f16 pairs).
-    pub fn outer_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
+    /// Whether the outer-product kernel's loads serve this product: A and B each f32 or f16
+    /// (either mix), A read along m and B along n with unit stride, K, their offsets and
+    /// their strides along k multiples of 4 (one 16-byte load of f32s, two words of f16
+    /// pairs).
+    pub fn outer_apply(spec: &GemmSpec, _a: &Buffer, _b: &Buffer) -> bool {
         let whole = |v: usize| v.is_multiple_of(4);
-        a.dtype() == b.dtype()
-            && spec.k > 0
+        spec.k > 0
             && whole(spec.k)
             && spec.a.row_stride == 1
             && spec.b.col_stride == 1
@@ -479,10 +479,11 @@ fn gemm_pass(
     let uniform = uniforms.push(gpu, &params);
     if kernel == GemmKernel::OuterQuads {
         // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots.
-        let entry = if a.dtype() == Dtype::F16 {
-            Kernel::GemmOuterQuadsPairs
-        } else {
-            Kernel::GemmOuterQuads
+        let entry = match (a.dtype(), b.dtype()) {
+            (Dtype::F16, Dtype::F16) => Kernel::GemmOuterQuadsPairs,
+            (Dtype::F16, _) => Kernel::GemmOuterQuadsXPairs,
+            (_, Dtype::F16) => Kernel::GemmOuterQuadsYPairs,
+            _ => Kernel::GemmOuterQuads,
         };
         let mut resources = vec![Resource::Unused; 13];
         resources[0] = uniform.resource();
