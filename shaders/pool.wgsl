@@ -7,7 +7,9 @@
 //   arg (last, max): the step within this chunk that z came from, or NONE (the carry).
 //   A bidirectional model's reverse half (columns j >= reverse_from) pools its final state,
 //   which sits at step 0, for `last`.
-// pool_backward spreads dz[b, j] back onto dh_out[t, b, j] for every step of the chunk.
+// pool_backward spreads dz[b, j] back onto dh_out[t, b, j] for every step of the chunk
+// (mean); pool_backward_scatter (last, max) writes dz[b, j] onto the one step arg names, into a
+// dh_out the host has zeroed (one invocation per (b, j) instead of per (t, b, j)).
 // Shapes: hs: [T + 1, B, H]; acc, z, dz, arg: [B, H]; dh_out: [T, B, H]; lengths: [B];
 // chunk_info: [2] = (inv_count bits, first_step).
 // Dispatch: 256 invocations per workgroup over B·H (forward) or T·B·H (backward) elements.
@@ -109,4 +111,19 @@ fn pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         g = dz[e];
     }
     dh_out[idx] = g;
+}
+
+// Same bindings. Dispatch: 256 invocations per workgroup over B·H.
+@compute @workgroup_size(256)
+fn pool_backward_scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = linear_index(gid, groups);
+    let bh = p.batch * p.hidden;
+    if (e >= bh) {
+        return;
+    }
+    // NONE (the carry) and steps of other chunks are past p.steps: nothing to write.
+    let t = arg_in[e];
+    if (t < p.steps) {
+        dh_out[t * bh + e] = dz[e];
+    }
 }

@@ -998,7 +998,8 @@ fn pooling_matches_f64_with_carry_and_ragged_lengths() {
         let zb = gpu.storage("z", (bh * 4) as u64).unwrap();
         let argb = gpu.storage("arg", (bh * 4) as u64).unwrap();
         let dzb = gpu.storage_from("dz", &dz).unwrap();
-        let dhb = gpu.storage("dh", (t_len * bh * 4) as u64).unwrap();
+        // Stale values: the backward pass must write every element of dh_out.
+        let dhb = gpu.storage_from("dh", &vec![7.0f32; t_len * bh]).unwrap();
         let lenb = gpu.storage_from("lengths", &lengths).unwrap();
         let infob = gpu
             .storage_from("chunk_info", &[0u32, first_step as u32])
@@ -1017,8 +1018,11 @@ fn pooling_matches_f64_with_carry_and_ragged_lengths() {
         };
         let mut u = Uniforms::new();
         let f = ops::pool_forward(&gpu, &mut u, &shape, &hsb, &accb, &zb, &argb, info).unwrap();
-        let b = ops::pool_backward(&gpu, &mut u, &shape, &dzb, &argb, &dhb, info).unwrap();
-        run(&gpu, &[f, b]);
+        let mut rec = Recording::new();
+        f.record(&mut rec);
+        ops::pool_backward(&gpu, &mut u, &shape, &dzb, &argb, &dhb, info, &mut rec).unwrap();
+        gpu.submit(&rec).unwrap();
+        gpu.wait_idle().unwrap();
         let mut z = vec![0.0; bh];
         let mut dh = vec![0.0; t_len * bh];
         for e in 0..bh {

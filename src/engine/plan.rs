@@ -347,8 +347,7 @@ impl PlanContext<'_> {
             }
             TaskKind::ManyToOne => {
                 self.product(u, &d_head_in, &b.dy, b.weights(), &b.dz, &mut rec)?;
-                ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, d_out, info)?
-                    .record(&mut rec);
+                ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, d_out, info, &mut rec)?;
             }
         }
 

@@ -69,6 +69,8 @@ pub enum Kernel {
     GruChunkBackward,
     PoolForward,
     PoolBackward,
+    /// pool_backward for last/max pooling: dz onto the step `arg` names (dh_out zeroed first).
+    PoolBackwardScatter,
     ReverseRows,
     UnitOutput,
     UnitOutputGrad,
@@ -161,7 +163,7 @@ impl Kernel {
             | Kernel::LstmChunkBackward
             | Kernel::GruChunkForward
             | Kernel::GruChunkBackward => "gated_cell.wgsl",
-            Kernel::PoolForward | Kernel::PoolBackward => "pool.wgsl",
+            Kernel::PoolForward | Kernel::PoolBackward | Kernel::PoolBackwardScatter => "pool.wgsl",
             Kernel::ReverseRows | Kernel::UnitOutput | Kernel::UnitOutputGrad => "layer_io.wgsl",
             Kernel::LossRows => "loss.wgsl",
             Kernel::LossSum
@@ -223,6 +225,7 @@ impl Kernel {
             Kernel::GruChunkBackward => "gru_chunk_backward",
             Kernel::PoolForward => "pool_forward",
             Kernel::PoolBackward => "pool_backward",
+            Kernel::PoolBackwardScatter => "pool_backward_scatter",
             Kernel::ReverseRows => "reverse_rows",
             Kernel::UnitOutput => "unit_output",
             Kernel::UnitOutputGrad => "unit_output_grad",

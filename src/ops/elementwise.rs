@@ -7,7 +7,7 @@
 
 use super::{groups_for, need, u32_of, Launch, Uniforms};
 use crate::error::Result;
-use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
+use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Recording, Resource};
 use crate::model::{Activation, Loss, OutputActivation, Pool};
 use bytemuck::{Pod, Zeroable};
 
@@ -467,7 +467,10 @@ pub fn pool_forward(
     })
 }
 
-/// Spreads `dz` [B, H] over `dh_out` [T, B, H].
+/// Spreads `dz` [B, H] over `dh_out` [T, B, H], recorded into `rec`: for `last` and `max`
+/// pooling dh_out is zeroed and dz scattered onto the step `arg` names (B·H invocations), for
+/// `mean` one invocation per element of dh_out.
+#[allow(clippy::too_many_arguments)]
 pub fn pool_backward(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -476,27 +479,46 @@ pub fn pool_backward(
     arg: &Buffer,
     dh_out: &Buffer,
     info: ChunkInfo<'_>,
-) -> Result<Launch> {
+    rec: &mut Recording,
+) -> Result<()> {
     let bh = shape.batch * shape.hidden;
     need(dz, bh, "pool dz")?;
     need(dh_out, shape.steps * bh, "pool dh_out")?;
+    let scatter = shape.pool != Pool::Mean;
+    let (kernel, invocations) = if scatter {
+        rec.clear_range(dh_out, 0, (shape.steps * bh * 4) as u64);
+        (Kernel::PoolBackwardScatter, bh)
+    } else {
+        (Kernel::PoolBackward, shape.steps * bh)
+    };
     let uniform = u.push(gpu, &shape.params()?);
+    // The scatter reads neither the lengths nor the chunk's place.
+    let (lengths, chunk_info) = if scatter {
+        (Resource::Unused, Resource::Unused)
+    } else {
+        (
+            Resource::Storage(info.lengths),
+            Resource::Storage(info.chunk_info),
+        )
+    };
     let binding = gpu.bind(
-        Kernel::PoolBackward,
+        kernel,
         &[
             uniform.resource(),
             Resource::Storage(dz),
             Resource::Storage(arg),
             Resource::Storage(dh_out),
-            Resource::Storage(info.lengths),
-            Resource::Storage(info.chunk_info),
+            lengths,
+            chunk_info,
         ],
     );
-    Ok(Launch {
+    Launch {
         binding,
-        groups: groups_for(shape.steps * bh),
+        groups: groups_for(invocations),
         uniform,
-    })
+    }
+    .record(rec);
+    Ok(())
 }
 
 #[repr(C)]
