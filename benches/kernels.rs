@@ -1,6 +1,6 @@
 //! Kernel-level benchmarks: the GEMM at the RNN shapes, one recurrence step forward and
 //! backward (fused per-step kernels, and a GEMM per step finishing the step in its store or
-//! in a kernel of its own), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
+//! in a kernel of its own), the many-to-one head's pooling backward, and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
 //! Each case: warm-up, then the median of timed repetitions (submit + wait).
 //!
 //!     cargo bench --bench kernels            # all cases
@@ -8,8 +8,11 @@
 
 use std::time::{Duration, Instant};
 use wgrnn::gpu::{AdapterChoice, Dtype, Gpu, Recording};
-use wgrnn::model::Activation;
-use wgrnn::ops::{self, GemmKernel, GemmSpec, Operand, RecurrenceShape, Uniforms};
+use wgrnn::model::{Activation, Pool};
+use wgrnn::ops::{
+    self, ChunkInfo, GemmKernel, GemmSpec, Operand, PoolShape, RecurrenceShape, SequenceStart,
+    Uniforms,
+};
 use wgrnn::rng::Rng;
 
 thread_local! {
@@ -152,6 +155,48 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
     }
 }
 
+/// The many-to-one backward's pooling pass (dz [B, H] onto dh_out [T, B, H]) for each pooling,
+/// 10 in one submit (W2's shape: T 50, B 256, H 128).
+fn bench_pool(gpu: &Gpu, steps: usize, batch: usize, hidden: usize) {
+    let bh = batch * hidden;
+    let dz = gpu.storage_from("dz", &vec![1.0f32; bh]).unwrap();
+    // Every element pooled from the chunk's last step.
+    let arg: Vec<u32> = vec![steps as u32 - 1; bh];
+    let arg = gpu.storage_from("arg", &arg).unwrap();
+    let dh = gpu.storage("dh", (steps * bh * 4) as u64).unwrap();
+    let lengths = gpu
+        .storage_from("lengths", &vec![steps as u32; batch])
+        .unwrap();
+    let chunk_info = gpu.storage_from("chunk_info", &[0u32, 0]).unwrap();
+    let info = ChunkInfo {
+        lengths: &lengths,
+        chunk_info: &chunk_info,
+    };
+    let mut u = Uniforms::new();
+    for pool in [Pool::Last, Pool::Mean, Pool::Max] {
+        let shape = PoolShape {
+            steps,
+            batch,
+            hidden,
+            pool,
+            start: SequenceStart::Fresh,
+            reverse_from: hidden,
+        };
+        let mut rec = Recording::new();
+        for _ in 0..10 {
+            ops::pool_backward(gpu, &mut u, &shape, &dz, &arg, &dh, info, &mut rec).unwrap();
+        }
+        let t = median_time(|| {
+            gpu.submit(&rec).unwrap();
+            gpu.wait_idle().unwrap();
+        });
+        println!(
+            "pool backward {pool} T {steps} B {batch} H {hidden}: {:>9.3} ms each of 10 in one submit",
+            t.as_secs_f64() * 1e3 / 10.0
+        );
+    }
+}
+
 fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     let mut rng = Rng::new(2);
     let bh = batch * hidden;
@@ -271,6 +316,9 @@ fn main() {
             bench_gemm(&gpu, 4096, 1024, 1024, false);
             bench_gemm(&gpu, 1024, 1024, 16384, true);
         }
+    }
+    if wanted("pool") {
+        bench_pool(&gpu, 50, 256, 128);
     }
     if wanted("rnn") {
         for (b, h) in [(64, 256), (256, 128), (512, 512)] {
