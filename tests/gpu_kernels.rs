@@ -973,6 +973,12 @@ fn pooling_matches_f64_with_carry_and_ragged_lengths() {
             SequenceStart::Continued
         };
         let (t_len, batch, h) = (1 + rng.below(6), 1 + rng.below(5), 1 + rng.below(30));
+        // The later mean cases have widths of whole 4 values (the vec4 backward kernel).
+        let h = if pool == Pool::Mean && case >= 12 {
+            h.next_multiple_of(4)
+        } else {
+            h
+        };
         let first_step = if start == SequenceStart::Fresh {
             0
         } else {

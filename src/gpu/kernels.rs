@@ -71,6 +71,8 @@ pub enum Kernel {
     PoolBackward,
     /// pool_backward for last/max pooling: dz onto the step `arg` names (dh_out zeroed first).
     PoolBackwardScatter,
+    /// pool_backward for mean pooling, 4 elements an invocation (H a multiple of 4).
+    PoolBackwardMeanQuads,
     ReverseRows,
     UnitOutput,
     UnitOutputGrad,
@@ -163,7 +165,10 @@ impl Kernel {
             | Kernel::LstmChunkBackward
             | Kernel::GruChunkForward
             | Kernel::GruChunkBackward => "gated_cell.wgsl",
-            Kernel::PoolForward | Kernel::PoolBackward | Kernel::PoolBackwardScatter => "pool.wgsl",
+            Kernel::PoolForward
+            | Kernel::PoolBackward
+            | Kernel::PoolBackwardScatter
+            | Kernel::PoolBackwardMeanQuads => "pool.wgsl",
             Kernel::ReverseRows | Kernel::UnitOutput | Kernel::UnitOutputGrad => "layer_io.wgsl",
             Kernel::LossRows => "loss.wgsl",
             Kernel::LossSum
@@ -226,6 +231,7 @@ impl Kernel {
             Kernel::PoolForward => "pool_forward",
             Kernel::PoolBackward => "pool_backward",
             Kernel::PoolBackwardScatter => "pool_backward_scatter",
+            Kernel::PoolBackwardMeanQuads => "pool_backward_mean_quads",
             Kernel::ReverseRows => "reverse_rows",
             Kernel::UnitOutput => "unit_output",
             Kernel::UnitOutputGrad => "unit_output_grad",

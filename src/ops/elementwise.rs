@@ -469,7 +469,7 @@ pub fn pool_forward(
 
 /// Spreads `dz` [B, H] over `dh_out` [T, B, H], recorded into `rec`: for `last` and `max`
 /// pooling dh_out is zeroed and dz scattered onto the step `arg` names (B·H invocations), for
-/// `mean` one invocation per element of dh_out.
+/// `mean` one invocation per element of dh_out (per 4 elements where H is a multiple of 4).
 #[allow(clippy::too_many_arguments)]
 pub fn pool_backward(
     gpu: &Gpu,
@@ -488,6 +488,8 @@ pub fn pool_backward(
     let (kernel, invocations) = if scatter {
         rec.clear_range(dh_out, 0, (shape.steps * bh * 4) as u64);
         (Kernel::PoolBackwardScatter, bh)
+    } else if shape.hidden.is_multiple_of(4) {
+        (Kernel::PoolBackwardMeanQuads, shape.steps * bh / 4)
     } else {
         (Kernel::PoolBackward, shape.steps * bh)
     };
@@ -506,7 +508,12 @@ pub fn pool_backward(
         &[
             uniform.resource(),
             Resource::Storage(dz),
-            Resource::Storage(arg),
+            // The mean kernels do not read the positions.
+            if kernel == Kernel::PoolBackwardMeanQuads {
+                Resource::Unused
+            } else {
+                Resource::Storage(arg)
+            },
             Resource::Storage(dh_out),
             lengths,
             chunk_info,
