@@ -224,7 +224,7 @@ impl GemmKernel {
             {
                 self.tile_quads_fallback()
             }
-            GemmKernel::OuterQuads if slices > 1 || !GemmKernel::outer_apply(spec, a, b) => {
+            GemmKernel::OuterQuads if slices > 1 || !GemmKernel::outer_apply(spec) => {
                 GemmKernel::Subgroup
             }
             GemmKernel::SubgroupWindow
@@ -273,11 +273,11 @@ impl GemmKernel {
             && whole(spec.b.col_stride)
     }
 
-    /// Whether the outer-product kernel's loads serve this product: A and B each f32 or f16
-    /// (either mix), A read along m and B along n with unit stride, K, their offsets and
+    /// Whether the outer-product kernel's loads serve this product (its layout only: A and B
+    /// may each be f32 or f16, in either mix): A read along m and B along n with unit stride, K, their offsets and
     /// their strides along k multiples of 4 (one 16-byte load of f32s, two words of f16
     /// pairs).
-    pub fn outer_apply(spec: &GemmSpec, _a: &Buffer, _b: &Buffer) -> bool {
+    pub fn outer_apply(spec: &GemmSpec) -> bool {
         let whole = |v: usize| v.is_multiple_of(4);
         spec.k > 0
             && whole(spec.k)
@@ -459,7 +459,7 @@ fn gemm_pass(
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
         }
-        GemmKernel::OuterQuads if k_slice > 0 || !GemmKernel::outer_apply(spec, a, b) => {
+        GemmKernel::OuterQuads if k_slice > 0 || !GemmKernel::outer_apply(spec) => {
             GemmKernel::Subgroup
         }
         GemmKernel::WideQuads | GemmKernel::TiledQuads
