@@ -326,34 +326,6 @@ fn padded_batch_equals_the_unpadded_sequences() {
     assert!(checked >= 24, "only {checked} cases checked");
 }
 
-/// The bits of `case`'s weights after two epochs in order with `kernels` for every
-/// recurrence (forward and backward sweeps).
-fn trained_bits(
-    gpu: &wgrnn::gpu::Gpu,
-    case: &Case,
-    opt: OptimizerConfig,
-    kernels: RecurrenceKernels,
-) -> Vec<u32> {
-    let mut engine = case.engine(gpu, opt);
-    engine.force_recurrences(kernels);
-    let opts = TrainOptions::new(2, case.batch, case.seq_len, Order::InOrder);
-    train(
-        &mut engine,
-        &case.dataset(),
-        None,
-        &opts,
-        TrainProgress::default(),
-        &mut Silent,
-    )
-    .unwrap();
-    engine
-        .params()
-        .unwrap()
-        .iter()
-        .map(|x| x.to_bits())
-        .collect()
-}
-
 #[test]
 fn every_recurrence_kernel_trains_to_the_same_bits() {
     // The autotuner may pick any kernel; all sum in the same order, so a run must not
@@ -366,7 +338,7 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
     {
         let case = random_case_with(seed + 200, cell);
         let opt = optimizer_for(seed);
-        let run = |kernel| trained_bits(&gpu, &case, opt, RecurrenceKernels::both(kernel));
+        let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
         let per_step = run(RecurrenceKernel::PerStep);
         let mut others = vec![RecurrenceKernel::Persistent];
         let gemms = wgrnn::ops::GemmKernel::candidates(&gpu);
@@ -402,7 +374,7 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
         ] {
             assert_eq!(
                 per_step,
-                trained_bits(&gpu, &case, opt, kernels),
+                case.trained_bits(&gpu, opt, kernels),
                 "seed {seed}, {cell}: per-step and {kernels:?} recurrences trained to different weights"
             );
         }
@@ -467,7 +439,7 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
                 .collect(),
         };
         let opt = optimizer_for(1);
-        let run = |kernel| trained_bits(&gpu, &case, opt, RecurrenceKernels::both(kernel));
+        let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
         let per_step = run(RecurrenceKernel::PerStep);
         for kernel in quads {
             assert_eq!(

@@ -273,7 +273,7 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
         let report = serde_json::json!({
             "wgrnn_version": env!("CARGO_PKG_VERSION"),
             "date": today(),
-            "adapter": { "name": a.name, "backend": a.backend, "device_type": a.device_type, "driver": a.driver },
+            "adapter": { "name": a.name, "backend": a.backend, "device_type": a.device_type, "driver": a.driver, "shader_checks": a.shader_checks },
             "ceiling": ceiling,
             "flop_count": "3 x sum over forward matrix products of 2*M*N*K (input projection, recurrence, head)",
             "results": results,

@@ -81,6 +81,11 @@ impl GemmTuner {
         }
     }
 
+    /// Runs `kernel` for every product from now on, instead of measuring.
+    pub fn force(&mut self, kernel: GemmKernel) {
+        self.forced = Some(kernel);
+    }
+
     /// The decisions measured so far.
     pub fn choices(&self) -> Vec<GemmChoice> {
         self.choices.borrow().clone()

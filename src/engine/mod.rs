@@ -553,6 +553,12 @@ impl<'g> Engine<'g> {
         self.forced_recurrence = Some(kernels);
     }
 
+    /// Runs `kernel` for every product outside the recurrences (input projections, head,
+    /// weight gradients) from now on (for plans not built yet), instead of measuring.
+    pub fn force_gemm(&mut self, kernel: ops::GemmKernel) {
+        self.gemm_tuner.force(kernel);
+    }
+
     /// The recurrence kernels chosen so far, with the timings that chose them.
     pub fn recurrence_choices(&self) -> &[RecurrenceChoice] {
         &self.recurrence_choices

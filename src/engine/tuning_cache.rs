@@ -57,13 +57,19 @@ fn build_tag() -> &'static str {
     })
 }
 
-/// The key of a decision: version and kernels, adapter, and what was tuned.
+/// The key of a decision: version and kernels, adapter (and whether its kernels carry
+/// wgpu's runtime checks, which change their speed), and what was tuned.
 pub fn key(adapter: &crate::gpu::AdapterSummary, what: &str) -> String {
     format!(
-        "wgrnn {} | {} | {} | {what}",
+        "wgrnn {} | {} | {}{} | {what}",
         build_tag(),
         adapter.name,
-        adapter.driver
+        adapter.driver,
+        if adapter.shader_checks {
+            " | shader checks"
+        } else {
+            ""
+        }
     )
 }
 

@@ -51,6 +51,9 @@ pub struct AdapterSummary {
     pub subgroups: bool,
     /// The subgroup size when the adapter has subgroups of exactly one size.
     pub fixed_subgroup_size: Option<u32>,
+    /// Whether the opened device compiles kernels with wgpu's runtime checks
+    /// ([`super::ShaderChecks::Checked`]); false for an adapter not opened.
+    pub shader_checks: bool,
 }
 
 pub(crate) fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
@@ -79,6 +82,7 @@ pub(crate) fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
             && info.subgroup_min_size == info.subgroup_max_size
             && info.subgroup_min_size > 0)
             .then_some(info.subgroup_min_size),
+        shader_checks: false,
     }
 }
 

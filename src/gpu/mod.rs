@@ -28,6 +28,40 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<(Kernel, HalfMask), Arc<wgpu::ComputePipeline>>>,
     first_error: Arc<Mutex<Option<String>>>,
     memory: Arc<MemoryCounter>,
+    checks: ShaderChecks,
+}
+
+/// Whether wgpu adds its runtime checks to wgrnn's kernels.
+///
+/// `Trusted` (the default) compiles them without naga's injected checks: no clamp on each
+/// workgroup- or private-array index, no counter on each loop, no guard on each integer
+/// division, and workgroup memory left uninitialized. Every kernel is wgrnn's own, tests
+/// its global indices itself and writes each workgroup-memory slot it reads before the
+/// barrier that precedes the read; storage buffers keep the driver's own robustness where
+/// the adapter has it; divisors are model sizes, never zero. `Checked` keeps every check
+/// (`WGRNN_SHADER_CHECKS=on`): `tests/gpu_shader_checks.rs` runs every GEMM formulation and
+/// trains with every recurrence kernel both ways and compares the bits, which an
+/// out-of-range index or an unwritten workgroup slot would change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShaderChecks {
+    Trusted,
+    Checked,
+}
+
+impl ShaderChecks {
+    /// From `WGRNN_SHADER_CHECKS`: unset or `off` is `Trusted`, `on` is `Checked`.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("WGRNN_SHADER_CHECKS") {
+            Err(_) => Ok(Self::Trusted),
+            Ok(v) => match v.as_str() {
+                "off" | "" => Ok(Self::Trusted),
+                "on" => Ok(Self::Checked),
+                other => Err(Error::Config(format!(
+                    "WGRNN_SHADER_CHECKS is `{other}`; expected `on` or `off`"
+                ))),
+            },
+        }
+    }
 }
 
 /// How long a wait for the GPU may take before it counts as a hang.
@@ -214,11 +248,20 @@ impl Recording {
 }
 
 impl Gpu {
-    /// Opens a device on the adapter that `choice` names.
+    /// Opens a device on the adapter that `choice` names, its kernels compiled with the
+    /// checks `WGRNN_SHADER_CHECKS` asks for ([`ShaderChecks`]).
     pub fn new(choice: &AdapterChoice) -> Result<Self> {
+        Self::with_shader_checks(choice, ShaderChecks::from_env()?)
+    }
+
+    /// Opens a device on the adapter that `choice` names, its kernels compiled with `checks`.
+    pub fn with_shader_checks(choice: &AdapterChoice, checks: ShaderChecks) -> Result<Self> {
         let instance = adapter::instance();
         let adapter = adapter::choose(adapter::all_adapters(&instance), choice)?;
-        let summary = adapter::summarize(&adapter);
+        let summary = AdapterSummary {
+            shader_checks: checks == ShaderChecks::Checked,
+            ..adapter::summarize(&adapter)
+        };
         // Ask for everything the adapter offers: the WebGPU defaults (128 MiB bindings,
         // 8 storage buffers per stage) are below what most adapters have.
         let limits = adapter.limits();
@@ -257,6 +300,7 @@ impl Gpu {
             pipelines: Mutex::new(HashMap::new()),
             first_error,
             memory: Arc::default(),
+            checks,
         })
     }
 
@@ -463,12 +507,23 @@ impl Gpu {
             .entry((kernel, half))
             .or_insert_with(|| {
                 let source = kernel.source_for(half).unwrap_or_else(|e| panic!("{e}"));
-                let module = self
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel.file()),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    });
+                let descriptor = wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.file()),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                };
+                let module = match self.checks {
+                    ShaderChecks::Checked => self.device.create_shader_module(descriptor),
+                    // SAFETY: wgrnn's kernels index their arrays within bounds (each global
+                    // index is tested in the kernel, each workgroup or private index is in
+                    // range by construction), have no unbounded loops and divide by nonzero
+                    // values only; see `ShaderChecks`.
+                    ShaderChecks::Trusted => unsafe {
+                        self.device.create_shader_module_trusted(
+                            descriptor,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    },
+                };
                 Arc::new(
                     self.device
                         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -478,7 +533,9 @@ impl Gpu {
                             entry_point: Some(kernel.entry()),
                             compilation_options: wgpu::PipelineCompilationOptions {
                                 constants: kernel.constants(),
-                                ..Default::default()
+                                // Every workgroup slot a kernel reads is written first.
+                                zero_initialize_workgroup_memory: self.checks
+                                    == ShaderChecks::Checked,
                             },
                             cache: None,
                         }),

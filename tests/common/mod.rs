@@ -12,12 +12,17 @@ use wgrnn::rng::Rng;
 
 /// The adapter named by WGRNN_ADAPTER (default auto). Panics, never skips, when none exists.
 pub fn gpu() -> Gpu {
+    gpu_with_checks(wgrnn::gpu::ShaderChecks::from_env().expect("valid WGRNN_SHADER_CHECKS"))
+}
+
+/// [`gpu`] with its kernels compiled with `checks`.
+pub fn gpu_with_checks(checks: wgrnn::gpu::ShaderChecks) -> Gpu {
     isolate_tuning_cache();
     let choice: AdapterChoice = std::env::var("WGRNN_ADAPTER")
         .unwrap_or_else(|_| "auto".into())
         .parse()
         .expect("valid WGRNN_ADAPTER");
-    match Gpu::new(&choice) {
+    match Gpu::with_shader_checks(&choice, checks) {
         Ok(g) => g,
         Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
     }
@@ -235,6 +240,40 @@ impl Case {
             &self.params,
         )
         .unwrap()
+    }
+
+    /// The bits of the case's weights after two epochs in order with `kernels` for every
+    /// recurrence (forward and backward sweeps).
+    pub fn trained_bits(
+        &self,
+        gpu: &Gpu,
+        opt: wgrnn::optim::OptimizerConfig,
+        kernels: wgrnn::engine::RecurrenceKernels,
+    ) -> Vec<u32> {
+        let mut engine = self.engine(gpu, opt);
+        engine.force_recurrences(kernels);
+        self.train_bits(engine)
+    }
+
+    /// Trains `engine` on the case for two epochs in order; the bits of its weights.
+    pub fn train_bits(&self, mut engine: wgrnn::engine::Engine) -> Vec<u32> {
+        use wgrnn::train::{train, Silent, TrainOptions, TrainProgress};
+        let opts = TrainOptions::new(2, self.batch, self.seq_len, wgrnn::data::Order::InOrder);
+        train(
+            &mut engine,
+            &self.dataset(),
+            None,
+            &opts,
+            TrainProgress::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        engine
+            .params()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
     }
 
     /// The case as a dataset (N = batch sequences), for the batcher.
