@@ -451,22 +451,22 @@ fn gemm_wide(
 }
 
 
-// ---- The wide kernel with 16-byte loads (GPUs, f32 operands): the same tiles, slabs,
+// ---- The wide kernel with quad loads (GPUs; f32 operands 16 bytes a load, f16 8): the same tiles, slabs,
 // per-invocation blocks and sums in the same order as `gemm_wide`, but each operand's slab is
 // read as 4 consecutive values a load along its unit-stride direction, 2 loads of A and 2 of
 // B per invocation per slab instead of 8 and 8 (a quarter of the load and address
 // instructions). A quad read along k is spread over 4 k rows of the slab; one read along m
 // (A) or n (B) is one vec4 of it.
-// Conditions (checked on the host, `GemmKernel::tile_quads_apply`): f32 operands; along k:
+// Conditions (checked on the host, `GemmKernel::tile_quads_apply`): along k:
 // K, the slice length, the operand's offset and its stride between rows/columns multiples
 // of 4; along m / n: M / N, the offset and the stride along k multiples of 4. So a quad is
 // inside the matrix and the K range entirely or not at all.
 // With A_FROM_C (a fused Elman step, `GemmWideQuadsStep`) A's values are read one at a time
 // through C as in `gemm_wide`, and only B is read in quads.
-// Bindings: as `gemm_wide`, plus 6 A and 7 B again as vec4s (byte offset 16·i holds elements
-// 4i..4i+3). Dispatch: (ceil(N / 128), ceil(M / 128), S).
-@group(0) @binding(6) var<storage, read> a_quads: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> b_quads: array<vec4<f32>>;
+// Bindings: as `gemm_wide`, plus 6 A and 7 B again as vec4s of their element type (f32: 16
+// bytes, f16: 8; vec4 i holds elements 4i..4i+3). Dispatch: (ceil(N / 128), ceil(M / 128), S).
+@group(0) @binding(6) var<storage, read> a_quads: array<vec4<aq_t>>;
+@group(0) @binding(7) var<storage, read> b_quads: array<vec4<bq_t>>;
 
 // Quad `idx` of an A slab `width` rows wide and 16 k deep (from row m_base, k0; width / 4
 // quads a k row, 4 a row along k), zeros outside.
@@ -475,13 +475,13 @@ fn a_slab_quad(idx: u32, width: u32, m_base: u32, k0: u32, k_end: u32, along_k: 
         let gm = m_base + idx / 4u;
         let gk = k0 + 4u * (idx % 4u);
         if (gm < p.m && gk < k_end) {
-            return a_quads[(p.a_off + gm * p.a_rs + gk) / 4u];
+            return vec4<f32>(a_quads[(p.a_off + gm * p.a_rs + gk) / 4u]);
         }
     } else {
         let gm = m_base + 4u * (idx % (width / 4u));
         let gk = k0 + idx / (width / 4u);
         if (gm < p.m && gk < k_end) {
-            return a_quads[(p.a_off + gk * p.a_cs + gm) / 4u];
+            return vec4<f32>(a_quads[(p.a_off + gk * p.a_cs + gm) / 4u]);
         }
     }
     return vec4<f32>();
@@ -494,13 +494,13 @@ fn b_slab_quad(idx: u32, width: u32, n_base: u32, k0: u32, k_end: u32, along_k: 
         let gn = n_base + idx / 4u;
         let gk = k0 + 4u * (idx % 4u);
         if (gn < p.n && gk < k_end) {
-            return b_quads[(p.b_off + gn * p.b_cs + gk) / 4u];
+            return vec4<f32>(b_quads[(p.b_off + gn * p.b_cs + gk) / 4u]);
         }
     } else {
         let gn = n_base + 4u * (idx % (width / 4u));
         let gk = k0 + idx / (width / 4u);
         if (gn < p.n && gk < k_end) {
-            return b_quads[(p.b_off + gk * p.b_rs + gn) / 4u];
+            return vec4<f32>(b_quads[(p.b_off + gk * p.b_rs + gn) / 4u]);
         }
     }
     return vec4<f32>();

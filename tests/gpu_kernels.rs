@@ -662,14 +662,14 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
 
 #[test]
 fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
-    // The wide and tiled kernels with 16-byte loads, each against f64 and its plain kernel.
-    // Every layout (A along k or m, B along k or n), sizes off the 128x128 tiles (several
+    // The wide and tiled kernels with quad loads, each against f64 and its plain kernel, with
+    // f32 operands and with f16 in A, B or both. Every layout (A along k or m, B along k or n), sizes off the 128x128 tiles (several
     // tiles, partial edges), strides equal to the extents or padded, offsets at whole
     // 4 values, bias, bias2, accumulate, one pass and K slices; and products the loads do not
     // serve (an offset, K or a stride not a multiple of 4), which run as the plain kernels.
     let gpu = gpu();
     let mut rng = Rng::new(31);
-    let mut served = 0;
+    let (mut served, mut half_served) = (0, 0);
     for case in 0..16 {
         let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
         let unserved = case % 4 == 3;
@@ -711,49 +711,67 @@ fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
             bias2: (case % 3 == 0).then_some(b_all.len() - n),
             accumulate: case % 5 == 1,
         };
-        let a_buf = gpu.storage_from("a", &a_all).unwrap();
-        let b_buf = gpu.storage_from("b", &b_all).unwrap();
-        let want = product_f64(&spec, &a_all, &b_all, &b_all, &c0);
-        let mut u = Uniforms::new();
-        for slices in [1, 2 + case % 3] {
-            let k_slice = if slices > 1 { k.div_ceil(slices) } else { 0 };
-            let applies = GemmKernel::tile_quads_apply(&spec, &a_buf, &b_buf, k_slice);
-            if slices == 1 {
-                assert_eq!(applies, !unserved, "case {case}: whether the quads apply");
-            }
-            served += usize::from(applies);
-            let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
-            for (quads, plain) in [
-                (GemmKernel::WideQuads, GemmKernel::Wide),
-                (GemmKernel::TiledQuads, GemmKernel::Tiled),
-            ] {
-                let effective = quads.effective(&gpu, &spec, &a_buf, &b_buf, slices);
-                let expect = if applies { quads } else { plain };
-                assert_eq!(effective, expect, "case {case}, {slices} slices: what runs");
-                let mut results = Vec::new();
-                for kernel in [quads, plain] {
-                    let c = gpu.storage_from("c", &c0).unwrap();
-                    let launches = ops::gemm_split(
-                        &gpu, &mut u, &spec, kernel, slices, &a_buf, &b_buf, &b_buf, &c, &scratch,
-                    )
-                    .unwrap();
-                    run(&gpu, &launches);
-                    let got = gpu.read_f32(&c, 0, m * n).unwrap();
-                    assert_close(
-                        &format!(
-                            "tile quads case {case} ({m}x{n}x{k}, ta {ta}, tb {tb}) {kernel:?} in {slices} K slices"
-                        ),
-                        &got,
-                        &want,
-                        1e-4,
-                    );
-                    results.push(got);
+        // f32 operands, then f16 in one or both (each operand's quads take its own type).
+        let halves = [(true, true), (false, true), (true, false)][case % 3];
+        for (a_half, b_half) in [(false, false), halves] {
+            let (a_buf, a_used) = if a_half {
+                half_buffer(&gpu, "a", &a_all)
+            } else {
+                (gpu.storage_from("a", &a_all).unwrap(), a_all.clone())
+            };
+            let (b_buf, b_used) = if b_half {
+                half_buffer(&gpu, "b", &b_all)
+            } else {
+                (gpu.storage_from("b", &b_all).unwrap(), b_all.clone())
+            };
+            let want = product_f64(&spec, &a_used, &b_used, &b_used, &c0);
+            let mut u = Uniforms::new();
+            for slices in [1, 2 + case % 3] {
+                let k_slice = if slices > 1 { k.div_ceil(slices) } else { 0 };
+                let applies = GemmKernel::tile_quads_apply(&spec, k_slice);
+                if slices == 1 {
+                    assert_eq!(applies, !unserved, "case {case}: whether the quads apply");
                 }
-                assert_bits_match(&gpu, case, &[quads], &results[..1], plain, &results[1]);
+                served += usize::from(applies);
+                half_served += usize::from(applies && (a_half || b_half));
+                let scratch = gpu.storage("scratch", (slices * m * n * 4) as u64).unwrap();
+                for (quads, plain) in [
+                    (GemmKernel::WideQuads, GemmKernel::Wide),
+                    (GemmKernel::TiledQuads, GemmKernel::Tiled),
+                ] {
+                    let effective = quads.effective(&gpu, &spec, &a_buf, &b_buf, slices);
+                    let expect = if applies { quads } else { plain };
+                    assert_eq!(effective, expect, "case {case}, {slices} slices: what runs");
+                    let mut results = Vec::new();
+                    for kernel in [quads, plain] {
+                        let c = gpu.storage_from("c", &c0).unwrap();
+                        let launches = ops::gemm_split(
+                            &gpu, &mut u, &spec, kernel, slices, &a_buf, &b_buf, &b_buf, &c,
+                            &scratch,
+                        )
+                        .unwrap();
+                        run(&gpu, &launches);
+                        let got = gpu.read_f32(&c, 0, m * n).unwrap();
+                        assert_close(
+                            &format!(
+                                "tile quads case {case} ({m}x{n}x{k}, ta {ta}, tb {tb}, f16 A {a_half} B {b_half}) {kernel:?} in {slices} K slices"
+                            ),
+                            &got,
+                            &want,
+                            1e-4,
+                        );
+                        results.push(got);
+                    }
+                    assert_bits_match(&gpu, case, &[quads], &results[..1], plain, &results[1]);
+                }
             }
         }
     }
-    assert!(served >= 16, "{served} runs took the 16-byte loads");
+    assert!(served >= 32, "{served} runs took the quad loads");
+    assert!(
+        half_served >= 12,
+        "{half_served} runs took the quad loads with f16 operands"
+    );
 }
 
 #[test]

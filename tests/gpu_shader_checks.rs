@@ -156,6 +156,8 @@ fn every_gemm_gives_the_same_bits_with_and_without_shader_checks() {
                     || matches!(
                         k,
                         GemmKernel::Blocked
+                            | GemmKernel::WideQuads
+                            | GemmKernel::TiledQuads
                             | GemmKernel::SubgroupPairs
                             | GemmKernel::WindowQuads
                             | GemmKernel::OuterQuads

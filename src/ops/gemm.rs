@@ -129,11 +129,13 @@ pub enum GemmKernel {
     Tiled,
     /// 128x128 tiles, an 8x8 block per invocation: large products on GPUs.
     Wide,
-    /// [`GemmKernel::Wide`] reading its f32 operands 4 values a load (`gemm_wide_quads`),
-    /// where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as [`GemmKernel::Wide`].
+    /// [`GemmKernel::Wide`] reading its operands 4 values a load (`gemm_wide_quads`; f32 16
+    /// bytes, f16 8), where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as
+    /// [`GemmKernel::Wide`].
     WideQuads,
-    /// [`GemmKernel::Tiled`] reading its f32 operands 4 values a load (`gemm_tiled_quads`),
-    /// where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as [`GemmKernel::Tiled`].
+    /// [`GemmKernel::Tiled`] reading its operands 4 values a load (`gemm_tiled_quads`; f32 16
+    /// bytes, f16 8), where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as
+    /// [`GemmKernel::Tiled`].
     TiledQuads,
     /// Subgroup broadcasts of A (`shaders/gemm_subgroup.wgsl`): adapters with 8-lane subgroups.
     Subgroup,
@@ -220,7 +222,7 @@ impl GemmKernel {
                 GemmKernel::Subgroup
             }
             GemmKernel::WideQuads | GemmKernel::TiledQuads
-                if !GemmKernel::tile_quads_apply(spec, a, b, k_slice) =>
+                if !GemmKernel::tile_quads_apply(spec, k_slice) =>
             {
                 self.tile_quads_fallback()
             }
@@ -298,16 +300,15 @@ impl GemmKernel {
         }
     }
 
-    /// Whether the wide and tiled quads kernels' 16-byte loads serve this product in slices of `k_slice`
-    /// values (0: no split): f32 A and B, each read along its unit-stride direction (A along
+    /// Whether the wide and tiled quads kernels' quad loads serve this product in slices of
+    /// `k_slice` values (0: no split): A and B (f32: 16 bytes a load, f16: 8; each operand
+    /// its own type), each read along its unit-stride direction (A along
     /// k where its column stride is 1, else along m; B along n where its column stride is 1,
     /// else along k), with that direction's extent, the offset and the other stride multiples
     /// of 4, and `k_slice` a multiple of 4 (a quad is inside the matrix and the K range
     /// entirely or not at all).
-    pub fn tile_quads_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer, k_slice: usize) -> bool {
-        a.dtype() == Dtype::F32
-            && GemmKernel::a_quads_apply(spec)
-            && GemmKernel::b_quads_apply(spec, b, k_slice)
+    pub fn tile_quads_apply(spec: &GemmSpec, k_slice: usize) -> bool {
+        GemmKernel::a_quads_apply(spec) && GemmKernel::b_quads_apply(spec, k_slice)
     }
 
     /// A's half of [`GemmKernel::tile_quads_apply`] (the kernel reads A along k where its
@@ -325,11 +326,10 @@ impl GemmKernel {
 
     /// B's half of [`GemmKernel::tile_quads_apply`] (the kernel reads B along n where its
     /// column stride is 1), which is all the fused step's variant needs (A is read through C).
-    fn b_quads_apply(spec: &GemmSpec, b: &Buffer, k_slice: usize) -> bool {
+    fn b_quads_apply(spec: &GemmSpec, k_slice: usize) -> bool {
         let whole = |v: usize| v.is_multiple_of(4);
         let op = spec.b;
-        b.dtype() == Dtype::F32
-            && whole(k_slice)
+        whole(k_slice)
             && whole(op.offset)
             && if op.col_stride == 1 {
                 whole(spec.n) && whole(op.row_stride)
@@ -463,7 +463,7 @@ fn gemm_pass(
             GemmKernel::Subgroup
         }
         GemmKernel::WideQuads | GemmKernel::TiledQuads
-            if !GemmKernel::tile_quads_apply(spec, a, b, k_slice) =>
+            if !GemmKernel::tile_quads_apply(spec, k_slice) =>
         {
             kernel.tile_quads_fallback()
         }
@@ -1002,9 +1002,7 @@ pub fn gemm_step(
     // The tiled quads kernels' steps read B in quads where they apply, else they are the
     // plain kernels' steps.
     let kernel = match kernel {
-        GemmKernel::WideQuads | GemmKernel::TiledQuads
-            if !GemmKernel::b_quads_apply(spec, b, 0) =>
-        {
+        GemmKernel::WideQuads | GemmKernel::TiledQuads if !GemmKernel::b_quads_apply(spec, 0) => {
             kernel.tile_quads_fallback()
         }
         other => other,
