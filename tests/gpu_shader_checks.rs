@@ -148,16 +148,16 @@ fn every_gemm_gives_the_same_bits_with_and_without_shader_checks() {
             |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect() };
         let values = [random(a_off + m * k), random(n * k), random(n)];
         for &dtype in &dtypes {
-            // f16 operands in the kernels whose loads differ for them (the others index
-            // f16 as they index f32: the same source, other types); lavapipe compiles each
-            // kernel once per type and mode, tens of seconds for the largest.
+            // f16 operands in the kernels whose loads differ for them: the quads (shared by
+            // the tiled and wide kernels) and the packed pairs (the others index f16 as they
+            // index f32: the same source, other types). lavapipe compiles each kernel once
+            // per type and mode, up to half a minute for the largest, so the test compiles
+            // no more than it checks.
             let kernels = kernels(&trusted).into_iter().filter(|k| {
                 dtype == Dtype::F32
                     || matches!(
                         k,
-                        GemmKernel::Blocked
-                            | GemmKernel::WideQuads
-                            | GemmKernel::TiledQuads
+                        GemmKernel::TiledQuads
                             | GemmKernel::SubgroupPairs
                             | GemmKernel::WindowQuads
                             | GemmKernel::OuterQuads
@@ -244,8 +244,9 @@ fn every_recurrence_trains_to_the_same_bits_with_and_without_shader_checks() {
         for (i, &recurrence) in recurrences.iter().enumerate() {
             // The products rotate through every formulation as the recurrences do.
             let product = products[i % products.len()];
-            // f16 states are copied in 4-byte words: an even hidden size only.
-            let precision = match precisions[i % precisions.len()] {
+            // Every sixth run in f16 (each f16 run compiles its kernels' f16 variants twice
+            // over); f16 states are copied in 4-byte words: an even hidden size only.
+            let precision = match precisions[(i % 6 == 1) as usize % precisions.len()] {
                 Precision::F16 if case.config.hidden % 2 == 1 => Precision::F32,
                 p => p,
             };
@@ -263,6 +264,6 @@ fn every_recurrence_trains_to_the_same_bits_with_and_without_shader_checks() {
     }
     assert!(runs >= 40, "only {runs} trainings compared");
     if trusted.adapter().shader_f16 {
-        assert!(half_runs >= 10, "only {half_runs} f16 trainings compared");
+        assert!(half_runs >= 6, "only {half_runs} f16 trainings compared");
     }
 }
