@@ -480,6 +480,12 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let r = &v["results"][0];
     assert_eq!(r["steps_timed"], 3);
+    // The host's two parts: before the GPU can start, and the next step recorded meanwhile.
+    assert!(
+        r["host_median_ms"].as_f64().unwrap() > 0.0
+            && r["record_ahead_median_ms"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
     assert!(
         r["median_ms"].as_f64().unwrap() > 0.0
             && r["p95_ms"].as_f64().unwrap() >= r["median_ms"].as_f64().unwrap()
@@ -563,6 +569,18 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
     assert_eq!(chosen(&first), chosen(&second));
     let (ok_w6, out) = run(&["bench", "--workload", "W6"]);
     assert!(!ok_w6 && out.contains("W5"), "{out}");
+    // The knob that turns off recording the next step ahead names itself when misspelt.
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(["bench", "--hidden", "9", "--batch", "3", "--seq-len", "5"])
+        .env("WGRNN_TUNING_CACHE", "off")
+        .env("WGRNN_RECORD_AHEAD", "sometimes")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("WGRNN_RECORD_AHEAD is `sometimes`"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

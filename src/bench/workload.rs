@@ -113,8 +113,12 @@ pub struct WorkloadResult {
     /// Batch × sequence length / median step time.
     pub tokens_per_second: f64,
     pub gflops_per_second: f64,
-    /// Median time to record and submit a step (the host's share of a step).
+    /// Median host time before the GPU can start a step: checks, uploads, submit (the
+    /// host's share of a step).
     pub host_median_ms: f64,
+    /// Median host time recording the next step's commands, after the submit, while the GPU
+    /// runs the step (part of the step's time only where it outlasts the GPU's work).
+    pub record_ahead_median_ms: f64,
     /// GPU time of each phase of one more step, from timestamp queries (empty without).
     pub phases_ms: Vec<(String, f64)>,
     /// The recurrence kernel the autotuner chose, with its measurements.
@@ -227,22 +231,27 @@ pub fn run_workload(
     let mut engine = workload_engine(gpu, w)?;
     let data = WorkloadData::new(w);
     let chunk = data.chunk(w);
-    let mut step = |slot: usize| -> Result<(f64, f64)> {
+    // A step as `run_chunk` runs it, its two host parts timed apart: before the GPU can
+    // start (upload, submit), and the next step's commands recorded while the GPU runs.
+    let mut step = |slot: usize| -> Result<(f64, f64, f64)> {
         let t0 = Instant::now();
-        engine.run_chunk(&chunk, ChunkMode::Train, slot)?;
+        engine.submit_chunk(&chunk, ChunkMode::Train, slot)?;
         let host = t0.elapsed().as_secs_f64();
+        engine.record_ahead();
+        let ahead = t0.elapsed().as_secs_f64() - host;
         gpu.wait_idle()?;
-        Ok((t0.elapsed().as_secs_f64(), host))
+        Ok((t0.elapsed().as_secs_f64(), host, ahead))
     };
     for i in 0..3 {
         step(i)?;
     }
     let started = Instant::now();
-    let (mut times, mut hosts) = (Vec::new(), Vec::new());
+    let (mut times, mut hosts, mut aheads) = (Vec::new(), Vec::new(), Vec::new());
     while times.len() < 3 || (times.len() < min_steps && started.elapsed() < max_time) {
-        let (t, h) = step(times.len())?;
+        let (t, h, a) = step(times.len())?;
         times.push(t);
         hosts.push(h);
+        aheads.push(a);
     }
     let phases_ms = engine
         .run_chunk_profiled(&chunk, ChunkMode::Train, 0)?
@@ -251,6 +260,7 @@ pub fn run_workload(
         .collect();
     times.sort_by(f64::total_cmp);
     hosts.sort_by(f64::total_cmp);
+    aheads.sort_by(f64::total_cmp);
     let median = percentile(&times, 0.5);
     Ok(WorkloadResult {
         workload: w.clone(),
@@ -261,6 +271,7 @@ pub fn run_workload(
         tokens_per_second: (w.batch * w.steps) as f64 / median,
         gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
+        record_ahead_median_ms: percentile(&aheads, 0.5) * 1e3,
         phases_ms,
         recurrence: engine.recurrence_choices().to_vec(),
         gemm: engine.gemm_choices(),

@@ -170,7 +170,7 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
         )?;
         rates.push((w.name.clone(), r.gflops_per_second));
         println!(
-            "{} {} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s; host {:.2} ms ({:.0}% of the step)",
+            "{} {} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s; host {:.2} ms before the GPU starts ({:.0}% of the step), {:.2} ms recording the next step while it runs",
             w.name,
             w.precision.name(),
             w.description,
@@ -182,7 +182,8 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             r.tokens_per_second,
             r.gflops_per_second,
             r.host_median_ms,
-            100.0 * r.host_median_ms / r.median_ms
+            100.0 * r.host_median_ms / r.median_ms,
+            r.record_ahead_median_ms
         );
         if !r.phases_ms.is_empty() {
             let total: f64 = r.phases_ms.iter().map(|(_, ms)| ms).sum();

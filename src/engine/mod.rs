@@ -93,6 +93,18 @@ impl Chunk<'_> {
     }
 }
 
+/// From `WGRNN_RECORD_AHEAD`: unset or `on` records each chunk's next commands while the GPU
+/// runs it ([`Engine::record_ahead`]); `off` records them when the chunk is submitted.
+fn record_ahead_from_env() -> Result<bool> {
+    match std::env::var("WGRNN_RECORD_AHEAD").as_deref() {
+        Err(_) | Ok("on") | Ok("") => Ok(true),
+        Ok("off") => Ok(false),
+        Ok(other) => Err(Error::Config(format!(
+            "WGRNN_RECORD_AHEAD is `{other}`; expected `on` or `off`"
+        ))),
+    }
+}
+
 /// The most workgroups one dispatch dimension takes (WebGPU's default limit).
 const MAX_WORKGROUPS_PER_DIM: usize = 65_535;
 
@@ -105,6 +117,12 @@ pub struct Engine<'g> {
     uniforms: Uniforms,
     update: Launch,
     plans: HashMap<ChunkShape, ChunkPlan>,
+    /// The shape of the last chunk submitted, whose next commands [`Engine::record_ahead`]
+    /// records.
+    last_submitted: Option<ChunkShape>,
+    /// Whether [`Engine::record_ahead`] records (`WGRNN_RECORD_AHEAD=off` turns it off, to
+    /// measure what it saves).
+    recording_ahead: bool,
     max_batch: usize,
     max_steps: usize,
     steps_taken: u64,
@@ -217,6 +235,8 @@ impl<'g> Engine<'g> {
             uniforms,
             update,
             plans: HashMap::new(),
+            last_submitted: None,
+            recording_ahead: record_ahead_from_env()?,
             max_batch,
             max_steps,
             steps_taken: 0,
@@ -247,15 +267,55 @@ impl<'g> Engine<'g> {
     }
 
     /// Runs one chunk in `mode` (one submit). With a loss, its mean is written to slot
-    /// `loss_slot` of the loss log; read it with [`Engine::read_losses`].
+    /// `loss_slot` of the loss log; read it with [`Engine::read_losses`]. Then, while the GPU
+    /// runs it, records the commands of the next chunk of this shape ([`Engine::record_ahead`]).
     pub fn run_chunk(
         &mut self,
         chunk: &Chunk<'_>,
         mode: ChunkMode,
         loss_slot: usize,
     ) -> Result<()> {
+        self.submit_chunk(chunk, mode, loss_slot)?;
+        self.record_ahead();
+        Ok(())
+    }
+
+    /// The host's part of [`Engine::run_chunk`] before the GPU can start: checks and uploads
+    /// the chunk, then submits the commands recorded ahead for its shape (or records them
+    /// now: the first chunk of a shape, or one after a chunk of another shape).
+    pub fn submit_chunk(
+        &mut self,
+        chunk: &Chunk<'_>,
+        mode: ChunkMode,
+        loss_slot: usize,
+    ) -> Result<()> {
         let shape = self.prepare(chunk, mode, loss_slot)?;
-        self.gpu.submit(&self.plans[&shape].recording)
+        let gpu = self.gpu;
+        let plan = self.plans.get_mut(&shape).expect("prepare builds the plan");
+        let encoded = match plan.ahead.take() {
+            Some(encoded) => encoded,
+            None => gpu.encode_for_later(&plan.recording),
+        };
+        self.last_submitted = Some(shape);
+        gpu.submit_encoded(encoded)
+    }
+
+    /// Records the commands of the next chunk of the shape last submitted, unless they are
+    /// recorded already. Every chunk of a shape runs the same commands (its data and per-chunk
+    /// values go through queue writes), so this host work can overlap the GPU's.
+    pub fn record_ahead(&mut self) {
+        if !self.recording_ahead {
+            return;
+        }
+        let gpu = self.gpu;
+        if let Some(plan) = self
+            .last_submitted
+            .and_then(|shape| self.plans.get_mut(&shape))
+        {
+            if plan.ahead.is_none() {
+                plan.ahead = Some(gpu.encode_for_later(&plan.recording));
+            }
+        }
     }
 
     /// Like [`Engine::run_chunk`], but waits and returns the GPU time of each phase (input

@@ -6,7 +6,7 @@ use super::gemm_tuner::GemmTuner;
 use super::RecurrenceKernels;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::gpu::{Buffer, Gpu, Recording};
+use crate::gpu::{Buffer, Encoded, Gpu, Recording};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::model::{EMBEDDING, HEAD_BIAS, HEAD_WEIGHT};
 use crate::ops::{
@@ -56,6 +56,9 @@ pub struct ChunkShape {
 pub struct ChunkPlan {
     pub recording: Recording,
     pub log_writers: Vec<(Launch, ReduceParams)>,
+    /// `recording` already recorded into a command buffer for the next chunk of this shape
+    /// (recorded after each submit, while the GPU runs it).
+    pub ahead: Option<Encoded>,
 }
 
 pub(crate) struct PlanContext<'a> {
@@ -245,6 +248,7 @@ impl PlanContext<'_> {
             return Ok(ChunkPlan {
                 recording: rec,
                 log_writers: Vec::new(),
+                ahead: None,
             });
         }
 
@@ -265,6 +269,7 @@ impl PlanContext<'_> {
             return Ok(ChunkPlan {
                 recording: rec,
                 log_writers: Vec::new(),
+                ahead: None,
             });
         }
         ops::loss_rows(
@@ -299,6 +304,7 @@ impl PlanContext<'_> {
             return Ok(ChunkPlan {
                 recording: rec,
                 log_writers,
+                ahead: None,
             });
         }
 
@@ -495,6 +501,7 @@ impl PlanContext<'_> {
         Ok(ChunkPlan {
             recording: rec,
             log_writers,
+            ahead: None,
         })
     }
 

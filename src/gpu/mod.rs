@@ -184,6 +184,9 @@ enum Op {
     Phase(&'static str),
 }
 
+/// A [`Recording`] recorded into a command buffer, to be submitted once.
+pub struct Encoded(wgpu::CommandBuffer);
+
 /// An ordered list of dispatches and copies, submitted as one command buffer.
 #[derive(Clone, Default)]
 pub struct Recording {
@@ -546,8 +549,22 @@ impl Gpu {
 
     /// Records `recording` into one command buffer and submits it once.
     pub fn submit(&self, recording: &Recording) -> Result<()> {
+        self.submit_encoded(self.encode_for_later(recording))
+    }
+
+    /// Records `recording` into a command buffer to submit later with
+    /// [`Gpu::submit_encoded`]: the host's share of a submit, done ahead (wgpu validates and
+    /// records every pass here, about a microsecond an operation). Queue writes made in
+    /// between still land before it runs: they take effect at the next submit, whenever the
+    /// command buffer was recorded.
+    pub fn encode_for_later(&self, recording: &Recording) -> Encoded {
         let (encoder, _) = self.encode(recording, None);
-        self.queue.submit([encoder.finish()]);
+        Encoded(encoder.finish())
+    }
+
+    /// Submits a command buffer recorded by [`Gpu::encode_for_later`].
+    pub fn submit_encoded(&self, encoded: Encoded) -> Result<()> {
+        self.queue.submit([encoded.0]);
         self.check()
     }
 
