@@ -490,6 +490,16 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         r["median_ms"].as_f64().unwrap() > 0.0
             && r["p95_ms"].as_f64().unwrap() >= r["median_ms"].as_f64().unwrap()
     );
+    // With timestamp queries (lavapipe and the GPUs have them), the optimizer phase's
+    // bandwidth against the copy ceiling, as the step's GFLOP/s against the FMA ceiling.
+    assert!(r["percent_of_fma_ceiling"].as_f64().unwrap() > 0.0, "{r}");
+    if !r["phases_ms"].as_array().unwrap().is_empty() {
+        assert!(
+            r["optimizer_percent_of_copy_ceiling"].as_f64().unwrap() > 0.0
+                && out.contains("% of the copy ceiling"),
+            "{r}\n{out}"
+        );
+    }
     assert!(
         v["ceiling"]["fma_gflops"].as_f64().unwrap() > 0.0
             && v["adapter"]["name"].is_string()

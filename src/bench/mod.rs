@@ -6,5 +6,6 @@ mod workload;
 
 pub use ceiling::{measure_ceiling, Ceiling};
 pub use workload::{
-    flops_per_step, loss_after, named, run_workload, Workload, WorkloadResult, NAMES,
+    adam_bytes_per_step, flops_per_step, loss_after, named, run_workload, Workload, WorkloadResult,
+    NAMES,
 };

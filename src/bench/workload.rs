@@ -80,6 +80,16 @@ pub fn named(name: &str) -> Result<Workload> {
     }
 }
 
+/// Bytes the optimizer phase of one Adam step moves, read plus written (as the copy ceiling
+/// counts them): the gradient norm reads the gradients (4 bytes a parameter), the update
+/// reads the parameters, the gradients and both moments and writes the parameters and the
+/// moments back (28): 32 bytes a parameter, over the flat buffers rounded up to whole vec4s
+/// (`shaders/optim.wgsl`, `shaders/reduce.wgsl`). The norm's partial sums (one per
+/// workgroup) are not counted.
+pub fn adam_bytes_per_step(parameters: usize) -> f64 {
+    32.0 * parameters.next_multiple_of(4) as f64
+}
+
 /// FLOPs of one training step: 2·M·N·K for every matrix product of the forward pass (input
 /// projection T·B×I×G·H, recurrence T·B×H×G·H with G gate blocks (1 RNN, 4 LSTM, 3 GRU),
 /// head R×H×O with R = T·B or B), times 3 for
@@ -121,6 +131,9 @@ pub struct WorkloadResult {
     pub record_ahead_median_ms: f64,
     /// GPU time of each phase of one more step, from timestamp queries (empty without).
     pub phases_ms: Vec<(String, f64)>,
+    /// The optimizer phase's bytes ([`adam_bytes_per_step`]) over its GPU time, in GB/s
+    /// (without timestamp queries, none).
+    pub optimizer_gbytes_per_second: Option<f64>,
     /// The recurrence kernel the autotuner chose, with its measurements.
     pub recurrence: Vec<crate::engine::RecurrenceChoice>,
     /// The GEMM formulation the autotuner chose for each product shape (GPUs only).
@@ -253,18 +266,23 @@ pub fn run_workload(
         hosts.push(h);
         aheads.push(a);
     }
-    let phases_ms = engine
+    let phases_ms: Vec<(String, f64)> = engine
         .run_chunk_profiled(&chunk, ChunkMode::Train, 0)?
         .into_iter()
         .map(|(n, ms)| (n.to_string(), ms))
         .collect();
+    let parameters = crate::model::ParamLayout::new(&config).total;
+    let optimizer_gbytes_per_second = phases_ms
+        .iter()
+        .find(|(name, ms)| name == "optimizer" && *ms > 0.0)
+        .map(|(_, ms)| adam_bytes_per_step(parameters) / (ms * 1e-3) / 1e9);
     times.sort_by(f64::total_cmp);
     hosts.sort_by(f64::total_cmp);
     aheads.sort_by(f64::total_cmp);
     let median = percentile(&times, 0.5);
     Ok(WorkloadResult {
         workload: w.clone(),
-        parameters: crate::model::ParamLayout::new(&config).total,
+        parameters,
         steps_timed: times.len(),
         median_ms: median * 1e3,
         p95_ms: percentile(&times, 0.95) * 1e3,
@@ -273,6 +291,7 @@ pub fn run_workload(
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
         record_ahead_median_ms: percentile(&aheads, 0.5) * 1e3,
         phases_ms,
+        optimizer_gbytes_per_second,
         recurrence: engine.recurrence_choices().to_vec(),
         gemm: engine.gemm_choices(),
     })

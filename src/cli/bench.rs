@@ -159,8 +159,9 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
         a.name, a.backend, a.device_type, a.driver
     );
     let mut results: Vec<serde_json::Value> = Vec::new();
-    // (workload, GFLOP/s) for the ceiling's percentages, printed after the workloads.
-    let mut rates: Vec<(String, f64)> = Vec::new();
+    // (workload, GFLOP/s, the optimizer's GB/s) for the ceilings' percentages, printed after
+    // the workloads.
+    let mut rates: Vec<(String, f64, Option<f64>)> = Vec::new();
     for w in &workloads {
         let r = run_workload(
             &gpu,
@@ -168,7 +169,11 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             args.steps,
             Duration::from_secs_f64(args.max_seconds),
         )?;
-        rates.push((w.name.clone(), r.gflops_per_second));
+        rates.push((
+            w.name.clone(),
+            r.gflops_per_second,
+            r.optimizer_gbytes_per_second,
+        ));
         println!(
             "{} {} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s; host {:.2} ms before the GPU starts ({:.0}% of the step), {:.2} ms recording the next step while it runs",
             w.name,
@@ -269,11 +274,17 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             "ceiling: {:.1} GFLOP/s multiply-add, {:.1} GB/s copy",
             c.fma_gflops, c.copy_gbytes_per_second
         );
-        for (name, gflops) in &rates {
-            println!(
-                "   {name}: {gflops:.2} GFLOP/s, {:.1}% of the ceiling",
-                100.0 * gflops / c.fma_gflops
-            );
+        for ((name, gflops, optimizer), entry) in rates.iter().zip(results.iter_mut()) {
+            let fma_share = 100.0 * gflops / c.fma_gflops;
+            entry["percent_of_fma_ceiling"] = serde_json::json!(fma_share);
+            let optimizer = optimizer
+                .map(|gbps| {
+                    let copy_share = 100.0 * gbps / c.copy_gbytes_per_second;
+                    entry["optimizer_percent_of_copy_ceiling"] = serde_json::json!(copy_share);
+                    format!("; optimizer {gbps:.1} GB/s, {copy_share:.1}% of the copy ceiling")
+                })
+                .unwrap_or_default();
+            println!("   {name}: {gflops:.2} GFLOP/s, {fma_share:.1}% of the ceiling{optimizer}");
         }
     }
     if let Some(path) = &args.json {
