@@ -1,6 +1,6 @@
 //! Kernel-level benchmarks: the GEMM at the RNN shapes, one recurrence step forward and
 //! backward (fused per-step kernels, and a GEMM per step finishing the step in its store or
-//! in a kernel of its own), the many-to-one head's pooling backward, and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
+//! in a kernel of its own), the many-to-one head's pooling backward, the optimizer phase (gradient norm, Adam), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
 //! Each case: warm-up, then the median of timed repetitions (submit + wait).
 //!
 //!     cargo bench --bench kernels            # all cases
@@ -197,6 +197,66 @@ fn bench_pool(gpu: &Gpu, steps: usize, batch: usize, hidden: usize) {
     }
 }
 
+/// The optimizer phase over `count` parameters: the gradient norm's two passes, then one
+/// Adam update, each 10 in one submit, with the bytes each moves (read plus written) per
+/// second: the norm reads the gradients (4 bytes a parameter), Adam reads 4 and writes 3
+/// arrays (28).
+fn bench_optimizer(gpu: &Gpu, count: usize) {
+    let mut rng = Rng::new(3);
+    let n4 = count.next_multiple_of(4);
+    let buffer = |label: &str, rng: &mut Rng| gpu.storage_from(label, &random(rng, n4)).unwrap();
+    let (params, grads) = (buffer("params", &mut rng), buffer("grads", &mut rng));
+    let (m, v) = (buffer("m", &mut rng), buffer("v", &mut rng));
+    let partials = gpu
+        .storage("partials", (ops::NORM_PARTIALS * 4) as u64)
+        .unwrap();
+    let norm = gpu.storage("norm", 8).unwrap();
+    let norm_log = gpu.storage("norm_log", 16).unwrap();
+    let loss_log = gpu.storage("loss_log", 16).unwrap();
+    let mut u = Uniforms::new();
+    let (norm_launches, _) = ops::grad_norm(
+        gpu, &mut u, count, &grads, &partials, &norm, &norm_log, &loss_log,
+    )
+    .unwrap();
+    let adam = ops::optimizer_step(
+        gpu,
+        &mut u,
+        ops::UpdateRule::Adam,
+        count,
+        &params,
+        &grads,
+        &norm,
+        &m,
+        &v,
+    )
+    .unwrap();
+    let config = wgrnn::optim::OptimizerConfig::pytorch_defaults(wgrnn::optim::OptimizerKind::Adam);
+    adam.uniform
+        .write(gpu, &ops::OptimParams::for_step(&config, count, 1));
+    for (name, bytes_per_parameter, launches) in [
+        ("gradient norm", 4.0, norm_launches.to_vec()),
+        ("adam update", 28.0, vec![adam]),
+    ] {
+        let mut rec = Recording::new();
+        for _ in 0..10 {
+            for launch in &launches {
+                launch.record(&mut rec);
+            }
+        }
+        let t = median_time(|| {
+            gpu.submit(&rec).unwrap();
+            gpu.wait_idle().unwrap();
+        })
+        .as_secs_f64()
+            / 10.0;
+        println!(
+            "optimizer {name} over {count} parameters: {:>9.3} ms  {:>7.1} GB/s, each of 10 in one submit",
+            t * 1e3,
+            bytes_per_parameter * n4 as f64 / t / 1e9
+        );
+    }
+}
+
 fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     let mut rng = Rng::new(2);
     let bh = batch * hidden;
@@ -319,6 +379,12 @@ fn main() {
     }
     if wanted("pool") {
         bench_pool(&gpu, 50, 256, 128);
+    }
+    if wanted("optimizer") {
+        // W1's parameters (W4 and W5 have 1.4-2.1M too), and W2's.
+        for count in [1_383_442, 17_793] {
+            bench_optimizer(&gpu, count);
+        }
     }
     if wanted("rnn") {
         for (b, h) in [(64, 256), (256, 128), (512, 512)] {

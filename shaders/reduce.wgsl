@@ -8,15 +8,18 @@
 //                    On GPUs a long R is summed in S slices this way, then column_sum adds
 //                    the S partial rows in order (one invocation per column would run a
 //                    chain of R dependent loads: 95 ms for R = 262,144 on an H200)
-//   square_partials: partials[g] = sum of grads[i]² over i ≡ g·256 + lane (mod G·256)
-//                    dispatch exactly G workgroups
+//   square_partials: partials[i] = sum over the vec4s j ≡ i (mod G), j ascending, of
+//                    (g₀² + g₁²) + (g₂² + g₃²) for gradients 4j .. 4j + 3 (those past
+//                    `count` as 0): one partial per invocation, 16 bytes a load, no
+//                    barrier (lavapipe switches a workgroup's subgroups at every barrier)
+//                    dispatch exactly G / 256 workgroups (G = `columns` partials)
 //   norm_finalize:   norm[0] = sqrt(sum_g partials[g]); norm[1] = 1 when the norm or this
 //                    chunk's loss (loss_log[slot]) is not finite, else 0 (the optimizer
 //                    then skips the step); norm_log[slot] = norm[0]       one workgroup
 
 struct ReduceParams {
     count: u32,      // rows (loss_sum, column_sum) or parameter count (square_partials)
-    columns: u32,    // N (column_sum), G (square_partials, norm_finalize)
+    columns: u32,    // N (column_sum), G partials (square_partials, norm_finalize)
     dst_off: u32,
     dst2_off: u32,   // 0xffffffff: no second destination
     _unused: f32,
@@ -97,22 +100,25 @@ fn column_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
     grads[s * p.columns + n] = sum;
 }
 
-// ---- square_partials: bindings 1 (grads), 2 (partials)
-@group(0) @binding(1) var<storage, read> grads_in: array<f32>;
+// ---- square_partials: bindings 1 (grads, [ceil(count / 4)] vec4s), 2 (partials [G])
+@group(0) @binding(1) var<storage, read> grads_in: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
 @compute @workgroup_size(256)
-fn square_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+fn square_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let quads = (p.count + 3u) / 4u;
     var s = 0.0;
-    for (var i = wid.x * 256u + lane; i < p.count; i += p.columns * 256u) {
-        let g = grads_in[i];
-        s = s + g * g;
+    for (var j = gid.x; j < quads; j += p.columns) {
+        var g = grads_in[j];
+        if (4u * j + 4u > p.count) {
+            // The last vec4 runs past the parameters: its padding counts as 0.
+            let at = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
+            g = select(vec4<f32>(0.0), g, at < vec4<u32>(p.count));
+        }
+        let q = g * g;
+        s = s + ((q.x + q.y) + (q.z + q.w));
     }
-    scratch[lane] = s;
-    tree_sum(lane);
-    if (lane == 0u) {
-        partials[wid.x] = scratch[0];
-    }
+    partials[gid.x] = s;
 }
 
 // ---- norm_finalize: bindings 1 (partials), 2 (norm), 3 (norm_log), 4 (loss_log)

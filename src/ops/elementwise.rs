@@ -11,9 +11,10 @@ use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Recording, Resource};
 use crate::model::{Activation, Loss, OutputActivation, Pool};
 use bytemuck::{Pod, Zeroable};
 
-/// Number of workgroups the gradient-norm reduction's first stage uses (fixed, so the
-/// summation order, and the bits, never depend on the model size).
-pub const NORM_PARTIALS: usize = 64;
+/// Number of partial sums (one per invocation, 64 workgroups of 256) the gradient-norm
+/// reduction's first stage writes (fixed, so the summation order, and the bits, never
+/// depend on the model size).
+pub const NORM_PARTIALS: usize = 64 * 256;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -818,7 +819,11 @@ pub fn grad_norm(
     loss_log: &Buffer,
 ) -> Result<([Launch; 2], ReduceParams)> {
     need(norm, 2, "grad_norm norm")?;
-    need(grads, count, "grad_norm grads")?;
+    need(
+        grads,
+        count.next_multiple_of(4),
+        "grad_norm grads (whole vec4s)",
+    )?;
     need(partials, NORM_PARTIALS, "grad_norm partials")?;
     let p = ReduceParams {
         count: u32_of(count, "parameters")?,
@@ -840,7 +845,7 @@ pub fn grad_norm(
                 Resource::Storage(partials),
             ],
         ),
-        groups: [NORM_PARTIALS as u32, 1, 1],
+        groups: [(NORM_PARTIALS / 256) as u32, 1, 1],
         uniform: uniform.clone(),
     };
     let second = Launch {
