@@ -82,32 +82,34 @@ pub struct BufferSpec {
 }
 
 pub struct EngineBuffers {
-    pub params: Buffer,          // [P] flat parameters, PyTorch order (ParamLayout)
-    pub weights_half: Buffer,    // [P] f16 copy of params that the kernels read (f16 only)
-    pub grads: Buffer,           // [P]
-    pub moment_m: Buffer,        // [P] SGD momentum buffer or Adam's first moment
-    pub moment_v: Buffer,        // [P] Adam's second moment
-    pub tokens: Buffer,          // [T, B] u32 token ids (token input only)
-    pub emb_offsets: Buffer,     // [V + 1] u32 CSR offsets of each token's rows
-    pub emb_positions: Buffer,   // [T·B] u32 rows, grouped by token
-    pub x: Buffer,               // [T, B, I] first layer's input (features, or embeddings)
-    pub dx: Buffer,              // [T, B, E] gradient of the embeddings (token input only)
-    pub d_input_rev: Buffer,     // [T, B, W] a reverse unit's input gradient (bidirectional)
-    pub pool_acc: Buffer,        // [B, D·H] pooling carry (sum or running max)
-    pub pool_arg: Buffer,        // [B, D·H] u32 step of the max within the chunk
-    pub z: Buffer,               // [B, D·H] pooled state (many-to-one)
-    pub dz: Buffer,              // [B, D·H]
-    pub y: Buffer,               // [R, O] head output (pre-activation); R = T·B or B
-    pub dy: Buffer,              // [R, O]
-    pub targets: Buffer,         // [R] u32 classes or [R, O] f32 bits
-    pub row_loss: Buffer,        // [R]
-    pub row_metric: Buffer,      // [R] correct predictions, or the other error norm
-    pub row_mask: Buffer,        // [R] f32: 1 for a valid output row, 0 for padding
-    pub lengths: Buffer,         // [B] u32 valid steps of each sequence
-    pub chunk_info: Buffer,      // [3] u32: inv_count (f32 bits), first step, dropout step
-    pub split_scratch: Buffer,   // [S, M, N] split-K partial sums of the weight gradients
-    pub step_sum: Buffer,        // [B, G·H] one step's recurrent product (GEMM-based steps)
-    pub whh_t: Buffer,           // [H, G·H] W_hhᵀ of the unit being swept back (quads GEMMs)
+    pub params: Buffer,        // [P] flat parameters, PyTorch order (ParamLayout)
+    pub weights_half: Buffer,  // [P] f16 copy of params that the kernels read (f16 only)
+    pub grads: Buffer,         // [P]
+    pub moment_m: Buffer,      // [P] SGD momentum buffer or Adam's first moment
+    pub moment_v: Buffer,      // [P] Adam's second moment
+    pub tokens: Buffer,        // [T, B] u32 token ids (token input only)
+    pub emb_offsets: Buffer,   // [V + 1] u32 CSR offsets of each token's rows
+    pub emb_positions: Buffer, // [T·B] u32 rows, grouped by token
+    pub x: Buffer,             // [T, B, I] first layer's input (features, or embeddings)
+    pub dx: Buffer,            // [T, B, E] gradient of the embeddings (token input only)
+    pub d_input_rev: Buffer,   // [T, B, W] a reverse unit's input gradient (bidirectional)
+    pub pool_acc: Buffer,      // [B, D·H] pooling carry (sum or running max)
+    pub pool_arg: Buffer,      // [B, D·H] u32 step of the max within the chunk
+    pub z: Buffer,             // [B, D·H] pooled state (many-to-one)
+    pub dz: Buffer,            // [B, D·H]
+    pub y: Buffer,             // [R, O] head output (pre-activation); R = T·B or B
+    pub dy: Buffer,            // [R, O]
+    pub targets: Buffer,       // [R] u32 classes or [R, O] f32 bits
+    pub row_loss: Buffer,      // [R]
+    pub row_metric: Buffer,    // [R] correct predictions, or the other error norm
+    pub row_mask: Buffer,      // [R] f32: 1 for a valid output row, 0 for padding
+    pub lengths: Buffer,       // [B] u32 valid steps of each sequence
+    pub chunk_info: Buffer,    // [3] u32: inv_count (f32 bits), first step, dropout step
+    pub split_scratch: Buffer, // [S, M, N] split-K partial sums of the weight gradients
+    pub step_sum: Buffer,      // [B, G·H] one step's recurrent product (GEMM-based steps)
+    /// [max(H, I), G·H] a transposed weight for the quads GEMMs: W_hhᵀ of the unit being
+    /// swept back, or W_ihᵀ for the layer-input gradient dX.
+    pub weight_t: Buffer,
     pub norm_partials: Buffer,   // [NORM_PARTIALS]
     pub norm: Buffer,            // [2] global gradient norm, non-finite flag
     pub norm_log: Buffer,        // [LOSS_LOG_SLOTS] gradient norm of each training chunk
@@ -233,7 +235,7 @@ pub fn buffer_specs(
             f(split_scratch_len(config, max_batch, max_steps, software)),
         ),
         ("step_sum", f(step_sum_len(config, max_batch))),
-        ("whh_t", a(h * gh)),
+        ("weight_t", a(h.max(widest_input) * gh)),
         ("norm_partials", f(NORM_PARTIALS)),
         ("norm", f(2)),
         ("norm_log", f(LOSS_LOG_SLOTS)),
@@ -345,7 +347,7 @@ impl EngineBuffers {
             chunk_info: next()?,
             split_scratch: next()?,
             step_sum: next()?,
-            whh_t: next()?,
+            weight_t: next()?,
             norm_partials: next()?,
             norm: next()?,
             norm_log: next()?,

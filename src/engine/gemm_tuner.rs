@@ -86,6 +86,13 @@ impl GemmTuner {
         self.forced = Some(kernel);
     }
 
+    /// Whether the quads kernels are candidates here (adapters with 8-lane subgroups): they
+    /// read both operands along k, so a product that reads a weight along n (dX = da·W_ih)
+    /// reads it from a transposed copy instead.
+    pub fn wants_weights_along_k(&self) -> bool {
+        self.candidates.contains(&GemmKernel::WindowQuads)
+    }
+
     /// The decisions measured so far.
     pub fn choices(&self) -> Vec<GemmChoice> {
         self.choices.borrow().clone()

@@ -554,7 +554,7 @@ impl<'g> Engine<'g> {
                     &shape,
                     kernel,
                     b.weights(),
-                    Some(&b.whh_t),
+                    Some(&b.weight_t),
                     &ub.hs,
                     &ub.dh_out,
                     &ub.da,

@@ -432,19 +432,33 @@ impl PlanContext<'_> {
             };
             let Some(d_input) = d_input else { continue };
             for (unit, ub) in units.iter().zip(&b.units).filter(|(u, _)| u.layer == layer) {
+                let weight_ih = lay.unit(*unit).weight_ih;
                 let d_x = GemmSpec {
                     m: rows,
                     n: iw,
                     k: gh,
                     a: Operand::row_major(0, gh),
-                    b: Operand::row_major(lay.unit(*unit).weight_ih, iw),
+                    b: Operand::row_major(weight_ih, iw),
                     c_offset: 0,
                     bias: None,
                     bias2: None,
                     accumulate: false,
                 };
+                // Where the quads kernels run, B = W_ih from its transposed copy [I, G·H]
+                // (along k), written just before the product.
+                let (d_x, weights) = if self.gemm.wants_weights_along_k() {
+                    ops::transpose(gpu, u, weight_ih, gh, iw, b.weights(), &b.weight_t)?
+                        .record(&mut rec);
+                    let spec = GemmSpec {
+                        b: Operand::transposed(0, gh),
+                        ..d_x
+                    };
+                    (spec, &b.weight_t)
+                } else {
+                    (d_x, b.weights())
+                };
                 if unit.reverse {
-                    self.product(u, &d_x, &ub.da, b.weights(), &b.d_input_rev, &mut rec)?;
+                    self.product(u, &d_x, &ub.da, weights, &b.d_input_rev, &mut rec)?;
                     ops::reverse_rows(
                         gpu,
                         u,
@@ -459,7 +473,7 @@ impl PlanContext<'_> {
                     )?
                     .record(&mut rec);
                 } else {
-                    self.product(u, &d_x, &ub.da, b.weights(), d_input, &mut rec)?;
+                    self.product(u, &d_x, &ub.da, weights, d_input, &mut rec)?;
                 }
             }
         }
@@ -594,7 +608,7 @@ impl PlanContext<'_> {
                 &rnn,
                 self.recurrence.backward,
                 b.weights(),
-                Some(&b.whh_t),
+                Some(&b.weight_t),
                 &ub.hs,
                 &ub.dh_out,
                 &ub.da,
@@ -638,7 +652,7 @@ pub(super) fn gated_buffers<'a>(b: &'a EngineBuffers, ub: &'a UnitBuffers) -> Ga
         dhh: &ub.dhh,
         dstate: &ub.dstate,
         step_sum: &b.step_sum,
-        whh_t: Some(&b.whh_t),
+        whh_t: Some(&b.weight_t),
     }
 }
 
