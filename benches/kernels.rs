@@ -395,7 +395,8 @@ fn main() {
         // Whole training steps: the same workloads and timing as `wgrnn bench`.
         for name in wgrnn::bench::NAMES.iter().take(2) {
             let w = wgrnn::bench::named(name).unwrap();
-            let r = wgrnn::bench::run_workload(&gpu, &w, 10, Duration::from_secs(10)).unwrap();
+            let r =
+                wgrnn::bench::run_workload(&gpu, &w, 10, Duration::from_secs(10), false).unwrap();
             println!(
                 "train step {name} (B {} T {}): {:>9.3} ms  {:>9.0} tokens/s",
                 w.batch, w.steps, r.median_ms, r.tokens_per_second

@@ -466,6 +466,7 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         "--steps",
         "3",
         "--ceiling",
+        "--kernel-times",
         "--json",
         json.to_str().unwrap(),
     ]);
@@ -494,6 +495,12 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
     // bandwidth against the copy ceiling, as the step's GFLOP/s against the FMA ceiling.
     assert!(r["percent_of_fma_ceiling"].as_f64().unwrap() > 0.0, "{r}");
     if !r["phases_ms"].as_array().unwrap().is_empty() {
+        // --kernel-times: every kernel's time by its entry point, the optimizer's included.
+        let kernels = r["kernel_times_ms"].as_array().unwrap();
+        assert!(
+            kernels.iter().any(|k| k[0] == "adam") && out.contains("GPU time by kernel"),
+            "{r}\n{out}"
+        );
         assert!(
             r["optimizer_percent_of_copy_ceiling"].as_f64().unwrap() > 0.0
                 && out.contains("% of the copy ceiling"),

@@ -3,7 +3,7 @@
 
 use crate::engine::{Chunk, ChunkMode, Engine, Precision, StepInputs, StepTargets};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, ProfileBy};
 use crate::model::{
     init_params, Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
 };
@@ -131,6 +131,10 @@ pub struct WorkloadResult {
     pub record_ahead_median_ms: f64,
     /// GPU time of each phase of one more step, from timestamp queries (empty without).
     pub phases_ms: Vec<(String, f64)>,
+    /// With `--kernel-times`: the GPU time of each kernel (entry point) in one more step,
+    /// summed over its dispatches, each dispatch timed in a pass of its own (so each carries
+    /// a pass's fixed cost too: the sum exceeds the phases').
+    pub kernel_times_ms: Vec<(String, f64)>,
     /// The optimizer phase's bytes ([`adam_bytes_per_step`]) over its GPU time, in GB/s
     /// (without timestamp queries, none).
     pub optimizer_gbytes_per_second: Option<f64>,
@@ -239,6 +243,7 @@ pub fn run_workload(
     w: &Workload,
     min_steps: usize,
     max_time: Duration,
+    kernel_times: bool,
 ) -> Result<WorkloadResult> {
     let config = w.config;
     let mut engine = workload_engine(gpu, w)?;
@@ -267,10 +272,19 @@ pub fn run_workload(
         aheads.push(a);
     }
     let phases_ms: Vec<(String, f64)> = engine
-        .run_chunk_profiled(&chunk, ChunkMode::Train, 0)?
+        .run_chunk_profiled(&chunk, ChunkMode::Train, 0, ProfileBy::Phase)?
         .into_iter()
         .map(|(n, ms)| (n.to_string(), ms))
         .collect();
+    let kernel_times_ms: Vec<(String, f64)> = if kernel_times {
+        engine
+            .run_chunk_profiled(&chunk, ChunkMode::Train, 0, ProfileBy::Kernel)?
+            .into_iter()
+            .map(|(n, ms)| (n.to_string(), ms))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let parameters = crate::model::ParamLayout::new(&config).total;
     let optimizer_gbytes_per_second = phases_ms
         .iter()
@@ -292,6 +306,7 @@ pub fn run_workload(
         record_ahead_median_ms: percentile(&aheads, 0.5) * 1e3,
         phases_ms,
         optimizer_gbytes_per_second,
+        kernel_times_ms,
         recurrence: engine.recurrence_choices().to_vec(),
         gemm: engine.gemm_choices(),
     })

@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// the burst cannot slow them) and report each workload against them
     #[arg(long)]
     pub ceiling: bool,
+    /// Also time one more step kernel by kernel (each dispatch in a timed pass of its own,
+    /// summed per entry point), and print the kernels slowest first
+    #[arg(long)]
+    pub kernel_times: bool,
     /// Timed steps per workload (after 3 warm-up steps), unless --max-seconds runs out first
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -168,6 +172,7 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             w,
             args.steps,
             Duration::from_secs_f64(args.max_seconds),
+            args.kernel_times,
         )?;
         rates.push((
             w.name.clone(),
@@ -201,6 +206,18 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                 "   GPU phases (ms): {}; sum {total:.2} ms, the step takes {:.2}x that",
                 parts.join(", "),
                 r.median_ms / total
+            );
+        }
+        if !r.kernel_times_ms.is_empty() {
+            let mut kernels = r.kernel_times_ms.clone();
+            kernels.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let parts: Vec<String> = kernels
+                .iter()
+                .map(|(n, ms)| format!("{n} {ms:.2}"))
+                .collect();
+            println!(
+                "   GPU time by kernel (ms, each dispatch timed in a pass of its own): {}",
+                parts.join(", ")
             );
         }
         for c in &r.recurrence {

@@ -13,7 +13,7 @@ pub use plan::{ChunkMode, ChunkShape};
 
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, PendingRead, UNIFORM_WINDOW};
+use crate::gpu::{Gpu, PendingRead, ProfileBy, UNIFORM_WINDOW};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::ops::{
     self, Launch, OptimParams, RecurrenceKernel, SequenceStart, Uniforms, UpdateRule,
@@ -320,15 +320,17 @@ impl<'g> Engine<'g> {
 
     /// Like [`Engine::run_chunk`], but waits and returns the GPU time of each phase (input
     /// projection, recurrence forward, head and loss, recurrence backward, weight gradients,
-    /// optimizer) in milliseconds; empty without timestamp queries.
+    /// optimizer) or of each kernel ([`ProfileBy`]) in milliseconds; empty without timestamp
+    /// queries.
     pub fn run_chunk_profiled(
         &mut self,
         chunk: &Chunk<'_>,
         mode: ChunkMode,
         loss_slot: usize,
+        by: ProfileBy,
     ) -> Result<Vec<(&'static str, f64)>> {
         let shape = self.prepare(chunk, mode, loss_slot)?;
-        self.gpu.submit_profiled(&self.plans[&shape].recording)
+        self.gpu.submit_profiled(&self.plans[&shape].recording, by)
     }
 
     /// Checks and uploads the chunk, builds its plan if new, and sets the per-chunk uniforms.

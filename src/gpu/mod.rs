@@ -159,6 +159,17 @@ pub const UNIFORM_WINDOW: u64 = 64 << 10;
 pub struct Binding {
     pipeline: Arc<wgpu::ComputePipeline>,
     group: wgpu::BindGroup,
+    /// The kernel's entry point ([`ProfileBy::Kernel`] names its time after it).
+    entry: &'static str,
+}
+
+/// What [`Gpu::submit_profiled`] times: each phase (the runs of dispatches between
+/// [`Recording::phase`] marks), or each kernel, summed over its dispatches, every dispatch in
+/// a timed pass of its own (so each also carries a pass's fixed cost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileBy {
+    Phase,
+    Kernel,
 }
 
 /// One recorded operation of a training chunk.
@@ -501,7 +512,11 @@ impl Gpu {
             layout: &layout,
             entries: &entries,
         });
-        Binding { pipeline, group }
+        Binding {
+            pipeline,
+            group,
+            entry: kernel.entry(),
+        }
     }
 
     fn pipeline(&self, kernel: Kernel, half: HalfMask) -> Arc<wgpu::ComputePipeline> {
@@ -571,7 +586,26 @@ impl Gpu {
     /// Like [`Gpu::submit`], but times each phase with timestamp queries (one compute pass per
     /// run of dispatches) and waits: `(phase, milliseconds of GPU time)` in order. Empty when
     /// the adapter has no timestamp queries.
-    pub fn submit_profiled(&self, recording: &Recording) -> Result<Vec<(&'static str, f64)>> {
+    pub fn submit_profiled(
+        &self,
+        recording: &Recording,
+        by: ProfileBy,
+    ) -> Result<Vec<(&'static str, f64)>> {
+        if by == ProfileBy::Kernel {
+            // Each dispatch a phase of its own, named after its kernel.
+            let mut split = Recording::new();
+            for op in &recording.ops {
+                match op {
+                    Op::Dispatch { binding, .. } => {
+                        split.ops.push(Op::Phase(binding.entry));
+                        split.ops.push(op.clone());
+                    }
+                    Op::Phase(_) => {}
+                    _ => split.ops.push(op.clone()),
+                }
+            }
+            return self.submit_profiled(&split, ProfileBy::Phase);
+        }
         if !self
             .device
             .features()
