@@ -1,17 +1,21 @@
 // Embedding lookup and its gradient.
 //   embed_gather: x[r, d] = params[emb_off + tokens[r] * D + d]           x: [R, D], R = T·B
-//   embed_grad:   grads[emb_off + v * D + d] = sum over i in offsets[v]..offsets[v+1] of
-//                 dx[positions[i], d]                                     dE: [V, D]
-// The host builds (offsets [V + 1], positions [R]) from the token ids it already holds,
-// positions ascending within each token: a fixed-order sum, no atomics.
+//   embed_grad:   for each token slot j < S (S = min(V, R)) holding a token v = present[j]
+//                 of the chunk: grads[emb_off + v * D + d] = sum over i in
+//                 offsets[j]..offsets[j+1] of dx[positions[i], d]         dE: [V, D]
+//                 slots past the chunk's distinct tokens hold NO_TOKEN and write nothing;
+//                 the rows of tokens absent from the chunk are zeroed by the caller first
+//                 (a buffer clear), so the kernel's work follows T·B, not the vocabulary.
+// The host builds (present [S] ascending, offsets [S + 1], positions [R]) from the token
+// ids it already holds, positions ascending within each token: a fixed-order sum, no atomics.
 // embed_grad_quads: embed_grad for 4 consecutive d per invocation, stored as one vec4 (f32
-// grads, D and emb_off multiples of 4): the whole [V, D] table is written every step, and on
-// lavapipe a vec4 store costs far less than 4 scalar ones (BENCHMARKS.md). Same sums.
-// Dispatch: 256 invocations per workgroup over R·D (gather), V·D (grad) elements or V·D / 4
+// grads, D and emb_off multiples of 4: on lavapipe a vec4 store costs far less than 4
+// scalar ones, BENCHMARKS.md). Same sums.
+// Dispatch: 256 invocations per workgroup over R·D (gather), S·D (grad) elements or S·D / 4
 // (grad_quads) vec4s, spread over x and y (index = x + y · num_workgroups.x · 256).
 
 struct EmbedParams {
-    rows: u32,      // R (gather) or V (grad)
+    rows: u32,      // R (gather) or S token slots (grad)
     dim: u32,       // D
     emb_off: u32,   // element offset of embedding.weight in params / grads
     _pad: u32,
@@ -19,7 +23,7 @@ struct EmbedParams {
 
 @group(0) @binding(0) var<uniform> p: EmbedParams;
 @group(0) @binding(1) var<storage, read> table: array<table_t>;     // params (gather) or dx (grad)
-@group(0) @binding(2) var<storage, read> index_a: array<u32>;   // tokens (gather) or offsets (grad)
+@group(0) @binding(2) var<storage, read> index_a: array<u32>;   // tokens (gather) or offsets [S + 1] (grad)
 @group(0) @binding(3) var<storage, read_write> out: array<out_t>; // x (gather) or grads (grad)
 
 fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
@@ -38,6 +42,10 @@ fn embed_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 }
 
 @group(0) @binding(4) var<storage, read> positions: array<u32>;
+// The chunk's distinct tokens, ascending, then NO_TOKEN: [S].
+@group(0) @binding(5) var<storage, read> present: array<u32>;
+
+const NO_TOKEN: u32 = 0xffffffffu;
 
 @compute @workgroup_size(256)
 fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -45,13 +53,17 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (idx >= p.rows * p.dim) {
         return;
     }
-    let v = idx / p.dim;
+    let j = idx / p.dim;
     let d = idx % p.dim;
+    let v = present[j];
+    if (v == NO_TOKEN) {
+        return;
+    }
     var s = 0.0;
-    for (var i = index_a[v]; i < index_a[v + 1u]; i++) {
+    for (var i = index_a[j]; i < index_a[j + 1u]; i++) {
         s = s + f32(table[positions[i] * p.dim + d]);
     }
-    out[p.emb_off + idx] = out_t(s);
+    out[p.emb_off + v * p.dim + d] = out_t(s);
 }
 
 // The grads buffer as vec4s (embed_grad_quads; the same binding as `out`).
@@ -63,12 +75,16 @@ fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (e >= p.rows * p.dim) {
         return;
     }
-    let v = e / p.dim;
+    let j = e / p.dim;
     let d = e % p.dim;
+    let v = present[j];
+    if (v == NO_TOKEN) {
+        return;
+    }
     var s = vec4<f32>(0.0);
-    for (var i = index_a[v]; i < index_a[v + 1u]; i++) {
+    for (var i = index_a[j]; i < index_a[j + 1u]; i++) {
         let at = positions[i] * p.dim + d;
         s = s + vec4<f32>(f32(table[at]), f32(table[at + 1u]), f32(table[at + 2u]), f32(table[at + 3u]));
     }
-    out_quads[(p.emb_off + e) >> 2u] = s;
+    out_quads[(p.emb_off + v * p.dim + d) >> 2u] = s;
 }

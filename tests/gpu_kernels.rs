@@ -1217,27 +1217,43 @@ fn embedding_gather_and_gradient_match_f64() {
         let table = randn(&mut rng, emb_off + vocab * dim);
         let ids: Vec<u32> = (0..rows).map(|_| rng.below(vocab) as u32).collect();
         let dx = randn(&mut rng, rows * dim);
-        let (offsets, positions) = wgrnn::engine::token_index(&ids, vocab);
+        let index = wgrnn::engine::token_index(&ids, vocab);
         let pb = gpu.storage_from("params", &table).unwrap();
         let idb = gpu.storage_from("tokens", &ids).unwrap();
         let xb = gpu.storage("x", (rows * dim * 4) as u64).unwrap();
         let dxb = gpu.storage_from("dx", &dx).unwrap();
-        let ob = gpu.storage_from("offsets", &offsets).unwrap();
-        let posb = gpu.storage_from("positions", &positions).unwrap();
-        // Stale values everywhere: every row of the gradient must be written, used or not.
+        let presentb = gpu.storage_from("present", &index.present).unwrap();
+        let ob = gpu.storage_from("offsets", &index.offsets).unwrap();
+        let posb = gpu.storage_from("positions", &index.positions).unwrap();
+        // Stale values everywhere: the kernel writes the rows of the tokens present, and the
+        // rows of the absent ones keep their stale values (the engine zeroes the table first).
+        let stale = 7.0f32;
         let gb = gpu
-            .storage_from("grads", &vec![7.0f32; emb_off + vocab * dim])
+            .storage_from("grads", &vec![stale; emb_off + vocab * dim])
             .unwrap();
         let mut u = Uniforms::new();
         let g = ops::embed_gather(&gpu, &mut u, rows, dim, emb_off, &pb, &idb, &xb).unwrap();
-        let d = ops::embed_grad(&gpu, &mut u, vocab, dim, emb_off, &dxb, &ob, &gb, &posb).unwrap();
+        let buffers = ops::TokenIndexBuffers {
+            present: &presentb,
+            offsets: &ob,
+            positions: &posb,
+        };
+        let slots = vocab.min(rows);
+        let d = ops::embed_grad(
+            &gpu, &mut u, slots, vocab, dim, emb_off, &dxb, &buffers, &gb,
+        )
+        .unwrap();
         run(&gpu, &[g, d]);
         let want_x: Vec<f64> = ids
             .iter()
             .flat_map(|&id| (0..dim).map(move |j| (id as usize, j)))
             .map(|(id, j)| table[emb_off + id * dim + j] as f64)
             .collect();
-        let mut want_g = vec![0.0; vocab * dim];
+        // Absent tokens' rows keep the stale value; present ones sum their rows from 0.
+        let mut want_g = vec![stale as f64; vocab * dim];
+        for &id in &ids {
+            want_g[id as usize * dim..(id as usize + 1) * dim].fill(0.0);
+        }
         for (r, &id) in ids.iter().enumerate() {
             for j in 0..dim {
                 want_g[id as usize * dim + j] += dx[r * dim + j] as f64;

@@ -88,7 +88,8 @@ pub struct EngineBuffers {
     pub moment_m: Buffer,      // [P] SGD momentum buffer or Adam's first moment
     pub moment_v: Buffer,      // [P] Adam's second moment
     pub tokens: Buffer,        // [T, B] u32 token ids (token input only)
-    pub emb_offsets: Buffer,   // [V + 1] u32 CSR offsets of each token's rows
+    pub emb_present: Buffer,   // [S] u32 the chunk's distinct tokens, S = min(V, T·B)
+    pub emb_offsets: Buffer,   // [S + 1] u32 where each one's rows start in emb_positions
     pub emb_positions: Buffer, // [T·B] u32 rows, grouped by token
     pub x: Buffer,             // [T, B, I] first layer's input (features, or embeddings)
     pub dx: Buffer,            // [T, B, E] gradient of the embeddings (token input only)
@@ -210,7 +211,8 @@ pub fn buffer_specs(
         ("moment_m", f(p4)),
         ("moment_v", f(p4)),
         ("tokens", f(tokens_rows)),
-        ("emb_offsets", f(vocab + 1)),
+        ("emb_present", f(vocab.min(tokens_rows))),
+        ("emb_offsets", f(vocab.min(tokens_rows) + 1)),
         ("emb_positions", f(tokens_rows)),
         ("x", a(rows * config.input_width())),
         ("dx", f(tokens_rows * embed)),
@@ -328,6 +330,7 @@ impl EngineBuffers {
             moment_m: next()?,
             moment_v: next()?,
             tokens: next()?,
+            emb_present: next()?,
             emb_offsets: next()?,
             emb_positions: next()?,
             x: next()?,

@@ -743,9 +743,10 @@ impl<'g> Engine<'g> {
                 gpu.write(&b.tokens, 0, ids);
                 if matches!(mode, ChunkMode::Train | ChunkMode::Gradients) {
                     if let InputKind::Tokens { vocab, .. } = self.config.input {
-                        let (offsets, positions) = token_index(ids, vocab);
-                        gpu.write(&b.emb_offsets, 0, &offsets);
-                        gpu.write(&b.emb_positions, 0, &positions);
+                        let index = token_index(ids, vocab);
+                        gpu.write(&b.emb_present, 0, &index.present);
+                        gpu.write(&b.emb_offsets, 0, &index.offsets);
+                        gpu.write(&b.emb_positions, 0, &index.positions);
                     }
                 }
             }
@@ -1115,31 +1116,68 @@ impl MemoryPlan {
     }
 }
 
-/// CSR index of which rows hold each token: `offsets` [V + 1], `positions` [rows], rows
-/// ascending within each token (so the embedding gradient sums in a fixed order).
-pub fn token_index(ids: &[u32], vocab: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut offsets = vec![0u32; vocab + 1];
-    for &id in ids {
-        offsets[id as usize + 1] += 1;
+/// Which rows hold each token of a chunk, for the embedding gradient
+/// ([`crate::ops::TokenIndexBuffers`]): `present` the distinct tokens ascending, padded with
+/// [`crate::ops::NO_TOKEN`] to min(vocab, rows) slots; `offsets` [slots + 1] where each one's
+/// rows start in `positions`, which lists the rows of each token in ascending order (so the
+/// gradient sums in a fixed order). Its cost follows the chunk's rows, not the vocabulary.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TokenIndex {
+    pub present: Vec<u32>,
+    pub offsets: Vec<u32>,
+    pub positions: Vec<u32>,
+}
+
+pub fn token_index(ids: &[u32], vocab: usize) -> TokenIndex {
+    // (token, row) pairs in one u64 each: sorted, they group the rows by token, ascending.
+    let mut pairs: Vec<u64> = ids
+        .iter()
+        .enumerate()
+        .map(|(row, &id)| (u64::from(id) << 32) | row as u64)
+        .collect();
+    pairs.sort_unstable();
+    let slots = vocab.min(ids.len());
+    let mut present = Vec::with_capacity(slots);
+    let mut offsets = Vec::with_capacity(slots + 1);
+    let mut positions = Vec::with_capacity(ids.len());
+    for (i, &pair) in pairs.iter().enumerate() {
+        let token = (pair >> 32) as u32;
+        if present.last() != Some(&token) {
+            present.push(token);
+            offsets.push(i as u32);
+        }
+        positions.push(pair as u32);
     }
-    for v in 0..vocab {
-        offsets[v + 1] += offsets[v];
+    offsets.push(positions.len() as u32);
+    // Unused slots: no token, and an empty range (never read, but defined).
+    offsets.resize(slots + 1, positions.len() as u32);
+    present.resize(slots, crate::ops::NO_TOKEN);
+    TokenIndex {
+        present,
+        offsets,
+        positions,
     }
-    let mut next = offsets.clone();
-    let mut positions = vec![0u32; ids.len()];
-    for (row, &id) in ids.iter().enumerate() {
-        positions[next[id as usize] as usize] = row as u32;
-        next[id as usize] += 1;
-    }
-    (offsets, positions)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn token_index_groups_rows_by_token_in_row_order() {
-        let (offsets, positions) = super::token_index(&[2, 0, 2, 1, 2], 4);
-        assert_eq!(offsets, vec![0, 1, 2, 5, 5]);
-        assert_eq!(positions, vec![1, 3, 0, 2, 4]);
+        use crate::ops::NO_TOKEN;
+        // 3 of 4 tokens present in 5 rows: 4 slots, the last one empty.
+        let index = super::token_index(&[2, 0, 2, 1, 2], 4);
+        assert_eq!(index.present, vec![0, 1, 2, NO_TOKEN]);
+        assert_eq!(index.offsets, vec![0, 1, 2, 5, 5]);
+        assert_eq!(index.positions, vec![1, 3, 0, 2, 4]);
+        // More rows than tokens: as many slots as tokens.
+        let index = super::token_index(&[1, 1, 0], 2);
+        assert_eq!(index.present, vec![0, 1]);
+        assert_eq!(index.offsets, vec![0, 1, 3]);
+        assert_eq!(index.positions, vec![2, 0, 1]);
+        // A vocabulary far larger than the chunk: slots follow the rows.
+        let index = super::token_index(&[9_999, 5, 9_999], 10_000);
+        assert_eq!(index.present, vec![5, 9_999, NO_TOKEN]);
+        assert_eq!(index.offsets, vec![0, 1, 3, 3]);
+        assert_eq!(index.positions, vec![1, 0, 2]);
     }
 }

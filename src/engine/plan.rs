@@ -111,6 +111,12 @@ impl PlanContext<'_> {
             ops::cast(gpu, u, skip, lay.total - skip, &b.params, &b.weights_half)?.record(&mut rec);
         }
 
+        // The embedding gradient writes only the rows of the chunk's tokens: zero the table
+        // here, among the other clears and copies ahead of the first dispatch.
+        if let (InputKind::Tokens { vocab, embed }, true) = (cfg.input, shape.mode.has_backward()) {
+            let bytes = (vocab * embed * 4) as u64;
+            rec.clear_range(&b.grads, (lay.offset(EMBEDDING) * 4) as u64, bytes);
+        }
         // States in: a forward unit starts from its carried state (zero at the start of a
         // sequence), a reverse unit from zero.
         for (unit, ub) in units.iter().zip(&b.units) {
@@ -478,16 +484,22 @@ impl PlanContext<'_> {
             }
         }
         if let InputKind::Tokens { vocab, embed } = cfg.input {
+            // Over the chunk's distinct tokens only; the table was zeroed at the start.
+            let index = ops::TokenIndexBuffers {
+                present: &b.emb_present,
+                offsets: &b.emb_offsets,
+                positions: &b.emb_positions,
+            };
             ops::embed_grad(
                 gpu,
                 u,
+                vocab.min(rows),
                 vocab,
                 embed,
                 lay.offset(EMBEDDING),
                 &b.dx,
-                &b.emb_offsets,
+                &index,
                 &b.grads,
-                &b.emb_positions,
             )?
             .record(&mut rec);
         }

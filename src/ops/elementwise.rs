@@ -61,22 +61,38 @@ pub fn embed_gather(
     })
 }
 
-/// `grads[emb_off + v·D + d] = Σ_{i ∈ offsets[v]..offsets[v+1]} dx[positions[i], d]`.   dE: [vocab, D]
+/// A slot of [`TokenIndexBuffers::present`] past the chunk's distinct tokens.
+pub const NO_TOKEN: u32 = u32::MAX;
+
+/// A chunk's token index on the GPU (`engine::token_index` builds it on the host): `present`
+/// [S] the distinct tokens, ascending, then [`NO_TOKEN`]; `offsets` [S + 1] where each one's
+/// rows start in `positions` [R], the rows of each token ascending. S = min(V, R).
+pub struct TokenIndexBuffers<'a> {
+    pub present: &'a Buffer,
+    pub offsets: &'a Buffer,
+    pub positions: &'a Buffer,
+}
+
+/// `grads[emb_off + v·D + d] = Σ_{i ∈ offsets[j]..offsets[j+1]} dx[positions[i], d]` for each
+/// token v = present[j] of the chunk (j < `slots`); dE: [vocab, D]. The rows of the tokens
+/// absent from the chunk are not written: the caller zeroes the table first.
+#[allow(clippy::too_many_arguments)]
 pub fn embed_grad(
     gpu: &Gpu,
     u: &mut Uniforms,
+    slots: usize,
     vocab: usize,
     dim: usize,
     emb_off: usize,
     dx: &Buffer,
-    offsets: &Buffer,
+    index: &TokenIndexBuffers<'_>,
     grads: &Buffer,
-    positions: &Buffer,
 ) -> Result<Launch> {
-    need(offsets, vocab + 1, "embed_grad offsets")?;
+    need(index.present, slots, "embed_grad present tokens")?;
+    need(index.offsets, slots + 1, "embed_grad offsets")?;
     need(grads, emb_off + vocab * dim, "embed_grad grads")?;
     let p = EmbedParams {
-        rows: u32_of(vocab, "vocab")?,
+        rows: u32_of(slots, "token slots")?,
         dim: u32_of(dim, "embed")?,
         emb_off: u32_of(emb_off, "offset")?,
         _pad: 0,
@@ -93,14 +109,15 @@ pub fn embed_grad(
         &[
             uniform.resource(),
             Resource::Storage(dx),
-            Resource::Storage(offsets),
+            Resource::Storage(index.offsets),
             Resource::Storage(grads),
-            Resource::Storage(positions),
+            Resource::Storage(index.positions),
+            Resource::Storage(index.present),
         ],
     );
     Ok(Launch {
         binding,
-        groups: groups_for(if quads { vocab * dim / 4 } else { vocab * dim }),
+        groups: groups_for(if quads { slots * dim / 4 } else { slots * dim }),
         uniform,
     })
 }
