@@ -8,7 +8,9 @@
 #                                                    BASELINE=another wgrnn binary, e.g. the
 #                                                    previous commit's, also runs W1-W5 and the
 #                                                    sweep's batch-4096 points, for a same-run
-#                                                    before/after)
+#                                                    before/after; AHEAD_AB=1 also runs W1-W5
+#                                                    with WGRNN_RECORD_AHEAD=off, the host
+#                                                    recording each step at its submit)
 #
 # Each measurement writes a JSON file into OUT_DIR and a line to OUT_DIR/run.log.
 set -u
@@ -28,7 +30,14 @@ run "$bin" devices
 peer=benches/peers/torch_rnn.py
 
 say "named workloads: wgrnn"
-run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --ceiling --max-seconds "$secs" --json "$out/wgrnn-named.json"
+run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --ceiling --kernel-times --max-seconds "$secs" --json "$out/wgrnn-named.json"
+if [ "${AHEAD_AB:-0}" = 1 ]; then
+  say "named workloads: wgrnn, WGRNN_RECORD_AHEAD=off (same binary), then on again"
+  run env WGRNN_RECORD_AHEAD=off "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --max-seconds "$secs" \
+    --json "$out/wgrnn-named-ahead-off.json"
+  run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --max-seconds "$secs" \
+    --json "$out/wgrnn-named-ahead-on.json"
+fi
 if [ "${F16:-1}" = 1 ]; then
   say "named workloads: wgrnn --precision f16 (loss check on W1: 200 steps each way)"
   run "$bin" bench --adapter "${ADAPTER:-gpu}" --workload "$workloads" --precision f16 --loss-steps 0 \
