@@ -11,8 +11,8 @@
 // embed_grad_quads: embed_grad for 4 consecutive d per invocation, stored as one vec4 (f32
 // grads, D and emb_off multiples of 4: on lavapipe a vec4 store costs far less than 4
 // scalar ones, BENCHMARKS.md). Same sums.
-// Dispatch: 256 invocations per workgroup over R·D (gather), S·D (grad) elements or S·D / 4
-// (grad_quads) vec4s, spread over x and y (index = x + y · num_workgroups.x · 256).
+// Dispatch: 256 invocations per workgroup over R·D (gather), S·D (grad) elements or R·D / 4
+// (gather_quads), S·D / 4 (grad_quads) vec4s, spread over x and y (index = x + y · num_workgroups.x · 256).
 
 struct EmbedParams {
     rows: u32,      // R (gather) or S token slots (grad)
@@ -41,6 +41,24 @@ fn embed_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     out[idx] = out_t(f32(table[p.emb_off + index_a[r] * p.dim + d]));
 }
 
+// `out` as vec4s: x (embed_gather_quads) or the grads (embed_grad_quads).
+@group(0) @binding(3) var<storage, read_write> out_quads: array<vec4<f32>>;
+
+// embed_gather_quads: embed_gather for 4 consecutive d per invocation, loaded and stored as
+// one vec4 (f32 table and x, D and emb_off multiples of 4).
+@group(0) @binding(1) var<storage, read> table_quads: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn embed_gather_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = 4u * linear_index(gid, groups);
+    if (e >= p.rows * p.dim) {
+        return;
+    }
+    let r = e / p.dim;
+    let d = e % p.dim;
+    out_quads[e >> 2u] = table_quads[(p.emb_off + index_a[r] * p.dim + d) >> 2u];
+}
+
 @group(0) @binding(4) var<storage, read> positions: array<u32>;
 // The chunk's distinct tokens, ascending, then NO_TOKEN: [S].
 @group(0) @binding(5) var<storage, read> present: array<u32>;
@@ -65,9 +83,6 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     }
     out[p.emb_off + v * p.dim + d] = out_t(s);
 }
-
-// The grads buffer as vec4s (embed_grad_quads; the same binding as `out`).
-@group(0) @binding(3) var<storage, read_write> out_quads: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
 fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {

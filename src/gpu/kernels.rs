@@ -43,6 +43,9 @@ pub enum Kernel {
     GemmOuterQuadsYPairs,
     GemmSplitReduce,
     EmbedGather,
+    /// EmbedGather with 4 consecutive d per invocation (f32 table and x, D and offset
+    /// multiples of 4).
+    EmbedGatherQuads,
     EmbedGrad,
     /// EmbedGrad with 4 consecutive d per invocation (f32 grads, D and offset multiples of 4).
     EmbedGradQuads,
@@ -144,7 +147,10 @@ impl Kernel {
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
             | Kernel::GemmOuterQuadsYPairs => "gemm_quads.wgsl",
-            Kernel::EmbedGather | Kernel::EmbedGrad | Kernel::EmbedGradQuads => "embed.wgsl",
+            Kernel::EmbedGather
+            | Kernel::EmbedGatherQuads
+            | Kernel::EmbedGrad
+            | Kernel::EmbedGradQuads => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
             | Kernel::RnnChunkForward
@@ -206,6 +212,7 @@ impl Kernel {
             }
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
+            Kernel::EmbedGatherQuads => "embed_gather_quads",
             Kernel::EmbedGrad => "embed_grad",
             Kernel::EmbedGradQuads => "embed_grad_quads",
             Kernel::RnnStepForward => "rnn_step_forward",

@@ -45,8 +45,17 @@ pub fn embed_gather(
         _pad: 0,
     };
     let uniform = u.push(gpu, &p);
+    // 4 consecutive d per invocation where they are one aligned vec4 of f32s both sides.
+    let quads = params.dtype() == Dtype::F32
+        && x.dtype() == Dtype::F32
+        && dim.is_multiple_of(4)
+        && emb_off.is_multiple_of(4);
     let binding = gpu.bind(
-        Kernel::EmbedGather,
+        if quads {
+            Kernel::EmbedGatherQuads
+        } else {
+            Kernel::EmbedGather
+        },
         &[
             uniform.resource(),
             Resource::Storage(params),
@@ -56,7 +65,7 @@ pub fn embed_gather(
     );
     Ok(Launch {
         binding,
-        groups: groups_for(rows * dim),
+        groups: groups_for(if quads { rows * dim / 4 } else { rows * dim }),
         uniform,
     })
 }
