@@ -1,8 +1,9 @@
 //! The GPU path of the long reductions, checked on any adapter: weight gradients split over
 //! K (partial products, then their sum in slice order) and bias gradients summed in row
-//! slices. Software adapters never split on their own, so this binary forces both through
-//! WGRNN_SPLIT_K and WGRNN_COLUMN_SLICES (its own process: the variables reach no other
-//! test) and compares every chunk of random models of every cell with the f64 reference.
+//! slices. Software adapters split little on their own (bias sums of 256 or fewer columns
+//! in 2 slices), so this binary forces both through WGRNN_SPLIT_K and WGRNN_COLUMN_SLICES
+//! (its own process: the variables reach no other test) and compares every chunk of random
+//! models of every cell with the f64 reference.
 
 mod common;
 

@@ -753,7 +753,10 @@ pub const COLUMN_PARTIALS_MAX: usize = 1 << 18;
 
 /// In how many row slices a column sum over `rows` rows of `columns` columns runs (1: one
 /// pass, one invocation per column). On a GPU a long R splits into slices of at least 256
-/// rows, enough to give about 65,536 invocations; software adapters run one pass.
+/// rows, enough to give about 65,536 invocations. On a software adapter, where a workgroup
+/// runs on one thread, columns that fit one workgroup (256 or fewer) are summed in 2 slices
+/// of at least 256 rows, so that two threads share the work (a fixed count: the bits do not
+/// depend on the machine's cores); more columns already make several workgroups.
 /// WGRNN_COLUMN_SLICES=S forces S (for tests and measurements).
 pub fn column_slices(software: bool, rows: usize, columns: usize) -> usize {
     if columns == 0 {
@@ -765,7 +768,10 @@ pub fn column_slices(software: bool, rows: usize, columns: usize) -> usize {
     {
         return s.min(rows).min(COLUMN_PARTIALS_MAX / columns).max(1);
     }
-    if software || rows < 1024 {
+    if software {
+        return if columns <= 256 && rows >= 512 { 2 } else { 1 };
+    }
+    if rows < 1024 {
         return 1;
     }
     (65_536usize.div_ceil(columns))
