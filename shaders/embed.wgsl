@@ -48,15 +48,25 @@ fn embed_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // one vec4 (f32 table and x, D and emb_off multiples of 4).
 @group(0) @binding(1) var<storage, read> table_quads: array<vec4<f32>>;
 
-@compute @workgroup_size(256)
-fn embed_gather_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+// The (row, d) of the first of an invocation's 4 consecutive elements of a [rows, D] array
+// (the quads kernels), or (rows, 0) past its end.
+fn quad_at(gid: vec3<u32>, groups: vec3<u32>) -> vec2<u32> {
     let e = 4u * linear_index(gid, groups);
     if (e >= p.rows * p.dim) {
+        return vec2<u32>(p.rows, 0u);
+    }
+    return vec2<u32>(e / p.dim, e % p.dim);
+}
+
+@compute @workgroup_size(256)
+fn embed_gather_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let at = quad_at(gid, groups);
+    if (at.x >= p.rows) {
         return;
     }
-    let r = e / p.dim;
-    let d = e % p.dim;
-    out_quads[e >> 2u] = table_quads[(p.emb_off + index_a[r] * p.dim + d) >> 2u];
+    let r = at.x;
+    let d = at.y;
+    out_quads[(r * p.dim + d) >> 2u] = table_quads[(p.emb_off + index_a[r] * p.dim + d) >> 2u];
 }
 
 @group(0) @binding(4) var<storage, read> positions: array<u32>;
@@ -86,16 +96,13 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 
 @compute @workgroup_size(256)
 fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let e = 4u * linear_index(gid, groups);
-    if (e >= p.rows * p.dim) {
+    let at = quad_at(gid, groups);
+    if (at.x >= p.rows || present[at.x] == NO_TOKEN) {
         return;
     }
-    let j = e / p.dim;
-    let d = e % p.dim;
+    let j = at.x;
+    let d = at.y;
     let v = present[j];
-    if (v == NO_TOKEN) {
-        return;
-    }
     var s = vec4<f32>(0.0);
     for (var i = index_a[j]; i < index_a[j + 1u]; i++) {
         let at = positions[i] * p.dim + d;
