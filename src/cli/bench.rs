@@ -208,6 +208,9 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                 r.median_ms / total
             );
         }
+        if args.kernel_times && r.kernel_times_ms.is_empty() {
+            println!("   GPU time by kernel: none (this adapter has no timestamp queries)");
+        }
         if !r.kernel_times_ms.is_empty() {
             let mut kernels = r.kernel_times_ms.clone();
             kernels.sort_by(|a, b| b.1.total_cmp(&a.1));
