@@ -35,6 +35,13 @@ fn median_time(mut run: impl FnMut()) -> Duration {
     times[times.len() / 2]
 }
 
+/// Whether `name` is in the comma-separated list the environment variable `var` holds
+/// (every name when it is unset): `WGRNN_BENCH_GEMM_KERNELS=WindowQuads,OuterQuads` and
+/// `WGRNN_BENCH_GEMM_SHAPES=2048x256x128` narrow the GEMM cases.
+fn listed(var: &str, name: &str) -> bool {
+    std::env::var(var).map_or(true, |list| list.split(',').any(|item| item.trim() == name))
+}
+
 fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
 }
@@ -42,6 +49,9 @@ fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
 /// x·Wᵀ (the input-projection layout) with each formulation; with `weight_gradient`, instead
 /// dYᵀ·X (A transposed, K = the rows) split over K as the engine would on this adapter.
 fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
+    if !listed("WGRNN_BENCH_GEMM_SHAPES", &format!("{m}x{n}x{k}")) {
+        return;
+    }
     let mut rng = Rng::new(1);
     let (a_values, b_values) = (random(&mut rng, m * k), random(&mut rng, n * k));
     let a = gpu.storage_from("a", &a_values).unwrap();
@@ -114,6 +124,9 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
             !matches!(k, GemmKernel::WideQuads | GemmKernel::TiledQuads) || *types == "f32"
         })
     {
+        if !listed("WGRNN_BENCH_GEMM_KERNELS", &format!("{kernel:?}")) {
+            continue;
+        }
         let launches =
             ops::gemm_split(gpu, &mut u, &spec, kernel, slices, a, b, b, &c, &scratch).unwrap();
         // Alone (one submit and wait per product), and as inside a training step: 10
@@ -271,6 +284,8 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
         .storage_from("dh", &random(&mut rng, steps * bh))
         .unwrap();
     let da = gpu.storage("da", (steps * bh * 4) as u64).unwrap();
+    // W_hhᵀ, which the quads GEMMs' backward products read.
+    let whh_t = gpu.storage("whh_t", (hidden * hidden * 4) as u64).unwrap();
     let shape = RecurrenceShape {
         steps,
         batch,
@@ -304,6 +319,12 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     if gemm_kernel.step_kernel().is_some() {
         ways.push(ops::RecurrenceKernel::GemmFused(gemm_kernel));
     }
+    // The quads GEMM with B's windows (W_hh), finishing each step in a kernel of its own or
+    // in its store, where this adapter has it.
+    if GemmKernel::candidates(gpu).contains(&GemmKernel::WindowQuads) {
+        ways.push(ops::RecurrenceKernel::Gemm(GemmKernel::WindowQuads));
+        ways.push(ops::RecurrenceKernel::GemmFused(GemmKernel::WindowQuads));
+    }
     for kernel in ways {
         let mut forward = Recording::new();
         let mut backward = Recording::new();
@@ -313,7 +334,16 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             l.record(&mut forward);
         }
         for l in ops::rnn_backward(
-            gpu, &mut u, &shape, kernel, &params, None, &hs, &dh, &da, &step_sum,
+            gpu,
+            &mut u,
+            &shape,
+            kernel,
+            &params,
+            Some(&whh_t),
+            &hs,
+            &dh,
+            &da,
+            &step_sum,
         )
         .unwrap()
         {

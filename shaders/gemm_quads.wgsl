@@ -14,6 +14,16 @@
 //   TRANSPOSED = true:  X = Bᵀ (B's columns), Y = Aᵀ (A's rows, A's window); kernel row = n,
 //                       and the result is stored transposed (Cᵀ = Bᵀ·Aᵀ).
 //   K, offsets and line strides must be multiples of 4: `GemmKernel::quads_apply`.
+//   Fused Elman steps (A_FROM_C, flags STEP_FORWARD or STEP_BACKWARD; f32, not TRANSPOSED): X's
+//   rows (h[t] or da[t + 1]) are read through the C binding, from the buffer the step
+//   writes h[t + 1] or da[t] into at a disjoint offset (one dispatch cannot bind a buffer
+//   both read-only and read-write), and the store finishes the step as gemm_subgroup.wgsl's
+//   fused steps and `rnn_step_combine_*` do, with the same operations in the same order:
+//     STEP_FORWARD:  C[m, n] = act(bias[bias_off + m·c_rs + n] + sum)          (bias: pre)
+//     STEP_BACKWARD: C[m, n] = (bias[bias_off + m·c_rs + n] + sum)             (bias: dh_out)
+//                              · act'(aux[bias2_off + m·c_rs + n])             (aux: hs)
+//   (c_rs is the whole product's N: B's windows split C's columns, each dispatch with its
+//   offsets moved to its first column).
 // gemm_outer_quads: A runs along m and B along n with unit stride (dYᵀ·X, the weight
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
@@ -48,10 +58,15 @@ struct GemmParams {
 const ADD_BIAS: u32 = 1u;
 const ADD_BIAS2: u32 = 2u;
 const ACCUMULATE: u32 = 4u;
+const STEP_FORWARD: u32 = 8u;
+const STEP_BACKWARD: u32 = 16u;
+const RELU: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(3) var<storage, read> bias: array<bias_t>;
 @group(0) @binding(4) var<storage, read_write> c: array<c_t>;
+// STEP_BACKWARD's h[t + 1] (any read-only buffer elsewhere).
+@group(0) @binding(7) var<storage, read> aux: array<aux_t>;
 // Y's 64 KiB window as 4-byte words (Y's offset in the parameters is relative to it).
 @group(0) @binding(8) var<uniform> window: array<vec4<u32>, 4096>;
 // X's buffer as 16-byte words (4 f32s), and as 8-byte words (4 f16s).
@@ -68,9 +83,28 @@ override PACKED_PAIRS: bool = false;
 // gemm_outer_quads with one f16 operand and one f32: X (A) or Y (B) read as f16 pairs.
 override X_PAIRS: bool = false;
 override Y_PAIRS: bool = false;
+// Set by the host for the fused Elman steps (f32 only): X (A's rows) is read through the C
+// binding.
+override A_FROM_C: bool = false;
 
 fn store(m: u32, n: u32, value: f32) {
     if (m >= p.m || n >= p.n) {
+        return;
+    }
+    // Only the step variants (A_FROM_C) have the step's epilogue: elsewhere the
+    // specialised kernel does not carry it.
+    if (A_FROM_C && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
+        let e = m * p.c_rs + n;
+        let relu = (p.flags & RELU) != 0u;
+        let g = f32(bias[p.bias_off + e]) + value;
+        var out: f32;
+        if ((p.flags & STEP_FORWARD) != 0u) {
+            out = select(tanh(g), max(g, 0.0), relu);
+        } else {
+            let h = f32(aux[p.bias2_off + e]);
+            out = g * select(1.0 - h * h, select(0.0, 1.0, h > 0.0), relu);
+        }
+        c[p.c_off + m * p.c_rs + n] = c_t(out);
         return;
     }
     var v = value;
@@ -172,6 +206,16 @@ fn add_products(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<f32>, y: vec4<
     (*acc)[31] = (*acc)[31] + subgroupBroadcast(x.w, 7u) * y;
 }
 
+// X's 4 values at element `at` (a multiple of 4) as 16 bytes: from X's buffer, or with
+// A_FROM_C through the C binding (one scalar load each: on lavapipe a vec4 load costs the
+// same 4).
+fn x_quad(at: u32) -> vec4<u32> {
+    if (A_FROM_C) {
+        return bitcast<vec4<u32>>(vec4<f32>(f32(c[at]), f32(c[at + 1u]), f32(c[at + 2u]), f32(c[at + 3u])));
+    }
+    return x_quads[at >> 2u];
+}
+
 // The values at k-word w (0..3) of four lines' quads, as f32s (f32 operands).
 fn word_values(q0: vec4<u32>, q1: vec4<u32>, q2: vec4<u32>, q3: vec4<u32>, w: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(vec4<u32>(q0[w], q1[w], q2[w], q3[w]));
@@ -258,10 +302,10 @@ fn gemm_window_quads(
                 pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
             );
         } else {
-            let xq0 = x_quads[(x0 + kk) >> 2u];
-            let xq1 = x_quads[(x1 + kk) >> 2u];
-            let xq2 = x_quads[(x2 + kk) >> 2u];
-            let xq3 = x_quads[(x3 + kk) >> 2u];
+            let xq0 = x_quad(x0 + kk);
+            let xq1 = x_quad(x1 + kk);
+            let xq2 = x_quad(x2 + kk);
+            let xq3 = x_quad(x3 + kk);
             let yq0 = window[(y0 + kk) >> 2u];
             let yq1 = window[(y1 + kk) >> 2u];
             let yq2 = window[(y2 + kk) >> 2u];

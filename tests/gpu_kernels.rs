@@ -968,6 +968,51 @@ fn rnn_steps_match_f64_forward_and_backward() {
                     );
                 }
             }
+            if (case, kernel)
+                == (
+                    20,
+                    ops::RecurrenceKernel::GemmFused(GemmKernel::WindowQuads),
+                )
+            {
+                // One dispatch a window of W_hh (forward) or of its transposed copy (backward)
+                // a step, each finishing its columns; the backward's transpose first and its
+                // last step's finishing kernel (no product there).
+                let windows = |b: Operand, weights: &wgrnn::gpu::Buffer| {
+                    let product = GemmSpec {
+                        m: batch,
+                        n: h,
+                        k: h,
+                        a: Operand::row_major(bh, h),
+                        b,
+                        c_offset: 0,
+                        bias: None,
+                        bias2: None,
+                        accumulate: false,
+                    };
+                    ops::window_chunks(
+                        &gpu,
+                        &product,
+                        GemmKernel::WindowQuads,
+                        &hsb,
+                        weights,
+                        ops::MAX_WINDOW_CHUNKS,
+                    )
+                    .expect("a window plan")
+                    .len()
+                };
+                let forward_windows = windows(Operand::transposed(whh_off, h), &pb);
+                assert!(forward_windows > 1, "W_hh [256, 256] spans several windows");
+                assert_eq!(
+                    launches.len(),
+                    t_len * forward_windows,
+                    "fused forward launches"
+                );
+                assert_eq!(
+                    backward.len(),
+                    1 + (t_len - 1) * windows(Operand::transposed(0, h), &whh_t) + 1,
+                    "fused backward launches"
+                );
+            }
             launches.extend(backward);
             run(&gpu, &launches);
             let what =

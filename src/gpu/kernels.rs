@@ -34,6 +34,9 @@ pub enum Kernel {
     GemmWindowQuadsPairs,
     GemmWindowQuadsA,
     GemmWindowQuadsAPairs,
+    /// The window quads GEMM (B's windows) finishing an Elman step in its store, A read
+    /// through C (A_FROM_C); f32 only.
+    GemmWindowQuadsStep,
     /// The outer-product GEMM of `shaders/gemm_quads.wgsl` (A along m, B along n: dYᵀ·X);
     /// with PACKED_PAIRS, f16.
     GemmOuterQuads,
@@ -143,6 +146,7 @@ impl Kernel {
             | Kernel::GemmWindowQuadsPairs
             | Kernel::GemmWindowQuadsA
             | Kernel::GemmWindowQuadsAPairs
+            | Kernel::GemmWindowQuadsStep
             | Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -202,7 +206,8 @@ impl Kernel {
             Kernel::GemmWindowQuads
             | Kernel::GemmWindowQuadsPairs
             | Kernel::GemmWindowQuadsA
-            | Kernel::GemmWindowQuadsAPairs => "gemm_window_quads",
+            | Kernel::GemmWindowQuadsAPairs
+            | Kernel::GemmWindowQuadsStep => "gemm_window_quads",
             Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -272,7 +277,8 @@ impl Kernel {
             | Kernel::GemmTiledStep
             | Kernel::GemmWideStep
             | Kernel::GemmWideQuadsStep
-            | Kernel::GemmTiledQuadsStep => &[("A_FROM_C", 1.0)],
+            | Kernel::GemmTiledQuadsStep
+            | Kernel::GemmWindowQuadsStep => &[("A_FROM_C", 1.0)],
             _ => &[],
         }
     }

@@ -489,6 +489,8 @@ fn gemm_pass(
         resources[0] = uniform.resource();
         resources[3] = Resource::Storage(bias);
         resources[4] = Resource::Storage(c);
+        // The fused steps' aux operand (unused here: any read-only buffer).
+        resources[7] = Resource::Storage(bias);
         resources[9..].copy_from_slice(&[
             Resource::Storage(a),
             Resource::Storage(a),
@@ -780,7 +782,8 @@ fn window_launches(
                         Resource::Unused,
                         Resource::Unused,
                         Resource::Unused,
-                        Resource::Unused,
+                        // The fused steps' aux operand, unused here (any read-only buffer).
+                        Resource::Storage(bias),
                         Resource::UniformWindow(window, chunk.window),
                         Resource::Storage(storage),
                     ],
@@ -962,8 +965,10 @@ pub enum StepEpilogue {
 
 impl GemmKernel {
     /// The variant of this formulation that finishes an Elman step in its store
-    /// ([`gemm_step`]): the tiled, wide and subgroup kernels (the packed-pairs loads cannot
-    /// read A through the C binding; the register-blocked kernel never wins a recurrence).
+    /// ([`gemm_step`]): the tiled, wide and subgroup kernels, and the window quads kernel
+    /// with B's windows (the packed-pairs subgroup loads cannot read A through the C
+    /// binding; the kernels with A's windows would read A through a window of the buffer
+    /// they write; the register-blocked kernel never wins a recurrence).
     pub fn step_kernel(self) -> Option<Kernel> {
         match self {
             GemmKernel::Tiled => Some(Kernel::GemmTiledStep),
@@ -971,11 +976,11 @@ impl GemmKernel {
             GemmKernel::WideQuads => Some(Kernel::GemmWideQuadsStep),
             GemmKernel::TiledQuads => Some(Kernel::GemmTiledQuadsStep),
             GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
+            GemmKernel::WindowQuads => Some(Kernel::GemmWindowQuadsStep),
             GemmKernel::Blocked
             | GemmKernel::SubgroupPairs
             | GemmKernel::SubgroupWindow
             | GemmKernel::SubgroupWindowA
-            | GemmKernel::WindowQuads
             | GemmKernel::WindowQuadsA
             | GemmKernel::OuterQuads => None,
         }
@@ -984,10 +989,11 @@ impl GemmKernel {
 
 // One argument per binding slot, as in the other launchers.
 #[allow(clippy::too_many_arguments)]
-/// One Elman step as one dispatch of `kernel`'s [`GemmKernel::step_kernel`]: `C =
-/// finish(A·B)` where A's rows are read from `state` (the same buffer C is written to:
-/// `spec.a` and `spec.c_offset` must not overlap), B from `b` (W_hh), and the step's other
-/// operands from `inputs` and `aux` ([`StepEpilogue`]). C's row stride is N.
+/// One Elman step as one dispatch of `kernel`'s [`GemmKernel::step_kernel`] (the window
+/// quads kernel: one per window of B, [`window_chunks`]): `C = finish(A·B)` where A's rows
+/// are read from `state` (the same buffer C is written to: `spec.a` and `spec.c_offset`
+/// must not overlap), B from `b` (W_hh), and the step's other operands from `inputs` and
+/// `aux` ([`StepEpilogue`]). C's row stride is N.
 pub fn gemm_step(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
@@ -998,13 +1004,20 @@ pub fn gemm_step(
     state: &Buffer,
     inputs: &Buffer,
     aux: &Buffer,
-) -> Result<Launch> {
+) -> Result<Vec<Launch>> {
     // The tiled quads kernels' steps read B in quads where they apply, else they are the
-    // plain kernels' steps.
+    // plain kernels' steps; the window quads kernel's step needs f32 operands, its loads and
+    // a window plan, else it is the subgroup kernel's (the same sums in the same order).
+    let windows = (kernel == GemmKernel::WindowQuads
+        && state.dtype() == Dtype::F32
+        && GemmKernel::quads_apply(spec, state, b))
+    .then(|| window_chunks(gpu, spec, kernel, state, b, MAX_WINDOW_CHUNKS))
+    .flatten();
     let kernel = match kernel {
         GemmKernel::WideQuads | GemmKernel::TiledQuads if !GemmKernel::b_quads_apply(spec, 0) => {
             kernel.tile_quads_fallback()
         }
+        GemmKernel::WindowQuads if windows.is_none() => GemmKernel::Subgroup,
         other => other,
     };
     let Some(step_kernel) = kernel.step_kernel() else {
@@ -1040,6 +1053,11 @@ pub fn gemm_step(
         need(aux, aux_off + m * n, "step aux")?;
     }
     let flags = flags | if relu { RELU } else { 0 };
+    if let Some(chunks) = windows {
+        return window_step_launches(
+            gpu, uniforms, spec, &chunks, flags, bias_off, aux_off, b, state, inputs, aux,
+        );
+    }
     let params = GemmParams::of(
         &GemmSpec {
             bias: Some(bias_off),
@@ -1071,9 +1089,63 @@ pub fn gemm_step(
         resources.extend([Resource::Storage(b), Resource::Storage(b)]);
     }
     let binding = gpu.bind(step_kernel, &resources);
-    Ok(Launch {
+    Ok(vec![Launch {
         binding,
         groups: kernel.groups(m, n),
         uniform,
-    })
+    }])
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// [`gemm_step`] with the window quads kernel (f32): one dispatch per window of B (`chunks`), each
+/// finishing C's columns `start .. start + count` (its offsets into C, the inputs and aux
+/// moved to its first column; their row stride stays N).
+fn window_step_launches(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    chunks: &[WindowChunk],
+    flags: u32,
+    bias_off: usize,
+    aux_off: usize,
+    b: &Buffer,
+    state: &Buffer,
+    inputs: &Buffer,
+    aux: &Buffer,
+) -> Result<Vec<Launch>> {
+    let entry = Kernel::GemmWindowQuadsStep;
+    let mut launches = Vec::new();
+    for chunk in chunks {
+        let part = GemmSpec {
+            n: chunk.count,
+            b: Operand {
+                offset: chunk.offset,
+                ..spec.b
+            },
+            c_offset: spec.c_offset + chunk.start,
+            bias: Some(bias_off + chunk.start),
+            bias2: Some(aux_off + chunk.start),
+            ..*spec
+        };
+        let mut params = GemmParams::of(&part, part.c_offset, flags, 0, 1)?;
+        params.c_rs = u32_of(spec.n, "gemm n")?;
+        let uniform = uniforms.push(gpu, &params);
+        // Slots 1, 2, 5, 6 undeclared; X's storage slots (9, 10) are not read (A comes
+        // through C): the inputs stand in.
+        let mut resources = vec![Resource::Unused; 11];
+        resources[0] = uniform.resource();
+        resources[3] = Resource::Storage(inputs);
+        resources[4] = Resource::Storage(state);
+        resources[7] = Resource::Storage(aux);
+        resources[8] = Resource::UniformWindow(b, chunk.window);
+        resources[9] = Resource::Storage(inputs);
+        resources[10] = Resource::Storage(inputs);
+        launches.push(Launch {
+            binding: gpu.bind(entry, &resources),
+            groups: GemmKernel::WindowQuads.groups(part.m, part.n),
+            uniform,
+        });
+    }
+    Ok(launches)
 }

@@ -118,7 +118,7 @@ pub fn forward(
                 c_offset: (t + 1) * b * h,
                 ..product
             };
-            out.push(gemm_step(
+            out.extend(gemm_step(
                 gpu, u, &into_next, gemm, epilogue, params, hs, pre, pre,
             )?);
             continue;
@@ -185,7 +185,7 @@ pub fn backward(
                 b: whh,
                 ..step_backward_product(b, h, 1, t, shape.whh_off)
             };
-            out.push(gemm_step(
+            out.extend(gemm_step(
                 gpu, u, &into_this, gemm, epilogue, weights, da, dh_out, hs,
             )?);
             continue;
