@@ -286,6 +286,12 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     let da = gpu.storage("da", (steps * bh * 4) as u64).unwrap();
     // W_hhᵀ, which the quads GEMMs' backward products read.
     let whh_t = gpu.storage("whh_t", (hidden * hidden * 4) as u64).unwrap();
+    // The state copies a fused sweep with A's windows alternates between.
+    let copy_bytes = (bh * 4).max(64 << 10) as u64;
+    let copies = [
+        gpu.storage("copy_0", copy_bytes).unwrap(),
+        gpu.storage("copy_1", copy_bytes).unwrap(),
+    ];
     let shape = RecurrenceShape {
         steps,
         batch,
@@ -319,17 +325,29 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     if gemm_kernel.step_kernel().is_some() {
         ways.push(ops::RecurrenceKernel::GemmFused(gemm_kernel));
     }
-    // The quads GEMM with B's windows (W_hh), finishing each step in a kernel of its own or
-    // in its store, where this adapter has it.
-    if GemmKernel::candidates(gpu).contains(&GemmKernel::WindowQuads) {
-        ways.push(ops::RecurrenceKernel::Gemm(GemmKernel::WindowQuads));
-        ways.push(ops::RecurrenceKernel::GemmFused(GemmKernel::WindowQuads));
+    // The quads GEMMs with B's windows (W_hh) and A's (h[t]), finishing each step in a
+    // kernel of its own or in their store, where this adapter has them.
+    for quads in [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA] {
+        if GemmKernel::candidates(gpu).contains(&quads) {
+            ways.push(ops::RecurrenceKernel::Gemm(quads));
+            ways.push(ops::RecurrenceKernel::GemmFused(quads));
+        }
     }
     for kernel in ways {
         let mut forward = Recording::new();
         let mut backward = Recording::new();
-        for l in
-            ops::rnn_forward(gpu, &mut u, &shape, kernel, &params, &pre, &hs, &step_sum).unwrap()
+        for l in ops::rnn_forward(
+            gpu,
+            &mut u,
+            &shape,
+            kernel,
+            &params,
+            &pre,
+            &hs,
+            &step_sum,
+            Some([&copies[0], &copies[1]]),
+        )
+        .unwrap()
         {
             l.record(&mut forward);
         }
@@ -344,6 +362,7 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             &dh,
             &da,
             &step_sum,
+            Some([&copies[0], &copies[1]]),
         )
         .unwrap()
         {

@@ -14,16 +14,19 @@
 //   TRANSPOSED = true:  X = Bᵀ (B's columns), Y = Aᵀ (A's rows, A's window); kernel row = n,
 //                       and the result is stored transposed (Cᵀ = Bᵀ·Aᵀ).
 //   K, offsets and line strides must be multiples of 4: `GemmKernel::quads_apply`.
-//   Fused Elman steps (A_FROM_C, flags STEP_FORWARD or STEP_BACKWARD; f32, not TRANSPOSED): X's
-//   rows (h[t] or da[t + 1]) are read through the C binding, from the buffer the step
-//   writes h[t + 1] or da[t] into at a disjoint offset (one dispatch cannot bind a buffer
-//   both read-only and read-write), and the store finishes the step as gemm_subgroup.wgsl's
-//   fused steps and `rnn_step_combine_*` do, with the same operations in the same order:
+//   Fused Elman steps (flags STEP_FORWARD or STEP_BACKWARD; f32): h[t] or da[t + 1] is read
+//   through the C binding (A_FROM_C, not TRANSPOSED: X's rows), from the buffer the step
+//   writes h[t + 1] or da[t] into at a disjoint offset, or (STEP_COPY, TRANSPOSED: Y's lines)
+//   through a window of a [B, H] copy that the previous step's store wrote to c_copy (one
+//   dispatch cannot bind a buffer both as a window or read-only and read-write); the store
+//   finishes the step as gemm_subgroup.wgsl's fused steps and `rnn_step_combine_*` do, with
+//   the same operations in the same order:
 //     STEP_FORWARD:  C[m, n] = act(bias[bias_off + m·c_rs + n] + sum)          (bias: pre)
 //     STEP_BACKWARD: C[m, n] = (bias[bias_off + m·c_rs + n] + sum)             (bias: dh_out)
 //                              · act'(aux[bias2_off + m·c_rs + n])             (aux: hs)
-//   (c_rs is the whole product's N: B's windows split C's columns, each dispatch with its
-//   offsets moved to its first column).
+//   (c_rs is the whole product's N: B's windows split C's columns, A's windows its rows,
+//   each dispatch with its offsets moved to its first element); STEP_COPY also writes
+//   c_copy[copy_off + m·c_rs + n] = C[m, n].
 // gemm_outer_quads: A runs along m and B along n with unit stride (dYᵀ·X, the weight
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
@@ -53,6 +56,7 @@ struct GemmParams {
     flags: u32,     // bit 0: add bias, bit 1: add bias2, bit 2: accumulate into C
     k_slice: u32,   // split-K (must be 0 here)
     slices: u32,
+    copy_off: u32,  // STEP_COPY: where the step's outputs start in c_copy
 }
 
 const ADD_BIAS: u32 = 1u;
@@ -67,6 +71,9 @@ const RELU: u32 = 32u;
 @group(0) @binding(4) var<storage, read_write> c: array<c_t>;
 // STEP_BACKWARD's h[t + 1] (any read-only buffer elsewhere).
 @group(0) @binding(7) var<storage, read> aux: array<aux_t>;
+// STEP_COPY: the step's outputs again, [B, H] at copy_off (f32), which the next step reads
+// through its window (any read-write buffer elsewhere: C stands in, of either type).
+@group(0) @binding(13) var<storage, read_write> c_copy: array<c_copy_t>;
 // Y's 64 KiB window as 4-byte words (Y's offset in the parameters is relative to it).
 @group(0) @binding(8) var<uniform> window: array<vec4<u32>, 4096>;
 // X's buffer as 16-byte words (4 f32s), and as 8-byte words (4 f16s).
@@ -86,6 +93,10 @@ override Y_PAIRS: bool = false;
 // Set by the host for the fused Elman steps (f32 only): X (A's rows) is read through the C
 // binding.
 override A_FROM_C: bool = false;
+// Set by the host for the fused Elman steps with A's windows (TRANSPOSED, f32): Y (h[t] or
+// da[t + 1]) is read through a window of a [B, H] copy, and the store writes each output
+// to c_copy as well, the copy the next step reads (the window cannot be of the buffer C is).
+override STEP_COPY: bool = false;
 
 fn store(m: u32, n: u32, value: f32) {
     if (m >= p.m || n >= p.n) {
@@ -93,7 +104,7 @@ fn store(m: u32, n: u32, value: f32) {
     }
     // Only the step variants (A_FROM_C) have the step's epilogue: elsewhere the
     // specialised kernel does not carry it.
-    if (A_FROM_C && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
+    if ((A_FROM_C || STEP_COPY) && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
         let e = m * p.c_rs + n;
         let relu = (p.flags & RELU) != 0u;
         let g = f32(bias[p.bias_off + e]) + value;
@@ -105,6 +116,9 @@ fn store(m: u32, n: u32, value: f32) {
             out = g * select(1.0 - h * h, select(0.0, 1.0, h > 0.0), relu);
         }
         c[p.c_off + m * p.c_rs + n] = c_t(out);
+        if (STEP_COPY) {
+            c_copy[p.copy_off + e] = c_copy_t(out);
+        }
         return;
     }
     var v = value;

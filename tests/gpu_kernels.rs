@@ -916,12 +916,28 @@ fn rnn_steps_match_f64_forward_and_backward() {
         // Room for W_hhᵀ, which the quads GEMMs' backward products read (stale values first:
         // the sweep must write it).
         let whh_t = gpu.storage_from("whh_t", &vec![7.0f32; h * h]).unwrap();
+        // The two state copies a fused sweep with A's windows alternates between (stale
+        // values first; at least a window each).
+        let copy_len = bh.max(16 << 10);
+        let copies = [
+            gpu.storage_from("copy_0", &vec![5.0f32; copy_len]).unwrap(),
+            gpu.storage_from("copy_1", &vec![6.0f32; copy_len]).unwrap(),
+        ];
         for kernel in kernels {
             gpu.write(&hsb, 0, &hs0);
             let mut u = Uniforms::new();
-            let mut launches =
-                ops::rnn_forward(&gpu, &mut u, &shape, kernel, &pb, &preb, &hsb, &step_sum)
-                    .unwrap();
+            let mut launches = ops::rnn_forward(
+                &gpu,
+                &mut u,
+                &shape,
+                kernel,
+                &pb,
+                &preb,
+                &hsb,
+                &step_sum,
+                Some([&copies[0], &copies[1]]),
+            )
+            .unwrap();
             let backward = ops::rnn_backward(
                 &gpu,
                 &mut u,
@@ -933,6 +949,7 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 &dhb,
                 &dab,
                 &step_sum,
+                Some([&copies[0], &copies[1]]),
             )
             .unwrap();
             if let (20, ops::RecurrenceKernel::Gemm(gemm)) = (case, kernel) {
@@ -1011,6 +1028,26 @@ fn rnn_steps_match_f64_forward_and_backward() {
                     backward.len(),
                     1 + (t_len - 1) * windows(Operand::transposed(0, h), &whh_t) + 1,
                     "fused backward launches"
+                );
+            }
+            if (case, kernel)
+                == (
+                    20,
+                    ops::RecurrenceKernel::GemmFused(GemmKernel::WindowQuadsA),
+                )
+            {
+                // h[0] copied, then one dispatch a step (h[t] fills one window of a copy);
+                // backward: the transpose, T - 1 fused steps, the last step's finishing
+                // kernel and the copy of its da.
+                assert_eq!(
+                    launches.len(),
+                    1 + t_len,
+                    "fused forward launches, A's windows"
+                );
+                assert_eq!(
+                    backward.len(),
+                    1 + (t_len - 1) + 1 + 1,
+                    "fused backward launches, A's windows"
                 );
             }
             launches.extend(backward);

@@ -108,6 +108,9 @@ pub struct EngineBuffers {
     pub chunk_info: Buffer,    // [3] u32: inv_count (f32 bits), first step, dropout step
     pub split_scratch: Buffer, // [S, M, N] split-K partial sums of the weight gradients
     pub step_sum: Buffer,      // [B, G·H] one step's recurrent product (GEMM-based steps)
+    /// Two [B, H] f32 copies of the state a fused Elman sweep with A's windows alternates
+    /// between (`ops::StepCopies`; software adapters, at least a uniform window each).
+    pub step_copies: [Buffer; 2],
     /// [max(H, I), G·H] a transposed weight for the quads GEMMs: W_hhᵀ of the unit being
     /// swept back, or W_ihᵀ for the layer-input gradient dX.
     pub weight_t: Buffer,
@@ -237,6 +240,8 @@ pub fn buffer_specs(
             f(split_scratch_len(config, max_batch, max_steps, software)),
         ),
         ("step_sum", f(step_sum_len(config, max_batch))),
+        ("step_copy_0", f(step_copy_len(config, max_batch, software))),
+        ("step_copy_1", f(step_copy_len(config, max_batch, software))),
         ("weight_t", a(h.max(widest_input) * gh)),
         ("norm_partials", f(NORM_PARTIALS)),
         ("norm", f(2)),
@@ -350,6 +355,7 @@ impl EngineBuffers {
             chunk_info: next()?,
             split_scratch: next()?,
             step_sum: next()?,
+            step_copies: [next()?, next()?],
             weight_t: next()?,
             norm_partials: next()?,
             norm: next()?,
@@ -399,6 +405,16 @@ pub fn step_sum_len(config: &ModelConfig, max_batch: usize) -> usize {
     let plain = max_batch * config.cell.gates() * config.hidden;
     let split = 8 * max_batch * config.hidden;
     plain.max(split.min(crate::ops::STEP_SPLIT_SCRATCH))
+}
+
+/// Elements of each of `step_copies`: [B, H] and at least a uniform window on a software
+/// adapter (the only kind whose GEMMs read windows), one elsewhere.
+pub fn step_copy_len(config: &ModelConfig, max_batch: usize, software: bool) -> usize {
+    if software {
+        (max_batch * config.hidden).max((crate::gpu::UNIFORM_WINDOW / 4) as usize)
+    } else {
+        1
+    }
 }
 
 pub fn split_scratch_len(

@@ -548,6 +548,7 @@ impl<'g> Engine<'g> {
                     &ub.pre,
                     &ub.hs,
                     &b.step_sum,
+                    Some([&b.step_copies[0], &b.step_copies[1]]),
                 )?
             } else {
                 ops::rnn_backward(
@@ -561,6 +562,7 @@ impl<'g> Engine<'g> {
                     &ub.dh_out,
                     &ub.da,
                     &b.step_sum,
+                    Some([&b.step_copies[0], &b.step_copies[1]]),
                 )?
             };
             for l in launches {

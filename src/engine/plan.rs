@@ -591,6 +591,7 @@ impl PlanContext<'_> {
                 &ub.pre,
                 &ub.hs,
                 &b.step_sum,
+                Some([&b.step_copies[0], &b.step_copies[1]]),
             )
         }
     }
@@ -625,6 +626,7 @@ impl PlanContext<'_> {
                 &ub.dh_out,
                 &ub.da,
                 &b.step_sum,
+                Some([&b.step_copies[0], &b.step_copies[1]]),
             )
         }
     }

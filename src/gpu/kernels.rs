@@ -37,6 +37,9 @@ pub enum Kernel {
     /// The window quads GEMM (B's windows) finishing an Elman step in its store, A read
     /// through C (A_FROM_C); f32 only.
     GemmWindowQuadsStep,
+    /// The window quads GEMM with A's windows (TRANSPOSED) finishing an Elman step in its
+    /// store, A read through a window of a copy its previous step wrote (STEP_COPY); f32.
+    GemmWindowQuadsAStep,
     /// The outer-product GEMM of `shaders/gemm_quads.wgsl` (A along m, B along n: dYᵀ·X);
     /// with PACKED_PAIRS, f16.
     GemmOuterQuads,
@@ -147,6 +150,7 @@ impl Kernel {
             | Kernel::GemmWindowQuadsA
             | Kernel::GemmWindowQuadsAPairs
             | Kernel::GemmWindowQuadsStep
+            | Kernel::GemmWindowQuadsAStep
             | Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -207,7 +211,8 @@ impl Kernel {
             | Kernel::GemmWindowQuadsPairs
             | Kernel::GemmWindowQuadsA
             | Kernel::GemmWindowQuadsAPairs
-            | Kernel::GemmWindowQuadsStep => "gemm_window_quads",
+            | Kernel::GemmWindowQuadsStep
+            | Kernel::GemmWindowQuadsAStep => "gemm_window_quads",
             Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -273,6 +278,7 @@ impl Kernel {
             Kernel::GemmOuterQuadsYPairs => &[("Y_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
+            Kernel::GemmWindowQuadsAStep => &[("TRANSPOSED", 1.0), ("STEP_COPY", 1.0)],
             Kernel::GemmSubgroupStep
             | Kernel::GemmTiledStep
             | Kernel::GemmWideStep

@@ -283,7 +283,10 @@ impl RecurrenceKernel {
     }
 }
 
-/// The forward sweep over all `shape.steps` steps (T launches, or one).
+/// The forward sweep over all `shape.steps` steps (T launches, or one). `state_copies`:
+/// two [B, H] f32 buffers of at least a uniform window each, which a fused sweep with A's
+/// windows alternates between (`GemmFused(WindowQuadsA)`; None runs it reading A through C).
+#[allow(clippy::too_many_arguments)]
 pub fn rnn_forward(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -293,6 +296,7 @@ pub fn rnn_forward(
     pre: &Buffer,
     hs: &Buffer,
     step_sum: &Buffer,
+    state_copies: Option<[&Buffer; 2]>,
 ) -> Result<Vec<Launch>> {
     match kernel {
         RecurrenceKernel::PerStep => (0..shape.steps)
@@ -310,6 +314,7 @@ pub fn rnn_forward(
             pre,
             hs,
             step_sum,
+            state_copies,
         ),
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;
@@ -336,7 +341,8 @@ pub fn rnn_forward(
 
 /// The backward sweep over all steps, last to first (T launches, or one). `whh_t` ([H, H]
 /// of W_hh's element type): room for a transposed copy of W_hh, which the quads GEMMs read
-/// faster (`rnn_gemm::reads_transposed_whh`); None reads W_hh in place.
+/// faster (`rnn_gemm::reads_transposed_whh`); None reads W_hh in place. `state_copies`: as
+/// [`rnn_forward`]'s.
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_backward(
     gpu: &Gpu,
@@ -349,6 +355,7 @@ pub fn rnn_backward(
     dh_out: &Buffer,
     da: &Buffer,
     step_sum: &Buffer,
+    state_copies: Option<[&Buffer; 2]>,
 ) -> Result<Vec<Launch>> {
     match kernel {
         RecurrenceKernel::PerStep => (0..shape.steps)
@@ -369,6 +376,7 @@ pub fn rnn_backward(
             dh_out,
             da,
             step_sum,
+            state_copies,
         ),
         RecurrenceKernel::Persistent => {
             let bh = shape.batch * shape.hidden;

@@ -24,6 +24,9 @@ struct GemmParams {
     flags: u32,
     k_slice: u32,
     slices: u32,
+    /// Where a fused step's copy of its outputs starts (`shaders/gemm_quads.wgsl`'s
+    /// STEP_COPY; the other shaders' structs end before it).
+    copy_off: u32,
 }
 
 impl GemmParams {
@@ -53,6 +56,7 @@ impl GemmParams {
             flags,
             k_slice: u32_of(k_slice, "gemm k slice")?,
             slices: u32_of(slices, "gemm slices")?,
+            copy_off: 0,
         })
     }
 }
@@ -485,13 +489,14 @@ fn gemm_pass(
             (_, Dtype::F16) => Kernel::GemmOuterQuadsYPairs,
             _ => Kernel::GemmOuterQuads,
         };
-        let mut resources = vec![Resource::Unused; 13];
+        let mut resources = vec![Resource::Unused; 14];
         resources[0] = uniform.resource();
         resources[3] = Resource::Storage(bias);
         resources[4] = Resource::Storage(c);
-        // The fused steps' aux operand (unused here: any read-only buffer).
+        // The fused steps' aux operand and copy (unused here: C stands in for the copy).
         resources[7] = Resource::Storage(bias);
-        resources[9..].copy_from_slice(&[
+        resources[13] = Resource::Storage(c);
+        resources[9..13].copy_from_slice(&[
             Resource::Storage(a),
             Resource::Storage(a),
             Resource::Storage(b),
@@ -794,6 +799,11 @@ fn window_launches(
         params.c_rs = u32_of(n, "gemm n")?;
         let uniform = uniforms.push(gpu, &params);
         let [a_slot, b_slot, a_words, b_words, aux, window, storage] = slots;
+        let copy_slot = if matches!(kernel, GemmKernel::WindowQuads | GemmKernel::WindowQuadsA) {
+            Resource::Storage(c)
+        } else {
+            Resource::Unused
+        };
         let binding = gpu.bind(
             entry,
             &[
@@ -809,6 +819,11 @@ fn window_launches(
                 storage,
                 // The quads kernels' storage operand again, as 8-byte words.
                 storage,
+                // gemm_outer_quads' B (11, 12), undeclared here; the fused steps' copy
+                // (13): C stands in where the kernel declares it.
+                Resource::Unused,
+                Resource::Unused,
+                copy_slot,
             ],
         );
         launches.push(Launch {
@@ -947,6 +962,18 @@ pub fn gemm_partials(
     Ok((partial, slices, k_slice))
 }
 
+/// Where a fused Elman step with A's windows ([`GemmKernel::WindowQuadsA`], [`gemm_step`])
+/// reads its A rows and copies its outputs: `read` holds A (h[t] or da[t + 1], [B, K]
+/// row-major at 0), written by the previous step's store or a copy before the sweep;
+/// `write` receives the step's [B, N] outputs at 0, for the next step. Two distinct f32
+/// buffers of at least [`UNIFORM_WINDOW`] bytes (a window of `read` is bound beside `write`
+/// and the state buffer, which a dispatch cannot bind read-write too).
+#[derive(Clone, Copy)]
+pub struct StepCopies<'a> {
+    pub read: &'a Buffer,
+    pub write: &'a Buffer,
+}
+
 /// How a fused Elman step ([`gemm_step`]) finishes each output of its product `sum`
 /// (`shaders/gemm_subgroup.wgsl`; the same operations as `rnn_step_combine_*`). Offsets are
 /// of the step's `[B, H]` block in each buffer.
@@ -965,10 +992,10 @@ pub enum StepEpilogue {
 
 impl GemmKernel {
     /// The variant of this formulation that finishes an Elman step in its store
-    /// ([`gemm_step`]): the tiled, wide and subgroup kernels, and the window quads kernel
-    /// with B's windows (the packed-pairs subgroup loads cannot read A through the C
-    /// binding; the kernels with A's windows would read A through a window of the buffer
-    /// they write; the register-blocked kernel never wins a recurrence).
+    /// ([`gemm_step`]): the tiled, wide and subgroup kernels, and the window quads kernels
+    /// (with A's windows, through [`StepCopies`]; the packed-pairs subgroup loads cannot read
+    /// A through the C binding, nor can the subgroup window kernels; the register-blocked
+    /// kernel never wins a recurrence).
     pub fn step_kernel(self) -> Option<Kernel> {
         match self {
             GemmKernel::Tiled => Some(Kernel::GemmTiledStep),
@@ -977,11 +1004,11 @@ impl GemmKernel {
             GemmKernel::TiledQuads => Some(Kernel::GemmTiledQuadsStep),
             GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
             GemmKernel::WindowQuads => Some(Kernel::GemmWindowQuadsStep),
+            GemmKernel::WindowQuadsA => Some(Kernel::GemmWindowQuadsAStep),
             GemmKernel::Blocked
             | GemmKernel::SubgroupPairs
             | GemmKernel::SubgroupWindow
             | GemmKernel::SubgroupWindowA
-            | GemmKernel::WindowQuadsA
             | GemmKernel::OuterQuads => None,
         }
     }
@@ -990,10 +1017,14 @@ impl GemmKernel {
 // One argument per binding slot, as in the other launchers.
 #[allow(clippy::too_many_arguments)]
 /// One Elman step as one dispatch of `kernel`'s [`GemmKernel::step_kernel`] (the window
-/// quads kernel: one per window of B, [`window_chunks`]): `C = finish(A·B)` where A's rows
-/// are read from `state` (the same buffer C is written to: `spec.a` and `spec.c_offset`
-/// must not overlap), B from `b` (W_hh), and the step's other operands from `inputs` and
-/// `aux` ([`StepEpilogue`]). C's row stride is N.
+/// quads kernels: one per window, [`window_chunks`]): `C = finish(A·B)` where A's rows are
+/// read from `state` (the same buffer C is written to: `spec.a` and `spec.c_offset` must
+/// not overlap), or with [`GemmKernel::WindowQuadsA`] from `copies.read` (which the step's
+/// outputs are then also copied from, into `copies.write`), B from `b` (W_hh), and the
+/// step's other operands from `inputs` and `aux` ([`StepEpilogue`]). C's row stride is N.
+/// Where a window kernel's loads, f32 or window plan do not apply (or, with A's windows,
+/// `copies` is None), the step runs as the subgroup kernel's (the same sums in the same
+/// order).
 pub fn gemm_step(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
@@ -1004,20 +1035,38 @@ pub fn gemm_step(
     state: &Buffer,
     inputs: &Buffer,
     aux: &Buffer,
+    copies: Option<StepCopies>,
 ) -> Result<Vec<Launch>> {
     // The tiled quads kernels' steps read B in quads where they apply, else they are the
-    // plain kernels' steps; the window quads kernel's step needs f32 operands, its loads and
-    // a window plan, else it is the subgroup kernel's (the same sums in the same order).
-    let windows = (kernel == GemmKernel::WindowQuads
-        && state.dtype() == Dtype::F32
-        && GemmKernel::quads_apply(spec, state, b))
-    .then(|| window_chunks(gpu, spec, kernel, state, b, MAX_WINDOW_CHUNKS))
-    .flatten();
+    // plain kernels' steps. The window quads kernels' steps: A read from `state` (B's
+    // windows) or from `copies.read` at 0 (A's windows).
+    let window_a = match (kernel, copies) {
+        (GemmKernel::WindowQuads, _) => Some((spec.a, state)),
+        (GemmKernel::WindowQuadsA, Some(copies)) => Some((
+            Operand {
+                offset: 0,
+                ..spec.a
+            },
+            copies.read,
+        )),
+        _ => None,
+    };
+    let windows = window_a.and_then(|(a_op, a_buffer)| {
+        let product = GemmSpec { a: a_op, ..*spec };
+        (state.dtype() == Dtype::F32
+            && a_buffer.dtype() == Dtype::F32
+            && GemmKernel::quads_apply(&product, a_buffer, b))
+        .then(|| window_chunks(gpu, &product, kernel, a_buffer, b, MAX_WINDOW_CHUNKS))
+        .flatten()
+        .map(|chunks| (product, chunks))
+    });
     let kernel = match kernel {
         GemmKernel::WideQuads | GemmKernel::TiledQuads if !GemmKernel::b_quads_apply(spec, 0) => {
             kernel.tile_quads_fallback()
         }
-        GemmKernel::WindowQuads if windows.is_none() => GemmKernel::Subgroup,
+        GemmKernel::WindowQuads | GemmKernel::WindowQuadsA if windows.is_none() => {
+            GemmKernel::Subgroup
+        }
         other => other,
     };
     let Some(step_kernel) = kernel.step_kernel() else {
@@ -1053,9 +1102,16 @@ pub fn gemm_step(
         need(aux, aux_off + m * n, "step aux")?;
     }
     let flags = flags | if relu { RELU } else { 0 };
-    if let Some(chunks) = windows {
+    if let Some((product, chunks)) = windows {
+        let operands = StepOperands {
+            b,
+            state,
+            inputs,
+            aux,
+            copies,
+        };
         return window_step_launches(
-            gpu, uniforms, spec, &chunks, flags, bias_off, aux_off, b, state, inputs, aux,
+            gpu, uniforms, &product, kernel, &chunks, flags, bias_off, aux_off, operands,
         );
     }
     let params = GemmParams::of(
@@ -1096,54 +1152,99 @@ pub fn gemm_step(
     }])
 }
 
+/// The buffers of a window quads step ([`gemm_step`]).
+struct StepOperands<'a> {
+    b: &'a Buffer,
+    state: &'a Buffer,
+    inputs: &'a Buffer,
+    aux: &'a Buffer,
+    copies: Option<StepCopies<'a>>,
+}
+
 // One argument per binding slot, as in the other launchers.
 #[allow(clippy::too_many_arguments)]
-/// [`gemm_step`] with the window quads kernel (f32): one dispatch per window of B (`chunks`), each
-/// finishing C's columns `start .. start + count` (its offsets into C, the inputs and aux
-/// moved to its first column; their row stride stays N).
+/// [`gemm_step`] with a window quads kernel (f32): one dispatch per window (`chunks`), each
+/// finishing C's columns (B's windows) or rows (A's windows, read from `copies.read`)
+/// `start .. start + count`, its offsets into C, the inputs, aux and the copy moved to its
+/// first element (their row stride stays N).
 fn window_step_launches(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
     spec: &GemmSpec,
+    kernel: GemmKernel,
     chunks: &[WindowChunk],
     flags: u32,
     bias_off: usize,
     aux_off: usize,
-    b: &Buffer,
-    state: &Buffer,
-    inputs: &Buffer,
-    aux: &Buffer,
+    operands: StepOperands,
 ) -> Result<Vec<Launch>> {
-    let entry = Kernel::GemmWindowQuadsStep;
+    let StepOperands {
+        b,
+        state,
+        inputs,
+        aux,
+        copies,
+    } = operands;
+    let n = spec.n;
     let mut launches = Vec::new();
     for chunk in chunks {
-        let part = GemmSpec {
-            n: chunk.count,
-            b: Operand {
-                offset: chunk.offset,
-                ..spec.b
-            },
-            c_offset: spec.c_offset + chunk.start,
-            bias: Some(bias_off + chunk.start),
-            bias2: Some(aux_off + chunk.start),
-            ..*spec
+        let (part, first) = if kernel.windows_b() {
+            let part = GemmSpec {
+                n: chunk.count,
+                b: Operand {
+                    offset: chunk.offset,
+                    ..spec.b
+                },
+                c_offset: spec.c_offset + chunk.start,
+                ..*spec
+            };
+            (part, chunk.start)
+        } else {
+            let part = GemmSpec {
+                m: chunk.count,
+                a: Operand {
+                    offset: chunk.offset,
+                    ..spec.a
+                },
+                c_offset: spec.c_offset + chunk.start * n,
+                ..*spec
+            };
+            (part, chunk.start * n)
         };
         let mut params = GemmParams::of(&part, part.c_offset, flags, 0, 1)?;
-        params.c_rs = u32_of(spec.n, "gemm n")?;
+        params.c_rs = u32_of(n, "gemm n")?;
+        params.bias_off = u32_of(bias_off + first, "step inputs offset")?;
+        params.bias2_off = u32_of(aux_off + first, "step aux offset")?;
+        params.copy_off = u32_of(first, "step copy offset")?;
         let uniform = uniforms.push(gpu, &params);
-        // Slots 1, 2, 5, 6 undeclared; X's storage slots (9, 10) are not read (A comes
-        // through C): the inputs stand in.
-        let mut resources = vec![Resource::Unused; 11];
+        // Slots 1, 2, 5, 6, 11, 12 undeclared. B's windows: A comes through C, so X's
+        // storage slots (9, 10) are not read (the inputs stand in), nor is the copy (13: C
+        // stands in). A's windows: X is Bᵀ (9, 10), the window is of the copy the previous
+        // step wrote, and this step writes the next one's.
+        let mut resources = vec![Resource::Unused; 14];
         resources[0] = uniform.resource();
         resources[3] = Resource::Storage(inputs);
         resources[4] = Resource::Storage(state);
         resources[7] = Resource::Storage(aux);
-        resources[8] = Resource::UniformWindow(b, chunk.window);
-        resources[9] = Resource::Storage(inputs);
-        resources[10] = Resource::Storage(inputs);
+        let entry = match copies.filter(|_| !kernel.windows_b()) {
+            None => {
+                resources[8] = Resource::UniformWindow(b, chunk.window);
+                resources[9] = Resource::Storage(inputs);
+                resources[10] = Resource::Storage(inputs);
+                resources[13] = Resource::Storage(state);
+                Kernel::GemmWindowQuadsStep
+            }
+            Some(copies) => {
+                resources[8] = Resource::UniformWindow(copies.read, chunk.window);
+                resources[9] = Resource::Storage(b);
+                resources[10] = Resource::Storage(b);
+                resources[13] = Resource::Storage(copies.write);
+                Kernel::GemmWindowQuadsAStep
+            }
+        };
         launches.push(Launch {
             binding: gpu.bind(entry, &resources),
-            groups: GemmKernel::WindowQuads.groups(part.m, part.n),
+            groups: kernel.groups(part.m, part.n),
             uniform,
         });
     }

@@ -13,7 +13,7 @@
 use super::RecurrenceShape;
 use super::{
     gemm_launches, gemm_partials, gemm_step, groups_for, need, GemmKernel, GemmSpec, Launch,
-    Operand, StepEpilogue, Uniforms,
+    Operand, StepCopies, StepEpilogue, Uniforms,
 };
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -88,8 +88,30 @@ fn combine(
     })
 }
 
+/// The two [B, H] copies a fused sweep with A's windows alternates between
+/// ([`StepCopies`]): step t reads `copies[t % 2]` (forward h[t]; backward da[t + 1], so
+/// `copies[(t + 1) % 2]`) and writes the other. None where `gemm` does not read A through
+/// windows or no buffers were given (the step then reads A through C, [`gemm_step`]).
+fn step_copies<'a>(
+    gemm: GemmKernel,
+    mode: StepProduct,
+    buffers: Option<[&'a Buffer; 2]>,
+    read: usize,
+) -> Option<StepCopies<'a>> {
+    let [first, second] =
+        buffers.filter(|_| mode == StepProduct::Fused && gemm == GemmKernel::WindowQuadsA)?;
+    let (read, write) = if read.is_multiple_of(2) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    Some(StepCopies { read, write })
+}
+
 /// Forward: per step, `step_sum = hs[t]·W_hhᵀ` (in slices of K for [`StepProduct::Split`]),
 /// then `hs[t+1] = act(pre[t] + step_sum)` ([`StepProduct::Fused`]: in one dispatch).
+/// `state_copies`: two [B, H] f32 buffers for a fused sweep with A's windows (h[0] is
+/// copied into the first before the sweep; [`StepCopies`]).
 pub fn forward(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -100,12 +122,17 @@ pub fn forward(
     pre: &Buffer,
     hs: &Buffer,
     step_sum: &Buffer,
+    state_copies: Option<[&Buffer; 2]>,
 ) -> Result<Vec<Launch>> {
     let (b, h) = (shape.batch, shape.hidden);
     need(pre, shape.steps * b * h, "rnn forward pre")?;
     need(hs, (shape.steps + 1) * b * h, "rnn forward hs")?;
     need(step_sum, b * h, "rnn step sum")?;
     let mut out = Vec::new();
+    if let Some(copies) = step_copies(gemm, mode, state_copies, 0).filter(|_| shape.steps > 0) {
+        // h[0] into the copy the first step reads (a one-row transpose: a copy).
+        out.push(super::transpose(gpu, u, 0, 1, b * h, hs, copies.read)?);
+    }
     let relu = shape.activation == crate::model::Activation::Relu;
     for t in 0..shape.steps {
         let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
@@ -118,8 +145,9 @@ pub fn forward(
                 c_offset: (t + 1) * b * h,
                 ..product
             };
+            let copies = step_copies(gemm, mode, state_copies, t);
             out.extend(gemm_step(
-                gpu, u, &into_next, gemm, epilogue, params, hs, pre, pre,
+                gpu, u, &into_next, gemm, epilogue, params, hs, pre, pre, copies,
             )?);
             continue;
         }
@@ -140,7 +168,9 @@ pub fn forward(
 
 /// Backward, last step first: `step_sum = da[t+1]·W_hh` (none at the chunk's last step; in
 /// slices of K for [`StepProduct::Split`]), then `da[t] = (dh_out[t] + step_sum)·act'(hs[t+1])`
-/// ([`StepProduct::Fused`]: in one dispatch, but the last step's, which has no product). With `whh_t` ([H, H] at least) and a quads GEMM
+/// ([`StepProduct::Fused`]: in one dispatch, but the last step's, which has no product;
+/// with `state_copies`, as forward, da[T - 1] is then copied into the one step T - 2
+/// reads). With `whh_t` ([H, H] at least) and a quads GEMM
 /// ([`reads_transposed_whh`]), the sweep first copies W_hhᵀ into it, and the products read
 /// W_hh from the copy along k with unit stride, which the quads loads need.
 #[allow(clippy::too_many_arguments)]
@@ -156,6 +186,7 @@ pub fn backward(
     dh_out: &Buffer,
     da: &Buffer,
     step_sum: &Buffer,
+    state_copies: Option<[&Buffer; 2]>,
 ) -> Result<Vec<Launch>> {
     let (b, h) = (shape.batch, shape.hidden);
     need(hs, (shape.steps + 1) * b * h, "rnn backward hs")?;
@@ -185,8 +216,9 @@ pub fn backward(
                 b: whh,
                 ..step_backward_product(b, h, 1, t, shape.whh_off)
             };
+            let copies = step_copies(gemm, mode, state_copies, t + 1);
             out.extend(gemm_step(
-                gpu, u, &into_this, gemm, epilogue, weights, da, dh_out, hs,
+                gpu, u, &into_this, gemm, epilogue, weights, da, dh_out, hs, copies,
             )?);
             continue;
         }
@@ -209,6 +241,18 @@ pub fn backward(
             Kernel::RnnStepCombineBackward,
             &[step_sum, hs, dh_out, da],
         )?);
+        if let Some(copies) = step_copies(gemm, mode, state_copies, t).filter(|_| t > 0) {
+            // da[t] (the last step's) into the copy step t - 1 reads.
+            out.push(super::transpose(
+                gpu,
+                u,
+                t * b * h,
+                1,
+                b * h,
+                da,
+                copies.read,
+            )?);
+        }
     }
     Ok(out)
 }
