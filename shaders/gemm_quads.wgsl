@@ -26,7 +26,9 @@
 //                              · act'(aux[bias2_off + m·c_rs + n])             (aux: hs)
 //   (c_rs is the whole product's N: B's windows split C's columns, A's windows its rows,
 //   each dispatch with its offsets moved to its first element); STEP_COPY also writes
-//   c_copy[copy_off + m·c_rs + n] = C[m, n].
+//   c_copy[copy_off + m·c_rs + n] = C[m, n]. The epilogue's lines repeat gemm.wgsl's and
+//   gemm_subgroup.wgsl's (WGSL modules share no code; tests/gpu_kernels.rs checks every
+//   fused step against the f64 reference).
 // gemm_outer_quads: A runs along m and B along n with unit stride (dYᵀ·X, the weight
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.

@@ -687,6 +687,36 @@ pub fn window_chunks(
         .or_else(|| ranges(most_lines(window_elems - (align / bytes) as usize)))
 }
 
+/// The part of `spec` one window of a window kernel covers, as a product of its own: C's
+/// columns `chunk.start .. + count` (B's windows; the per-column biases moved with them)
+/// or rows (A's windows), the windowed operand's offset relative to its window. C's row
+/// stride stays N (the caller sets it).
+fn window_part(spec: &GemmSpec, kernel: GemmKernel, chunk: &WindowChunk) -> GemmSpec {
+    if kernel.windows_b() {
+        GemmSpec {
+            n: chunk.count,
+            b: Operand {
+                offset: chunk.offset,
+                ..spec.b
+            },
+            c_offset: spec.c_offset + chunk.start,
+            bias: spec.bias.map(|o| o + chunk.start),
+            bias2: spec.bias2.map(|o| o + chunk.start),
+            ..*spec
+        }
+    } else {
+        GemmSpec {
+            m: chunk.count,
+            a: Operand {
+                offset: chunk.offset,
+                ..spec.a
+            },
+            c_offset: spec.c_offset + chunk.start * spec.n,
+            ..*spec
+        }
+    }
+}
+
 // One argument per binding slot, as in the other launchers.
 #[allow(clippy::too_many_arguments)]
 /// A window kernel's launches for `spec`, one per [`window_chunks`] (at most `most`), or
@@ -711,32 +741,7 @@ fn window_launches(
     let mut launches = Vec::new();
     let half = a.dtype() == Dtype::F16;
     for chunk in chunks {
-        let part = if kernel.windows_b() {
-            // C's columns start .. start + count as a product of its own (C's row stride
-            // stays N).
-            GemmSpec {
-                n: chunk.count,
-                b: Operand {
-                    offset: chunk.offset,
-                    ..spec.b
-                },
-                c_offset: spec.c_offset + chunk.start,
-                bias: spec.bias.map(|o| o + chunk.start),
-                bias2: spec.bias2.map(|o| o + chunk.start),
-                ..*spec
-            }
-        } else {
-            // C's rows start .. start + count.
-            GemmSpec {
-                m: chunk.count,
-                a: Operand {
-                    offset: chunk.offset,
-                    ..spec.a
-                },
-                c_offset: spec.c_offset + chunk.start * n,
-                ..*spec
-            }
-        };
+        let part = window_part(spec, kernel, &chunk);
         // Binding slots 1, 2 (A, B), 5, 6 (their raw words, for the packed-pairs loads), 7
         // (the fused steps' aux operand: any read-only buffer), 8 (the window) and 9 (the
         // quads kernels' storage operand; 10 the same).
@@ -1188,28 +1193,12 @@ fn window_step_launches(
     let n = spec.n;
     let mut launches = Vec::new();
     for chunk in chunks {
-        let (part, first) = if kernel.windows_b() {
-            let part = GemmSpec {
-                n: chunk.count,
-                b: Operand {
-                    offset: chunk.offset,
-                    ..spec.b
-                },
-                c_offset: spec.c_offset + chunk.start,
-                ..*spec
-            };
-            (part, chunk.start)
+        let part = window_part(spec, kernel, chunk);
+        // The chunk's first element of C's [B, N] block (the inputs', aux's and copy's too).
+        let first = if kernel.windows_b() {
+            chunk.start
         } else {
-            let part = GemmSpec {
-                m: chunk.count,
-                a: Operand {
-                    offset: chunk.offset,
-                    ..spec.a
-                },
-                c_offset: spec.c_offset + chunk.start * n,
-                ..*spec
-            };
-            (part, chunk.start * n)
+            chunk.start * n
         };
         let mut params = GemmParams::of(&part, part.c_offset, flags, 0, 1)?;
         params.c_rs = u32_of(n, "gemm n")?;
