@@ -410,6 +410,9 @@ fn main() {
             (64, 256, 256),
             (512, 512, 512),
             (1000, 257, 131),
+            // W2's input projection (T·B = 12800 rows, 8 features): its store, not its
+            // multiply-adds, is the work.
+            (12800, 128, 8),
         ] {
             bench_gemm(&gpu, m, n, k, false);
         }

@@ -4,7 +4,11 @@
 // `GemmParams`; no split-K, no fused step). On lavapipe every load with a varying address
 // costs each lane a bounds-checked access (a storage buffer: branches per lane and
 // component; a uniform buffer: a branch-free gather), so the loads are what these kernels
-// save (BENCHMARKS.md, "four k values a load").
+// save (BENCHMARKS.md, "four k values a load"); the stores likewise: where C is f32 and
+// its offset and N are multiples of 4 (flag QUAD_STORE, set by `ops::gemm`), each lane
+// stores 4 consecutive outputs of C's row as one 16-byte word (c_words, binding 14: one
+// per-lane loop instead of 4; BENCHMARKS.md, "stores of whole quads"), else value by
+// value.
 //
 // gemm_window_quads: both operands run along k with unit stride (x·Wᵀ). One (X) is read
 // from its storage buffer, the other (Y) through a 64 KiB uniform-buffer window of its
@@ -20,7 +24,8 @@
 //   through a window of a [B, H] copy that the previous step's store wrote to c_copy (one
 //   dispatch cannot bind a buffer both as a window or read-only and read-write); the store
 //   finishes the step as gemm_subgroup.wgsl's fused steps and `rnn_step_combine_*` do, with
-//   the same operations in the same order:
+//   the same operations in the same order (only in the quad stores: the host runs these
+//   steps where QUAD_STORE applies, which f32 and H a multiple of 4 ensure):
 //     STEP_FORWARD:  C[m, n] = act(bias[bias_off + m·c_rs + n] + sum)          (bias: pre)
 //     STEP_BACKWARD: C[m, n] = (bias[bias_off + m·c_rs + n] + sum)             (bias: dh_out)
 //                              · act'(aux[bias2_off + m·c_rs + n])             (aux: hs)
@@ -55,7 +60,7 @@ struct GemmParams {
     b_off: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_rs: u32,
     bias_off: u32, bias2_off: u32,
-    flags: u32,     // bit 0: add bias, bit 1: add bias2, bit 2: accumulate into C
+    flags: u32,     // bit 0: add bias, bit 1: add bias2, bit 2: accumulate into C; below
     k_slice: u32,   // split-K (must be 0 here)
     slices: u32,
     copy_off: u32,  // STEP_COPY: where the step's outputs start in c_copy
@@ -67,6 +72,10 @@ const ACCUMULATE: u32 = 4u;
 const STEP_FORWARD: u32 = 8u;
 const STEP_BACKWARD: u32 = 16u;
 const RELU: u32 = 32u;
+// Set by the host where C is f32 and its offset and rows (N values) are whole 16-byte words:
+// every output quad is stored as one word through c_words (on lavapipe each store costs a
+// per-lane loop with a bounds check: one for 4 values instead of 4).
+const QUAD_STORE: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(3) var<storage, read> bias: array<bias_t>;
@@ -76,6 +85,8 @@ const RELU: u32 = 32u;
 // STEP_COPY: the step's outputs again, [B, H] at copy_off (f32), which the next step reads
 // through its window (any read-write buffer elsewhere: C stands in, of either type).
 @group(0) @binding(13) var<storage, read_write> c_copy: array<c_copy_t>;
+// QUAD_STORE: C as 16-byte words (the buffer bound to binding 4).
+@group(0) @binding(14) var<storage, read_write> c_words: array<vec4<u32>>;
 // Y's 64 KiB window as 4-byte words (Y's offset in the parameters is relative to it).
 @group(0) @binding(8) var<uniform> window: array<vec4<u32>, 4096>;
 // X's buffer as 16-byte words (4 f32s), and as 8-byte words (4 f16s).
@@ -102,25 +113,6 @@ override STEP_COPY: bool = false;
 
 fn store(m: u32, n: u32, value: f32) {
     if (m >= p.m || n >= p.n) {
-        return;
-    }
-    // Only the step variants (A_FROM_C) have the step's epilogue: elsewhere the
-    // specialised kernel does not carry it.
-    if ((A_FROM_C || STEP_COPY) && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
-        let e = m * p.c_rs + n;
-        let relu = (p.flags & RELU) != 0u;
-        let g = f32(bias[p.bias_off + e]) + value;
-        var out: f32;
-        if ((p.flags & STEP_FORWARD) != 0u) {
-            out = select(tanh(g), max(g, 0.0), relu);
-        } else {
-            let h = f32(aux[p.bias2_off + e]);
-            out = g * select(1.0 - h * h, select(0.0, 1.0, h > 0.0), relu);
-        }
-        c[p.c_off + m * p.c_rs + n] = c_t(out);
-        if (STEP_COPY) {
-            c_copy[p.copy_off + e] = c_copy_t(out);
-        }
         return;
     }
     var v = value;
@@ -183,6 +175,153 @@ fn store_tile(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
     store_quad(row0 + 29u, col, (*acc)[29]);
     store_quad(row0 + 30u, col, (*acc)[30]);
     store_quad(row0 + 31u, col, (*acc)[31]);
+}
+
+// QUAD_STORE: C[m, n0 .. n0 + 3] = value (+ b1) (+ b2) (+ C), or the step's epilogue, as
+// store() does for each of the 4 (same operations, same order), written as one word. n0 is
+// a multiple of 4 and N too, so the 4 columns are all in range or all out.
+fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) {
+    if (m >= p.m || n0 >= p.n) {
+        return;
+    }
+    let e = m * p.c_rs + n0;
+    let w = (p.c_off + e) >> 2u;
+    if ((A_FROM_C || STEP_COPY) && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
+        let relu = (p.flags & RELU) != 0u;
+        let g = bias_quad(p.bias_off + e) + value;
+        var out: vec4<f32>;
+        if ((p.flags & STEP_FORWARD) != 0u) {
+            out = select(tanh(g), max(g, vec4<f32>(0.0)), relu);
+        } else {
+            let h = vec4<f32>(
+                f32(aux[p.bias2_off + e]),
+                f32(aux[p.bias2_off + e + 1u]),
+                f32(aux[p.bias2_off + e + 2u]),
+                f32(aux[p.bias2_off + e + 3u]),
+            );
+            let one = vec4<f32>(1.0);
+            out = g * select(one - h * h, select(vec4<f32>(0.0), one, h > vec4<f32>(0.0)), relu);
+        }
+        c_words[w] = bitcast<vec4<u32>>(out);
+        if (STEP_COPY) {
+            c_copy[p.copy_off + e] = c_copy_t(out.x);
+            c_copy[p.copy_off + e + 1u] = c_copy_t(out.y);
+            c_copy[p.copy_off + e + 2u] = c_copy_t(out.z);
+            c_copy[p.copy_off + e + 3u] = c_copy_t(out.w);
+        }
+        return;
+    }
+    var v = value;
+    if ((p.flags & ADD_BIAS) != 0u) {
+        v = v + b1;
+    }
+    if ((p.flags & ADD_BIAS2) != 0u) {
+        v = v + b2;
+    }
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = bitcast<vec4<f32>>(c_words[w]) + v;
+    }
+    c_words[w] = bitcast<vec4<u32>>(v);
+}
+
+// bias[at .. at + 3].
+fn bias_quad(at: u32) -> vec4<f32> {
+    return vec4<f32>(f32(bias[at]), f32(bias[at + 1u]), f32(bias[at + 2u]), f32(bias[at + 3u]));
+}
+
+// The bias (`which` 1) or second bias (2) of columns n0 .. n0 + 3, zeros where its flag is
+// not set.
+fn column_biases(n0: u32, which: u32) -> vec4<f32> {
+    if (which == 1u && (p.flags & ADD_BIAS) != 0u) {
+        return bias_quad(p.bias_off + n0);
+    }
+    if (which == 2u && (p.flags & ADD_BIAS2) != 0u) {
+        return bias_quad(p.bias2_off + n0);
+    }
+    return vec4<f32>(0.0);
+}
+
+// QUAD_STORE, C not transposed: kernel row r is C's row row0 + r, and this lane's columns
+// col .. col + 3 are one quad.
+fn store_tile_rows(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    let b1 = column_biases(col, 1u);
+    let b2 = column_biases(col, 2u);
+    store_words(row0 + 0u, col, (*acc)[0], b1, b2);
+    store_words(row0 + 1u, col, (*acc)[1], b1, b2);
+    store_words(row0 + 2u, col, (*acc)[2], b1, b2);
+    store_words(row0 + 3u, col, (*acc)[3], b1, b2);
+    store_words(row0 + 4u, col, (*acc)[4], b1, b2);
+    store_words(row0 + 5u, col, (*acc)[5], b1, b2);
+    store_words(row0 + 6u, col, (*acc)[6], b1, b2);
+    store_words(row0 + 7u, col, (*acc)[7], b1, b2);
+    store_words(row0 + 8u, col, (*acc)[8], b1, b2);
+    store_words(row0 + 9u, col, (*acc)[9], b1, b2);
+    store_words(row0 + 10u, col, (*acc)[10], b1, b2);
+    store_words(row0 + 11u, col, (*acc)[11], b1, b2);
+    store_words(row0 + 12u, col, (*acc)[12], b1, b2);
+    store_words(row0 + 13u, col, (*acc)[13], b1, b2);
+    store_words(row0 + 14u, col, (*acc)[14], b1, b2);
+    store_words(row0 + 15u, col, (*acc)[15], b1, b2);
+    store_words(row0 + 16u, col, (*acc)[16], b1, b2);
+    store_words(row0 + 17u, col, (*acc)[17], b1, b2);
+    store_words(row0 + 18u, col, (*acc)[18], b1, b2);
+    store_words(row0 + 19u, col, (*acc)[19], b1, b2);
+    store_words(row0 + 20u, col, (*acc)[20], b1, b2);
+    store_words(row0 + 21u, col, (*acc)[21], b1, b2);
+    store_words(row0 + 22u, col, (*acc)[22], b1, b2);
+    store_words(row0 + 23u, col, (*acc)[23], b1, b2);
+    store_words(row0 + 24u, col, (*acc)[24], b1, b2);
+    store_words(row0 + 25u, col, (*acc)[25], b1, b2);
+    store_words(row0 + 26u, col, (*acc)[26], b1, b2);
+    store_words(row0 + 27u, col, (*acc)[27], b1, b2);
+    store_words(row0 + 28u, col, (*acc)[28], b1, b2);
+    store_words(row0 + 29u, col, (*acc)[29], b1, b2);
+    store_words(row0 + 30u, col, (*acc)[30], b1, b2);
+    store_words(row0 + 31u, col, (*acc)[31], b1, b2);
+}
+
+// QUAD_STORE, C transposed (TRANSPOSED): kernel rows row0 + 4i .. + 3 are C's columns n0 ..
+// n0 + 3 (one quad: component q of accumulators 4i + q), kernel column col + j is C's row.
+fn store_quads_transposed(
+    row0: u32,
+    col: u32,
+    i: u32,
+    q0: vec4<f32>,
+    q1: vec4<f32>,
+    q2: vec4<f32>,
+    q3: vec4<f32>,
+) {
+    let n0 = row0 + 4u * i;
+    let b1 = column_biases(n0, 1u);
+    let b2 = column_biases(n0, 2u);
+    store_words(col, n0, vec4<f32>(q0.x, q1.x, q2.x, q3.x), b1, b2);
+    store_words(col + 1u, n0, vec4<f32>(q0.y, q1.y, q2.y, q3.y), b1, b2);
+    store_words(col + 2u, n0, vec4<f32>(q0.z, q1.z, q2.z, q3.z), b1, b2);
+    store_words(col + 3u, n0, vec4<f32>(q0.w, q1.w, q2.w, q3.w), b1, b2);
+}
+
+fn store_tile_columns(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    store_quads_transposed(row0, col, 0u, (*acc)[0], (*acc)[1], (*acc)[2], (*acc)[3]);
+    store_quads_transposed(row0, col, 1u, (*acc)[4], (*acc)[5], (*acc)[6], (*acc)[7]);
+    store_quads_transposed(row0, col, 2u, (*acc)[8], (*acc)[9], (*acc)[10], (*acc)[11]);
+    store_quads_transposed(row0, col, 3u, (*acc)[12], (*acc)[13], (*acc)[14], (*acc)[15]);
+    store_quads_transposed(row0, col, 4u, (*acc)[16], (*acc)[17], (*acc)[18], (*acc)[19]);
+    store_quads_transposed(row0, col, 5u, (*acc)[20], (*acc)[21], (*acc)[22], (*acc)[23]);
+    store_quads_transposed(row0, col, 6u, (*acc)[24], (*acc)[25], (*acc)[26], (*acc)[27]);
+    store_quads_transposed(row0, col, 7u, (*acc)[28], (*acc)[29], (*acc)[30], (*acc)[31]);
+}
+
+// The subgroup's tile, stored by quads where the host set QUAD_STORE, else value by value.
+fn store_results(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    if ((p.flags & QUAD_STORE) != 0u) {
+        if (TRANSPOSED) {
+            store_tile_columns(row0, col, acc);
+        } else {
+            store_tile_rows(row0, col, acc);
+        }
+        return;
+    }
+    store_tile(row0, col, acc);
 }
 
 // acc[r] += X(kernel row 4·(r / 4) + r % 4 of the subgroup's tile, k) · y, where lane j's
@@ -348,7 +487,7 @@ fn gemm_window_quads(
             );
         }
     }
-    store_tile(row0, col, &acc);
+    store_results(row0, col, &acc);
 }
 
 // gemm_outer_quads' 4 consecutive values of A (`from_y` false) or B at element `at`
@@ -394,5 +533,5 @@ fn gemm_outer_quads(
         add_products(&acc, x2, y2);
         add_products(&acc, x3, y3);
     }
-    store_tile(row0, col, &acc);
+    store_results(row0, col, &acc);
 }

@@ -465,8 +465,9 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
     // (WindowQuads) or A (WindowQuadsA, the transposed product) through 64 KiB uniform
     // windows: one window or several; sizes off the 32x32 tiles; line strides K or padded;
     // offsets at whole 4 values of buffers larger than a window; bias, bias2, accumulate;
-    // f32 and f16; and products the loads do not serve (K not a multiple of 4, an odd
-    // offset), which run as the window kernels.
+    // f32 and f16; C stored by quads (N a multiple of 4) or value by value; and products
+    // the loads do not serve (K not a multiple of 4, an odd offset), which run as the window
+    // kernels.
     let gpu = gpu();
     let quads = [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA];
     if !offered(&gpu, &quads) {
@@ -482,6 +483,13 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
         let unserved = case % 6 == 3;
         let k = q * (1 + rng.below(40)) + usize::from(unserved && case == 3);
         let (m, n) = (1 + rng.below(300), 1 + rng.below(300));
+        // Even cases: N a multiple of 4, so that C (f32) is stored by quads; odd ones: N odd,
+        // stored value by value.
+        let n = if case % 2 == 0 {
+            n.next_multiple_of(4)
+        } else {
+            n | 1
+        };
         let stride = k.next_multiple_of(q) + q * (case % 2);
         let a_off = q * rng.below(2_000) + usize::from(unserved && case == 9);
         let b_off = q * rng.below(2_000);
@@ -566,7 +574,7 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
     // dYᵀ·X, the weight gradients' layout: A (m, k) = dY[k, m] and B (k, n) = X[k, n], both
     // [K, ·] row-major, read 4 consecutive m (n) values a load; sizes off the 32x32 tiles;
     // row strides equal to the widths or padded; offsets at whole 4 values; bias, bias2,
-    // accumulate; f32, f16 and one of each (cases 8 and 9: --precision f16's weight
+    // accumulate; C stored by quads or value by value; f32, f16 and one of each (cases 8 and 9: --precision f16's weight
     // gradients read f32 gradients and f16 activations); and products the loads do not
     // serve (K not a multiple of 4, an odd offset, x·Wᵀ's layout), which run as the
     // subgroup kernel.
@@ -580,6 +588,12 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         let half = case >= 8 && gpu.adapter().shader_f16;
         let unserved = case % 4 == 3;
         let (m, n) = (1 + rng.below(150), 1 + rng.below(150));
+        // Even cases: C's rows whole quads (stored 4 values a word), odd ones not.
+        let n = if case % 2 == 0 {
+            n.next_multiple_of(4)
+        } else {
+            n | 1
+        };
         let k = 4 * (1 + rng.below(100)) + usize::from(unserved && case == 3);
         let (lda, ldb) = (
             m.next_multiple_of(4) + 4 * (case % 2),

@@ -68,12 +68,23 @@ const ACCUMULATE: u32 = 4;
 const STEP_FORWARD: u32 = 8;
 const STEP_BACKWARD: u32 = 16;
 const RELU: u32 = 32;
+const QUAD_STORE: u32 = 64;
 
 /// The kernels' flag bits for `spec`: add bias, add bias2, accumulate into C.
 fn flags_of(spec: &GemmSpec) -> u32 {
     spec.bias.map_or(0, |_| ADD_BIAS)
         | spec.bias2.map_or(0, |_| ADD_BIAS2)
         | if spec.accumulate { ACCUMULATE } else { 0 }
+}
+
+/// The quads kernels' QUAD_STORE flag where C (row stride `n`, first element `c_offset`) can
+/// be stored four values a word: an f32 C whose rows and offset are whole 16-byte words.
+fn quad_store_flag(c: &Buffer, c_offset: usize, n: usize) -> u32 {
+    if c.dtype() == Dtype::F32 && c_offset.is_multiple_of(4) && n.is_multiple_of(4) {
+        QUAD_STORE
+    } else {
+        0
+    }
 }
 
 /// A strided view of a matrix operand: element (row, col) is at `offset + row·row_stride +
@@ -479,7 +490,13 @@ fn gemm_pass(
     };
     let GemmSpec { m, n, .. } = *spec;
     need_operands(spec, a, b, bias, c)?;
-    let params = GemmParams::of(spec, spec.c_offset, flags_of(spec), 0, 1)?;
+    let flags = flags_of(spec)
+        | if kernel == GemmKernel::OuterQuads {
+            quad_store_flag(c, spec.c_offset, n)
+        } else {
+            0
+        };
+    let params = GemmParams::of(spec, spec.c_offset, flags, 0, 1)?;
     let uniform = uniforms.push(gpu, &params);
     if kernel == GemmKernel::OuterQuads {
         // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots.
@@ -489,13 +506,15 @@ fn gemm_pass(
             (_, Dtype::F16) => Kernel::GemmOuterQuadsYPairs,
             _ => Kernel::GemmOuterQuads,
         };
-        let mut resources = vec![Resource::Unused; 14];
+        let mut resources = vec![Resource::Unused; 15];
         resources[0] = uniform.resource();
         resources[3] = Resource::Storage(bias);
         resources[4] = Resource::Storage(c);
         // The fused steps' aux operand and copy (unused here: C stands in for the copy).
         resources[7] = Resource::Storage(bias);
         resources[13] = Resource::Storage(c);
+        // C as 16-byte words (QUAD_STORE).
+        resources[14] = Resource::Storage(c);
         resources[9..13].copy_from_slice(&[
             Resource::Storage(a),
             Resource::Storage(a),
@@ -800,11 +819,19 @@ fn window_launches(
                 )
             }
         };
-        let mut params = GemmParams::of(&part, part.c_offset, flags_of(spec), 0, 1)?;
+        let quads = matches!(kernel, GemmKernel::WindowQuads | GemmKernel::WindowQuadsA);
+        let flags = flags_of(spec)
+            | if quads {
+                quad_store_flag(c, part.c_offset, n)
+            } else {
+                0
+            };
+        let mut params = GemmParams::of(&part, part.c_offset, flags, 0, 1)?;
         params.c_rs = u32_of(n, "gemm n")?;
         let uniform = uniforms.push(gpu, &params);
         let [a_slot, b_slot, a_words, b_words, aux, window, storage] = slots;
-        let copy_slot = if matches!(kernel, GemmKernel::WindowQuads | GemmKernel::WindowQuadsA) {
+        // The quads kernels' copy slot and C's words (13, 14): C stands in for the copy.
+        let c_slot = if quads {
             Resource::Storage(c)
         } else {
             Resource::Unused
@@ -825,10 +852,11 @@ fn window_launches(
                 // The quads kernels' storage operand again, as 8-byte words.
                 storage,
                 // gemm_outer_quads' B (11, 12), undeclared here; the fused steps' copy
-                // (13): C stands in where the kernel declares it.
+                // (13) and C's words (14).
                 Resource::Unused,
                 Resource::Unused,
-                copy_slot,
+                c_slot,
+                c_slot,
             ],
         );
         launches.push(Launch {
@@ -1027,9 +1055,9 @@ impl GemmKernel {
 /// not overlap), or with [`GemmKernel::WindowQuadsA`] from `copies.read` (which the step's
 /// outputs are then also copied from, into `copies.write`), B from `b` (W_hh), and the
 /// step's other operands from `inputs` and `aux` ([`StepEpilogue`]). C's row stride is N.
-/// Where a window kernel's loads, f32 or window plan do not apply (or, with A's windows,
-/// `copies` is None), the step runs as the subgroup kernel's (the same sums in the same
-/// order).
+/// Where a window kernel's loads, f32, quad stores or window plan do not apply (or, with A's
+/// windows, `copies` is None), the step runs as the subgroup kernel's (the same sums in the
+/// same order).
 pub fn gemm_step(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
@@ -1058,8 +1086,10 @@ pub fn gemm_step(
     };
     let windows = window_a.and_then(|(a_op, a_buffer)| {
         let product = GemmSpec { a: a_op, ..*spec };
+        // The quads kernels finish a step only in their stores of whole quads (QUAD_STORE).
         (state.dtype() == Dtype::F32
             && a_buffer.dtype() == Dtype::F32
+            && quad_store_flag(state, spec.c_offset, spec.n) != 0
             && GemmKernel::quads_apply(&product, a_buffer, b))
         .then(|| window_chunks(gpu, &product, kernel, a_buffer, b, MAX_WINDOW_CHUNKS))
         .flatten()
@@ -1200,6 +1230,7 @@ fn window_step_launches(
         } else {
             chunk.start * n
         };
+        let flags = flags | quad_store_flag(state, part.c_offset, n);
         let mut params = GemmParams::of(&part, part.c_offset, flags, 0, 1)?;
         params.c_rs = u32_of(n, "gemm n")?;
         params.bias_off = u32_of(bias_off + first, "step inputs offset")?;
@@ -1209,11 +1240,12 @@ fn window_step_launches(
         // Slots 1, 2, 5, 6, 11, 12 undeclared. B's windows: A comes through C, so X's
         // storage slots (9, 10) are not read (the inputs stand in), nor is the copy (13: C
         // stands in). A's windows: X is Bᵀ (9, 10), the window is of the copy the previous
-        // step wrote, and this step writes the next one's.
-        let mut resources = vec![Resource::Unused; 14];
+        // step wrote, and this step writes the next one's. C's words: 14.
+        let mut resources = vec![Resource::Unused; 15];
         resources[0] = uniform.resource();
         resources[3] = Resource::Storage(inputs);
         resources[4] = Resource::Storage(state);
+        resources[14] = Resource::Storage(state);
         resources[7] = Resource::Storage(aux);
         let entry = match copies.filter(|_| !kernel.windows_b()) {
             None => {
