@@ -7,7 +7,7 @@
 //!     cargo bench --bench kernels -- gemm    # cases whose name contains "gemm"
 
 use std::time::{Duration, Instant};
-use wgrnn::gpu::{AdapterChoice, Dtype, Gpu, Recording};
+use wgrnn::gpu::{AdapterChoice, Dtype, Gpu, Recording, UNIFORM_WINDOW};
 use wgrnn::model::{Activation, Pool};
 use wgrnn::ops::{
     self, ChunkInfo, GemmKernel, GemmSpec, Operand, PoolShape, RecurrenceShape, SequenceStart,
@@ -53,7 +53,14 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         return;
     }
     let mut rng = Rng::new(1);
-    let (a_values, b_values) = (random(&mut rng, m * k), random(&mut rng, n * k));
+    // Operands padded to a uniform window at least (in f16 too), as the engine's parameter
+    // and activation buffers are: the window kernels plan no windows of a smaller buffer
+    // (they would run as the subgroup kernel).
+    let padded = |len: usize| len.max((UNIFORM_WINDOW / 2) as usize);
+    let (a_values, b_values) = (
+        random(&mut rng, padded(m * k)),
+        random(&mut rng, padded(n * k)),
+    );
     let a = gpu.storage_from("a", &a_values).unwrap();
     let b = gpu.storage_from("b", &b_values).unwrap();
     // The same operands stored as f16 (--precision f16's activations and weight copy).
