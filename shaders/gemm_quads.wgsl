@@ -38,6 +38,10 @@
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
 //   K, offsets and the strides along k must be multiples of 4: `GemmKernel::outer_apply`.
+//   A_ROWS (x·W's layout, A [M, K] and B [K, N] row-major, f32: the gated cells' input
+//   gradient dX = dGates·W_ih, whose K = G·H makes x·Wᵀ's windows hold few lines): A read
+//   along k as gemm_window_quads reads X, 4 k values of each of 4 rows a load, then the same
+//   products; A's row stride and offset multiples of 4: `GemmKernel::outer_rows_apply`.
 //   Either operand may be f16 and the other f32 (X_PAIRS, Y_PAIRS: --precision f16's
 //   weight gradients, f32 gradients times f16 activations).
 //
@@ -103,6 +107,9 @@ override PACKED_PAIRS: bool = false;
 // gemm_outer_quads with one f16 operand and one f32: X (A) or Y (B) read as f16 pairs.
 override X_PAIRS: bool = false;
 override Y_PAIRS: bool = false;
+// gemm_outer_quads for x·W's layout (f32): A read along k, 4 consecutive k values of one of
+// this lane's rows a load, as gemm_window_quads reads X; B along n as before.
+override A_ROWS: bool = false;
 // Set by the host for the fused Elman steps (f32 only): X (A's rows) is read through the C
 // binding.
 override A_FROM_C: bool = false;
@@ -518,15 +525,35 @@ fn gemm_outer_quads(
     // This lane's 4 rows of A and columns of B at k = 0 (past M or N: values not stored).
     let a0 = p.a_off + row0 + 4u * lane;
     let b0 = p.b_off + col;
+    // A_ROWS: the starts of this lane's 4 rows of A (past M: the last row, not stored).
+    let r0 = p.a_off + min(row0 + 4u * lane, p.m - 1u) * p.a_rs;
+    let r1 = p.a_off + min(row0 + 4u * lane + 1u, p.m - 1u) * p.a_rs;
+    let r2 = p.a_off + min(row0 + 4u * lane + 2u, p.m - 1u) * p.a_rs;
+    let r3 = p.a_off + min(row0 + 4u * lane + 3u, p.m - 1u) * p.a_rs;
     var acc: array<vec4<f32>, 32>;
     for (var kk = 0u; kk < p.k; kk += 4u) {
-        let x0 = outer_values(a0 + (kk + 0u) * p.a_cs, false);
+        var x0: vec4<f32>;
+        var x1: vec4<f32>;
+        var x2: vec4<f32>;
+        var x3: vec4<f32>;
+        if (A_ROWS) {
+            let q0 = x_quads[(r0 + kk) >> 2u];
+            let q1 = x_quads[(r1 + kk) >> 2u];
+            let q2 = x_quads[(r2 + kk) >> 2u];
+            let q3 = x_quads[(r3 + kk) >> 2u];
+            x0 = word_values(q0, q1, q2, q3, 0u);
+            x1 = word_values(q0, q1, q2, q3, 1u);
+            x2 = word_values(q0, q1, q2, q3, 2u);
+            x3 = word_values(q0, q1, q2, q3, 3u);
+        } else {
+            x0 = outer_values(a0 + (kk + 0u) * p.a_cs, false);
+            x1 = outer_values(a0 + (kk + 1u) * p.a_cs, false);
+            x2 = outer_values(a0 + (kk + 2u) * p.a_cs, false);
+            x3 = outer_values(a0 + (kk + 3u) * p.a_cs, false);
+        }
         let y0 = outer_values(b0 + (kk + 0u) * p.b_rs, true);
-        let x1 = outer_values(a0 + (kk + 1u) * p.a_cs, false);
         let y1 = outer_values(b0 + (kk + 1u) * p.b_rs, true);
-        let x2 = outer_values(a0 + (kk + 2u) * p.a_cs, false);
         let y2 = outer_values(b0 + (kk + 2u) * p.b_rs, true);
-        let x3 = outer_values(a0 + (kk + 3u) * p.a_cs, false);
         let y3 = outer_values(b0 + (kk + 3u) * p.b_rs, true);
         add_products(&acc, x0, y0);
         add_products(&acc, x1, y1);

@@ -575,17 +575,19 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
     // [K, ·] row-major, read 4 consecutive m (n) values a load; sizes off the 32x32 tiles;
     // row strides equal to the widths or padded; offsets at whole 4 values; bias, bias2,
     // accumulate; C stored by quads or value by value; f32, f16 and one of each (cases 8 and 9: --precision f16's weight
-    // gradients read f32 gradients and f16 activations); and products the loads do not
-    // serve (K not a multiple of 4, an odd offset, x·Wᵀ's layout), which run as the
-    // subgroup kernel.
+    // gradients read f32 gradients and f16 activations); cases 12-17 x·W's layout (A and B
+    // row-major, f32: the rows variant, A read along k); and products the loads do not
+    // serve (K not a multiple of 4, an odd offset, x·Wᵀ's layout, an odd row stride of A in
+    // x·W's), which run as the subgroup kernel.
     let gpu = gpu();
     if !offered(&gpu, &[GemmKernel::OuterQuads]) {
         return;
     }
     let mut rng = Rng::new(29);
     let mut served = 0;
-    for case in 0..12 {
-        let half = case >= 8 && gpu.adapter().shader_f16;
+    for case in 0..18 {
+        let rows = case >= 12;
+        let half = (8..12).contains(&case) && gpu.adapter().shader_f16;
         let unserved = case % 4 == 3;
         let (m, n) = (1 + rng.below(150), 1 + rng.below(150));
         // Even cases: C's rows whole quads (stored 4 values a word), odd ones not.
@@ -601,7 +603,9 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         );
         let a_off = 4 * rng.below(500) + usize::from(unserved && case == 7);
         let b_off = 4 * rng.below(500);
-        let a_all = randn(&mut rng, a_off + k * lda);
+        // x·W's A: [m, k] row-major, its row stride K or padded (case 15: odd).
+        let lda_rows = k + 4 * (case % 2) + usize::from(unserved && case == 15);
+        let a_all = randn(&mut rng, a_off + if rows { m * lda_rows } else { k * lda });
         let b_all = randn(&mut rng, b_off + k * ldb + 2 * n);
         let c0 = randn(&mut rng, m * n);
         let (a_buf, a_r) = operand_buffer(&gpu, "a", &a_all, half && case != 8);
@@ -611,19 +615,31 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             m,
             n,
             k,
-            // Case 11: A row-major (x·Wᵀ's A), which the loads cannot take.
+            // Case 11: A row-major (x·Wᵀ's A).
             a: if layout_unserved {
                 Operand::row_major(a_off, k)
+            } else if rows {
+                Operand::row_major(a_off, lda_rows)
             } else {
                 Operand::transposed(a_off, lda)
             },
-            b: Operand::row_major(b_off, ldb),
+            // Case 11: B transposed too (x·Wᵀ's B), which neither variant takes.
+            b: if layout_unserved {
+                Operand::transposed(b_off, k)
+            } else {
+                Operand::row_major(b_off, ldb)
+            },
             c_offset: 0,
             bias: Some(b_off + k * ldb),
             bias2: (case % 2 == 0).then_some(b_off + k * ldb + n),
             accumulate: case % 3 == 1,
         };
-        let applies = GemmKernel::outer_apply(&spec);
+        let applies =
+            GemmKernel::outer_apply(&spec) || GemmKernel::outer_rows_apply(&spec, &a_buf, &b_buf);
+        assert!(
+            !rows || !GemmKernel::outer_apply(&spec),
+            "case {case}: x·W's layout is the rows variant's"
+        );
         assert_eq!(
             applies, !unserved,
             "case {case}: whether the outer loads apply"
@@ -671,7 +687,7 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             &results[1],
         );
     }
-    assert_eq!(served, 9, "nine cases take the outer-product loads");
+    assert_eq!(served, 14, "fourteen cases take the outer-product loads");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::gemm_tuner::GemmTuner;
 use super::RecurrenceKernels;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::gpu::{Buffer, Encoded, Gpu, Recording};
+use crate::gpu::{Buffer, Dtype, Encoded, Gpu, Recording, UNIFORM_WINDOW};
 use crate::model::{Cell, InputKind, ModelConfig, ParamLayout, TaskKind, Unit};
 use crate::model::{EMBEDDING, HEAD_BIAS, HEAD_WEIGHT};
 use crate::ops::{
@@ -451,8 +451,16 @@ impl PlanContext<'_> {
                     accumulate: false,
                 };
                 // Where the quads kernels run, B = W_ih from its transposed copy [I, G·H]
-                // (along k), written just before the product.
-                let (d_x, weights) = if self.gemm.wants_weights_along_k() {
+                // (along k, for the window kernels), written just before the product; but
+                // where a window of that copy would hold less than a 32-line tile (G·H above
+                // 512: the gated cells at H 256) and the operands are f32, W_ih as it is,
+                // along n, for the outer-product kernel's rows variant
+                // (`GemmKernel::outer_rows_apply`: W4's 2048x128x1024 14.2-15.2 -> 8.6-8.9
+                // ms on lavapipe, BENCHMARKS.md).
+                let short_windows = gh * 4 * 32 > UNIFORM_WINDOW as usize
+                    && b.weights().dtype() == Dtype::F32
+                    && ub.da.dtype() == Dtype::F32;
+                let (d_x, weights) = if self.gemm.wants_weights_along_k() && !short_windows {
                     ops::transpose(gpu, u, weight_ih, gh, iw, b.weights(), &b.weight_t)?
                         .record(&mut rec);
                     let spec = GemmSpec {

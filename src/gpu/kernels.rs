@@ -47,6 +47,8 @@ pub enum Kernel {
     /// The outer-product GEMM with A f16 and B f32 (X_PAIRS), or A f32 and B f16 (Y_PAIRS).
     GemmOuterQuadsXPairs,
     GemmOuterQuadsYPairs,
+    /// `gemm_outer_quads` for x·W's layout: A read along k (A_ROWS; f32).
+    GemmOuterQuadsRows,
     GemmSplitReduce,
     EmbedGather,
     /// EmbedGather with 4 consecutive d per invocation (f32 table and x, D and offset
@@ -154,7 +156,8 @@ impl Kernel {
             | Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
-            | Kernel::GemmOuterQuadsYPairs => "gemm_quads.wgsl",
+            | Kernel::GemmOuterQuadsYPairs
+            | Kernel::GemmOuterQuadsRows => "gemm_quads.wgsl",
             Kernel::EmbedGather
             | Kernel::EmbedGatherQuads
             | Kernel::EmbedGrad
@@ -216,7 +219,8 @@ impl Kernel {
             Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
-            | Kernel::GemmOuterQuadsYPairs => "gemm_outer_quads",
+            | Kernel::GemmOuterQuadsYPairs
+            | Kernel::GemmOuterQuadsRows => "gemm_outer_quads",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
             }
@@ -276,6 +280,7 @@ impl Kernel {
             | Kernel::GemmOuterQuadsPairs => &[("PACKED_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsXPairs => &[("X_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsYPairs => &[("Y_PAIRS", 1.0)],
+            Kernel::GemmOuterQuadsRows => &[("A_ROWS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsAStep => &[("TRANSPOSED", 1.0), ("STEP_COPY", 1.0)],

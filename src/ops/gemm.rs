@@ -174,7 +174,9 @@ pub enum GemmKernel {
     WindowQuadsA,
     /// Outer products of 4 consecutive values of A's columns and B's rows a load, both from
     /// storage (`gemm_outer_quads`: dYᵀ·X, the weight gradients), where
-    /// [`GemmKernel::outer_apply`]; elsewhere it runs as [`GemmKernel::Subgroup`].
+    /// [`GemmKernel::outer_apply`]; or of A's rows read 4 k values a load (x·W, the gated
+    /// cells' input gradient) where [`GemmKernel::outer_rows_apply`]; elsewhere it runs as
+    /// [`GemmKernel::Subgroup`].
     OuterQuads,
 }
 
@@ -241,7 +243,11 @@ impl GemmKernel {
             {
                 self.tile_quads_fallback()
             }
-            GemmKernel::OuterQuads if slices > 1 || !GemmKernel::outer_apply(spec) => {
+            GemmKernel::OuterQuads
+                if slices > 1
+                    || !(GemmKernel::outer_apply(spec)
+                        || GemmKernel::outer_rows_apply(spec, a, b)) =>
+            {
                 GemmKernel::Subgroup
             }
             GemmKernel::SubgroupWindow
@@ -302,6 +308,23 @@ impl GemmKernel {
             && spec.b.col_stride == 1
             && whole(spec.a.offset)
             && whole(spec.a.col_stride)
+            && whole(spec.b.offset)
+            && whole(spec.b.row_stride)
+    }
+
+    /// Whether `gemm_outer_quads`' A_ROWS variant serves this product (x·W's layout, the
+    /// gated cells' input gradient dGates·W_ih): f32 A and B, A along k and B along n with
+    /// unit stride, K, both offsets and both row strides multiples of 4.
+    pub fn outer_rows_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
+        let whole = |v: usize| v.is_multiple_of(4);
+        a.dtype() == Dtype::F32
+            && b.dtype() == Dtype::F32
+            && spec.k > 0
+            && whole(spec.k)
+            && spec.a.col_stride == 1
+            && spec.b.col_stride == 1
+            && whole(spec.a.offset)
+            && whole(spec.a.row_stride)
             && whole(spec.b.offset)
             && whole(spec.b.row_stride)
     }
@@ -474,7 +497,10 @@ fn gemm_pass(
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
         }
-        GemmKernel::OuterQuads if k_slice > 0 || !GemmKernel::outer_apply(spec) => {
+        GemmKernel::OuterQuads
+            if k_slice > 0
+                || !(GemmKernel::outer_apply(spec) || GemmKernel::outer_rows_apply(spec, a, b)) =>
+        {
             GemmKernel::Subgroup
         }
         GemmKernel::WideQuads | GemmKernel::TiledQuads
@@ -499,8 +525,10 @@ fn gemm_pass(
     let params = GemmParams::of(spec, spec.c_offset, flags, 0, 1)?;
     let uniform = uniforms.push(gpu, &params);
     if kernel == GemmKernel::OuterQuads {
-        // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots.
+        // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots. A along k
+        // (x·W's layout) where A along m does not apply.
         let entry = match (a.dtype(), b.dtype()) {
+            _ if !GemmKernel::outer_apply(spec) => Kernel::GemmOuterQuadsRows,
             (Dtype::F16, Dtype::F16) => Kernel::GemmOuterQuadsPairs,
             (Dtype::F16, _) => Kernel::GemmOuterQuadsXPairs,
             (_, Dtype::F16) => Kernel::GemmOuterQuadsYPairs,
