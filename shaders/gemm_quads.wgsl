@@ -118,16 +118,17 @@ override A_FROM_C: bool = false;
 // to c_copy as well, the copy the next step reads (the window cannot be of the buffer C is).
 override STEP_COPY: bool = false;
 
-fn store(m: u32, n: u32, value: f32) {
+// C[m, n] = value (+ b1) (+ b2) (+ C), where the flags say so: the value-by-value store.
+fn store(m: u32, n: u32, value: f32, b1: f32, b2: f32) {
     if (m >= p.m || n >= p.n) {
         return;
     }
     var v = value;
     if ((p.flags & ADD_BIAS) != 0u) {
-        v = v + f32(bias[p.bias_off + n]);
+        v = v + b1;
     }
     if ((p.flags & ADD_BIAS2) != 0u) {
-        v = v + f32(bias[p.bias2_off + n]);
+        v = v + b2;
     }
     let at = p.c_off + m * p.c_rs + n;
     if ((p.flags & ACCUMULATE) != 0u) {
@@ -136,52 +137,60 @@ fn store(m: u32, n: u32, value: f32) {
     c[at] = c_t(v);
 }
 
-// Kernel row `row`, kernel columns col .. col + 3.
-fn store_quad(row: u32, col: u32, v: vec4<f32>) {
+// Kernel row `row`, kernel columns col .. col + 3, value by value. b1, b2: the biases of C's
+// columns col .. col + 3 (not TRANSPOSED), or with TRANSPOSED of the 4 kernel rows whose
+// q-th `row` is (each read once a tile, not once an output).
+fn store_quad(row: u32, col: u32, v: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, q: u32) {
     for (var j = 0u; j < 4u; j++) {
         if (TRANSPOSED) {
-            store(col + j, row, v[j]);
+            store(col + j, row, v[j], b1[q], b2[q]);
         } else {
-            store(row, col + j, v[j]);
+            store(row, col + j, v[j], b1[j], b2[j]);
         }
     }
 }
 
-// The subgroup's tile: kernel rows row0 .. row0 + 31, this lane's kernel columns col ..
-// col + 3 (every index constant, so the accumulators stay in registers).
+// The kernel rows row0 + 4i .. + 3 of the subgroup's tile, this lane's kernel columns col ..
+// col + 3 (every index constant, so the accumulators stay in registers), value by value;
+// b1, b2 as store_quad's.
+fn store_group(
+    row0: u32,
+    col: u32,
+    i: u32,
+    q0: vec4<f32>,
+    q1: vec4<f32>,
+    q2: vec4<f32>,
+    q3: vec4<f32>,
+    lane_b1: vec4<f32>,
+    lane_b2: vec4<f32>,
+) {
+    var b1 = lane_b1;
+    var b2 = lane_b2;
+    if (TRANSPOSED) {
+        b1 = column_biases(row0 + 4u * i, 1u);
+        b2 = column_biases(row0 + 4u * i, 2u);
+    }
+    store_quad(row0 + 4u * i, col, q0, b1, b2, 0u);
+    store_quad(row0 + 4u * i + 1u, col, q1, b1, b2, 1u);
+    store_quad(row0 + 4u * i + 2u, col, q2, b1, b2, 2u);
+    store_quad(row0 + 4u * i + 3u, col, q3, b1, b2, 3u);
+}
+
 fn store_tile(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
-    store_quad(row0 + 0u, col, (*acc)[0]);
-    store_quad(row0 + 1u, col, (*acc)[1]);
-    store_quad(row0 + 2u, col, (*acc)[2]);
-    store_quad(row0 + 3u, col, (*acc)[3]);
-    store_quad(row0 + 4u, col, (*acc)[4]);
-    store_quad(row0 + 5u, col, (*acc)[5]);
-    store_quad(row0 + 6u, col, (*acc)[6]);
-    store_quad(row0 + 7u, col, (*acc)[7]);
-    store_quad(row0 + 8u, col, (*acc)[8]);
-    store_quad(row0 + 9u, col, (*acc)[9]);
-    store_quad(row0 + 10u, col, (*acc)[10]);
-    store_quad(row0 + 11u, col, (*acc)[11]);
-    store_quad(row0 + 12u, col, (*acc)[12]);
-    store_quad(row0 + 13u, col, (*acc)[13]);
-    store_quad(row0 + 14u, col, (*acc)[14]);
-    store_quad(row0 + 15u, col, (*acc)[15]);
-    store_quad(row0 + 16u, col, (*acc)[16]);
-    store_quad(row0 + 17u, col, (*acc)[17]);
-    store_quad(row0 + 18u, col, (*acc)[18]);
-    store_quad(row0 + 19u, col, (*acc)[19]);
-    store_quad(row0 + 20u, col, (*acc)[20]);
-    store_quad(row0 + 21u, col, (*acc)[21]);
-    store_quad(row0 + 22u, col, (*acc)[22]);
-    store_quad(row0 + 23u, col, (*acc)[23]);
-    store_quad(row0 + 24u, col, (*acc)[24]);
-    store_quad(row0 + 25u, col, (*acc)[25]);
-    store_quad(row0 + 26u, col, (*acc)[26]);
-    store_quad(row0 + 27u, col, (*acc)[27]);
-    store_quad(row0 + 28u, col, (*acc)[28]);
-    store_quad(row0 + 29u, col, (*acc)[29]);
-    store_quad(row0 + 30u, col, (*acc)[30]);
-    store_quad(row0 + 31u, col, (*acc)[31]);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    if (!TRANSPOSED) {
+        b1 = column_biases(col, 1u);
+        b2 = column_biases(col, 2u);
+    }
+    store_group(row0, col, 0u, (*acc)[0], (*acc)[1], (*acc)[2], (*acc)[3], b1, b2);
+    store_group(row0, col, 1u, (*acc)[4], (*acc)[5], (*acc)[6], (*acc)[7], b1, b2);
+    store_group(row0, col, 2u, (*acc)[8], (*acc)[9], (*acc)[10], (*acc)[11], b1, b2);
+    store_group(row0, col, 3u, (*acc)[12], (*acc)[13], (*acc)[14], (*acc)[15], b1, b2);
+    store_group(row0, col, 4u, (*acc)[16], (*acc)[17], (*acc)[18], (*acc)[19], b1, b2);
+    store_group(row0, col, 5u, (*acc)[20], (*acc)[21], (*acc)[22], (*acc)[23], b1, b2);
+    store_group(row0, col, 6u, (*acc)[24], (*acc)[25], (*acc)[26], (*acc)[27], b1, b2);
+    store_group(row0, col, 7u, (*acc)[28], (*acc)[29], (*acc)[30], (*acc)[31], b1, b2);
 }
 
 // QUAD_STORE: C[m, n0 .. n0 + 3] = value (+ b1) (+ b2) (+ C), or the step's epilogue, as
@@ -318,9 +327,10 @@ fn store_tile_columns(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 3
     store_quads_transposed(row0, col, 7u, (*acc)[28], (*acc)[29], (*acc)[30], (*acc)[31]);
 }
 
-// The subgroup's tile, stored by quads where the host set QUAD_STORE, else value by value.
+// The subgroup's tile, stored by quads where the host set QUAD_STORE (always for the fused
+// steps, whose variants then compile no other store), else value by value.
 fn store_results(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
-    if ((p.flags & QUAD_STORE) != 0u) {
+    if (A_FROM_C || STEP_COPY || (p.flags & QUAD_STORE) != 0u) {
         if (TRANSPOSED) {
             store_tile_columns(row0, col, acc);
         } else {

@@ -506,7 +506,8 @@ fn window_quads_gemms_match_f64_and_the_subgroup_kernel_bit_for_bit() {
             b: Operand::transposed(b_off, stride),
             c_offset: 0,
             bias: Some(b_off + stride * n),
-            bias2: (case % 2 == 0).then_some(b_off + stride * n + n),
+            // Both store paths with and without the second bias.
+            bias2: (case % 4 < 2).then_some(b_off + stride * n + n),
             accumulate: case % 3 == 1,
         };
         assert_eq!(
@@ -631,7 +632,8 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             },
             c_offset: 0,
             bias: Some(b_off + k * ldb),
-            bias2: (case % 2 == 0).then_some(b_off + k * ldb + n),
+            // Both store paths with and without the second bias.
+            bias2: (case % 4 < 2).then_some(b_off + k * ldb + n),
             accumulate: case % 3 == 1,
         };
         let applies =

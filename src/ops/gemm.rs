@@ -77,6 +77,32 @@ fn flags_of(spec: &GemmSpec) -> u32 {
         | if spec.accumulate { ACCUMULATE } else { 0 }
 }
 
+/// Whether the quads kernels can load this product's operands 4 values a 16-byte word (or
+/// two words of f16 pairs): A read with unit stride along k (`a_along_k`) or else along m,
+/// B along k (`b_along_k`) or else along n; K, both offsets and each operand's other stride
+/// multiples of 4.
+fn quad_layout(spec: &GemmSpec, a_along_k: bool, b_along_k: bool) -> bool {
+    let whole = |v: usize| v.is_multiple_of(4);
+    let (a_unit, a_other) = if a_along_k {
+        (spec.a.col_stride, spec.a.row_stride)
+    } else {
+        (spec.a.row_stride, spec.a.col_stride)
+    };
+    let (b_unit, b_other) = if b_along_k {
+        (spec.b.row_stride, spec.b.col_stride)
+    } else {
+        (spec.b.col_stride, spec.b.row_stride)
+    };
+    spec.k > 0
+        && whole(spec.k)
+        && a_unit == 1
+        && b_unit == 1
+        && whole(spec.a.offset)
+        && whole(a_other)
+        && whole(spec.b.offset)
+        && whole(b_other)
+}
+
 /// The quads kernels' QUAD_STORE flag where C (row stride `n`, first element `c_offset`) can
 /// be stored four values a word: an f32 C whose rows and offset are whole 16-byte words.
 fn quad_store_flag(c: &Buffer, c_offset: usize, n: usize) -> u32 {
@@ -282,18 +308,7 @@ impl GemmKernel {
     /// read along k with unit stride, K, their offsets and their line strides multiples of
     /// 4 (one 16-byte load of f32s, two words of f16 pairs).
     pub fn quads_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
-        if a.dtype() != b.dtype() {
-            return false;
-        }
-        let whole = |v: usize| v.is_multiple_of(4);
-        spec.k > 0
-            && whole(spec.k)
-            && spec.a.col_stride == 1
-            && spec.b.row_stride == 1
-            && whole(spec.a.offset)
-            && whole(spec.a.row_stride)
-            && whole(spec.b.offset)
-            && whole(spec.b.col_stride)
+        a.dtype() == b.dtype() && quad_layout(spec, true, true)
     }
 
     /// Whether the outer-product kernel's loads serve this product (its layout only: A and B
@@ -301,32 +316,14 @@ impl GemmKernel {
     /// their strides along k multiples of 4 (one 16-byte load of f32s, two words of f16
     /// pairs).
     pub fn outer_apply(spec: &GemmSpec) -> bool {
-        let whole = |v: usize| v.is_multiple_of(4);
-        spec.k > 0
-            && whole(spec.k)
-            && spec.a.row_stride == 1
-            && spec.b.col_stride == 1
-            && whole(spec.a.offset)
-            && whole(spec.a.col_stride)
-            && whole(spec.b.offset)
-            && whole(spec.b.row_stride)
+        quad_layout(spec, false, false)
     }
 
     /// Whether `gemm_outer_quads`' A_ROWS variant serves this product (x·W's layout, the
     /// gated cells' input gradient dGates·W_ih): f32 A and B, A along k and B along n with
     /// unit stride, K, both offsets and both row strides multiples of 4.
     pub fn outer_rows_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
-        let whole = |v: usize| v.is_multiple_of(4);
-        a.dtype() == Dtype::F32
-            && b.dtype() == Dtype::F32
-            && spec.k > 0
-            && whole(spec.k)
-            && spec.a.col_stride == 1
-            && spec.b.col_stride == 1
-            && whole(spec.a.offset)
-            && whole(spec.a.row_stride)
-            && whole(spec.b.offset)
-            && whole(spec.b.row_stride)
+        a.dtype() == Dtype::F32 && b.dtype() == Dtype::F32 && quad_layout(spec, true, false)
     }
 
     /// The kernel a tiled quads kernel runs as where its loads do not apply.
