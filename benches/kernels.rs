@@ -340,6 +340,10 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             ways.push(ops::RecurrenceKernel::GemmFused(quads));
         }
     }
+    // The window quads steps of a whole sweep in one dispatch (where W_hh fits one window).
+    if GemmKernel::candidates(gpu).contains(&GemmKernel::WindowQuads) {
+        ways.push(ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
+    }
     for kernel in ways {
         let mut forward = Recording::new();
         let mut backward = Recording::new();

@@ -34,6 +34,10 @@
 //   c_copy[copy_off + m·c_rs + n] = C[m, n]. The epilogue's lines repeat gemm.wgsl's and
 //   gemm_subgroup.wgsl's (WGSL modules share no code; tests/gpu_kernels.rs checks every
 //   fused step against the f64 reference).
+// gemm_window_quads_sweep: the fused Elman steps of a whole chunk in one dispatch (a
+// workgroup per 32 sequences looping over the steps; TRANSPOSED, W_hh's lines through the
+// window or from storage, each lane's own sequences' states through C's words); see the
+// entry point.
 // gemm_outer_quads: A runs along m and B along n with unit stride (dYᵀ·X, the weight
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
@@ -68,6 +72,8 @@ struct GemmParams {
     k_slice: u32,   // split-K (must be 0 here)
     slices: u32,
     copy_off: u32,  // STEP_COPY: where the step's outputs start in c_copy
+    steps: u32,     // gemm_window_quads_sweep: the steps it runs
+    step_shift: u32, // ... and how far each step moves the offsets (wrapping: - B·H backward)
 }
 
 const ADD_BIAS: u32 = 1u;
@@ -117,6 +123,12 @@ override A_FROM_C: bool = false;
 // da[t + 1]) is read through a window of a [B, H] copy, and the store writes each output
 // to c_copy as well, the copy the next step reads (the window cannot be of the buffer C is).
 override STEP_COPY: bool = false;
+// Set by the host for gemm_window_quads_sweep (with TRANSPOSED, f32): X (W_hh's lines) is
+// read through the window, and Y (h[t] or da[t + 1]: this lane's own sequences) through C's
+// words.
+override SWEEP: bool = false;
+// ... with X read from its storage buffer (x_quads), where W_hh does not fit one window.
+override SWEEP_STORAGE: bool = false;
 
 // C[m, n] = value (+ b1) (+ b2) (+ C), where the flags say so: the value-by-value store.
 fn store(m: u32, n: u32, value: f32, b1: f32, b2: f32) {
@@ -193,6 +205,10 @@ fn store_tile(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
     store_group(row0, col, 7u, (*acc)[28], (*acc)[29], (*acc)[30], (*acc)[31], b1, b2);
 }
 
+// gemm_window_quads_sweep: how far the current step has moved C's, the inputs' and aux's
+// offsets from the first step's (0 in the other kernels).
+var<private> step_offset: u32 = 0u;
+
 // QUAD_STORE: C[m, n0 .. n0 + 3] = value (+ b1) (+ b2) (+ C), or the step's epilogue, as
 // store() does for each of the 4 (same operations, same order), written as one word. n0 is
 // a multiple of 4 and N too, so the 4 columns are all in range or all out.
@@ -201,20 +217,16 @@ fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) 
         return;
     }
     let e = m * p.c_rs + n0;
-    let w = (p.c_off + e) >> 2u;
-    if ((A_FROM_C || STEP_COPY) && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
+    let w = (p.c_off + step_offset + e) >> 2u;
+    if ((A_FROM_C || STEP_COPY || SWEEP) && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
         let relu = (p.flags & RELU) != 0u;
-        let g = bias_quad(p.bias_off + e) + value;
+        let g = bias_quad(p.bias_off + step_offset + e) + value;
         var out: vec4<f32>;
         if ((p.flags & STEP_FORWARD) != 0u) {
             out = select(tanh(g), max(g, vec4<f32>(0.0)), relu);
         } else {
-            let h = vec4<f32>(
-                f32(aux[p.bias2_off + e]),
-                f32(aux[p.bias2_off + e + 1u]),
-                f32(aux[p.bias2_off + e + 2u]),
-                f32(aux[p.bias2_off + e + 3u]),
-            );
+            let at = p.bias2_off + step_offset + e;
+            let h = vec4<f32>(f32(aux[at]), f32(aux[at + 1u]), f32(aux[at + 2u]), f32(aux[at + 3u]));
             let one = vec4<f32>(1.0);
             out = g * select(one - h * h, select(vec4<f32>(0.0), one, h > vec4<f32>(0.0)), relu);
         }
@@ -388,6 +400,15 @@ fn x_quad(at: u32) -> vec4<u32> {
     return x_quads[at >> 2u];
 }
 
+// gemm_window_quads_sweep's X at element `at` (a multiple of 4): W_hh's lines through the
+// window, or with SWEEP_STORAGE from X's buffer.
+fn sweep_x(at: u32) -> vec4<u32> {
+    if (SWEEP_STORAGE) {
+        return x_quads[at >> 2u];
+    }
+    return window[at >> 2u];
+}
+
 // The values at k-word w (0..3) of four lines' quads, as f32s (f32 operands).
 fn word_values(q0: vec4<u32>, q1: vec4<u32>, q2: vec4<u32>, q3: vec4<u32>, w: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(vec4<u32>(q0[w], q1[w], q2[w], q3[w]));
@@ -416,6 +437,104 @@ fn pair_values(
     );
 }
 
+// acc += the products over all of K of X's lines starting at elements x0 .. x3 (this lane's
+// 4 kernel rows) and Y's lines at y0 .. y3 in the window (its 4 kernel columns), 4 k values
+// a load, k ascending.
+fn multiply_tile(
+    acc: ptr<function, array<vec4<f32>, 32>>,
+    x0: u32,
+    x1: u32,
+    x2: u32,
+    x3: u32,
+    y0: u32,
+    y1: u32,
+    y2: u32,
+    y3: u32,
+) {
+    for (var kk = 0u; kk < p.k; kk += 4u) {
+        if (PACKED_PAIRS) {
+            // 4 k values: 2 words of f16 pairs a line (8 a load would double the loop's
+            // code, which then runs slower on lavapipe than the loads it saves).
+            let xq0 = x_pairs[(x0 + kk) >> 2u];
+            let xq1 = x_pairs[(x1 + kk) >> 2u];
+            let xq2 = x_pairs[(x2 + kk) >> 2u];
+            let xq3 = x_pairs[(x3 + kk) >> 2u];
+            let yq0 = window_pair_words((y0 + kk) >> 1u);
+            let yq1 = window_pair_words((y1 + kk) >> 1u);
+            let yq2 = window_pair_words((y2 + kk) >> 1u);
+            let yq3 = window_pair_words((y3 + kk) >> 1u);
+            add_products(
+                acc,
+                pair_values(xq0, xq1, xq2, xq3, 0u, 0u),
+                pair_values(yq0, yq1, yq2, yq3, 0u, 0u),
+            );
+            add_products(
+                acc,
+                pair_values(xq0, xq1, xq2, xq3, 0u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 0u, 1u),
+            );
+            add_products(
+                acc,
+                pair_values(xq0, xq1, xq2, xq3, 1u, 0u),
+                pair_values(yq0, yq1, yq2, yq3, 1u, 0u),
+            );
+            add_products(
+                acc,
+                pair_values(xq0, xq1, xq2, xq3, 1u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
+            );
+        } else {
+            var xq0: vec4<u32>;
+            var xq1: vec4<u32>;
+            var xq2: vec4<u32>;
+            var xq3: vec4<u32>;
+            var yq0: vec4<u32>;
+            var yq1: vec4<u32>;
+            var yq2: vec4<u32>;
+            var yq3: vec4<u32>;
+            if (SWEEP) {
+                xq0 = sweep_x(x0 + kk);
+                xq1 = sweep_x(x1 + kk);
+                xq2 = sweep_x(x2 + kk);
+                xq3 = sweep_x(x3 + kk);
+                yq0 = c_words[(y0 + kk) >> 2u];
+                yq1 = c_words[(y1 + kk) >> 2u];
+                yq2 = c_words[(y2 + kk) >> 2u];
+                yq3 = c_words[(y3 + kk) >> 2u];
+            } else {
+                xq0 = x_quad(x0 + kk);
+                xq1 = x_quad(x1 + kk);
+                xq2 = x_quad(x2 + kk);
+                xq3 = x_quad(x3 + kk);
+                yq0 = window[(y0 + kk) >> 2u];
+                yq1 = window[(y1 + kk) >> 2u];
+                yq2 = window[(y2 + kk) >> 2u];
+                yq3 = window[(y3 + kk) >> 2u];
+            }
+            add_products(
+                acc,
+                word_values(xq0, xq1, xq2, xq3, 0u),
+                word_values(yq0, yq1, yq2, yq3, 0u),
+            );
+            add_products(
+                acc,
+                word_values(xq0, xq1, xq2, xq3, 1u),
+                word_values(yq0, yq1, yq2, yq3, 1u),
+            );
+            add_products(
+                acc,
+                word_values(xq0, xq1, xq2, xq3, 2u),
+                word_values(yq0, yq1, yq2, yq3, 2u),
+            );
+            add_products(
+                acc,
+                word_values(xq0, xq1, xq2, xq3, 3u),
+                word_values(yq0, yq1, yq2, yq3, 3u),
+            );
+        }
+    }
+}
+
 @compute @workgroup_size(8)
 fn gemm_window_quads(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -441,70 +560,47 @@ fn gemm_window_quads(
     let y2 = y_off + min(col + 2u, cols - 1u) * y_ls;
     let y3 = y_off + min(col + 3u, cols - 1u) * y_ls;
     var acc: array<vec4<f32>, 32>;
-    for (var kk = 0u; kk < p.k; kk += 4u) {
-        if (PACKED_PAIRS) {
-            // 4 k values: 2 words of f16 pairs a line (8 a load would double the loop's
-            // code, which then runs slower on lavapipe than the loads it saves).
-            let xq0 = x_pairs[(x0 + kk) >> 2u];
-            let xq1 = x_pairs[(x1 + kk) >> 2u];
-            let xq2 = x_pairs[(x2 + kk) >> 2u];
-            let xq3 = x_pairs[(x3 + kk) >> 2u];
-            let yq0 = window_pair_words((y0 + kk) >> 1u);
-            let yq1 = window_pair_words((y1 + kk) >> 1u);
-            let yq2 = window_pair_words((y2 + kk) >> 1u);
-            let yq3 = window_pair_words((y3 + kk) >> 1u);
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 0u, 0u),
-                pair_values(yq0, yq1, yq2, yq3, 0u, 0u),
-            );
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 0u, 1u),
-                pair_values(yq0, yq1, yq2, yq3, 0u, 1u),
-            );
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 1u, 0u),
-                pair_values(yq0, yq1, yq2, yq3, 1u, 0u),
-            );
-            add_products(
-                &acc,
-                pair_values(xq0, xq1, xq2, xq3, 1u, 1u),
-                pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
-            );
-        } else {
-            let xq0 = x_quad(x0 + kk);
-            let xq1 = x_quad(x1 + kk);
-            let xq2 = x_quad(x2 + kk);
-            let xq3 = x_quad(x3 + kk);
-            let yq0 = window[(y0 + kk) >> 2u];
-            let yq1 = window[(y1 + kk) >> 2u];
-            let yq2 = window[(y2 + kk) >> 2u];
-            let yq3 = window[(y3 + kk) >> 2u];
-            add_products(
-                &acc,
-                word_values(xq0, xq1, xq2, xq3, 0u),
-                word_values(yq0, yq1, yq2, yq3, 0u),
-            );
-            add_products(
-                &acc,
-                word_values(xq0, xq1, xq2, xq3, 1u),
-                word_values(yq0, yq1, yq2, yq3, 1u),
-            );
-            add_products(
-                &acc,
-                word_values(xq0, xq1, xq2, xq3, 2u),
-                word_values(yq0, yq1, yq2, yq3, 2u),
-            );
-            add_products(
-                &acc,
-                word_values(xq0, xq1, xq2, xq3, 3u),
-                word_values(yq0, yq1, yq2, yq3, 3u),
-            );
+    multiply_tile(&acc, x0, x1, x2, x3, y0, y1, y2, y3);
+    store_results(row0, col, &acc);
+}
+
+// gemm_window_quads_sweep (TRANSPOSED and SWEEP, f32; flag STEP_FORWARD or STEP_BACKWARD):
+// p.steps fused Elman steps of a chunk in one dispatch, each as gemm_window_quads's step
+// with A's and B's roles in the tile swapped: kernel rows are H's units (X: W_hh's lines,
+// or its transposed copy's backward, all of it in the one window; with SWEEP_STORAGE, where
+// it does not fit one, from its storage buffer), kernel
+// columns the batch's sequences (Y: h[t] or da[t + 1], read through C's words), C stored
+// transposed (Cᵀ = Bᵀ·Aᵀ). Step s is the product whose offsets (A's, C's, the inputs' and
+// aux's) are the first step's plus s·step_shift (wrapping: backward steps move down by
+// B·H). A workgroup owns 32 sequences for every step and loops over H's 32-unit tiles, so
+// each lane reads as Y only the rows of its own 4 sequences, which it stored itself the
+// step before: no barrier, no workgroup waiting for another, and lavapipe's cost of a
+// dispatch (tens of microseconds, mostly waking its threads) is paid once a sweep.
+// (Lanes past B read the last sequence's row, written by another lane; their sums are not
+// stored.) Dispatch: (ceil(B / 32), 1, 1).
+@compute @workgroup_size(8)
+fn gemm_window_quads_sweep(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let col = wid.x * 32u + 4u * lane;
+    for (var s = 0u; s < p.steps; s++) {
+        step_offset = s * p.step_shift;
+        let y_off = p.a_off + step_offset;
+        let y0 = y_off + min(col, p.m - 1u) * p.a_rs;
+        let y1 = y_off + min(col + 1u, p.m - 1u) * p.a_rs;
+        let y2 = y_off + min(col + 2u, p.m - 1u) * p.a_rs;
+        let y3 = y_off + min(col + 3u, p.m - 1u) * p.a_rs;
+        for (var row0 = 0u; row0 < p.n; row0 += 32u) {
+            let x0 = p.b_off + min(row0 + 4u * lane, p.n - 1u) * p.b_cs;
+            let x1 = p.b_off + min(row0 + 4u * lane + 1u, p.n - 1u) * p.b_cs;
+            let x2 = p.b_off + min(row0 + 4u * lane + 2u, p.n - 1u) * p.b_cs;
+            let x3 = p.b_off + min(row0 + 4u * lane + 3u, p.n - 1u) * p.b_cs;
+            var acc: array<vec4<f32>, 32>;
+            multiply_tile(&acc, x0, x1, x2, x3, y0, y1, y2, y3);
+            store_tile_columns(row0, col, &acc);
         }
     }
-    store_results(row0, col, &acc);
 }
 
 // gemm_outer_quads' 4 consecutive values of A (`from_y` false) or B at element `at`

@@ -819,13 +819,15 @@ fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
 fn rnn_steps_match_f64_forward_and_backward() {
     let gpu = gpu();
     let mut rng = Rng::new(2);
-    for case in 0..21 {
-        // The last case's h[t] ([64, 256] f32) fills one 64 KiB window exactly, so the
-        // window GEMMs run their own kernels (elsewhere they run as the subgroup one).
-        let (t_len, batch, h) = if case == 20 {
-            (3, 64, 256)
-        } else {
-            (1 + rng.below(6), 1 + rng.below(45), 1 + rng.below(45))
+    for case in 0..22 {
+        // Case 20's h[t] ([64, 256] f32) fills one 64 KiB window exactly, so the window GEMMs
+        // run their own kernels (elsewhere they run as the subgroup one); case 21's W_hh
+        // ([128, 128] f32) does, so a sweep reads it through the window (B 40: a part tile;
+        // case 20's sweep reads it from storage).
+        let (t_len, batch, h) = match case {
+            20 => (3, 64, 256),
+            21 => (4, 40, 128),
+            _ => (1 + rng.below(6), 1 + rng.below(45), 1 + rng.below(45)),
         };
         let activation = if case % 2 == 0 {
             Activation::Tanh
@@ -833,7 +835,12 @@ fn rnn_steps_match_f64_forward_and_backward() {
             Activation::Relu
         };
         // Case 20: W_hh at a whole 16-byte word, so that the quads GEMMs apply.
-        let whh_off = if case == 20 { 4 } else { rng.below(7) };
+        // Case 21: W_hh at 0, so that it fills one window.
+        let whh_off = match case {
+            20 => 4,
+            21 => 0,
+            _ => rng.below(7),
+        };
         let bh = batch * h;
         let params: Vec<f32> = (0..whh_off + h * h)
             .map(|_| rng.uniform(-0.5, 0.5) as f32)
@@ -922,6 +929,13 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 .filter(|k| k.step_kernel().is_some())
                 .map(|&k| ops::RecurrenceKernel::GemmFused(k)),
         );
+        // The window quads steps of a whole sweep in one dispatch (where W_hh fills one
+        // window; elsewhere step by step), after the step-by-step ones it must match bit for
+        // bit.
+        if gemms.contains(&GemmKernel::WindowQuads) {
+            kernels.push(ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
+        }
+        let mut fused_quads: Option<(Vec<f32>, Vec<f32>)> = None;
         // Split over K (the slices' sums in another order, so f64 tolerances, not bits).
         kernels.extend([
             ops::RecurrenceKernel::GemmSplit(GemmKernel::Tiled, 2 + case % 3),
@@ -957,6 +971,9 @@ fn rnn_steps_match_f64_forward_and_backward() {
         ];
         for kernel in kernels {
             gpu.write(&hsb, 0, &hs0);
+            // Stale gradients, so that a step a sweep leaves out cannot pass on the previous
+            // formulation's results.
+            gpu.write(&dab, 0, &vec![9.0f32; t_len * bh]);
             let mut u = Uniforms::new();
             let mut launches = ops::rnn_forward(
                 &gpu,
@@ -1082,22 +1099,44 @@ fn rnn_steps_match_f64_forward_and_backward() {
                     "fused backward launches, A's windows"
                 );
             }
+            if matches!(case, 20 | 21)
+                && kernel == ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads)
+            {
+                // One dispatch forward (W_hh through its window in case 21, from storage in
+                // case 20); backward the transpose, the last step's finishing kernel (no
+                // product there) and one dispatch for the other steps.
+                assert_eq!(launches.len(), 1, "sweep forward launches");
+                assert_eq!(backward.len(), 3, "sweep backward launches");
+            }
             launches.extend(backward);
             run(&gpu, &launches);
             let what =
                 format!("case {case} ({kernel:?}, T {t_len}, B {batch}, H {h}, {activation})");
-            assert_close(
-                &format!("{what} hidden states"),
-                &gpu.read_all_f32(&hsb).unwrap()[..(t_len + 1) * bh],
-                &hs,
-                1e-4,
-            );
-            assert_close(
-                &format!("{what} da"),
-                &gpu.read_f32(&dab, 0, t_len * bh).unwrap(),
-                &da,
-                1e-4,
-            );
+            let states = gpu.read_all_f32(&hsb).unwrap()[..(t_len + 1) * bh].to_vec();
+            let grads = gpu.read_f32(&dab, 0, t_len * bh).unwrap();
+            match kernel {
+                ops::RecurrenceKernel::GemmFused(GemmKernel::WindowQuads) => {
+                    fused_quads = Some((states.clone(), grads.clone()));
+                }
+                ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads) => {
+                    let (fused_states, fused_grads) =
+                        fused_quads.as_ref().expect("the fused steps ran first");
+                    let same = |x: &[f32], y: &[f32]| {
+                        x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+                    };
+                    assert!(
+                        same(&states, fused_states),
+                        "{what}: states differ from GemmFused's"
+                    );
+                    assert!(
+                        same(&grads, fused_grads),
+                        "{what}: da differs from GemmFused's"
+                    );
+                }
+                _ => {}
+            }
+            assert_close(&format!("{what} hidden states"), &states, &hs, 1e-4);
+            assert_close(&format!("{what} da"), &grads, &da, 1e-4);
         }
     }
 }

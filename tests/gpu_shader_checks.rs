@@ -240,6 +240,9 @@ fn every_recurrence_trains_to_the_same_bits_with_and_without_shader_checks() {
                     .filter(|k| k.step_kernel().is_some())
                     .map(|&k| RecurrenceKernel::GemmFused(k)),
             );
+            if products.contains(&GemmKernel::WindowQuads) {
+                recurrences.push(RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
+            }
         }
         for (i, &recurrence) in recurrences.iter().enumerate() {
             // The products rotate through every formulation as the recurrences do.

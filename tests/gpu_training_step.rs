@@ -10,7 +10,7 @@ use common::{
 use wgrnn::data::{chunk_ranges, ChunkData, Order};
 use wgrnn::dropout::Dropout;
 use wgrnn::engine::{ChunkMode, Engine, RecurrenceKernels};
-use wgrnn::model::{Cell, TaskKind};
+use wgrnn::model::{Cell, ModelConfig, TaskKind};
 use wgrnn::ops::RecurrenceKernel;
 use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
 use wgrnn::reference::{run_chunk, CarriedState, RefOptimizer};
@@ -352,6 +352,12 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
                     .filter(|k| k.step_kernel().is_some())
                     .map(RecurrenceKernel::GemmFused),
             );
+            // Those steps of a sweep in one dispatch (here, at these sizes, step by step).
+            if gemms.contains(&wgrnn::ops::GemmKernel::WindowQuads) {
+                others.push(RecurrenceKernel::GemmSweep(
+                    wgrnn::ops::GemmKernel::WindowQuads,
+                ));
+            }
         }
         for kernel in others {
             assert_eq!(
@@ -378,6 +384,42 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
                 "seed {seed}, {cell}: per-step and {kernels:?} recurrences trained to different weights"
             );
         }
+    }
+}
+
+/// A case of `config` (dense input, MSE targets) with `batch` sequences of `steps` steps
+/// trained in chunks of `seq_len`: weights uniform in ±0.1, inputs and targets normal, all
+/// from `seed`.
+fn dense_case(config: ModelConfig, batch: usize, steps: usize, seq_len: usize, seed: u64) -> Case {
+    config.validate().unwrap();
+    let wgrnn::model::InputKind::Dense { size } = config.input else {
+        panic!("a dense input");
+    };
+    let layout = wgrnn::model::ParamLayout::new(&config);
+    let mut rng = wgrnn::rng::Rng::new(seed);
+    let params: Vec<f32> = (0..layout.total)
+        .map(|_| rng.uniform(-0.1, 0.1) as f32)
+        .collect();
+    let targets = if config.task == TaskKind::ManyToMany {
+        batch * steps
+    } else {
+        batch
+    };
+    Case {
+        config,
+        batch,
+        steps,
+        seq_len,
+        lengths: vec![steps; batch],
+        params,
+        tokens: vec![],
+        features: (0..batch * steps * size)
+            .map(|_| rng.normal() as f32)
+            .collect(),
+        classes: vec![],
+        values: (0..targets * config.output_size)
+            .map(|_| rng.normal() as f32)
+            .collect(),
     }
 }
 
@@ -416,28 +458,7 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
             pool: Pool::Last,
             loss: Loss::Mse,
         };
-        config.validate().unwrap();
-        let layout = wgrnn::model::ParamLayout::new(&config);
-        let mut rng = wgrnn::rng::Rng::new(31);
-        let params: Vec<f32> = (0..layout.total)
-            .map(|_| rng.uniform(-0.1, 0.1) as f32)
-            .collect();
-        let case = Case {
-            config,
-            batch,
-            steps,
-            seq_len: steps,
-            lengths: vec![steps; batch],
-            params,
-            tokens: vec![],
-            features: (0..batch * steps * size)
-                .map(|_| rng.normal() as f32)
-                .collect(),
-            classes: vec![],
-            values: (0..batch * steps * out)
-                .map(|_| rng.normal() as f32)
-                .collect(),
-        };
+        let case = dense_case(config, batch, steps, steps, 31);
         let opt = optimizer_for(1);
         let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
         let per_step = run(RecurrenceKernel::PerStep);
@@ -446,6 +467,63 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
                 per_step,
                 run(RecurrenceKernel::Gemm(kernel)),
                 "{cell}: per-step and Gemm({kernel:?}) recurrences trained to different weights"
+            );
+        }
+    }
+}
+
+#[test]
+fn elman_sweeps_train_to_the_per_step_bits() {
+    // The Elman cell at a size where W_hh ([128, 128] f32) fills one 64 KiB window, so the
+    // window quads steps of a sweep run in one dispatch (`GemmSweep`) reading it through the
+    // window; B 40 leaves a part
+    // tile of sequences, chunks of half the steps carry the state. Same sums in the same
+    // order: the weights after two epochs equal the per-step kernel's and the step-by-step
+    // fused dispatches', bit for bit.
+    use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
+    use wgrnn::ops::GemmKernel;
+    let gpu = gpu();
+    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::WindowQuads) {
+        assert!(
+            !gpu.adapter().is_software,
+            "lavapipe must offer the quads GEMMs"
+        );
+        return;
+    }
+    let (batch, size, out) = (40, 8, 3);
+    // At H 24 the backward sweep's W_hhᵀ copy is smaller than a window: it reads the copy
+    // from storage, with a window of a read-only operand bound in its place (chunks of 18
+    // steps: the gradients' buffers, 18·40·24 values, are larger than a window).
+    for (activation, task, hidden, steps, chunk) in [
+        (Activation::Tanh, TaskKind::ManyToMany, 128, 6, 3),
+        (Activation::Relu, TaskKind::ManyToOne, 128, 6, 3),
+        (Activation::Tanh, TaskKind::ManyToMany, 24, 36, 18),
+    ] {
+        let config = ModelConfig {
+            cell: Cell::Rnn,
+            layers: 1,
+            bidirectional: false,
+            input: InputKind::Dense { size },
+            hidden,
+            output_size: out,
+            activation,
+            output_activation: OutputActivation::Identity,
+            task,
+            pool: Pool::Last,
+            loss: Loss::Mse,
+        };
+        let case = dense_case(config, batch, steps, chunk, 37);
+        let opt = optimizer_for(1);
+        let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
+        let per_step = run(RecurrenceKernel::PerStep);
+        for kernel in [
+            RecurrenceKernel::GemmFused(GemmKernel::WindowQuads),
+            RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads),
+        ] {
+            assert_eq!(
+                per_step,
+                run(kernel),
+                "{activation}, {task:?}, H {hidden}: per-step and {kernel:?} recurrences trained to different weights"
             );
         }
     }

@@ -457,6 +457,13 @@ impl<'g> Engine<'g> {
                     .filter(|k| k.step_kernel().is_some())
                     .map(RecurrenceKernel::GemmFused),
             );
+            // Those steps of a whole sweep in one dispatch (f32, `ops::gemm_sweep`).
+            if gemm_kernels.contains(&ops::GemmKernel::WindowQuads)
+                && self.bufs.precision == Precision::F32
+                && self.config.hidden.is_multiple_of(4)
+            {
+                candidates.push(RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads));
+            }
         }
         // On GPUs, the 64x64 kernels' products split over K where [B, H] has few tiles (the
         // finishing kernel sums the slices; gated cells: their backward products), if

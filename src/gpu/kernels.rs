@@ -40,6 +40,11 @@ pub enum Kernel {
     /// The window quads GEMM with A's windows (TRANSPOSED) finishing an Elman step in its
     /// store, A read through a window of a copy its previous step wrote (STEP_COPY); f32.
     GemmWindowQuadsAStep,
+    /// `gemm_window_quads_sweep`: the fused Elman steps of a whole chunk in one dispatch (a
+    /// workgroup per 32 sequences looping over the steps; W_hh in one window; f32).
+    GemmWindowQuadsSweep,
+    /// The sweep with W_hh read from its storage buffer (it does not fit one window).
+    GemmWindowQuadsSweepStorage,
     /// The outer-product GEMM of `shaders/gemm_quads.wgsl` (A along m, B along n: dYᵀ·X);
     /// with PACKED_PAIRS, f16.
     GemmOuterQuads,
@@ -152,6 +157,8 @@ impl Kernel {
             | Kernel::GemmWindowQuadsA
             | Kernel::GemmWindowQuadsAPairs
             | Kernel::GemmWindowQuadsStep
+            | Kernel::GemmWindowQuadsSweep
+            | Kernel::GemmWindowQuadsSweepStorage
             | Kernel::GemmWindowQuadsAStep
             | Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
@@ -216,6 +223,9 @@ impl Kernel {
             | Kernel::GemmWindowQuadsAPairs
             | Kernel::GemmWindowQuadsStep
             | Kernel::GemmWindowQuadsAStep => "gemm_window_quads",
+            Kernel::GemmWindowQuadsSweep | Kernel::GemmWindowQuadsSweepStorage => {
+                "gemm_window_quads_sweep"
+            }
             Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -290,6 +300,10 @@ impl Kernel {
             | Kernel::GemmWideQuadsStep
             | Kernel::GemmTiledQuadsStep
             | Kernel::GemmWindowQuadsStep => &[("A_FROM_C", 1.0)],
+            Kernel::GemmWindowQuadsSweep => &[("TRANSPOSED", 1.0), ("SWEEP", 1.0)],
+            Kernel::GemmWindowQuadsSweepStorage => {
+                &[("TRANSPOSED", 1.0), ("SWEEP", 1.0), ("SWEEP_STORAGE", 1.0)]
+            }
             _ => &[],
         }
     }

@@ -269,6 +269,12 @@ pub enum RecurrenceKernel {
     /// than the other formulations'): Elman cells both ways, gated cells their backward
     /// products. The tuner offers it on GPUs.
     GemmSplit(super::GemmKernel, usize),
+    /// `GemmFused`'s steps of a whole sweep in one chunk-persistent dispatch (a workgroup per
+    /// 32 sequences looping over the steps: `gemm_window_quads_sweep`), for the window quads
+    /// kernel (the Elman cell, f32; W_hh through a window where it fits one, else from
+    /// storage; where the quads do not apply it runs as `GemmFused`). The tuner offers it on
+    /// lavapipe, where each dispatch costs tens of microseconds.
+    GemmSweep(super::GemmKernel),
 }
 
 impl RecurrenceKernel {
@@ -277,6 +283,7 @@ impl RecurrenceKernel {
         use super::rnn_gemm::StepProduct;
         match self {
             RecurrenceKernel::GemmFused(_) => StepProduct::Fused,
+            RecurrenceKernel::GemmSweep(_) => StepProduct::Sweep,
             RecurrenceKernel::GemmSplit(_, slices) => StepProduct::Split(slices),
             _ => StepProduct::Separate,
         }
@@ -304,6 +311,7 @@ pub fn rnn_forward(
             .collect(),
         RecurrenceKernel::Gemm(gemm)
         | RecurrenceKernel::GemmFused(gemm)
+        | RecurrenceKernel::GemmSweep(gemm)
         | RecurrenceKernel::GemmSplit(gemm, _) => super::rnn_gemm::forward(
             gpu,
             u,
@@ -364,6 +372,7 @@ pub fn rnn_backward(
             .collect(),
         RecurrenceKernel::Gemm(gemm)
         | RecurrenceKernel::GemmFused(gemm)
+        | RecurrenceKernel::GemmSweep(gemm)
         | RecurrenceKernel::GemmSplit(gemm, _) => super::rnn_gemm::backward(
             gpu,
             u,

@@ -170,13 +170,14 @@ pub fn gated_forward(
 }
 
 /// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels. The
-/// gated cells run the Elman-only fused variant (the product finishing the step in its store)
-/// as the plain GEMM per step, and the split one so in their forward sweep (whose product
+/// gated cells run the Elman-only fused variants (the product finishing the step in its
+/// store, step by step or a sweep at once) as the plain GEMM per step, and the split one so in their forward sweep (whose product
 /// carries b_hh); their backward products split over K ([`gated_backward`]).
 fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
     match recurrence {
         RecurrenceKernel::Gemm(kernel)
         | RecurrenceKernel::GemmFused(kernel)
+        | RecurrenceKernel::GemmSweep(kernel)
         | RecurrenceKernel::GemmSplit(kernel, _) => Some(kernel),
         RecurrenceKernel::PerStep | RecurrenceKernel::Persistent => None,
     }

@@ -27,6 +27,10 @@ struct GemmParams {
     /// Where a fused step's copy of its outputs starts (`shaders/gemm_quads.wgsl`'s
     /// STEP_COPY; the other shaders' structs end before it).
     copy_off: u32,
+    /// `gemm_window_quads_sweep`: the steps it runs, and how far each moves the offsets of
+    /// A, C, the inputs and aux (elements, wrapping: backward sweeps move down).
+    steps: u32,
+    step_shift: u32,
 }
 
 impl GemmParams {
@@ -57,6 +61,8 @@ impl GemmParams {
             k_slice: u32_of(k_slice, "gemm k slice")?,
             slices: u32_of(slices, "gemm slices")?,
             copy_off: 0,
+            steps: 0,
+            step_shift: 0,
         })
     }
 }
@@ -1048,6 +1054,22 @@ pub enum StepEpilogue {
     },
 }
 
+impl StepEpilogue {
+    /// The kernels' flags (STEP_FORWARD or STEP_BACKWARD, and RELU), and where the inputs
+    /// (bias slot) and aux (bias2 slot) are read.
+    fn kernel_terms(self) -> (u32, usize, usize) {
+        let (flags, relu, inputs, aux) = match self {
+            StepEpilogue::Forward { relu, pre_offset } => (STEP_FORWARD, relu, pre_offset, 0),
+            StepEpilogue::Backward {
+                relu,
+                dh_offset,
+                h_offset,
+            } => (STEP_BACKWARD, relu, dh_offset, h_offset),
+        };
+        (flags | if relu { RELU } else { 0 }, inputs, aux)
+    }
+}
+
 impl GemmKernel {
     /// The variant of this formulation that finishes an Elman step in its store
     /// ([`gemm_step`]): the tiled, wide and subgroup kernels, and the window quads kernels
@@ -1149,19 +1171,11 @@ pub fn gemm_step(
         }
     }
     need(state, c_range.end, "step C")?;
-    let (flags, relu, bias_off, aux_off) = match epilogue {
-        StepEpilogue::Forward { relu, pre_offset } => (STEP_FORWARD, relu, pre_offset, 0),
-        StepEpilogue::Backward {
-            relu,
-            dh_offset,
-            h_offset,
-        } => (STEP_BACKWARD, relu, dh_offset, h_offset),
-    };
+    let (flags, bias_off, aux_off) = epilogue.kernel_terms();
     need(inputs, bias_off + m * n, "step inputs")?;
     if matches!(epilogue, StepEpilogue::Backward { .. }) {
         need(aux, aux_off + m * n, "step aux")?;
     }
-    let flags = flags | if relu { RELU } else { 0 };
     if let Some((product, chunks)) = windows {
         let operands = StepOperands {
             b,
@@ -1238,13 +1252,8 @@ fn window_step_launches(
     aux_off: usize,
     operands: StepOperands,
 ) -> Result<Vec<Launch>> {
-    let StepOperands {
-        b,
-        state,
-        inputs,
-        aux,
-        copies,
-    } = operands;
+    let StepOperands { b, copies, .. } = operands;
+    let state = operands.state;
     let n = spec.n;
     let mut launches = Vec::new();
     for chunk in chunks {
@@ -1262,30 +1271,21 @@ fn window_step_launches(
         params.bias2_off = u32_of(aux_off + first, "step aux offset")?;
         params.copy_off = u32_of(first, "step copy offset")?;
         let uniform = uniforms.push(gpu, &params);
-        // Slots 1, 2, 5, 6, 11, 12 undeclared. B's windows: A comes through C, so X's
-        // storage slots (9, 10) are not read (the inputs stand in), nor is the copy (13: C
-        // stands in). A's windows: X is Bᵀ (9, 10), the window is of the copy the previous
-        // step wrote, and this step writes the next one's. C's words: 14.
-        let mut resources = vec![Resource::Unused; 15];
-        resources[0] = uniform.resource();
-        resources[3] = Resource::Storage(inputs);
-        resources[4] = Resource::Storage(state);
-        resources[14] = Resource::Storage(state);
-        resources[7] = Resource::Storage(aux);
-        let entry = match copies.filter(|_| !kernel.windows_b()) {
-            None => {
-                resources[8] = Resource::UniformWindow(b, chunk.window);
-                resources[9] = Resource::Storage(inputs);
-                resources[10] = Resource::Storage(inputs);
-                resources[13] = Resource::Storage(state);
-                Kernel::GemmWindowQuadsStep
-            }
+        // B's windows: `window_step_resources`. A's windows: X is Bᵀ (9, 10), the window is
+        // of the copy the previous step wrote, and this step writes the next one's (13).
+        let operands = StepOperands { copies, ..operands };
+        let (entry, resources) = match copies.filter(|_| !kernel.windows_b()) {
+            None => (
+                Kernel::GemmWindowQuadsStep,
+                window_step_resources(&uniform, &operands, chunk.window),
+            ),
             Some(copies) => {
+                let mut resources = window_step_resources(&uniform, &operands, chunk.window);
                 resources[8] = Resource::UniformWindow(copies.read, chunk.window);
                 resources[9] = Resource::Storage(b);
                 resources[10] = Resource::Storage(b);
                 resources[13] = Resource::Storage(copies.write);
-                Kernel::GemmWindowQuadsAStep
+                (Kernel::GemmWindowQuadsAStep, resources)
             }
         };
         launches.push(Launch {
@@ -1295,4 +1295,141 @@ fn window_step_launches(
         });
     }
     Ok(launches)
+}
+
+/// The bindings of a window quads step with B's windows (`gemm_window_quads`'s step and
+/// sweep): B's window at byte `window`; A comes through C, so X's storage slots (9, 10) are
+/// not read (the inputs stand in), nor is the copy (13: C stands in); slots 1, 2, 5, 6, 11
+/// and 12 undeclared; C's words: 14.
+fn window_step_resources<'a>(
+    uniform: &'a super::UniformRef,
+    operands: &StepOperands<'a>,
+    window: u64,
+) -> Vec<Resource<'a>> {
+    let mut resources = vec![Resource::Unused; 15];
+    resources[0] = uniform.resource();
+    resources[3] = Resource::Storage(operands.inputs);
+    resources[4] = Resource::Storage(operands.state);
+    resources[14] = Resource::Storage(operands.state);
+    resources[7] = Resource::Storage(operands.aux);
+    resources[8] = Resource::UniformWindow(operands.b, window);
+    resources[9] = Resource::Storage(operands.inputs);
+    resources[10] = Resource::Storage(operands.inputs);
+    resources[13] = Resource::Storage(operands.state);
+    resources
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// `steps` fused Elman steps as one dispatch of `gemm_window_quads_sweep` (a workgroup per
+/// 32 rows of the batch, looping over the steps): step s is [`gemm_step`]'s step with
+/// [`GemmKernel::WindowQuads`] for `first` and `epilogue` with every offset (A's, C's, the
+/// inputs' and aux's) moved by s·`shift` elements (the steps run in that order: forward
+/// `shift` = B·H, backward -B·H), so each step's results are the next one's A. The same
+/// sums in the same order as the step-by-step dispatches. B (W_hh, or its transposed copy)
+/// is read through one window where it fits, else from its storage buffer. None where it
+/// does not apply: no windows on this adapter, an operand not f32, the quads loads or
+/// stores not applying; the caller then runs the steps one by one.
+pub fn gemm_sweep(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    first: &GemmSpec,
+    steps: usize,
+    shift: isize,
+    epilogue: StepEpilogue,
+    b: &Buffer,
+    state: &Buffer,
+    inputs: &Buffer,
+    aux: &Buffer,
+) -> Result<Option<Launch>> {
+    let GemmSpec { m, n, k, .. } = *first;
+    let applies = steps > 0
+        && m > 0
+        && n > 0
+        && k > 0
+        && state.dtype() == Dtype::F32
+        && b.dtype() == Dtype::F32
+        && shift.unsigned_abs().is_multiple_of(4)
+        && quad_store_flag(state, first.c_offset, n) != 0
+        && GemmKernel::quads_apply(first, state, b);
+    if !applies || gpu.uniform_window_alignment().is_none() {
+        return Ok(None);
+    }
+    // W_hh through one window where it fits; else from its storage buffer, with a window of
+    // a read-only operand large enough bound where the kernel declares one (not read; the
+    // state, bound read-write, cannot be a uniform buffer in the same dispatch).
+    let (entry, part, window_of, window) =
+        match window_chunks(gpu, first, GemmKernel::WindowQuads, state, b, 1)
+            .and_then(|chunks| chunks.first().copied())
+        {
+            Some(chunk) => (
+                Kernel::GemmWindowQuadsSweep,
+                window_part(first, GemmKernel::WindowQuads, &chunk),
+                b,
+                chunk.window,
+            ),
+            None => {
+                let Some(stand_in) = [b, inputs, aux]
+                    .into_iter()
+                    .find(|buffer| buffer.size_bytes() >= UNIFORM_WINDOW)
+                else {
+                    return Ok(None);
+                };
+                (Kernel::GemmWindowQuadsSweepStorage, *first, stand_in, 0)
+            }
+        };
+    // Every step's operands in range and its A apart from its C: the first's and the last's
+    // (the offsets move by the same shift).
+    let moved = |offset: usize, steps: usize| -> Result<usize> {
+        offset
+            .checked_add_signed(shift * steps as isize)
+            .ok_or_else(|| {
+                crate::error::Error::Config(format!("sweep: offset {offset} moved below 0"))
+            })
+    };
+    let (flags, bias_off, aux_off) = epilogue.kernel_terms();
+    for s in [0, steps - 1] {
+        let a_first = moved(first.a.offset, s)?;
+        let c_first = moved(first.c_offset, s)?;
+        let a_range = a_first..first.a.last_index(m, k) - first.a.offset + a_first + 1;
+        let c_range = c_first..c_first + m * n;
+        need(state, a_range.end.max(c_range.end), "sweep state")?;
+        if a_range.start < c_range.end && c_range.start < a_range.end {
+            return Err(crate::error::Error::Config(format!(
+                "sweep step {s}: A {a_range:?} overlaps C {c_range:?}"
+            )));
+        }
+        need(inputs, moved(bias_off, s)? + m * n, "sweep inputs")?;
+        if matches!(epilogue, StepEpilogue::Backward { .. }) {
+            need(aux, moved(aux_off, s)? + m * n, "sweep aux")?;
+        }
+    }
+    need(b, first.b.last_index(k, n) + 1, "sweep B")?;
+    let flags = flags | QUAD_STORE;
+    let mut params = GemmParams::of(&part, part.c_offset, flags, 0, 1)?;
+    params.bias_off = u32_of(bias_off, "sweep inputs offset")?;
+    params.bias2_off = u32_of(aux_off, "sweep aux offset")?;
+    params.steps = u32_of(steps, "sweep steps")?;
+    // Wrapping: a backward sweep's shift is -B·H.
+    params.step_shift = i32::try_from(shift)
+        .map_err(|_| crate::error::Error::Config(format!("sweep shift {shift} too large")))?
+        as u32;
+    let uniform = uniforms.push(gpu, &params);
+    let operands = StepOperands {
+        b,
+        state,
+        inputs,
+        aux,
+        copies: None,
+    };
+    let mut resources = window_step_resources(&uniform, &operands, window);
+    if entry == Kernel::GemmWindowQuadsSweepStorage {
+        resources[8] = Resource::UniformWindow(window_of, 0);
+        resources[9] = Resource::Storage(b);
+    }
+    Ok(Some(Launch {
+        binding: gpu.bind(entry, &resources),
+        groups: [u32_of(m.div_ceil(32), "sweep sequence tiles")?, 1, 1],
+        uniform,
+    }))
 }

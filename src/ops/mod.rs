@@ -12,7 +12,7 @@ mod uniforms;
 pub use elementwise::*;
 pub use gated::{gated_backward, gated_forward, GatedBuffers, GatedShape};
 pub use gemm::{
-    gemm, gemm_launches, gemm_partials, gemm_split, gemm_step, gemm_with, split_slices,
+    gemm, gemm_launches, gemm_partials, gemm_split, gemm_step, gemm_sweep, gemm_with, split_slices,
     window_chunks, GemmKernel, GemmSpec, Operand, StepCopies, StepEpilogue, WindowChunk,
     MAX_WINDOW_CHUNKS,
 };

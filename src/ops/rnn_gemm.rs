@@ -12,8 +12,8 @@
 
 use super::RecurrenceShape;
 use super::{
-    gemm_launches, gemm_partials, gemm_step, groups_for, need, GemmKernel, GemmSpec, Launch,
-    Operand, StepCopies, StepEpilogue, Uniforms,
+    gemm_launches, gemm_partials, gemm_step, gemm_sweep, groups_for, need, GemmKernel, GemmSpec,
+    Launch, Operand, StepCopies, StepEpilogue, Uniforms,
 };
 use crate::error::Result;
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
@@ -28,6 +28,9 @@ pub enum StepProduct {
     /// The product in about this many slices of K into `step_sum` [S, B, H]
     /// ([`gemm_partials`]), summed in slice order by the finishing kernel.
     Split(usize),
+    /// [`StepProduct::Fused`]'s steps, all of a sweep in one dispatch ([`gemm_sweep`]) where
+    /// it applies, else one by one.
+    Sweep,
 }
 
 impl StepProduct {
@@ -44,7 +47,7 @@ impl StepProduct {
         step_sum: &Buffer,
     ) -> Result<(Vec<Launch>, usize)> {
         match self {
-            StepProduct::Fused => Ok((Vec::new(), 1)),
+            StepProduct::Fused | StepProduct::Sweep => Ok((Vec::new(), 1)),
             StepProduct::Separate => {
                 Ok((gemm_launches(gpu, u, product, gemm, a, b, b, step_sum)?, 1))
             }
@@ -134,9 +137,34 @@ pub fn forward(
         out.push(super::transpose(gpu, u, 0, 1, b * h, hs, copies.read)?);
     }
     let relu = shape.activation == crate::model::Activation::Relu;
+    if mode == StepProduct::Sweep {
+        let first = GemmSpec {
+            c_offset: b * h,
+            ..step_forward_product(b, h, 1, 0, shape.whh_off, None)
+        };
+        let epilogue = StepEpilogue::Forward {
+            relu,
+            pre_offset: 0,
+        };
+        let shift = (b * h) as isize;
+        if let Some(sweep) = gemm_sweep(
+            gpu,
+            u,
+            &first,
+            shape.steps,
+            shift,
+            epilogue,
+            params,
+            hs,
+            pre,
+            pre,
+        )? {
+            return Ok(vec![sweep]);
+        }
+    }
     for t in 0..shape.steps {
         let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
-        if mode == StepProduct::Fused {
+        if matches!(mode, StepProduct::Fused | StepProduct::Sweep) {
             let epilogue = StepEpilogue::Forward {
                 relu,
                 pre_offset: t * b * h,
@@ -204,8 +232,42 @@ pub fn backward(
         None => (params, Operand::row_major(shape.whh_off, h)),
     };
     let relu = shape.activation == crate::model::Activation::Relu;
+    // A sweep: the last step's finishing kernel (no product there), then steps T - 2 .. 0 in
+    // one dispatch.
+    let mut swept = None;
+    if mode == StepProduct::Sweep && shape.steps > 1 {
+        let t = shape.steps - 2;
+        let first = GemmSpec {
+            c_offset: t * b * h,
+            b: whh,
+            ..step_backward_product(b, h, 1, t, shape.whh_off)
+        };
+        let epilogue = StepEpilogue::Backward {
+            relu,
+            dh_offset: t * b * h,
+            h_offset: (t + 1) * b * h,
+        };
+        let shift = -((b * h) as isize);
+        swept = gemm_sweep(
+            gpu,
+            u,
+            &first,
+            t + 1,
+            shift,
+            epilogue,
+            weights,
+            da,
+            dh_out,
+            hs,
+        )?;
+    }
+    let sweeping = swept.is_some();
     for t in (0..shape.steps).rev() {
-        if mode == StepProduct::Fused && t + 1 < shape.steps {
+        if sweeping && t + 1 < shape.steps {
+            out.extend(swept.take());
+            continue;
+        }
+        if matches!(mode, StepProduct::Fused | StepProduct::Sweep) && t + 1 < shape.steps {
             let epilogue = StepEpilogue::Backward {
                 relu,
                 dh_offset: t * b * h,
