@@ -1,8 +1,9 @@
 //! The Elman recurrence as one GEMM per step (any formulation, so the tuned GEMM serves the
 //! recurrence too) plus a small kernel that finishes the step (`rnn_step_combine_*` in
 //! `shaders/rnn_cell.wgsl`), or (`fused`) the product finishing the step in its own store
-//! ([`gemm_step`]: one dispatch a step, not two). Same sums in the same order as the fused
-//! per-step kernels either way. `step_sum`: [B, H] scratch for the step's product.
+//! ([`gemm_step`]: one dispatch a step, not two), or ([`StepProduct::Sweep`]) those fused
+//! steps of a whole sweep in one dispatch ([`gemm_sweep`]). Same sums in the same order as
+//! the fused per-step kernels either way. `step_sum`: [B, H] scratch for the step's product.
 //! Or ([`StepProduct::Split`]) each step's product in S slices of K into `step_sum`
 //! [S, B, H], which the finishing kernel sums in slice order: S times the workgroups for a
 //! small B x H (a GPU's recurrence at small batch), in a different order of additions.
