@@ -392,19 +392,23 @@ fn add_products(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<f32>, y: vec4<
 
 // X's 4 values at element `at` (a multiple of 4) as 16 bytes: from X's buffer, or with
 // A_FROM_C through the C binding (one scalar load each: on lavapipe a vec4 load costs the
-// same 4).
+// same 4), or in gemm_window_quads_sweep (W_hh's lines) through the window unless
+// SWEEP_STORAGE.
 fn x_quad(at: u32) -> vec4<u32> {
     if (A_FROM_C) {
         return bitcast<vec4<u32>>(vec4<f32>(f32(c[at]), f32(c[at + 1u]), f32(c[at + 2u]), f32(c[at + 3u])));
     }
+    if (SWEEP && !SWEEP_STORAGE) {
+        return window[at >> 2u];
+    }
     return x_quads[at >> 2u];
 }
 
-// gemm_window_quads_sweep's X at element `at` (a multiple of 4): W_hh's lines through the
-// window, or with SWEEP_STORAGE from X's buffer.
-fn sweep_x(at: u32) -> vec4<u32> {
-    if (SWEEP_STORAGE) {
-        return x_quads[at >> 2u];
+// Y's 4 values at element `at` (a multiple of 4): through the window, or in
+// gemm_window_quads_sweep (this lane's own states) through C's words.
+fn y_quad(at: u32) -> vec4<u32> {
+    if (SWEEP) {
+        return c_words[at >> 2u];
     }
     return window[at >> 2u];
 }
@@ -438,8 +442,8 @@ fn pair_values(
 }
 
 // acc += the products over all of K of X's lines starting at elements x0 .. x3 (this lane's
-// 4 kernel rows) and Y's lines at y0 .. y3 in the window (its 4 kernel columns), 4 k values
-// a load, k ascending.
+// 4 kernel rows) and Y's lines at y0 .. y3 (its 4 kernel columns; x_quad and y_quad say
+// where each is read from), 4 k values a load, k ascending.
 fn multiply_tile(
     acc: ptr<function, array<vec4<f32>, 32>>,
     x0: u32,
@@ -484,33 +488,14 @@ fn multiply_tile(
                 pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
             );
         } else {
-            var xq0: vec4<u32>;
-            var xq1: vec4<u32>;
-            var xq2: vec4<u32>;
-            var xq3: vec4<u32>;
-            var yq0: vec4<u32>;
-            var yq1: vec4<u32>;
-            var yq2: vec4<u32>;
-            var yq3: vec4<u32>;
-            if (SWEEP) {
-                xq0 = sweep_x(x0 + kk);
-                xq1 = sweep_x(x1 + kk);
-                xq2 = sweep_x(x2 + kk);
-                xq3 = sweep_x(x3 + kk);
-                yq0 = c_words[(y0 + kk) >> 2u];
-                yq1 = c_words[(y1 + kk) >> 2u];
-                yq2 = c_words[(y2 + kk) >> 2u];
-                yq3 = c_words[(y3 + kk) >> 2u];
-            } else {
-                xq0 = x_quad(x0 + kk);
-                xq1 = x_quad(x1 + kk);
-                xq2 = x_quad(x2 + kk);
-                xq3 = x_quad(x3 + kk);
-                yq0 = window[(y0 + kk) >> 2u];
-                yq1 = window[(y1 + kk) >> 2u];
-                yq2 = window[(y2 + kk) >> 2u];
-                yq3 = window[(y3 + kk) >> 2u];
-            }
+            let xq0 = x_quad(x0 + kk);
+            let xq1 = x_quad(x1 + kk);
+            let xq2 = x_quad(x2 + kk);
+            let xq3 = x_quad(x3 + kk);
+            let yq0 = y_quad(y0 + kk);
+            let yq1 = y_quad(y1 + kk);
+            let yq2 = y_quad(y2 + kk);
+            let yq3 = y_quad(y3 + kk);
             add_products(
                 acc,
                 word_values(xq0, xq1, xq2, xq3, 0u),
