@@ -340,7 +340,8 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             ways.push(ops::RecurrenceKernel::GemmFused(quads));
         }
     }
-    // The window quads steps of a whole sweep in one dispatch (where W_hh fits one window).
+    // The window quads steps of a whole sweep in one dispatch (W_hh through a window where it
+    // fits one, else from storage).
     if GemmKernel::candidates(gpu).contains(&GemmKernel::WindowQuads) {
         ways.push(ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
     }

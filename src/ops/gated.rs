@@ -171,8 +171,9 @@ pub fn gated_forward(
 
 /// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels. The
 /// gated cells run the Elman-only fused variants (the product finishing the step in its
-/// store, step by step or a sweep at once) as the plain GEMM per step, and the split one so in their forward sweep (whose product
-/// carries b_hh); their backward products split over K ([`gated_backward`]).
+/// store, step by step or a sweep at once) as the plain GEMM per step, and the split one so
+/// in their forward sweep (whose product carries b_hh); their backward products split over
+/// K ([`gated_backward`]).
 fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
     match recurrence {
         RecurrenceKernel::Gemm(kernel)
