@@ -422,6 +422,9 @@ fn main() {
             (64, 256, 256),
             (512, 512, 512),
             (1000, 257, 131),
+            // W1's head (18 tags): C's rows are not whole 16-byte words, so the quads
+            // kernels store value by value.
+            (2048, 18, 256),
             // W2's input projection (T·B = 12800 rows, 8 features): its store, not its
             // multiply-adds, is the work.
             (12800, 128, 8),

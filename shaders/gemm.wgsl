@@ -133,17 +133,20 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + i;
-        if (m >= p.m) {
-            break;
+    // The block's outputs in range, row by row, as a loop that takes each value from the
+    // front of the block and moves the rest up (constant indices only, so the accumulators
+    // stay out of memory): store_c's code is compiled once instead of 32 times, which on
+    // lavapipe takes seconds off the kernel's compile time (BENCHMARKS.md, "stores as
+    // loops").
+    let rows = min(4u, p.m - m0);
+    let cols = min(8u, p.n - n0);
+    for (var e = 0u; e < 8u * rows; e++) {
+        let j = e % 8u;
+        if (j < cols) {
+            store_c(m0 + e / 8u, n0 + j, gid.z, acc[0][0]);
         }
-        for (var j = 0u; j < 8u; j++) {
-            let n = n0 + j;
-            if (n >= p.n) {
-                break;
-            }
-            store_c(m, n, gid.z, acc[i][j]);
+        for (var q = 0u; q < 31u; q++) {
+            acc[q / 8u][q % 8u] = acc[(q + 1u) / 8u][(q + 1u) % 8u];
         }
     }
 }

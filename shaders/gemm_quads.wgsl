@@ -149,60 +149,54 @@ fn store(m: u32, n: u32, value: f32, b1: f32, b2: f32) {
     c[at] = c_t(v);
 }
 
-// Kernel row `row`, kernel columns col .. col + 3, value by value. b1, b2: the biases of C's
-// columns col .. col + 3 (not TRANSPOSED), or with TRANSPOSED of the 4 kernel rows whose
-// q-th `row` is (each read once a tile, not once an output).
-fn store_quad(row: u32, col: u32, v: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, q: u32) {
-    for (var j = 0u; j < 4u; j++) {
-        if (TRANSPOSED) {
-            store(col + j, row, v[j], b1[q], b2[q]);
-        } else {
-            store(row, col + j, v[j], b1[j], b2[j]);
-        }
-    }
+// How many of the 32 kernel rows from row0 are in range.
+fn live_rows(row0: u32) -> u32 {
+    let rows = select(p.m, p.n, TRANSPOSED);
+    return select(0u, min(32u, rows - row0), row0 < rows);
 }
 
-// The kernel rows row0 + 4i .. + 3 of the subgroup's tile, this lane's kernel columns col ..
-// col + 3 (every index constant, so the accumulators stay in registers), value by value;
-// b1, b2 as store_quad's.
-fn store_group(
-    row0: u32,
-    col: u32,
-    i: u32,
-    q0: vec4<f32>,
-    q1: vec4<f32>,
-    q2: vec4<f32>,
-    q3: vec4<f32>,
-    lane_b1: vec4<f32>,
-    lane_b2: vec4<f32>,
-) {
-    var b1 = lane_b1;
-    var b2 = lane_b2;
-    if (TRANSPOSED) {
-        b1 = column_biases(row0 + 4u * i, 1u);
-        b2 = column_biases(row0 + 4u * i, 2u);
+// The bias (`which` 1) or second bias (2) of C's column n, 0 where its flag is not set.
+fn column_bias(n: u32, which: u32) -> f32 {
+    if (which == 1u && (p.flags & ADD_BIAS) != 0u) {
+        return f32(bias[p.bias_off + n]);
     }
-    store_quad(row0 + 4u * i, col, q0, b1, b2, 0u);
-    store_quad(row0 + 4u * i + 1u, col, q1, b1, b2, 1u);
-    store_quad(row0 + 4u * i + 2u, col, q2, b1, b2, 2u);
-    store_quad(row0 + 4u * i + 3u, col, q3, b1, b2, 3u);
+    if (which == 2u && (p.flags & ADD_BIAS2) != 0u) {
+        return f32(bias[p.bias2_off + n]);
+    }
+    return 0.0;
 }
 
+// The tile value by value (where QUAD_STORE does not apply): kernel row r, this lane's
+// kernel columns col .. col + 3. A loop over the kernel rows in range, which takes each
+// row's accumulators from the front of a copy of the tile and moves the rest up (constant
+// indices only, so nothing is lowered to memory): the store's code is compiled once, not
+// once for each of 128 values, which on lavapipe takes seconds a kernel (BENCHMARKS.md,
+// "stores as loops"); the moves cost little next to the stores themselves. (The plain quad
+// stores below stay unrolled: as loops they compiled faster still, but gemm_outer_quads's
+// k loop ran 20% slower beside them, 256x128x2048 f32; the fused steps' quad stores, most
+// of whose code is the step's epilogue, loop over groups of rows.)
 fn store_tile(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    var tile = *acc;
     var b1 = vec4<f32>(0.0);
     var b2 = vec4<f32>(0.0);
     if (!TRANSPOSED) {
         b1 = column_biases(col, 1u);
         b2 = column_biases(col, 2u);
     }
-    store_group(row0, col, 0u, (*acc)[0], (*acc)[1], (*acc)[2], (*acc)[3], b1, b2);
-    store_group(row0, col, 1u, (*acc)[4], (*acc)[5], (*acc)[6], (*acc)[7], b1, b2);
-    store_group(row0, col, 2u, (*acc)[8], (*acc)[9], (*acc)[10], (*acc)[11], b1, b2);
-    store_group(row0, col, 3u, (*acc)[12], (*acc)[13], (*acc)[14], (*acc)[15], b1, b2);
-    store_group(row0, col, 4u, (*acc)[16], (*acc)[17], (*acc)[18], (*acc)[19], b1, b2);
-    store_group(row0, col, 5u, (*acc)[20], (*acc)[21], (*acc)[22], (*acc)[23], b1, b2);
-    store_group(row0, col, 6u, (*acc)[24], (*acc)[25], (*acc)[26], (*acc)[27], b1, b2);
-    store_group(row0, col, 7u, (*acc)[28], (*acc)[29], (*acc)[30], (*acc)[31], b1, b2);
+    for (var r = 0u; r < live_rows(row0); r++) {
+        let row = row0 + r;
+        let v = tile[0];
+        for (var j = 0u; j < 4u; j++) {
+            if (TRANSPOSED) {
+                store(col + j, row, v[j], column_bias(row, 1u), column_bias(row, 2u));
+            } else {
+                store(row, col + j, v[j], b1[j], b2[j]);
+            }
+        }
+        for (var i = 0u; i < 31u; i++) {
+            tile[i] = tile[i + 1u];
+        }
+    }
 }
 
 // gemm_window_quads_sweep: how far the current step has moved C's, the inputs' and aux's
@@ -272,6 +266,10 @@ fn column_biases(n0: u32, which: u32) -> vec4<f32> {
 // QUAD_STORE, C not transposed: kernel row r is C's row row0 + r, and this lane's columns
 // col .. col + 3 are one quad.
 fn store_tile_rows(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    if (A_FROM_C) {
+        store_step_rows(row0, col, acc);
+        return;
+    }
     let b1 = column_biases(col, 1u);
     let b2 = column_biases(col, 2u);
     store_words(row0 + 0u, col, (*acc)[0], b1, b2);
@@ -329,6 +327,10 @@ fn store_quads_transposed(
 }
 
 fn store_tile_columns(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    if (A_FROM_C || STEP_COPY || SWEEP) {
+        store_step_columns(row0, col, acc);
+        return;
+    }
     store_quads_transposed(row0, col, 0u, (*acc)[0], (*acc)[1], (*acc)[2], (*acc)[3]);
     store_quads_transposed(row0, col, 1u, (*acc)[4], (*acc)[5], (*acc)[6], (*acc)[7]);
     store_quads_transposed(row0, col, 2u, (*acc)[8], (*acc)[9], (*acc)[10], (*acc)[11]);
@@ -337,6 +339,45 @@ fn store_tile_columns(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 3
     store_quads_transposed(row0, col, 5u, (*acc)[20], (*acc)[21], (*acc)[22], (*acc)[23]);
     store_quads_transposed(row0, col, 6u, (*acc)[24], (*acc)[25], (*acc)[26], (*acc)[27]);
     store_quads_transposed(row0, col, 7u, (*acc)[28], (*acc)[29], (*acc)[30], (*acc)[31]);
+}
+
+// The fused steps' stores with A's windows (A_FROM_C), as store_step_columns's below, 8
+// rows an iteration (as fast as the unrolled stores, in 2 s of compiling instead of 9).
+fn store_step_rows(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    var tile = *acc;
+    let b1 = column_biases(col, 1u);
+    let b2 = column_biases(col, 2u);
+    for (var r = row0; r < row0 + live_rows(row0); r += 8u) {
+        store_words(r, col, tile[0], b1, b2);
+        store_words(r + 1u, col, tile[1], b1, b2);
+        store_words(r + 2u, col, tile[2], b1, b2);
+        store_words(r + 3u, col, tile[3], b1, b2);
+        store_words(r + 4u, col, tile[4], b1, b2);
+        store_words(r + 5u, col, tile[5], b1, b2);
+        store_words(r + 6u, col, tile[6], b1, b2);
+        store_words(r + 7u, col, tile[7], b1, b2);
+        for (var i = 0u; i < 24u; i++) {
+            tile[i] = tile[i + 8u];
+        }
+    }
+}
+
+// The fused steps' stores (their epilogue, inlined once an output quad, made these kernels
+// take 9-14 s each to compile on lavapipe): a loop over the kernel rows in range, 16 an
+// iteration, taking them from the front of a copy of the tile and moving the rest up, as
+// store_tile does (8 an iteration compiled in 2 s instead of 5 but left the sweep 2-4%
+// slower; BENCHMARKS.md, "stores as loops").
+fn store_step_columns(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    var tile = *acc;
+    for (var n0 = row0; n0 < row0 + live_rows(row0); n0 += 16u) {
+        store_quads_transposed(n0, col, 0u, tile[0], tile[1], tile[2], tile[3]);
+        store_quads_transposed(n0, col, 1u, tile[4], tile[5], tile[6], tile[7]);
+        store_quads_transposed(n0, col, 2u, tile[8], tile[9], tile[10], tile[11]);
+        store_quads_transposed(n0, col, 3u, tile[12], tile[13], tile[14], tile[15]);
+        for (var i = 0u; i < 16u; i++) {
+            tile[i] = tile[i + 16u];
+        }
+    }
 }
 
 // The subgroup's tile, stored by quads where the host set QUAD_STORE (always for the fused

@@ -143,6 +143,16 @@ fn store(m: u32, n: u32, z: u32, value: f32) {
     c[at] = c_t(v);
 }
 
+// How many of the `tile_rows` rows from row0 are within M. The kernels store their tiles
+// as a loop over these rows, taking each row's accumulators from the front of the array
+// and moving the rest up (constant indices only, so the accumulators stay out of memory):
+// the store's code is then compiled once instead of once an accumulator, which on lavapipe
+// cuts a kernel's compile time from seconds to a fraction of one (BENCHMARKS.md, "stores
+// as loops"); the moves, once a tile, cost little next to the stores.
+fn rows_in_range(row0: u32, tile_rows: u32) -> u32 {
+    return select(0u, min(tile_rows, p.m - row0), row0 < p.m);
+}
+
 @compute @workgroup_size(64)
 fn gemm_subgroup(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -361,38 +371,32 @@ fn gemm_subgroup(
         acc_15_1 = acc_15_1 + r15a * x1a;
     }
     let n0 = col0 + 2u * lane;
-    store(row0 + 0u, n0, wid.z, acc_0_0);
-    store(row0 + 0u, n0 + 1u, wid.z, acc_0_1);
-    store(row0 + 1u, n0, wid.z, acc_1_0);
-    store(row0 + 1u, n0 + 1u, wid.z, acc_1_1);
-    store(row0 + 2u, n0, wid.z, acc_2_0);
-    store(row0 + 2u, n0 + 1u, wid.z, acc_2_1);
-    store(row0 + 3u, n0, wid.z, acc_3_0);
-    store(row0 + 3u, n0 + 1u, wid.z, acc_3_1);
-    store(row0 + 4u, n0, wid.z, acc_4_0);
-    store(row0 + 4u, n0 + 1u, wid.z, acc_4_1);
-    store(row0 + 5u, n0, wid.z, acc_5_0);
-    store(row0 + 5u, n0 + 1u, wid.z, acc_5_1);
-    store(row0 + 6u, n0, wid.z, acc_6_0);
-    store(row0 + 6u, n0 + 1u, wid.z, acc_6_1);
-    store(row0 + 7u, n0, wid.z, acc_7_0);
-    store(row0 + 7u, n0 + 1u, wid.z, acc_7_1);
-    store(row0 + 8u, n0, wid.z, acc_8_0);
-    store(row0 + 8u, n0 + 1u, wid.z, acc_8_1);
-    store(row0 + 9u, n0, wid.z, acc_9_0);
-    store(row0 + 9u, n0 + 1u, wid.z, acc_9_1);
-    store(row0 + 10u, n0, wid.z, acc_10_0);
-    store(row0 + 10u, n0 + 1u, wid.z, acc_10_1);
-    store(row0 + 11u, n0, wid.z, acc_11_0);
-    store(row0 + 11u, n0 + 1u, wid.z, acc_11_1);
-    store(row0 + 12u, n0, wid.z, acc_12_0);
-    store(row0 + 12u, n0 + 1u, wid.z, acc_12_1);
-    store(row0 + 13u, n0, wid.z, acc_13_0);
-    store(row0 + 13u, n0 + 1u, wid.z, acc_13_1);
-    store(row0 + 14u, n0, wid.z, acc_14_0);
-    store(row0 + 14u, n0 + 1u, wid.z, acc_14_1);
-    store(row0 + 15u, n0, wid.z, acc_15_0);
-    store(row0 + 15u, n0 + 1u, wid.z, acc_15_1);
+    // The stores as a loop over the rows in range (see rows_in_range).
+    var tile = array<vec2<f32>, 16>(
+        vec2<f32>(acc_0_0, acc_0_1),
+        vec2<f32>(acc_1_0, acc_1_1),
+        vec2<f32>(acc_2_0, acc_2_1),
+        vec2<f32>(acc_3_0, acc_3_1),
+        vec2<f32>(acc_4_0, acc_4_1),
+        vec2<f32>(acc_5_0, acc_5_1),
+        vec2<f32>(acc_6_0, acc_6_1),
+        vec2<f32>(acc_7_0, acc_7_1),
+        vec2<f32>(acc_8_0, acc_8_1),
+        vec2<f32>(acc_9_0, acc_9_1),
+        vec2<f32>(acc_10_0, acc_10_1),
+        vec2<f32>(acc_11_0, acc_11_1),
+        vec2<f32>(acc_12_0, acc_12_1),
+        vec2<f32>(acc_13_0, acc_13_1),
+        vec2<f32>(acc_14_0, acc_14_1),
+        vec2<f32>(acc_15_0, acc_15_1),
+    );
+    for (var r = 0u; r < rows_in_range(row0, 16u); r++) {
+        store(row0 + r, n0, wid.z, tile[0].x);
+        store(row0 + r, n0 + 1u, wid.z, tile[0].y);
+        for (var i = 0u; i < 15u; i++) {
+            tile[i] = tile[i + 1u];
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -503,22 +507,12 @@ fn gemm_subgroup_window(
         );
         add_products(&acc, a_one(a_lo, kk), a_one(a_hi, kk), x);
     }
-    store_columns(row0 + 0u, n0, acc[0]);
-    store_columns(row0 + 1u, n0, acc[1]);
-    store_columns(row0 + 2u, n0, acc[2]);
-    store_columns(row0 + 3u, n0, acc[3]);
-    store_columns(row0 + 4u, n0, acc[4]);
-    store_columns(row0 + 5u, n0, acc[5]);
-    store_columns(row0 + 6u, n0, acc[6]);
-    store_columns(row0 + 7u, n0, acc[7]);
-    store_columns(row0 + 8u, n0, acc[8]);
-    store_columns(row0 + 9u, n0, acc[9]);
-    store_columns(row0 + 10u, n0, acc[10]);
-    store_columns(row0 + 11u, n0, acc[11]);
-    store_columns(row0 + 12u, n0, acc[12]);
-    store_columns(row0 + 13u, n0, acc[13]);
-    store_columns(row0 + 14u, n0, acc[14]);
-    store_columns(row0 + 15u, n0, acc[15]);
+    for (var r = 0u; r < rows_in_range(row0, 16u); r++) {
+        store_columns(row0 + r, n0, acc[0]);
+        for (var i = 0u; i < 15u; i++) {
+            acc[i] = acc[i + 1u];
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -615,68 +609,11 @@ fn gemm_subgroup_window_a(
             vec2<f32>(b_one(b_0, kk), b_one(b_1, kk)),
         );
     }
-    store(row0 + 0u, n0, 0u, acc[0].x);
-    store(row0 + 0u, n0 + 1u, 0u, acc[0].y);
-    store(row0 + 1u, n0, 0u, acc[1].x);
-    store(row0 + 1u, n0 + 1u, 0u, acc[1].y);
-    store(row0 + 2u, n0, 0u, acc[2].x);
-    store(row0 + 2u, n0 + 1u, 0u, acc[2].y);
-    store(row0 + 3u, n0, 0u, acc[3].x);
-    store(row0 + 3u, n0 + 1u, 0u, acc[3].y);
-    store(row0 + 4u, n0, 0u, acc[4].x);
-    store(row0 + 4u, n0 + 1u, 0u, acc[4].y);
-    store(row0 + 5u, n0, 0u, acc[5].x);
-    store(row0 + 5u, n0 + 1u, 0u, acc[5].y);
-    store(row0 + 6u, n0, 0u, acc[6].x);
-    store(row0 + 6u, n0 + 1u, 0u, acc[6].y);
-    store(row0 + 7u, n0, 0u, acc[7].x);
-    store(row0 + 7u, n0 + 1u, 0u, acc[7].y);
-    store(row0 + 8u, n0, 0u, acc[8].x);
-    store(row0 + 8u, n0 + 1u, 0u, acc[8].y);
-    store(row0 + 9u, n0, 0u, acc[9].x);
-    store(row0 + 9u, n0 + 1u, 0u, acc[9].y);
-    store(row0 + 10u, n0, 0u, acc[10].x);
-    store(row0 + 10u, n0 + 1u, 0u, acc[10].y);
-    store(row0 + 11u, n0, 0u, acc[11].x);
-    store(row0 + 11u, n0 + 1u, 0u, acc[11].y);
-    store(row0 + 12u, n0, 0u, acc[12].x);
-    store(row0 + 12u, n0 + 1u, 0u, acc[12].y);
-    store(row0 + 13u, n0, 0u, acc[13].x);
-    store(row0 + 13u, n0 + 1u, 0u, acc[13].y);
-    store(row0 + 14u, n0, 0u, acc[14].x);
-    store(row0 + 14u, n0 + 1u, 0u, acc[14].y);
-    store(row0 + 15u, n0, 0u, acc[15].x);
-    store(row0 + 15u, n0 + 1u, 0u, acc[15].y);
-    store(row0 + 16u, n0, 0u, acc[16].x);
-    store(row0 + 16u, n0 + 1u, 0u, acc[16].y);
-    store(row0 + 17u, n0, 0u, acc[17].x);
-    store(row0 + 17u, n0 + 1u, 0u, acc[17].y);
-    store(row0 + 18u, n0, 0u, acc[18].x);
-    store(row0 + 18u, n0 + 1u, 0u, acc[18].y);
-    store(row0 + 19u, n0, 0u, acc[19].x);
-    store(row0 + 19u, n0 + 1u, 0u, acc[19].y);
-    store(row0 + 20u, n0, 0u, acc[20].x);
-    store(row0 + 20u, n0 + 1u, 0u, acc[20].y);
-    store(row0 + 21u, n0, 0u, acc[21].x);
-    store(row0 + 21u, n0 + 1u, 0u, acc[21].y);
-    store(row0 + 22u, n0, 0u, acc[22].x);
-    store(row0 + 22u, n0 + 1u, 0u, acc[22].y);
-    store(row0 + 23u, n0, 0u, acc[23].x);
-    store(row0 + 23u, n0 + 1u, 0u, acc[23].y);
-    store(row0 + 24u, n0, 0u, acc[24].x);
-    store(row0 + 24u, n0 + 1u, 0u, acc[24].y);
-    store(row0 + 25u, n0, 0u, acc[25].x);
-    store(row0 + 25u, n0 + 1u, 0u, acc[25].y);
-    store(row0 + 26u, n0, 0u, acc[26].x);
-    store(row0 + 26u, n0 + 1u, 0u, acc[26].y);
-    store(row0 + 27u, n0, 0u, acc[27].x);
-    store(row0 + 27u, n0 + 1u, 0u, acc[27].y);
-    store(row0 + 28u, n0, 0u, acc[28].x);
-    store(row0 + 28u, n0 + 1u, 0u, acc[28].y);
-    store(row0 + 29u, n0, 0u, acc[29].x);
-    store(row0 + 29u, n0 + 1u, 0u, acc[29].y);
-    store(row0 + 30u, n0, 0u, acc[30].x);
-    store(row0 + 30u, n0 + 1u, 0u, acc[30].y);
-    store(row0 + 31u, n0, 0u, acc[31].x);
-    store(row0 + 31u, n0 + 1u, 0u, acc[31].y);
+    for (var r = 0u; r < rows_in_range(row0, 32u); r++) {
+        store(row0 + r, n0, 0u, acc[0].x);
+        store(row0 + r, n0 + 1u, 0u, acc[0].y);
+        for (var i = 0u; i < 31u; i++) {
+            acc[i] = acc[i + 1u];
+        }
+    }
 }
