@@ -427,12 +427,18 @@ fn dense_case(config: ModelConfig, batch: usize, steps: usize, seq_len: usize, s
 fn gated_quads_recurrences_train_to_the_per_step_bits() {
     // LSTM and GRU at a size where the quads GEMMs run their own kernels in the recurrence:
     // h[t] ([64, 256] f32) fills one 64 KiB window, W_hh ([4H or 3H, 256]) spans several,
-    // and the backward products read the transposed copy of W_hh. Same sums in the same
-    // order: the weights after two epochs equal the per-step kernel's, bit for bit.
+    // and the backward products read the transposed copy of W_hh (the window kernels) or
+    // W_hh itself, 4 k values of da[t + 1]'s rows a load (the outer kernel's A_ROWS loads).
+    // Same sums in the same order: the weights after two epochs equal the per-step kernel's,
+    // bit for bit.
     use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
     use wgrnn::ops::GemmKernel;
     let gpu = gpu();
-    let quads = [GemmKernel::WindowQuads, GemmKernel::WindowQuadsA];
+    let quads = [
+        GemmKernel::WindowQuads,
+        GemmKernel::WindowQuadsA,
+        GemmKernel::OuterQuads,
+    ];
     if !quads
         .iter()
         .all(|k| GemmKernel::candidates(&gpu).contains(k))

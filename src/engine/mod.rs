@@ -439,8 +439,11 @@ impl<'g> Engine<'g> {
                     ops::GemmKernel::SubgroupWindowA | ops::GemmKernel::WindowQuadsA => {
                         batch * hidden
                     }
-                    // Its loads never serve a step's product (A and B run along k there).
-                    ops::GemmKernel::OuterQuads => return false,
+                    // The backward products (x·W's layout, da[t + 1]·W_hh) through its
+                    // A_ROWS loads, W_hh in place and one dispatch a step; forward it runs as
+                    // the subgroup kernel (not measured twice, below). f32 only (f16 weights
+                    // make it the subgroup kernel both ways).
+                    ops::GemmKernel::OuterQuads => return self.bufs.precision == Precision::F32,
                     _ => return true,
                 } * bytes;
                 self.gpu.uniform_window_alignment().is_some()
@@ -580,6 +583,9 @@ impl<'g> Engine<'g> {
         let mut runs = Vec::new();
         for forward in [true, false] {
             for &kernel in &candidates {
+                if forward && kernel == RecurrenceKernel::Gemm(ops::GemmKernel::OuterQuads) {
+                    continue;
+                }
                 runs.push(((forward, kernel), record(kernel, forward)?));
             }
         }
