@@ -190,7 +190,7 @@ impl GemmTuner {
                     }
                     runs.push((kernel, rec));
                 }
-                let times_ms = super::timing::best_times_ms(gpu, &runs)?;
+                let times_ms = super::timing::best_times_ms(gpu, &runs, &[], |_| 0)?;
                 // The fastest; ties keep the earlier (simpler) candidate.
                 let kernel = super::timing::fastest(&times_ms).unwrap_or(GemmKernel::Blocked);
                 super::tuning_cache::put(disk_key, format!("{kernel:?}"));

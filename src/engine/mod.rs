@@ -538,8 +538,10 @@ impl<'g> Engine<'g> {
         let is_gated = self.config.cell.is_gated();
         let (b, ub) = (&self.bufs, &self.bufs.units[0]);
         // One recording per candidate and direction (the backward sweep reads whatever the
-        // buffers hold: its time does not depend on the values).
-        let mut record = |kernel, forward: bool| -> Result<crate::gpu::Recording> {
+        // buffers hold: its time does not depend on the values), over `steps` steps.
+        let mut record = |kernel, forward: bool, steps: usize| -> Result<crate::gpu::Recording> {
+            let shape = ops::RecurrenceShape { steps, ..shape };
+            let gated = ops::GatedShape { steps, ..gated };
             let mut rec = crate::gpu::Recording::new();
             let launches = if is_gated {
                 let bufs = plan::gated_buffers(b, ub);
@@ -580,16 +582,21 @@ impl<'g> Engine<'g> {
             }
             Ok(rec)
         };
+        // After an untimed 2-step sweep of every candidate (which compiles its kernels); each
+        // direction's candidates pruned against each other.
         let mut runs = Vec::new();
+        let mut warm_ups = Vec::new();
         for forward in [true, false] {
             for &kernel in &candidates {
                 if forward && kernel == RecurrenceKernel::Gemm(ops::GemmKernel::OuterQuads) {
                     continue;
                 }
-                runs.push(((forward, kernel), record(kernel, forward)?));
+                warm_ups.push(record(kernel, forward, shape.steps.min(2))?);
+                runs.push(((forward, kernel), record(kernel, forward, shape.steps)?));
             }
         }
-        let times_ms = timing::best_times_ms(self.gpu, &runs)?;
+        let times_ms =
+            timing::best_times_ms(self.gpu, &runs, &warm_ups, |&(forward, _)| forward as usize)?;
         let of_direction = |forward: bool| -> Vec<(RecurrenceKernel, f64)> {
             times_ms
                 .iter()
