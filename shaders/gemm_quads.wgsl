@@ -42,9 +42,10 @@
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
 //   K, offsets and the strides along k must be multiples of 4: `GemmKernel::outer_apply`.
-//   A_ROWS (x·W's layout, A [M, K] and B [K, N] row-major, f32: the gated cells' input
-//   gradient dX = dGates·W_ih, whose K = G·H makes x·Wᵀ's windows hold few lines): A read
-//   along k as gemm_window_quads reads X, 4 k values of each of 4 rows a load, then the same
+//   A_ROWS (x·W's layout, A [M, K] and B [K, N] row-major, A f32, B f32 or with Y_PAIRS f16:
+//   the gated cells' input gradient dX = dGates·W_ih, whose K = G·H makes x·Wᵀ's windows
+//   hold few lines, and the recurrences' backward products da[t + 1]·W_hh): A read along k
+//   as gemm_window_quads reads X, 4 k values of each of 4 rows a load, then the same
 //   products; A's row stride and offset multiples of 4: `GemmKernel::outer_rows_apply`.
 //   Either operand may be f16 and the other f32 (X_PAIRS, Y_PAIRS: --precision f16's
 //   weight gradients, f32 gradients times f16 activations).

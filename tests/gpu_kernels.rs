@@ -576,20 +576,22 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
     // [K, ·] row-major, read 4 consecutive m (n) values a load; sizes off the 32x32 tiles;
     // row strides equal to the widths or padded; offsets at whole 4 values; bias, bias2,
     // accumulate; C stored by quads or value by value; f32, f16 and one of each (cases 8 and 9: --precision f16's weight
-    // gradients read f32 gradients and f16 activations); cases 12-17 x·W's layout (A and B
-    // row-major, f32: the rows variant, A read along k); and products the loads do not
-    // serve (K not a multiple of 4, an odd offset, x·Wᵀ's layout, an odd row stride of A in
-    // x·W's), which run as the subgroup kernel.
+    // gradients read f32 gradients and f16 activations); cases 12-19 x·W's layout (A and B
+    // row-major: the rows variant, A read along k; f32, and in cases 18 and 19 an f16 B, as
+    // --precision f16's weights in the recurrences' backward products); and products the
+    // loads do not serve (K not a multiple of 4, an odd offset, x·Wᵀ's layout, an odd row
+    // stride of A in x·W's), which run as the subgroup kernel.
     let gpu = gpu();
     if !offered(&gpu, &[GemmKernel::OuterQuads]) {
         return;
     }
     let mut rng = Rng::new(29);
     let mut served = 0;
-    for case in 0..18 {
+    for case in 0..20 {
         let rows = case >= 12;
         let half = (8..12).contains(&case) && gpu.adapter().shader_f16;
-        let unserved = case % 4 == 3;
+        let half_b = case >= 18 && gpu.adapter().shader_f16;
+        let unserved = case % 4 == 3 && case < 18;
         let (m, n) = (1 + rng.below(150), 1 + rng.below(150));
         // Even cases: C's rows whole quads (stored 4 values a word), odd ones not.
         let n = if case % 2 == 0 {
@@ -610,7 +612,7 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         let b_all = randn(&mut rng, b_off + k * ldb + 2 * n);
         let c0 = randn(&mut rng, m * n);
         let (a_buf, a_r) = operand_buffer(&gpu, "a", &a_all, half && case != 8);
-        let (b_buf, b_r) = operand_buffer(&gpu, "b", &b_all, half && case != 9);
+        let (b_buf, b_r) = operand_buffer(&gpu, "b", &b_all, (half && case != 9) || half_b);
         let layout_unserved = unserved && case == 11;
         let spec = GemmSpec {
             m,
@@ -689,7 +691,7 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             &results[1],
         );
     }
-    assert_eq!(served, 14, "fourteen cases take the outer-product loads");
+    assert_eq!(served, 16, "sixteen cases take the outer-product loads");
 }
 
 #[test]

@@ -441,9 +441,8 @@ impl<'g> Engine<'g> {
                     }
                     // The backward products (x·W's layout, da[t + 1]·W_hh) through its
                     // A_ROWS loads, W_hh in place and one dispatch a step; forward it runs as
-                    // the subgroup kernel (not measured twice, below). f32 only (f16 weights
-                    // make it the subgroup kernel both ways).
-                    ops::GemmKernel::OuterQuads => return self.bufs.precision == Precision::F32,
+                    // the subgroup kernel (not measured twice, below).
+                    ops::GemmKernel::OuterQuads => return true,
                     _ => return true,
                 } * bytes;
                 self.gpu.uniform_window_alignment().is_some()

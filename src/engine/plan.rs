@@ -451,16 +451,19 @@ impl PlanContext<'_> {
                     accumulate: false,
                 };
                 // Where the quads kernels run, B = W_ih from its transposed copy [I, G·H]
-                // (along k, for the window kernels), written just before the product; but
-                // where a window of that copy would hold less than a 32-line tile (G·H above
-                // 512: the gated cells at H 256) and the operands are f32, W_ih as it is,
-                // along n, for the outer-product kernel's rows variant
-                // (`GemmKernel::outer_rows_apply`: W4's 2048x128x1024 14.2-15.2 -> 8.6-8.9
-                // ms on lavapipe, BENCHMARKS.md).
-                let short_windows = gh * 4 * 32 > UNIFORM_WINDOW as usize
-                    && b.weights().dtype() == Dtype::F32
-                    && ub.da.dtype() == Dtype::F32;
-                let (d_x, weights) = if self.gemm.wants_weights_along_k() && !short_windows {
+                // (along k, for the window kernels), written just before the product; but W_ih
+                // as it is, along n, for the outer-product kernel's rows variant
+                // (`GemmKernel::outer_rows_apply`, da f32), where a window of that copy would
+                // hold less than a 32-line tile (f32, G·H above 512: the gated cells at H 256;
+                // W4's 2048x128x1024 14.2-15.2 -> 8.6-8.9 ms on lavapipe, BENCHMARKS.md) or
+                // where the weights are f16 (the window kernels then read f32 da and f16
+                // weights as the subgroup kernel does).
+                let in_place = ub.da.dtype() == Dtype::F32
+                    && match b.weights().dtype() {
+                        Dtype::F32 => gh * 4 * 32 > UNIFORM_WINDOW as usize,
+                        Dtype::F16 => true,
+                    };
+                let (d_x, weights) = if self.gemm.wants_weights_along_k() && !in_place {
                     ops::transpose(gpu, u, weight_ih, gh, iw, b.weights(), &b.weight_t)?
                         .record(&mut rec);
                     let spec = GemmSpec {

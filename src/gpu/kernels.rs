@@ -54,6 +54,8 @@ pub enum Kernel {
     GemmOuterQuadsYPairs,
     /// `gemm_outer_quads` for x·W's layout: A read along k (A_ROWS; f32).
     GemmOuterQuadsRows,
+    /// GemmOuterQuadsRows with an f16 B (Y_PAIRS: f16 weights under --precision f16).
+    GemmOuterQuadsRowsYPairs,
     GemmSplitReduce,
     EmbedGather,
     /// EmbedGather with 4 consecutive d per invocation (f32 table and x, D and offset
@@ -164,7 +166,8 @@ impl Kernel {
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
             | Kernel::GemmOuterQuadsYPairs
-            | Kernel::GemmOuterQuadsRows => "gemm_quads.wgsl",
+            | Kernel::GemmOuterQuadsRows
+            | Kernel::GemmOuterQuadsRowsYPairs => "gemm_quads.wgsl",
             Kernel::EmbedGather
             | Kernel::EmbedGatherQuads
             | Kernel::EmbedGrad
@@ -230,7 +233,8 @@ impl Kernel {
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
             | Kernel::GemmOuterQuadsYPairs
-            | Kernel::GemmOuterQuadsRows => "gemm_outer_quads",
+            | Kernel::GemmOuterQuadsRows
+            | Kernel::GemmOuterQuadsRowsYPairs => "gemm_outer_quads",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
             }
@@ -291,6 +295,7 @@ impl Kernel {
             Kernel::GemmOuterQuadsXPairs => &[("X_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsYPairs => &[("Y_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsRows => &[("A_ROWS", 1.0)],
+            Kernel::GemmOuterQuadsRowsYPairs => &[("A_ROWS", 1.0), ("Y_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsAStep => &[("TRANSPOSED", 1.0), ("STEP_COPY", 1.0)],

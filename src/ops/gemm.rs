@@ -325,11 +325,14 @@ impl GemmKernel {
         quad_layout(spec, false, false)
     }
 
-    /// Whether `gemm_outer_quads`' A_ROWS variant serves this product (x·W's layout, the
-    /// gated cells' input gradient dGates·W_ih): f32 A and B, A along k and B along n with
-    /// unit stride, K, both offsets and both row strides multiples of 4.
+    /// Whether `gemm_outer_quads`' A_ROWS variant serves this product (x·W's layout: the
+    /// gated cells' input gradient dGates·W_ih, the recurrences' backward products
+    /// da[t + 1]·W_hh): f32 A, f32 or f16 B (f16 weights), A along k and B along n with unit
+    /// stride, K, both offsets and both row strides multiples of 4.
     pub fn outer_rows_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
-        a.dtype() == Dtype::F32 && b.dtype() == Dtype::F32 && quad_layout(spec, true, false)
+        a.dtype() == Dtype::F32
+            && matches!(b.dtype(), Dtype::F32 | Dtype::F16)
+            && quad_layout(spec, true, false)
     }
 
     /// The kernel a tiled quads kernel runs as where its loads do not apply.
@@ -531,6 +534,7 @@ fn gemm_pass(
         // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots. A along k
         // (x·W's layout) where A along m does not apply.
         let entry = match (a.dtype(), b.dtype()) {
+            (_, Dtype::F16) if !GemmKernel::outer_apply(spec) => Kernel::GemmOuterQuadsRowsYPairs,
             _ if !GemmKernel::outer_apply(spec) => Kernel::GemmOuterQuadsRows,
             (Dtype::F16, Dtype::F16) => Kernel::GemmOuterQuadsPairs,
             (Dtype::F16, _) => Kernel::GemmOuterQuadsXPairs,
