@@ -439,10 +439,9 @@ impl<'g> Engine<'g> {
                     ops::GemmKernel::SubgroupWindowA | ops::GemmKernel::WindowQuadsA => {
                         batch * hidden
                     }
-                    // The backward products (x·W's layout, da[t + 1]·W_hh) through its
-                    // A_ROWS loads, W_hh in place and one dispatch a step; forward it runs as
-                    // the subgroup kernel (not measured twice, below).
-                    ops::GemmKernel::OuterQuads => return true,
+                    // The others, OuterQuads included: its A_ROWS loads serve the backward
+                    // products (x·W's layout, da[t + 1]·W_hh; W_hh in place, one dispatch a
+                    // step); forward it runs as the subgroup kernel (not measured twice, below).
                     _ => return true,
                 } * bytes;
                 self.gpu.uniform_window_alignment().is_some()

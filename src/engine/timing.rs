@@ -37,9 +37,10 @@ pub const PRUNE_FACTOR: f64 = 3.0;
 /// Each candidate's best wall time over up to [`ROUNDS`] interleaved submit-and-wait rounds
 /// ([`WARM_ROUNDS`] with warm-ups), ms, in the order given; `warm_ups` (any recordings,
 /// typically each candidate's over fewer steps) are submitted first, untimed, so that the
-/// first timed round pays no compilation and may already prune. Candidates are pruned against the fastest of their own `group` (the
-/// recurrence tuner's two directions share the rounds, so that those stay spread in time,
-/// but not the comparison). A pruned candidate keeps the best time it had.
+/// first timed round pays no compilation and may already prune. Candidates are pruned
+/// against the fastest of their own `group` (the recurrence tuner's two directions share
+/// the rounds, so that those stay spread in time, but not the comparison). A pruned
+/// candidate keeps the best time it had.
 pub fn best_times_ms<K: Copy>(
     gpu: &Gpu,
     runs: &[(K, Recording)],
