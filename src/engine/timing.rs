@@ -57,6 +57,7 @@ pub fn best_times_ms<K: Copy>(
     } else {
         (1, WARM_ROUNDS)
     };
+    let groups: Vec<usize> = runs.iter().map(|(k, _)| group(k)).collect();
     let mut best = vec![f64::INFINITY; runs.len()];
     let mut timed = vec![true; runs.len()];
     for round in 1..=rounds {
@@ -70,7 +71,6 @@ pub fn best_times_ms<K: Copy>(
             *slot = slot.min(t0.elapsed().as_secs_f64() * 1e3);
         }
         if round >= clean_rounds {
-            let groups: Vec<usize> = runs.iter().map(|(k, _)| group(k)).collect();
             timed = still_timed(&best, &groups);
         }
     }
