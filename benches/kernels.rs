@@ -46,9 +46,21 @@ fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
 }
 
-/// x·Wᵀ (the input-projection layout) with each formulation; with `weight_gradient`, instead
-/// dYᵀ·X (A transposed, K = the rows) split over K as the engine would on this adapter.
-fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
+/// How a benchmarked product reads its operands.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// x·Wᵀ, the input projection: A [M, K] and B = W [N, K], both along k.
+    XWt,
+    /// x·W: A [M, K] along k and B [K, N] along n (the gated cells' dX = dGates·W_ih, the
+    /// recurrences' backward products da·W_hh).
+    XW,
+    /// dYᵀ·X, a weight gradient: A [K, M] and B [K, N] (K = the rows), split over K as the
+    /// engine would on this adapter.
+    WeightGradient,
+}
+
+/// One product of `layout` with each formulation.
+fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, layout: Layout) {
     if !listed("WGRNN_BENCH_GEMM_SHAPES", &format!("{m}x{n}x{k}")) {
         return;
     }
@@ -77,11 +89,13 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
         .then(|| (half("a16", &a_values), half("b16", &b_values)));
     let c = gpu.storage("c", (m * n * 4) as u64).unwrap();
     let mut u = Uniforms::new();
-    let (a_op, b_op, slices) = if weight_gradient {
-        let slices = ops::split_slices(gpu.adapter().is_software, m, n, k);
-        (Operand::transposed(0, m), Operand::row_major(0, n), slices)
-    } else {
-        (Operand::row_major(0, k), Operand::transposed(0, k), 1)
+    let (a_op, b_op, slices) = match layout {
+        Layout::WeightGradient => {
+            let slices = ops::split_slices(gpu.adapter().is_software, m, n, k);
+            (Operand::transposed(0, m), Operand::row_major(0, n), slices)
+        }
+        Layout::XW => (Operand::row_major(0, k), Operand::row_major(0, n), 1),
+        Layout::XWt => (Operand::row_major(0, k), Operand::transposed(0, k), 1),
     };
     let scratch = gpu
         .storage("scratch", (slices.max(2) * m * n * 4) as u64)
@@ -158,10 +172,10 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, weight_gradient: bool) {
             c if c > 0.0 => format!(" ({:.0}%)", 100.0 * rate(t) / c),
             _ => String::new(),
         };
-        let layout = if weight_gradient {
-            format!("dYT.X, {slices} K slices")
-        } else {
-            "X.WT".into()
+        let layout = match layout {
+            Layout::WeightGradient => format!("dYT.X, {slices} K slices"),
+            Layout::XW => "X.W".into(),
+            Layout::XWt => "X.WT".into(),
         };
         println!(
             "gemm {m}x{n}x{k} ({layout}) {kernel:?} {types}: {:>9.3} ms {:>9.2} GFLOP/s{} alone; {:>9.3} ms {:>9.2} GFLOP/s{} each of 10 in one submit",
@@ -429,19 +443,27 @@ fn main() {
             // multiply-adds, is the work.
             (12800, 128, 8),
         ] {
-            bench_gemm(&gpu, m, n, k, false);
+            bench_gemm(&gpu, m, n, k, Layout::XWt);
         }
-        bench_gemm(&gpu, 256, 128, 2048, true);
+        // The three shapes again in x·W's layout, which the outer-product kernel
+        // reads (A_ROWS).
+        for (m, n, k) in [(2048, 256, 128), (64, 256, 256), (512, 512, 512)] {
+            bench_gemm(&gpu, m, n, k, Layout::XW);
+        }
+        // Weight gradients: W1's dW_ih, W2's dW_hh and dW_ih (K = T·B = 12800).
+        for (m, n, k) in [(256, 128, 2048), (128, 128, 12800), (128, 8, 12800)] {
+            bench_gemm(&gpu, m, n, k, Layout::WeightGradient);
+        }
         if !gpu.adapter().is_software {
             // W3-sized products: the input projection and head over T·B = 32768 rows, and
             // the weight gradient dW_hh (K = 32768).
-            bench_gemm(&gpu, 32768, 512, 512, false);
-            bench_gemm(&gpu, 32768, 96, 512, false);
-            bench_gemm(&gpu, 512, 512, 32768, true);
+            bench_gemm(&gpu, 32768, 512, 512, Layout::XWt);
+            bench_gemm(&gpu, 32768, 96, 512, Layout::XWt);
+            bench_gemm(&gpu, 512, 512, 32768, Layout::WeightGradient);
             // The large-batch sweep's H 1024, B 4096: a recurrence step's product and dW_hh
             // over 16384 rows.
-            bench_gemm(&gpu, 4096, 1024, 1024, false);
-            bench_gemm(&gpu, 1024, 1024, 16384, true);
+            bench_gemm(&gpu, 4096, 1024, 1024, Layout::XWt);
+            bench_gemm(&gpu, 1024, 1024, 16384, Layout::WeightGradient);
         }
     }
     if wanted("pool") {
