@@ -126,6 +126,7 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, layout: Layout) {
         GemmKernel::WindowQuads,
         GemmKernel::WindowQuadsA,
         GemmKernel::OuterQuads,
+        GemmKernel::OuterLongs,
     ] {
         if GemmKernel::candidates(gpu).contains(&k) {
             kernels.push(k);
@@ -138,11 +139,14 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, layout: Layout) {
     for (kernel, (types, a, b)) in kernels
         .iter()
         .flat_map(|&k| operands.iter().map(move |o| (k, *o)))
-        // The packed-pairs kernel differs only for f16 operands; the wide quads kernel reads
-        // f32 operands only (it runs as the wide one with f16).
+        // The packed-pairs kernel differs only for f16 operands; the wide and tiled quads
+        // kernels and the 8-byte words read f32 operands only (with f16 they run as others).
         .filter(|(k, (types, _, _))| *k != GemmKernel::SubgroupPairs || *types == "f16")
         .filter(|(k, (types, _, _))| {
-            !matches!(k, GemmKernel::WideQuads | GemmKernel::TiledQuads) || *types == "f32"
+            !matches!(
+                k,
+                GemmKernel::WideQuads | GemmKernel::TiledQuads | GemmKernel::OuterLongs
+            ) || *types == "f32"
         })
     {
         if !listed("WGRNN_BENCH_GEMM_KERNELS", &format!("{kernel:?}")) {
@@ -335,6 +339,7 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
                     | GemmKernel::WindowQuads
                     | GemmKernel::WindowQuadsA
                     | GemmKernel::OuterQuads
+                    | GemmKernel::OuterLongs
             )
         })
         .expect("the blocked kernel is always a candidate");

@@ -96,15 +96,21 @@ const QUAD_STORE: u32 = 64u;
 // STEP_COPY: the step's outputs again, [B, H] at copy_off (f32), which the next step reads
 // through its window (any read-write buffer elsewhere: C stands in, of either type).
 @group(0) @binding(13) var<storage, read_write> c_copy: array<c_copy_t>;
+// 16-byte storage words (4 f32s): `quad_word`, with `quad_bits(w)` (its four 4-byte words)
+// and `quad_word_of(v)` (the reverse), appended by the host (`gpu::typed_source`): vec2<u64>
+// for the kernels compiled with 64-bit words (`Kernel::long_words`: gemm_outer_quads as
+// GemmKernel::OuterLongs, on adapters with 64-bit integers), else vec4<u32>. lavapipe loads
+// and stores each component of a storage access lane by lane, with a bounds check each, so
+// a 16-byte word costs 2 of those loops instead of 4 (BENCHMARKS.md, "8-byte storage words").
 // QUAD_STORE: C as 16-byte words (the buffer bound to binding 4).
-@group(0) @binding(14) var<storage, read_write> c_words: array<vec4<u32>>;
+@group(0) @binding(14) var<storage, read_write> c_words: array<quad_word>;
 // Y's 64 KiB window as 4-byte words (Y's offset in the parameters is relative to it).
 @group(0) @binding(8) var<uniform> window: array<vec4<u32>, 4096>;
 // X's buffer as 16-byte words (4 f32s), and as 8-byte words (4 f16s).
-@group(0) @binding(9) var<storage, read> x_quads: array<vec4<u32>>;
+@group(0) @binding(9) var<storage, read> x_quads: array<quad_word>;
 @group(0) @binding(10) var<storage, read> x_pairs: array<vec2<u32>>;
 // gemm_outer_quads: Y's (B's) buffer the same ways.
-@group(0) @binding(11) var<storage, read> y_quads: array<vec4<u32>>;
+@group(0) @binding(11) var<storage, read> y_quads: array<quad_word>;
 @group(0) @binding(12) var<storage, read> y_pairs: array<vec2<u32>>;
 
 // Set by the host: Y is A (its rows through the window), X is Bᵀ, C stored transposed.
@@ -225,7 +231,7 @@ fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) 
             let one = vec4<f32>(1.0);
             out = g * select(one - h * h, select(vec4<f32>(0.0), one, h > vec4<f32>(0.0)), relu);
         }
-        c_words[w] = bitcast<vec4<u32>>(out);
+        c_words[w] = quad_word_of(bitcast<vec4<u32>>(out));
         if (STEP_COPY) {
             c_copy[p.copy_off + e] = c_copy_t(out.x);
             c_copy[p.copy_off + e + 1u] = c_copy_t(out.y);
@@ -242,9 +248,9 @@ fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) 
         v = v + b2;
     }
     if ((p.flags & ACCUMULATE) != 0u) {
-        v = bitcast<vec4<f32>>(c_words[w]) + v;
+        v = bitcast<vec4<f32>>(quad_bits(c_words[w])) + v;
     }
-    c_words[w] = bitcast<vec4<u32>>(v);
+    c_words[w] = quad_word_of(bitcast<vec4<u32>>(v));
 }
 
 // bias[at .. at + 3].
@@ -443,14 +449,14 @@ fn x_quad(at: u32) -> vec4<u32> {
     if (SWEEP && !SWEEP_STORAGE) {
         return window[at >> 2u];
     }
-    return x_quads[at >> 2u];
+    return quad_bits(x_quads[at >> 2u]);
 }
 
 // Y's 4 values at element `at` (a multiple of 4): through the window, or in
 // gemm_window_quads_sweep (this lane's own states) through C's words.
 fn y_quad(at: u32) -> vec4<u32> {
     if (SWEEP) {
-        return c_words[at >> 2u];
+        return quad_bits(c_words[at >> 2u]);
     }
     return window[at >> 2u];
 }
@@ -643,9 +649,9 @@ fn outer_values(at: u32, from_y: bool) -> vec4<f32> {
         return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
     }
     if (from_y) {
-        return bitcast<vec4<f32>>(y_quads[at >> 2u]);
+        return bitcast<vec4<f32>>(quad_bits(y_quads[at >> 2u]));
     }
-    return bitcast<vec4<f32>>(x_quads[at >> 2u]);
+    return bitcast<vec4<f32>>(quad_bits(x_quads[at >> 2u]));
 }
 
 @compute @workgroup_size(8)
@@ -670,10 +676,10 @@ fn gemm_outer_quads(
         var x2: vec4<f32>;
         var x3: vec4<f32>;
         if (A_ROWS) {
-            let q0 = x_quads[(r0 + kk) >> 2u];
-            let q1 = x_quads[(r1 + kk) >> 2u];
-            let q2 = x_quads[(r2 + kk) >> 2u];
-            let q3 = x_quads[(r3 + kk) >> 2u];
+            let q0 = quad_bits(x_quads[(r0 + kk) >> 2u]);
+            let q1 = quad_bits(x_quads[(r1 + kk) >> 2u]);
+            let q2 = quad_bits(x_quads[(r2 + kk) >> 2u]);
+            let q3 = quad_bits(x_quads[(r3 + kk) >> 2u]);
             x0 = word_values(q0, q1, q2, q3, 0u);
             x1 = word_values(q0, q1, q2, q3, 1u);
             x2 = word_values(q0, q1, q2, q3, 2u);

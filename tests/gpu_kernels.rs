@@ -585,6 +585,18 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
     if !offered(&gpu, &[GemmKernel::OuterQuads]) {
         return;
     }
+    // With 8-byte storage words too, where the adapter has 64-bit integers (lavapipe must).
+    let longs = GemmKernel::candidates(&gpu).contains(&GemmKernel::OuterLongs);
+    assert!(
+        longs || !gpu.adapter().is_software,
+        "lavapipe offers 64-bit integers, so OuterLongs"
+    );
+    let outer_kernels: &[GemmKernel] = if longs {
+        &[GemmKernel::OuterQuads, GemmKernel::OuterLongs]
+    } else {
+        &[GemmKernel::OuterQuads]
+    };
+    let mut longs_served = 0;
     let mut rng = Rng::new(29);
     let mut served = 0;
     for case in 0..20 {
@@ -653,15 +665,17 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
         let mut u = Uniforms::new();
         let scratch = gpu.storage("scratch", 4).unwrap();
         let mut results = Vec::new();
-        for kernel in [GemmKernel::OuterQuads, GemmKernel::Subgroup] {
+        let f32_operands = a_buf.dtype() == Dtype::F32 && b_buf.dtype() == Dtype::F32;
+        for &kernel in outer_kernels.iter().chain([&GemmKernel::Subgroup]) {
             let effective = kernel.effective(&gpu, &spec, &a_buf, &b_buf, 1);
-            if kernel == GemmKernel::OuterQuads {
-                let expect = if applies {
-                    kernel
-                } else {
-                    GemmKernel::Subgroup
+            if kernel != GemmKernel::Subgroup {
+                let expect = match kernel {
+                    _ if !applies => GemmKernel::Subgroup,
+                    GemmKernel::OuterLongs if !f32_operands => GemmKernel::OuterQuads,
+                    _ => kernel,
                 };
-                assert_eq!(effective, expect, "case {case}: what runs");
+                assert_eq!(effective, expect, "case {case}: what runs for {kernel:?}");
+                longs_served += usize::from(effective == GemmKernel::OuterLongs);
             }
             let c = gpu.storage_from("c", &c0).unwrap();
             let launches = ops::gemm_split(
@@ -682,16 +696,24 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
             );
             results.push(got);
         }
+        let (outer_results, subgroup) = results.split_at(outer_kernels.len());
         assert_bits_match(
             &gpu,
             case,
-            &[GemmKernel::OuterQuads],
-            &results[..1],
+            outer_kernels,
+            outer_results,
             GemmKernel::Subgroup,
-            &results[1],
+            &subgroup[0],
         );
     }
     assert_eq!(served, 16, "sixteen cases take the outer-product loads");
+    if longs {
+        // Every served case but the f16 ones (8-11 with shader-f16, 18-19).
+        assert!(
+            longs_served >= 10,
+            "{longs_served} cases took the 8-byte words"
+        );
+    }
 }
 
 #[test]

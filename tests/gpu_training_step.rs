@@ -428,9 +428,9 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
     // LSTM and GRU at a size where the quads GEMMs run their own kernels in the recurrence:
     // h[t] ([64, 256] f32) fills one 64 KiB window, W_hh ([4H or 3H, 256]) spans several,
     // and the backward products read the transposed copy of W_hh (the window kernels) or
-    // W_hh itself, 4 k values of da[t + 1]'s rows a load (the outer kernel's A_ROWS loads).
-    // Same sums in the same order: the weights after two epochs equal the per-step kernel's,
-    // bit for bit.
+    // W_hh itself, 4 k values of da[t + 1]'s rows a load (the outer kernel's A_ROWS loads,
+    // with 4- and 8-byte storage words). Same sums in the same order: the weights after two
+    // epochs equal the per-step kernel's, bit for bit.
     use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
     use wgrnn::ops::GemmKernel;
     let gpu = gpu();
@@ -438,6 +438,7 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
         GemmKernel::WindowQuads,
         GemmKernel::WindowQuadsA,
         GemmKernel::OuterQuads,
+        GemmKernel::OuterLongs,
     ];
     if !quads
         .iter()

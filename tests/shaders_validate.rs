@@ -18,18 +18,23 @@ fn every_wgsl_file_validates_with_naga() {
         dir.display()
     );
     let mut failures = Vec::new();
-    // Each file twice: with every aliased storage binding f32, and with every one f16.
+    // Each file four times: with every aliased storage binding f32, and with every one f16;
+    // with the storage words 64-bit and 32-bit.
     let variants = files.iter().flat_map(|path| {
         let raw = std::fs::read_to_string(path).expect("readable WGSL");
         let all_half = wgrnn::gpu::storage_aliases(&raw)
             .iter()
             .fold(HalfMask::default(), |m, (slot, _)| m.with(*slot));
-        [HalfMask::default(), all_half].map(|half| {
-            let source = typed_source(&raw, half).expect("aliases cover the mask");
-            (path.clone(), source)
-        })
+        [HalfMask::default(), all_half]
+            .into_iter()
+            .flat_map(|half| [(half, true), (half, false)])
+            .map(|(half, int64)| {
+                let source = typed_source(&raw, half, int64).expect("aliases cover the mask");
+                (path.clone(), source, int64)
+            })
+            .collect::<Vec<_>>()
     });
-    for (path, source) in variants {
+    for (path, source, int64) in variants {
         let module = match naga::front::wgsl::parse_str(&source) {
             Ok(m) => m,
             Err(e) => {
@@ -37,13 +42,16 @@ fn every_wgsl_file_validates_with_naga() {
                 continue;
             }
         };
-        // Subgroup operations are allowed (the host uses them only where the adapter has them).
-        let mut validator = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SUBGROUP
-                | naga::valid::Capabilities::SHADER_FLOAT16
-                | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32,
-        );
+        // Subgroup operations are allowed (the host uses them only where the adapter has them);
+        // 64-bit integers only in the variant that asks for them.
+        let mut capabilities = naga::valid::Capabilities::SUBGROUP
+            | naga::valid::Capabilities::SHADER_FLOAT16
+            | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        if int64 {
+            capabilities |= naga::valid::Capabilities::SHADER_INT64;
+        }
+        let mut validator =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
         validator
             .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
             .subgroup_operations(naga::valid::SubgroupOperationSet::all());

@@ -34,8 +34,9 @@ pub fn run() -> Result<()> {
             a.max_compute_workgroup_storage_size >> 10
         );
         println!(
-            "    shader-f16: {}   timestamp queries: {}   subgroups: {}",
+            "    shader-f16: {}   shader-int64: {}   timestamp queries: {}   subgroups: {}",
             yes(a.shader_f16),
+            yes(a.shader_int64),
             yes(a.timestamp_query),
             match (a.subgroups, a.fixed_subgroup_size) {
                 (true, Some(n)) => format!("yes ({n} lanes)"),

@@ -2,7 +2,7 @@
 //! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
 //! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
 //! submits interleaved with the other candidates' (`timing`).
-//! WGRNN_GEMM=blocked|tiled|tiled-quads|wide|wide-quads|subgroup|pairs|window|window-a|quads|quads-a|outer forces one
+//! WGRNN_GEMM=blocked|tiled|tiled-quads|wide|wide-quads|subgroup|pairs|window|window-a|quads|quads-a|outer|outer-longs forces one
 //! (packed pairs: f16 operands read along k, as the subgroup kernel elsewhere). Every formulation adds the
 //! products of each output in ascending k with one accumulator, so on an adapter that does
 //! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
@@ -70,6 +70,9 @@ impl GemmTuner {
             }
             Ok("outer") if candidates.contains(&GemmKernel::OuterQuads) => {
                 Some(GemmKernel::OuterQuads)
+            }
+            Ok("outer-longs") if candidates.contains(&GemmKernel::OuterLongs) => {
+                Some(GemmKernel::OuterLongs)
             }
             _ if candidates.len() == 1 => Some(candidates[0]),
             _ => None,

@@ -421,8 +421,11 @@ impl<'g> Engine<'g> {
         let gemm_kernels: Vec<ops::GemmKernel> = ops::GemmKernel::candidates(self.gpu)
             .into_iter()
             // Packed pairs read f16 states and weights; with f32 they are the subgroup kernel.
-            .filter(|k| {
-                *k != ops::GemmKernel::SubgroupPairs || self.bufs.precision == Precision::F16
+            // The 8-byte words serve f32 operands; with f16 they are the 4-byte outer kernel.
+            .filter(|k| match k {
+                ops::GemmKernel::SubgroupPairs => self.bufs.precision == Precision::F16,
+                ops::GemmKernel::OuterLongs => self.bufs.precision == Precision::F32,
+                _ => true,
             })
             // The window kernels, where W_hh (B's windows) or h[t] (A's windows) fits about
             // half of their most windows (the launch plans the windows, and runs the subgroup
@@ -439,9 +442,10 @@ impl<'g> Engine<'g> {
                     ops::GemmKernel::SubgroupWindowA | ops::GemmKernel::WindowQuadsA => {
                         batch * hidden
                     }
-                    // The others, OuterQuads included: its A_ROWS loads serve the backward
-                    // products (x·W's layout, da[t + 1]·W_hh; W_hh in place, one dispatch a
-                    // step); forward it runs as the subgroup kernel (not measured twice, below).
+                    // The others, OuterQuads and OuterLongs included: their A_ROWS loads serve
+                    // the backward products (x·W's layout, da[t + 1]·W_hh; W_hh in place, one
+                    // dispatch a step); forward they run as the subgroup kernel (not measured
+                    // twice, below).
                     _ => return true,
                 } * bytes;
                 self.gpu.uniform_window_alignment().is_some()
@@ -586,7 +590,9 @@ impl<'g> Engine<'g> {
         let mut warm_ups = Vec::new();
         for forward in [true, false] {
             for &kernel in &candidates {
-                if forward && kernel == RecurrenceKernel::Gemm(ops::GemmKernel::OuterQuads) {
+                let outer = [ops::GemmKernel::OuterQuads, ops::GemmKernel::OuterLongs]
+                    .map(RecurrenceKernel::Gemm);
+                if forward && outer.contains(&kernel) {
                     continue;
                 }
                 warm_ups.push(record(kernel, forward, shape.steps.min(2))?);

@@ -47,6 +47,8 @@ pub struct AdapterSummary {
     pub max_compute_workgroups_per_dimension: u32,
     pub max_compute_workgroup_storage_size: u32,
     pub shader_f16: bool,
+    /// 64-bit integers in shaders (`SHADER_INT64`): the quads kernels' 8-byte storage words.
+    pub shader_int64: bool,
     pub timestamp_query: bool,
     pub subgroups: bool,
     /// The subgroup size when the adapter has subgroups of exactly one size.
@@ -76,6 +78,7 @@ pub(crate) fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
         max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        shader_int64: features.contains(wgpu::Features::SHADER_INT64),
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         subgroups: features.contains(wgpu::Features::SUBGROUP),
         fixed_subgroup_size: (features.contains(wgpu::Features::SUBGROUP)

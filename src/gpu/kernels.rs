@@ -56,6 +56,10 @@ pub enum Kernel {
     GemmOuterQuadsRows,
     /// GemmOuterQuadsRows with an f16 B (Y_PAIRS: f16 weights under --precision f16).
     GemmOuterQuadsRowsYPairs,
+    /// GemmOuterQuads and GemmOuterQuadsRows compiled with 8-byte storage words
+    /// ([`Kernel::long_words`]; f32 operands, adapters with 64-bit integers).
+    GemmOuterLongs,
+    GemmOuterLongsRows,
     GemmSplitReduce,
     EmbedGather,
     /// EmbedGather with 4 consecutive d per invocation (f32 table and x, D and offset
@@ -167,7 +171,9 @@ impl Kernel {
             | Kernel::GemmOuterQuadsXPairs
             | Kernel::GemmOuterQuadsYPairs
             | Kernel::GemmOuterQuadsRows
-            | Kernel::GemmOuterQuadsRowsYPairs => "gemm_quads.wgsl",
+            | Kernel::GemmOuterQuadsRowsYPairs
+            | Kernel::GemmOuterLongs
+            | Kernel::GemmOuterLongsRows => "gemm_quads.wgsl",
             Kernel::EmbedGather
             | Kernel::EmbedGatherQuads
             | Kernel::EmbedGrad
@@ -234,7 +240,9 @@ impl Kernel {
             | Kernel::GemmOuterQuadsXPairs
             | Kernel::GemmOuterQuadsYPairs
             | Kernel::GemmOuterQuadsRows
-            | Kernel::GemmOuterQuadsRowsYPairs => "gemm_outer_quads",
+            | Kernel::GemmOuterQuadsRowsYPairs
+            | Kernel::GemmOuterLongs
+            | Kernel::GemmOuterLongsRows => "gemm_outer_quads",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
             }
@@ -294,7 +302,7 @@ impl Kernel {
             | Kernel::GemmOuterQuadsPairs => &[("PACKED_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsXPairs => &[("X_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsYPairs => &[("Y_PAIRS", 1.0)],
-            Kernel::GemmOuterQuadsRows => &[("A_ROWS", 1.0)],
+            Kernel::GemmOuterQuadsRows | Kernel::GemmOuterLongsRows => &[("A_ROWS", 1.0)],
             Kernel::GemmOuterQuadsRowsYPairs => &[("A_ROWS", 1.0), ("Y_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
@@ -319,8 +327,15 @@ impl Kernel {
     /// `x[i] = NAME_t(v)`). An f16 buffer bound to a binding without such an alias is a
     /// programming error, reported here.
     pub fn source_for(self, half: HalfMask) -> Result<String, String> {
-        typed_source(self.source(), half)
+        typed_source(self.source(), half, self.long_words())
             .map_err(|e| format!("kernel `{}` ({}): {e}", self.entry(), self.file()))
+    }
+
+    /// Whether this kernel's 16-byte storage words (`quad_word`) are compiled as 64-bit
+    /// integers (2 components a word, which lavapipe loads in half as many per-lane loops);
+    /// the host offers these kernels only on adapters with `SHADER_INT64`.
+    pub fn long_words(self) -> bool {
+        matches!(self, Kernel::GemmOuterLongs | Kernel::GemmOuterLongsRows)
     }
 
     pub fn source(self) -> &'static str {
@@ -376,8 +391,34 @@ pub fn storage_aliases(source: &str) -> Vec<(u32, String)> {
     out
 }
 
-/// `source` with the element-type aliases of [`Kernel::source_for`] for `half`.
-pub fn typed_source(source: &str, half: HalfMask) -> Result<String, String> {
+/// The 16-byte storage words of `gemm_quads.wgsl` as two 64-bit integers
+/// ([`Kernel::long_words`]): 2 components a word, which lavapipe loads and stores with half
+/// as many per-lane loops as 4 of 4 bytes (little-endian: the low half is the first value).
+const WORDS_INT64: &str = "\
+alias quad_word = vec2<u64>;
+fn quad_bits(w: vec2<u64>) -> vec4<u32> {
+    return vec4<u32>(u32(w.x), u32(w.x >> 32u), u32(w.y), u32(w.y >> 32u));
+}
+fn quad_word_of(v: vec4<u32>) -> vec2<u64> {
+    return vec2<u64>(u64(v.x) | (u64(v.y) << 32u), u64(v.z) | (u64(v.w) << 32u));
+}
+";
+
+/// The same words as four 4-byte components (every other kernel).
+const WORDS_INT32: &str = "\
+alias quad_word = vec4<u32>;
+fn quad_bits(w: vec4<u32>) -> vec4<u32> {
+    return w;
+}
+fn quad_word_of(v: vec4<u32>) -> vec4<u32> {
+    return v;
+}
+";
+
+/// `source` with the element-type aliases of [`Kernel::source_for`] for `half`, and where it
+/// uses the storage word `quad_word`, its type and functions: two 64-bit integers with
+/// `int64`, else four 32-bit ones.
+pub fn typed_source(source: &str, half: HalfMask, int64: bool) -> Result<String, String> {
     let aliases = storage_aliases(source);
     let words = raw_word_slots(source);
     for slot in 0..32 {
@@ -397,19 +438,28 @@ pub fn typed_source(source: &str, half: HalfMask) -> Result<String, String> {
         let ty = if half.has(slot) { "f16" } else { "f32" };
         out.push_str(&format!("alias {alias} = {ty};\n"));
     }
+    if source.contains("array<quad_word>") {
+        out.push_str("// Storage words.\n");
+        out.push_str(if int64 { WORDS_INT64 } else { WORDS_INT32 });
+    }
     Ok(out)
 }
 
-/// The storage bindings declared `array<u32>`, `array<vec2<u32>>` or `array<vec4<u32>>`:
-/// raw 4-, 8- or 16-byte words, which may view any buffer.
+/// The storage bindings declared `array<u32>`, `array<vec2<u32>>`, `array<vec4<u32>>` or
+/// `array<quad_word>`: raw 4-, 8- or 16-byte words, which may view any buffer.
 fn raw_word_slots(source: &str) -> Vec<u32> {
     source
         .lines()
         .filter(|l| {
             l.contains("var<storage")
-                && ["array<u32>", "array<vec2<u32>>", "array<vec4<u32>>"]
-                    .iter()
-                    .any(|t| l.contains(t))
+                && [
+                    "array<u32>",
+                    "array<vec2<u32>>",
+                    "array<vec4<u32>>",
+                    "array<quad_word>",
+                ]
+                .iter()
+                .any(|t| l.contains(t))
         })
         .filter_map(|l| {
             let rest = &l[l.find("@binding(")? + "@binding(".len()..];

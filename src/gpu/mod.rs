@@ -282,11 +282,13 @@ impl Gpu {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
             // Timestamp queries, where the adapter has them, for `wgrnn bench`'s phase times;
-            // subgroup operations for the GEMM variant that uses them; f16 for --precision f16.
+            // subgroup operations for the GEMM variant that uses them; f16 for --precision f16;
+            // 64-bit integers for the outer-product kernel's 8-byte storage words.
             required_features: adapter.features()
                 & (wgpu::Features::TIMESTAMP_QUERY
                     | wgpu::Features::SUBGROUP
-                    | wgpu::Features::SHADER_F16),
+                    | wgpu::Features::SHADER_F16
+                    | wgpu::Features::SHADER_INT64),
             required_limits: limits.clone(),
             ..Default::default()
         }))

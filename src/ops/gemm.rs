@@ -210,6 +210,12 @@ pub enum GemmKernel {
     /// cells' input gradient) where [`GemmKernel::outer_rows_apply`]; elsewhere it runs as
     /// [`GemmKernel::Subgroup`].
     OuterQuads,
+    /// [`GemmKernel::OuterQuads`] with its 16-byte storage words read and written as two
+    /// 64-bit integers (half the per-lane load loops on lavapipe), for f32 operands on
+    /// adapters with 64-bit integers; elsewhere it runs as [`GemmKernel::OuterQuads`]. Both
+    /// are measured: this one ran 1.2-1.3x faster at most shapes and, in some processes, 2.5x
+    /// slower at one (BENCHMARKS.md, "8-byte storage words").
+    OuterLongs,
 }
 
 impl GemmKernel {
@@ -229,6 +235,9 @@ impl GemmKernel {
         }
         if a.fixed_subgroup_size == Some(8) {
             out.extend([GemmKernel::Subgroup, GemmKernel::OuterQuads]);
+            if a.shader_int64 {
+                out.push(GemmKernel::OuterLongs);
+            }
             if a.shader_f16 {
                 out.push(GemmKernel::SubgroupPairs);
             }
@@ -275,7 +284,10 @@ impl GemmKernel {
             {
                 self.tile_quads_fallback()
             }
-            GemmKernel::OuterQuads
+            GemmKernel::OuterLongs if !GemmKernel::longs_apply(a, b) => {
+                GemmKernel::OuterQuads.effective(gpu, spec, a, b, slices)
+            }
+            GemmKernel::OuterQuads | GemmKernel::OuterLongs
                 if slices > 1
                     || !(GemmKernel::outer_apply(spec)
                         || GemmKernel::outer_rows_apply(spec, a, b)) =>
@@ -333,6 +345,13 @@ impl GemmKernel {
         a.dtype() == Dtype::F32
             && matches!(b.dtype(), Dtype::F32 | Dtype::F16)
             && quad_layout(spec, true, false)
+    }
+
+    /// Whether [`GemmKernel::OuterLongs`] serves operands `a`, `b` (where the outer-product
+    /// kernel does): both f32 (its 8-byte words hold f32 pairs; f16 operands keep
+    /// [`GemmKernel::OuterQuads`]' 4-byte pair loads, which measured faster).
+    pub fn longs_apply(a: &Buffer, b: &Buffer) -> bool {
+        a.dtype() == Dtype::F32 && b.dtype() == Dtype::F32
     }
 
     /// The kernel a tiled quads kernel runs as where its loads do not apply.
@@ -410,6 +429,7 @@ impl GemmKernel {
             GemmKernel::WindowQuads => Kernel::GemmWindowQuads,
             GemmKernel::WindowQuadsA => Kernel::GemmWindowQuadsA,
             GemmKernel::OuterQuads => Kernel::GemmOuterQuads,
+            GemmKernel::OuterLongs => Kernel::GemmOuterLongs,
         }
     }
     /// Workgroups covering an `m` x `n` C, (0, 0, 0) when it is empty (the transposed
@@ -430,7 +450,10 @@ impl GemmKernel {
             GemmKernel::Blocked | GemmKernel::Subgroup | GemmKernel::SubgroupPairs => (32, 64),
             GemmKernel::Tiled | GemmKernel::TiledQuads | GemmKernel::SubgroupWindowA => (64, 64),
             GemmKernel::SubgroupWindow => (128, 32),
-            GemmKernel::WindowQuads | GemmKernel::WindowQuadsA | GemmKernel::OuterQuads => (32, 32),
+            GemmKernel::WindowQuads
+            | GemmKernel::WindowQuadsA
+            | GemmKernel::OuterQuads
+            | GemmKernel::OuterLongs => (32, 32),
             GemmKernel::Wide | GemmKernel::WideQuads => (128, 128),
         }
     }
@@ -503,12 +526,13 @@ fn gemm_pass(
         GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
             GemmKernel::Subgroup
         }
-        GemmKernel::OuterQuads
+        GemmKernel::OuterQuads | GemmKernel::OuterLongs
             if k_slice > 0
                 || !(GemmKernel::outer_apply(spec) || GemmKernel::outer_rows_apply(spec, a, b)) =>
         {
             GemmKernel::Subgroup
         }
+        GemmKernel::OuterLongs if !GemmKernel::longs_apply(a, b) => GemmKernel::OuterQuads,
         GemmKernel::WideQuads | GemmKernel::TiledQuads
             if !GemmKernel::tile_quads_apply(spec, k_slice) =>
         {
@@ -523,17 +547,21 @@ fn gemm_pass(
     let GemmSpec { m, n, .. } = *spec;
     need_operands(spec, a, b, bias, c)?;
     let flags = flags_of(spec)
-        | if kernel == GemmKernel::OuterQuads {
+        | if matches!(kernel, GemmKernel::OuterQuads | GemmKernel::OuterLongs) {
             quad_store_flag(c, spec.c_offset, n)
         } else {
             0
         };
     let params = GemmParams::of(spec, spec.c_offset, flags, 0, 1)?;
     let uniform = uniforms.push(gpu, &params);
-    if kernel == GemmKernel::OuterQuads {
+    if matches!(kernel, GemmKernel::OuterQuads | GemmKernel::OuterLongs) {
         // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots. A along k
         // (x·W's layout) where A along m does not apply.
         let entry = match (a.dtype(), b.dtype()) {
+            _ if kernel == GemmKernel::OuterLongs && !GemmKernel::outer_apply(spec) => {
+                Kernel::GemmOuterLongsRows
+            }
+            _ if kernel == GemmKernel::OuterLongs => Kernel::GemmOuterLongs,
             (_, Dtype::F16) if !GemmKernel::outer_apply(spec) => Kernel::GemmOuterQuadsRowsYPairs,
             _ if !GemmKernel::outer_apply(spec) => Kernel::GemmOuterQuadsRows,
             (Dtype::F16, Dtype::F16) => Kernel::GemmOuterQuadsPairs,
@@ -1093,7 +1121,8 @@ impl GemmKernel {
             | GemmKernel::SubgroupPairs
             | GemmKernel::SubgroupWindow
             | GemmKernel::SubgroupWindowA
-            | GemmKernel::OuterQuads => None,
+            | GemmKernel::OuterQuads
+            | GemmKernel::OuterLongs => None,
         }
     }
 }
