@@ -363,6 +363,11 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
     // fits one, else from storage).
     if GemmKernel::candidates(gpu).contains(&GemmKernel::WindowQuads) {
         ways.push(ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
+        if gpu.adapter().shader_int64 {
+            ways.push(ops::RecurrenceKernel::GemmSweepLongs(
+                GemmKernel::WindowQuads,
+            ));
+        }
     }
     for kernel in ways {
         let mut forward = Recording::new();

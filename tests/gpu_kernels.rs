@@ -958,6 +958,13 @@ fn rnn_steps_match_f64_forward_and_backward() {
         // bit.
         if gemms.contains(&GemmKernel::WindowQuads) {
             kernels.push(ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
+            // ... and with 8-byte storage words (lavapipe has 64-bit integers).
+            assert!(gpu.adapter().shader_int64 || !gpu.adapter().is_software);
+            if gpu.adapter().shader_int64 {
+                kernels.push(ops::RecurrenceKernel::GemmSweepLongs(
+                    GemmKernel::WindowQuads,
+                ));
+            }
         }
         let mut fused_quads: Option<(Vec<f32>, Vec<f32>)> = None;
         // Split over K (the slices' sums in another order, so f64 tolerances, not bits).
@@ -1124,7 +1131,11 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 );
             }
             if matches!(case, 20 | 21)
-                && kernel == ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads)
+                && matches!(
+                    kernel,
+                    ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads)
+                        | ops::RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads)
+                )
             {
                 // One dispatch forward (W_hh through its window in case 21, from storage in
                 // case 20); backward the transpose, the last step's finishing kernel (no
@@ -1142,7 +1153,8 @@ fn rnn_steps_match_f64_forward_and_backward() {
                 ops::RecurrenceKernel::GemmFused(GemmKernel::WindowQuads) => {
                     fused_quads = Some((states.clone(), grads.clone()));
                 }
-                ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads) => {
+                ops::RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads)
+                | ops::RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads) => {
                     let (fused_states, fused_grads) =
                         fused_quads.as_ref().expect("the fused steps ran first");
                     let same = |x: &[f32], y: &[f32]| {

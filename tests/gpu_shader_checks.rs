@@ -242,6 +242,9 @@ fn every_recurrence_trains_to_the_same_bits_with_and_without_shader_checks() {
             );
             if products.contains(&GemmKernel::WindowQuads) {
                 recurrences.push(RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
+                if trusted.adapter().shader_int64 {
+                    recurrences.push(RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads));
+                }
             }
         }
         for (i, &recurrence) in recurrences.iter().enumerate() {

@@ -523,10 +523,17 @@ fn elman_sweeps_train_to_the_per_step_bits() {
         let opt = optimizer_for(1);
         let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
         let per_step = run(RecurrenceKernel::PerStep);
-        for kernel in [
+        // The sweep with 8-byte storage words too, where the adapter has 64-bit integers
+        // (lavapipe does).
+        assert!(gpu.adapter().shader_int64 || !gpu.adapter().is_software);
+        let mut kernels = vec![
             RecurrenceKernel::GemmFused(GemmKernel::WindowQuads),
             RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads),
-        ] {
+        ];
+        if gpu.adapter().shader_int64 {
+            kernels.push(RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads));
+        }
+        for kernel in kernels {
             assert_eq!(
                 per_step,
                 run(kernel),

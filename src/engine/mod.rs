@@ -468,6 +468,12 @@ impl<'g> Engine<'g> {
                 && self.config.hidden.is_multiple_of(4)
             {
                 candidates.push(RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads));
+                // ... and with 8-byte storage words, measured beside it (as OuterLongs).
+                if self.gpu.adapter().shader_int64 {
+                    candidates.push(RecurrenceKernel::GemmSweepLongs(
+                        ops::GemmKernel::WindowQuads,
+                    ));
+                }
             }
         }
         // On GPUs, the 64x64 kernels' products split over K where [B, H] has few tiles (the

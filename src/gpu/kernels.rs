@@ -45,6 +45,10 @@ pub enum Kernel {
     GemmWindowQuadsSweep,
     /// The sweep with W_hh read from its storage buffer (it does not fit one window).
     GemmWindowQuadsSweepStorage,
+    /// The two sweeps compiled with 8-byte storage words ([`Kernel::long_words`]: W_hh from
+    /// storage and the states through C's words as two 64-bit integers a 16-byte word).
+    GemmWindowLongsSweep,
+    GemmWindowLongsSweepStorage,
     /// The outer-product GEMM of `shaders/gemm_quads.wgsl` (A along m, B along n: dYᵀ·X);
     /// with PACKED_PAIRS, f16.
     GemmOuterQuads,
@@ -165,6 +169,8 @@ impl Kernel {
             | Kernel::GemmWindowQuadsStep
             | Kernel::GemmWindowQuadsSweep
             | Kernel::GemmWindowQuadsSweepStorage
+            | Kernel::GemmWindowLongsSweep
+            | Kernel::GemmWindowLongsSweepStorage
             | Kernel::GemmWindowQuadsAStep
             | Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
@@ -232,9 +238,10 @@ impl Kernel {
             | Kernel::GemmWindowQuadsAPairs
             | Kernel::GemmWindowQuadsStep
             | Kernel::GemmWindowQuadsAStep => "gemm_window_quads",
-            Kernel::GemmWindowQuadsSweep | Kernel::GemmWindowQuadsSweepStorage => {
-                "gemm_window_quads_sweep"
-            }
+            Kernel::GemmWindowQuadsSweep
+            | Kernel::GemmWindowQuadsSweepStorage
+            | Kernel::GemmWindowLongsSweep
+            | Kernel::GemmWindowLongsSweepStorage => "gemm_window_quads_sweep",
             Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -313,8 +320,10 @@ impl Kernel {
             | Kernel::GemmWideQuadsStep
             | Kernel::GemmTiledQuadsStep
             | Kernel::GemmWindowQuadsStep => &[("A_FROM_C", 1.0)],
-            Kernel::GemmWindowQuadsSweep => &[("TRANSPOSED", 1.0), ("SWEEP", 1.0)],
-            Kernel::GemmWindowQuadsSweepStorage => {
+            Kernel::GemmWindowQuadsSweep | Kernel::GemmWindowLongsSweep => {
+                &[("TRANSPOSED", 1.0), ("SWEEP", 1.0)]
+            }
+            Kernel::GemmWindowQuadsSweepStorage | Kernel::GemmWindowLongsSweepStorage => {
                 &[("TRANSPOSED", 1.0), ("SWEEP", 1.0), ("SWEEP_STORAGE", 1.0)]
             }
             _ => &[],
@@ -335,7 +344,13 @@ impl Kernel {
     /// integers (2 components a word, which lavapipe loads in half as many per-lane loops);
     /// the host offers these kernels only on adapters with `SHADER_INT64`.
     pub fn long_words(self) -> bool {
-        matches!(self, Kernel::GemmOuterLongs | Kernel::GemmOuterLongsRows)
+        matches!(
+            self,
+            Kernel::GemmOuterLongs
+                | Kernel::GemmOuterLongsRows
+                | Kernel::GemmWindowLongsSweep
+                | Kernel::GemmWindowLongsSweepStorage
+        )
     }
 
     pub fn source(self) -> &'static str {

@@ -275,6 +275,11 @@ pub enum RecurrenceKernel {
     /// storage; where the quads do not apply it runs as `GemmFused`). The tuner offers it on
     /// lavapipe, where each dispatch costs tens of microseconds.
     GemmSweep(super::GemmKernel),
+    /// [`RecurrenceKernel::GemmSweep`] with the sweep kernel's 16-byte storage words (W_hh
+    /// from storage, the states through C's words) as two 64-bit integers: half the per-lane
+    /// load and store loops on lavapipe. The tuner offers it beside `GemmSweep` where the
+    /// adapter has 64-bit integers.
+    GemmSweepLongs(super::GemmKernel),
 }
 
 impl RecurrenceKernel {
@@ -283,7 +288,8 @@ impl RecurrenceKernel {
         use super::rnn_gemm::StepProduct;
         match self {
             RecurrenceKernel::GemmFused(_) => StepProduct::Fused,
-            RecurrenceKernel::GemmSweep(_) => StepProduct::Sweep,
+            RecurrenceKernel::GemmSweep(_) => StepProduct::Sweep { long_words: false },
+            RecurrenceKernel::GemmSweepLongs(_) => StepProduct::Sweep { long_words: true },
             RecurrenceKernel::GemmSplit(_, slices) => StepProduct::Split(slices),
             _ => StepProduct::Separate,
         }
@@ -312,6 +318,7 @@ pub fn rnn_forward(
         RecurrenceKernel::Gemm(gemm)
         | RecurrenceKernel::GemmFused(gemm)
         | RecurrenceKernel::GemmSweep(gemm)
+        | RecurrenceKernel::GemmSweepLongs(gemm)
         | RecurrenceKernel::GemmSplit(gemm, _) => super::rnn_gemm::forward(
             gpu,
             u,
@@ -373,6 +380,7 @@ pub fn rnn_backward(
         RecurrenceKernel::Gemm(gemm)
         | RecurrenceKernel::GemmFused(gemm)
         | RecurrenceKernel::GemmSweep(gemm)
+        | RecurrenceKernel::GemmSweepLongs(gemm)
         | RecurrenceKernel::GemmSplit(gemm, _) => super::rnn_gemm::backward(
             gpu,
             u,

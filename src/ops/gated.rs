@@ -179,6 +179,7 @@ fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
         RecurrenceKernel::Gemm(kernel)
         | RecurrenceKernel::GemmFused(kernel)
         | RecurrenceKernel::GemmSweep(kernel)
+        | RecurrenceKernel::GemmSweepLongs(kernel)
         | RecurrenceKernel::GemmSplit(kernel, _) => Some(kernel),
         RecurrenceKernel::PerStep | RecurrenceKernel::Persistent => None,
     }

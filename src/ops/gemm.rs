@@ -1360,12 +1360,15 @@ fn window_step_resources<'a>(
 /// inputs' and aux's) moved by s·`shift` elements (the steps run in that order: forward
 /// `shift` = B·H, backward -B·H), so each step's results are the next one's A. The same
 /// sums in the same order as the step-by-step dispatches. B (W_hh, or its transposed copy)
-/// is read through one window where it fits, else from its storage buffer. None where it
+/// is read through one window where it fits, else from its storage buffer. With
+/// `long_words` the kernel's 16-byte storage words are two 64-bit integers
+/// ([`Kernel::long_words`]; the caller offers it where the adapter has them). None where it
 /// does not apply: no windows on this adapter, an operand not f32, the quads loads or
 /// stores not applying; the caller then runs the steps one by one.
 pub fn gemm_sweep(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
+    long_words: bool,
     first: &GemmSpec,
     steps: usize,
     shift: isize,
@@ -1391,12 +1394,23 @@ pub fn gemm_sweep(
     // W_hh through one window where it fits; else from its storage buffer, with a window of
     // a read-only operand large enough bound where the kernel declares one (not read; the
     // state, bound read-write, cannot be a uniform buffer in the same dispatch).
+    let (in_window, in_storage) = if long_words {
+        (
+            Kernel::GemmWindowLongsSweep,
+            Kernel::GemmWindowLongsSweepStorage,
+        )
+    } else {
+        (
+            Kernel::GemmWindowQuadsSweep,
+            Kernel::GemmWindowQuadsSweepStorage,
+        )
+    };
     let (entry, part, window_of, window) =
         match window_chunks(gpu, first, GemmKernel::WindowQuads, state, b, 1)
             .and_then(|chunks| chunks.first().copied())
         {
             Some(chunk) => (
-                Kernel::GemmWindowQuadsSweep,
+                in_window,
                 window_part(first, GemmKernel::WindowQuads, &chunk),
                 b,
                 chunk.window,
@@ -1408,7 +1422,7 @@ pub fn gemm_sweep(
                 else {
                     return Ok(None);
                 };
-                (Kernel::GemmWindowQuadsSweepStorage, *first, stand_in, 0)
+                (in_storage, *first, stand_in, 0)
             }
         };
     // Every step's operands in range and its A apart from its C: the first's and the last's
@@ -1456,7 +1470,7 @@ pub fn gemm_sweep(
         copies: None,
     };
     let mut resources = window_step_resources(&uniform, &operands, window);
-    if entry == Kernel::GemmWindowQuadsSweepStorage {
+    if entry == in_storage {
         resources[8] = Resource::UniformWindow(window_of, 0);
         resources[9] = Resource::Storage(b);
     }

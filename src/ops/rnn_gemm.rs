@@ -29,9 +29,9 @@ pub enum StepProduct {
     /// The product in about this many slices of K into `step_sum` [S, B, H]
     /// ([`gemm_partials`]), summed in slice order by the finishing kernel.
     Split(usize),
-    /// [`StepProduct::Fused`]'s steps, all of a sweep in one dispatch ([`gemm_sweep`]) where
-    /// it applies, else one by one.
-    Sweep,
+    /// [`StepProduct::Fused`]'s steps, all of a sweep in one dispatch ([`gemm_sweep`], with
+    /// 8-byte storage words where `long_words`) where it applies, else one by one.
+    Sweep { long_words: bool },
 }
 
 impl StepProduct {
@@ -48,7 +48,7 @@ impl StepProduct {
         step_sum: &Buffer,
     ) -> Result<(Vec<Launch>, usize)> {
         match self {
-            StepProduct::Fused | StepProduct::Sweep => Ok((Vec::new(), 1)),
+            StepProduct::Fused | StepProduct::Sweep { .. } => Ok((Vec::new(), 1)),
             StepProduct::Separate => {
                 Ok((gemm_launches(gpu, u, product, gemm, a, b, b, step_sum)?, 1))
             }
@@ -138,7 +138,7 @@ pub fn forward(
         out.push(super::transpose(gpu, u, 0, 1, b * h, hs, copies.read)?);
     }
     let relu = shape.activation == crate::model::Activation::Relu;
-    if mode == StepProduct::Sweep {
+    if let StepProduct::Sweep { long_words } = mode {
         let first = GemmSpec {
             c_offset: b * h,
             ..step_forward_product(b, h, 1, 0, shape.whh_off, None)
@@ -151,6 +151,7 @@ pub fn forward(
         if let Some(sweep) = gemm_sweep(
             gpu,
             u,
+            long_words,
             &first,
             shape.steps,
             shift,
@@ -165,7 +166,7 @@ pub fn forward(
     }
     for t in 0..shape.steps {
         let product = step_forward_product(b, h, 1, t, shape.whh_off, None);
-        if matches!(mode, StepProduct::Fused | StepProduct::Sweep) {
+        if matches!(mode, StepProduct::Fused | StepProduct::Sweep { .. }) {
             let epilogue = StepEpilogue::Forward {
                 relu,
                 pre_offset: t * b * h,
@@ -236,7 +237,7 @@ pub fn backward(
     // A sweep: the last step's finishing kernel (no product there), then steps T - 2 .. 0 in
     // one dispatch.
     let mut swept = None;
-    if mode == StepProduct::Sweep && shape.steps > 1 {
+    if let (StepProduct::Sweep { long_words }, true) = (mode, shape.steps > 1) {
         let t = shape.steps - 2;
         let first = GemmSpec {
             c_offset: t * b * h,
@@ -252,6 +253,7 @@ pub fn backward(
         swept = gemm_sweep(
             gpu,
             u,
+            long_words,
             &first,
             t + 1,
             shift,
@@ -268,7 +270,7 @@ pub fn backward(
             out.extend(swept.take());
             continue;
         }
-        if matches!(mode, StepProduct::Fused | StepProduct::Sweep) && t + 1 < shape.steps {
+        if matches!(mode, StepProduct::Fused | StepProduct::Sweep { .. }) && t + 1 < shape.steps {
             let epilogue = StepEpilogue::Backward {
                 relu,
                 dh_offset: t * b * h,
