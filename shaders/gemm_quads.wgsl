@@ -98,10 +98,11 @@ const QUAD_STORE: u32 = 64u;
 @group(0) @binding(13) var<storage, read_write> c_copy: array<c_copy_t>;
 // 16-byte storage words (4 f32s): `quad_word`, with `quad_bits(w)` (its four 4-byte words)
 // and `quad_word_of(v)` (the reverse), appended by the host (`gpu::typed_source`): vec2<u64>
-// for the kernels compiled with 64-bit words (`Kernel::long_words`: gemm_outer_quads as
-// GemmKernel::OuterLongs, on adapters with 64-bit integers), else vec4<u32>. lavapipe loads
-// and stores each component of a storage access lane by lane, with a bounds check each, so
-// a 16-byte word costs 2 of those loops instead of 4 (BENCHMARKS.md, "8-byte storage words").
+// for the pipelines compiled with 64-bit words (`Kernel::long_words`: gemm_outer_quads as
+// GemmKernel::OuterLongs, gemm_window_quads_sweep as RecurrenceKernel::GemmSweepLongs; on
+// adapters with 64-bit integers), else vec4<u32>. lavapipe loads and stores each component
+// of a storage access lane by lane, with a bounds check each, so a 16-byte word costs 2 of
+// those loops instead of 4 (BENCHMARKS.md, "8-byte storage words").
 // QUAD_STORE: C as 16-byte words (the buffer bound to binding 4).
 @group(0) @binding(14) var<storage, read_write> c_words: array<quad_word>;
 // Y's 64 KiB window as 4-byte words (Y's offset in the parameters is relative to it).
