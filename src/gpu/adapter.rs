@@ -47,7 +47,8 @@ pub struct AdapterSummary {
     pub max_compute_workgroups_per_dimension: u32,
     pub max_compute_workgroup_storage_size: u32,
     pub shader_f16: bool,
-    /// 64-bit integers in shaders (`SHADER_INT64`): the quads kernels' 8-byte storage words.
+    /// 64-bit integers in shaders (`SHADER_INT64`): the 8-byte storage words of the
+    /// outer-product kernel (`OuterLongs`) and the Elman sweep (`GemmSweepLongs`).
     pub shader_int64: bool,
     pub timestamp_query: bool,
     pub subgroups: bool,
