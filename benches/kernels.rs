@@ -36,10 +36,39 @@ fn median_time(mut run: impl FnMut()) -> Duration {
 }
 
 /// Whether `name` is in the comma-separated list the environment variable `var` holds
-/// (every name when it is unset): `WGRNN_BENCH_GEMM_KERNELS=WindowQuads,OuterQuads` and
-/// `WGRNN_BENCH_GEMM_SHAPES=2048x256x128` narrow the GEMM cases.
+/// (every name when it is unset): `WGRNN_BENCH_GEMM_KERNELS=WindowQuads,OuterQuads`,
+/// `WGRNN_BENCH_GEMM_SHAPES=2048x256x128` and `WGRNN_BENCH_GEMM_TYPES=f32` narrow the GEMM
+/// cases.
 fn listed(var: &str, name: &str) -> bool {
     std::env::var(var).map_or(true, |list| list.split(',').any(|item| item.trim() == name))
+}
+
+/// The products WGRNN_BENCH_GEMM_EXTRA lists, `MxNxK:LAYOUT` comma-separated (LAYOUT one
+/// of xwt, xw, dw); a malformed item stops the run with its text.
+fn extra_shapes() -> Vec<(usize, usize, usize, Layout)> {
+    let Ok(list) = std::env::var("WGRNN_BENCH_GEMM_EXTRA") else {
+        return Vec::new();
+    };
+    let parse = |item: &str| -> Option<(usize, usize, usize, Layout)> {
+        let (dims, layout) = item.trim().split_once(':')?;
+        let layout = match layout {
+            "xwt" => Layout::XWt,
+            "xw" => Layout::XW,
+            "dw" => Layout::WeightGradient,
+            _ => return None,
+        };
+        let mut d = dims.split('x').map(|v| v.parse::<usize>().ok());
+        let (m, n, k) = (d.next()??, d.next()??, d.next()??);
+        (d.next().is_none() && m * n * k > 0).then_some((m, n, k, layout))
+    };
+    list.split(',')
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            parse(item).unwrap_or_else(|| {
+                panic!("WGRNN_BENCH_GEMM_EXTRA: {item:?} is not MxNxK:xwt|xw|dw")
+            })
+        })
+        .collect()
 }
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
@@ -149,7 +178,9 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, layout: Layout) {
             ) || *types == "f32"
         })
     {
-        if !listed("WGRNN_BENCH_GEMM_KERNELS", &format!("{kernel:?}")) {
+        if !listed("WGRNN_BENCH_GEMM_KERNELS", &format!("{kernel:?}"))
+            || !listed("WGRNN_BENCH_GEMM_TYPES", types)
+        {
             continue;
         }
         let launches =
@@ -463,6 +494,11 @@ fn main() {
         // Weight gradients: W1's dW_ih, W2's dW_hh and dW_ih (K = T·B = 12800).
         for (m, n, k) in [(256, 128, 2048), (128, 128, 12800), (128, 8, 12800)] {
             bench_gemm(&gpu, m, n, k, Layout::WeightGradient);
+        }
+        // Shapes of the user's own: WGRNN_BENCH_GEMM_EXTRA=64x256x16:xw,64x256x256:xwt
+        // (layouts xwt, xw, dw; WGRNN_BENCH_GEMM_SHAPES, where set, must list them too).
+        for (m, n, k, layout) in extra_shapes() {
+            bench_gemm(&gpu, m, n, k, layout);
         }
         if !gpu.adapter().is_software {
             // W3-sized products: the input projection and head over T·B = 32768 rows, and

@@ -87,6 +87,11 @@ const RELU: u32 = 32u;
 // every output quad is stored as one word through c_words (on lavapipe each store costs a
 // per-lane loop with a bounds check: one for 4 values instead of 4).
 const QUAD_STORE: u32 = 64u;
+// gemm_outer_quads with QUAD_STORE (C f32, not ACCUMULATE): the accumulators start from C's
+// values instead of 0, the sums of the K rows before this dispatch's, which continues them
+// (`ops::gemm` walks a long K in blocks of rows, one dispatch each: the same additions in
+// the same order as one pass).
+const CONTINUE: u32 = 128u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(3) var<storage, read> bias: array<bias_t>;
@@ -655,6 +660,25 @@ fn outer_values(at: u32, from_y: bool) -> vec4<f32> {
     return bitcast<vec4<f32>>(quad_bits(x_quads[at >> 2u]));
 }
 
+// CONTINUE: the tile's sums so far, C's rows row0 .. row0 + 31 at this lane's columns col ..
+// col + 3 (0 past M or N, where nothing is stored). A loop that loads each row into the
+// back of the tile and moves the others up (constant indices only, as store_tile).
+fn continued_tile(row0: u32, col: u32) -> array<vec4<f32>, 32> {
+    var tile: array<vec4<f32>, 32>;
+    for (var r = 0u; r < 32u; r++) {
+        for (var i = 0u; i < 31u; i++) {
+            tile[i] = tile[i + 1u];
+        }
+        var sums = vec4<f32>(0.0);
+        if (row0 + r < p.m && col < p.n) {
+            let at = p.c_off + (row0 + r) * p.c_rs + col;
+            sums = bitcast<vec4<f32>>(quad_bits(c_words[at >> 2u]));
+        }
+        tile[31] = sums;
+    }
+    return tile;
+}
+
 @compute @workgroup_size(8)
 fn gemm_outer_quads(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -671,6 +695,9 @@ fn gemm_outer_quads(
     let r2 = p.a_off + min(row0 + 4u * lane + 2u, p.m - 1u) * p.a_rs;
     let r3 = p.a_off + min(row0 + 4u * lane + 3u, p.m - 1u) * p.a_rs;
     var acc: array<vec4<f32>, 32>;
+    if ((p.flags & CONTINUE) != 0u) {
+        acc = continued_tile(row0, col);
+    }
     for (var kk = 0u; kk < p.k; kk += 4u) {
         var x0: vec4<f32>;
         var x1: vec4<f32>;

@@ -717,6 +717,102 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
 }
 
 #[test]
+fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
+    // A K whose rows of A and B exceed `ops::OUTER_BLOCKS_FROM_BYTES`: on a software adapter the
+    // outer-product kernels take it in blocks of rows, one dispatch each, each continuing
+    // the sums in C; the results must be f64's and, bit for bit, the subgroup kernel's one
+    // pass. Both layouts (dYᵀ·X; x·W, the rows variant), sizes off the 32x32 tiles, C at an
+    // offset, the biases (added once, by the last block); and a product that adds to C,
+    // which takes one pass (blocks would reorder its additions).
+    let gpu = gpu();
+    if !offered(&gpu, &[GemmKernel::OuterQuads]) {
+        return;
+    }
+    let kernels: Vec<GemmKernel> = [GemmKernel::OuterQuads, GemmKernel::OuterLongs]
+        .into_iter()
+        .filter(|k| GemmKernel::candidates(&gpu).contains(k))
+        .collect();
+    let mut rng = Rng::new(37);
+    let (m, n) = (36, 40);
+    let block = ops::OUTER_BLOCK_BYTES / ((m + n) * 4) / 4 * 4;
+    // Past the threshold, and a part of a block at the end.
+    let whole = ops::OUTER_BLOCKS_FROM_BYTES / ((m + n) * 4) / block + 1;
+    let k = whole * block + 4 * (1 + rng.below(block / 4 - 1));
+    for (case, (rows, accumulate)) in [(false, false), (true, false), (false, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let a_off = 4 * rng.below(50);
+        let b_off = 4 * rng.below(50);
+        let c_off = 4 * (1 + rng.below(10));
+        let a_all = randn(&mut rng, a_off + m * k);
+        let b_all = randn(&mut rng, b_off + k * n + 2 * n);
+        let c_all = randn(&mut rng, c_off + m * n);
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            a: if rows {
+                Operand::row_major(a_off, k)
+            } else {
+                Operand::transposed(a_off, m)
+            },
+            b: Operand::row_major(b_off, n),
+            c_offset: c_off,
+            bias: Some(b_off + k * n),
+            bias2: Some(b_off + k * n + n),
+            accumulate,
+        };
+        let a_buf = gpu.storage_from("a", &a_all).unwrap();
+        let b_buf = gpu.storage_from("b", &b_all).unwrap();
+        let mut want = product_f64(&spec, &a_all, &b_all, &b_all, &c_all[c_off..]);
+        want.splice(0..0, c_all[..c_off].iter().map(|&v| f64::from(v)));
+        let mut u = Uniforms::new();
+        let scratch = gpu.storage("scratch", 4).unwrap();
+        let mut results = Vec::new();
+        for &kernel in kernels.iter().chain([&GemmKernel::Subgroup]) {
+            let c = gpu.storage_from("c", &c_all).unwrap();
+            let launches = ops::gemm_split(
+                &gpu, &mut u, &spec, kernel, 1, &a_buf, &b_buf, &b_buf, &c, &scratch,
+            )
+            .unwrap();
+            let blocked = ops::outer_k_block(&gpu, &spec, kernel, &a_buf, &b_buf, &c);
+            let expect_blocks =
+                kernel != GemmKernel::Subgroup && gpu.adapter().is_software && !accumulate;
+            assert_eq!(
+                blocked,
+                expect_blocks.then_some(block),
+                "case {case}: {kernel:?}'s block of rows"
+            );
+            let dispatches = if expect_blocks { whole + 1 } else { 1 };
+            assert_eq!(
+                launches.len(),
+                dispatches,
+                "case {case}: {kernel:?}'s dispatches"
+            );
+            run(&gpu, &launches);
+            let got = gpu.read_f32(&c, 0, c_off + m * n).unwrap();
+            assert_close(
+                &format!("long-K outer gemm case {case} ({m}x{n}x{k}) {kernel:?}"),
+                &got,
+                &want,
+                1e-4,
+            );
+            results.push(got);
+        }
+        let (outer, subgroup) = results.split_at(kernels.len());
+        assert_bits_match(
+            &gpu,
+            case,
+            &kernels,
+            outer,
+            GemmKernel::Subgroup,
+            &subgroup[0],
+        );
+    }
+}
+
+#[test]
 fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
     // The wide and tiled kernels with quad loads, each against f64 and its plain kernel, with
     // f32 operands and with f16 in A, B or both. Every layout (A along k or m, B along k or n), sizes off the 128x128 tiles (several

@@ -75,6 +75,7 @@ const STEP_FORWARD: u32 = 8;
 const STEP_BACKWARD: u32 = 16;
 const RELU: u32 = 32;
 const QUAD_STORE: u32 = 64;
+const CONTINUE: u32 = 128;
 
 /// The kernels' flag bits for `spec`: add bias, add bias2, accumulate into C.
 fn flags_of(spec: &GemmSpec) -> u32 {
@@ -638,6 +639,9 @@ pub fn gemm_launches(
         }
         other => other,
     };
+    if let Some(block) = outer_k_block(gpu, spec, kernel, a, b, c) {
+        return outer_k_blocks(gpu, uniforms, spec, kernel, block, a, b, bias, c);
+    }
     if matches!(
         kernel,
         GemmKernel::SubgroupWindow
@@ -651,6 +655,105 @@ pub fn gemm_launches(
         }
     }
     Ok(vec![gemm_with(gpu, uniforms, spec, kernel, a, b, bias, c)?])
+}
+
+/// The bytes of A's and B's rows one dispatch of the outer-product kernel reads, at most, on
+/// a software adapter, where a long K runs in blocks of rows ([`outer_k_block`]).
+pub const OUTER_BLOCK_BYTES: usize = 2 << 20;
+
+/// The bytes of A's and B's rows from which a product runs in blocks ([`outer_k_block`]):
+/// half the development machine's 32 MiB L3. Below it one pass measured as fast or faster
+/// (W1's 256x256x2048, 4 MiB: 3.8-3.9 ms in one pass, 4.0-4.2 in two blocks; W2's
+/// 128x128x12800, 13 MiB, unchanged).
+pub const OUTER_BLOCKS_FROM_BYTES: usize = 16 << 20;
+
+/// The rows of K each dispatch of `kernel` covers for `spec` where it walks K in blocks
+/// ([`outer_k_blocks`]): the outer-product kernels on a software adapter whose product reads
+/// more than [`OUTER_BLOCKS_FROM_BYTES`] of A's and B's rows (a weight gradient over a
+/// large chunk's T·B rows). Each of its 32x32 tiles walks all of K; in one dispatch the
+/// tiles sharing a row of A walk it one after another, long after it left the caches,
+/// while in blocks of [`OUTER_BLOCK_BYTES`] they find it there (W3's dW_hh, 512x512x32768
+/// on lavapipe: 294-335 ms in one pass, 265-290 in blocks; BENCHMARKS.md, "long K in
+/// blocks"). The block's sums continue in C (flag CONTINUE), so only where C is f32 and
+/// stored by quads, and not where the product adds to C (ACCUMULATE adds C after the sum,
+/// which blocks would reorder). None: one pass.
+pub fn outer_k_block(
+    gpu: &Gpu,
+    spec: &GemmSpec,
+    kernel: GemmKernel,
+    a: &Buffer,
+    b: &Buffer,
+    c: &Buffer,
+) -> Option<usize> {
+    let GemmSpec { m, n, k, .. } = *spec;
+    let runs = match kernel {
+        GemmKernel::OuterQuads | GemmKernel::OuterLongs => {
+            GemmKernel::outer_apply(spec) || GemmKernel::outer_rows_apply(spec, a, b)
+        }
+        _ => false,
+    };
+    if !runs
+        || !gpu.adapter().is_software
+        || spec.accumulate
+        || quad_store_flag(c, spec.c_offset, n) == 0
+        || m == 0
+        || n == 0
+    {
+        return None;
+    }
+    let row_bytes = m * a.dtype().bytes() + n * b.dtype().bytes();
+    // Whole quads of rows (the kernel reads K 4 at a time).
+    let block = (OUTER_BLOCK_BYTES / row_bytes) / 4 * 4;
+    (block >= 256 && k * row_bytes > OUTER_BLOCKS_FROM_BYTES).then_some(block)
+}
+
+// One argument per binding slot, as in the other launchers.
+#[allow(clippy::too_many_arguments)]
+/// The outer-product `kernel`'s product over K in blocks of `block` rows, one dispatch each:
+/// the first from zero, each next continuing the sums from C (flag CONTINUE); the biases
+/// added by the last. The same additions in the same order as one pass.
+fn outer_k_blocks(
+    gpu: &Gpu,
+    uniforms: &mut Uniforms,
+    spec: &GemmSpec,
+    kernel: GemmKernel,
+    block: usize,
+    a: &Buffer,
+    b: &Buffer,
+    bias: &Buffer,
+    c: &Buffer,
+) -> Result<Vec<Launch>> {
+    need_operands(spec, a, b, bias, c)?;
+    let mut launches = Vec::new();
+    let mut k0 = 0;
+    while k0 < spec.k {
+        let len = block.min(spec.k - k0);
+        let last = k0 + len == spec.k;
+        let part = GemmSpec {
+            k: len,
+            a: Operand {
+                offset: spec.a.offset + k0 * spec.a.col_stride,
+                ..spec.a
+            },
+            b: Operand {
+                offset: spec.b.offset + k0 * spec.b.row_stride,
+                ..spec.b
+            },
+            bias: spec.bias.filter(|_| last),
+            bias2: spec.bias2.filter(|_| last),
+            ..*spec
+        };
+        let launch = gemm_with(gpu, uniforms, &part, kernel, a, b, bias, c)?;
+        if k0 > 0 {
+            let flags = flags_of(&part) | QUAD_STORE | CONTINUE;
+            launch
+                .uniform
+                .write(gpu, &GemmParams::of(&part, part.c_offset, flags, 0, 1)?);
+        }
+        launches.push(launch);
+        k0 += len;
+    }
+    Ok(launches)
 }
 
 /// The most dispatches (windows) a product is split into for a window kernel: each costs

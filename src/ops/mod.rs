@@ -12,9 +12,9 @@ mod uniforms;
 pub use elementwise::*;
 pub use gated::{gated_backward, gated_forward, GatedBuffers, GatedShape};
 pub use gemm::{
-    gemm, gemm_launches, gemm_partials, gemm_split, gemm_step, gemm_sweep, gemm_with, split_slices,
-    window_chunks, GemmKernel, GemmSpec, Operand, StepCopies, StepEpilogue, WindowChunk,
-    MAX_WINDOW_CHUNKS,
+    gemm, gemm_launches, gemm_partials, gemm_split, gemm_step, gemm_sweep, gemm_with,
+    outer_k_block, split_slices, window_chunks, GemmKernel, GemmSpec, Operand, StepCopies,
+    StepEpilogue, WindowChunk, MAX_WINDOW_CHUNKS, OUTER_BLOCKS_FROM_BYTES, OUTER_BLOCK_BYTES,
 };
 pub use layer_io::{reverse_rows, unit_output, unit_output_grad, UnitPlacement};
 pub use rnn_gemm::{recurrence_split_slices, STEP_SPLIT_SCRATCH};
