@@ -722,8 +722,8 @@ fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
     // outer-product kernels take it in blocks of rows, one dispatch each, each continuing
     // the sums in C; the results must be f64's and, bit for bit, the subgroup kernel's one
     // pass. Both layouts (dYᵀ·X; x·W, the rows variant), sizes off the 32x32 tiles, C at an
-    // offset, the biases (added once, by the last block); and a product that adds to C,
-    // which takes one pass (blocks would reorder its additions).
+    // offset, the biases (added once, by the last block), an f16 B; and a product that adds
+    // to C, which takes one pass (blocks would reorder its additions).
     let gpu = gpu();
     if !offered(&gpu, &[GemmKernel::OuterQuads]) {
         return;
@@ -734,14 +734,20 @@ fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
         .collect();
     let mut rng = Rng::new(37);
     let (m, n) = (36, 40);
-    let block = ops::OUTER_BLOCK_BYTES / ((m + n) * 4) / 4 * 4;
-    // Past the threshold, and a part of a block at the end.
-    let whole = ops::OUTER_BLOCKS_FROM_BYTES / ((m + n) * 4) / block + 1;
-    let k = whole * block + 4 * (1 + rng.below(block / 4 - 1));
-    for (case, (rows, accumulate)) in [(false, false), (true, false), (false, true)]
-        .into_iter()
-        .enumerate()
-    {
+    // (x·W's layout, adds to C, B f16: --precision f16's weight gradients, f32 gradients
+    // times f16 activations).
+    let cases = [
+        (false, false, false),
+        (true, false, false),
+        (false, true, false),
+        (false, false, gpu.adapter().shader_f16),
+    ];
+    for (case, (rows, accumulate, half_b)) in cases.into_iter().enumerate() {
+        let row_bytes = m * 4 + n * if half_b { 2 } else { 4 };
+        let block = ops::OUTER_BLOCK_BYTES / row_bytes / 4 * 4;
+        // Past the threshold, and a part of a block at the end.
+        let whole = ops::OUTER_BLOCKS_FROM_BYTES / row_bytes / block + 1;
+        let k = whole * block + 4 * (1 + rng.below(block / 4 - 1));
         let a_off = 4 * rng.below(50);
         let b_off = 4 * rng.below(50);
         let c_off = 4 * (1 + rng.below(10));
@@ -764,7 +770,7 @@ fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
             accumulate,
         };
         let a_buf = gpu.storage_from("a", &a_all).unwrap();
-        let b_buf = gpu.storage_from("b", &b_all).unwrap();
+        let (b_buf, b_all) = operand_buffer(&gpu, "b", &b_all, half_b);
         let mut want = product_f64(&spec, &a_all, &b_all, &b_all, &c_all[c_off..]);
         want.splice(0..0, c_all[..c_off].iter().map(|&v| f64::from(v)));
         let mut u = Uniforms::new();
