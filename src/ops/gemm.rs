@@ -674,7 +674,8 @@ pub const OUTER_BLOCKS_FROM_BYTES: usize = 16 << 20;
 /// tiles sharing a row of A walk it one after another, long after it left the caches,
 /// while in blocks of [`OUTER_BLOCK_BYTES`] they find it there (W3's dW_hh, 512x512x32768
 /// on lavapipe: 294-335 ms in one pass, 265-290 in blocks; BENCHMARKS.md, "long K in
-/// blocks"). The block's sums continue in C (flag CONTINUE), so only where C is f32 and
+/// blocks"). f32 operands only (f16 ones ran slower in blocks). The block's sums continue in
+/// C (flag CONTINUE), so only where C is f32 and
 /// stored by quads, and not where the product adds to C (ACCUMULATE adds C after the sum,
 /// which blocks would reorder). None: one pass.
 pub fn outer_k_block(
@@ -692,7 +693,11 @@ pub fn outer_k_block(
         }
         _ => false,
     };
+    // f32 operands only: f16 pairs (half the bytes a row) measured 12-15% slower in blocks
+    // (512x512x32768: 196 ms in one pass, 219-229 in blocks of 1024 rows).
+    let f32_operands = a.dtype() == Dtype::F32 && b.dtype() == Dtype::F32;
     if !runs
+        || !f32_operands
         || !gpu.adapter().is_software
         || spec.accumulate
         || quad_store_flag(c, spec.c_offset, n) == 0
@@ -701,7 +706,7 @@ pub fn outer_k_block(
     {
         return None;
     }
-    let row_bytes = m * a.dtype().bytes() + n * b.dtype().bytes();
+    let row_bytes = (m + n) * 4;
     // Whole quads of rows (the kernel reads K 4 at a time).
     let block = (OUTER_BLOCK_BYTES / row_bytes) / 4 * 4;
     (block >= 256 && k * row_bytes > OUTER_BLOCKS_FROM_BYTES).then_some(block)
