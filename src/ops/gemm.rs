@@ -675,9 +675,8 @@ pub const OUTER_BLOCKS_FROM_BYTES: usize = 16 << 20;
 /// while in blocks of [`OUTER_BLOCK_BYTES`] they find it there (W3's dW_hh, 512x512x32768
 /// on lavapipe: 294-335 ms in one pass, 265-290 in blocks; BENCHMARKS.md, "long K in
 /// blocks"). f32 operands only (f16 ones ran slower in blocks). The block's sums continue in
-/// C (flag CONTINUE), so only where C is f32 and
-/// stored by quads, and not where the product adds to C (ACCUMULATE adds C after the sum,
-/// which blocks would reorder). None: one pass.
+/// C (flag CONTINUE), so only where C is f32 and stored by quads, and not where the product
+/// adds to C (ACCUMULATE adds C after the sum, which blocks would reorder). None: one pass.
 pub fn outer_k_block(
     gpu: &Gpu,
     spec: &GemmSpec,
