@@ -30,7 +30,7 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
-    /// Time full training steps of named workloads (W1-W3) or a custom shape
+    /// Time full training steps of named workloads (W1-W5) or a custom shape
     Bench {
         #[command(flatten)]
         args: cli::bench::BenchArgs,

@@ -356,6 +356,23 @@ fn bad_files_are_named_in_the_error() {
     let dir = scratch("bad");
     let junk = dir.join("junk.safetensors");
     std::fs::write(&junk, b"not a safetensors file").unwrap();
+    // `bench --compare` reads its report before measuring anything.
+    let report = dir.join("report.json");
+    std::fs::write(&report, "{\"results\": [\n  {\"median_ms\": }\n]}").unwrap();
+    fails(
+        &[
+            "bench",
+            "--workload",
+            "W1",
+            "--compare",
+            report.to_str().unwrap(),
+        ],
+        "report.json: not a JSON bench report: expected value at line 2",
+    );
+    fails(
+        &["bench", "--compare", junk.to_str().unwrap()],
+        "junk.safetensors",
+    );
     fails(
         &["train", "--data", junk.to_str().unwrap()],
         "junk.safetensors",
@@ -511,8 +528,51 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         v["ceiling"]["fma_gflops"].as_f64().unwrap() > 0.0
             && v["adapter"]["name"].is_string()
             && v["date"].is_string()
+            && v["time_utc"].as_str().unwrap().len() == 8
+            && !v["commit"].as_str().unwrap().is_empty()
     );
-    // Gated cells bench as custom shapes too (W4/W5 are the named LSTM and GRU workloads).
+    // The same shape again, compared with that report: its median against the earlier one.
+    let again = dir.join("again.json");
+    let out = ok(&[
+        "bench",
+        "--vocab",
+        "20",
+        "--embed",
+        "4",
+        "--hidden",
+        "9",
+        "--batch",
+        "3",
+        "--seq-len",
+        "5",
+        "--output-size",
+        "3",
+        "--steps",
+        "3",
+        "--compare",
+        json.to_str().unwrap(),
+        "--json",
+        again.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("comparing with") && out.contains("against the earlier run: "),
+        "{out}"
+    );
+    let w: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    let compared = &w["results"][0]["compared_with"];
+    let ratio = compared["ratio"].as_f64().unwrap();
+    let (now, then) = (
+        w["results"][0]["median_ms"].as_f64().unwrap(),
+        r["median_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        (ratio - now / then).abs() < 1e-9 && compared["earlier_median_ms"] == r["median_ms"],
+        "{compared}"
+    );
+    assert!(out.contains(&format!("{ratio:.2}x the time of")), "{out}");
+    // Gated cells bench as custom shapes too (W4/W5 are the named LSTM and GRU workloads);
+    // compared with the Elman run's report, they find no workload of theirs in it.
     for cell in ["lstm", "gru"] {
         let out = ok(&[
             "bench",
@@ -532,9 +592,13 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
             "3",
             "--steps",
             "3",
+            "--compare",
+            json.to_str().unwrap(),
         ]);
         assert!(
-            out.contains(&format!("{cell} 9")) && out.contains("tokens/s"),
+            out.contains(&format!("{cell} 9"))
+                && out.contains("tokens/s")
+                && out.contains("has no custom with this shape and precision"),
             "{out}"
         );
     }

@@ -5,7 +5,9 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use wgrnn::bench::{loss_after, measure_ceiling, named, run_workload, Ceiling, Workload};
+use wgrnn::bench::{
+    loss_after, measure_ceiling, named, run_workload, Ceiling, EarlierReport, Workload,
+};
 use wgrnn::engine::Precision;
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::model::{
@@ -54,9 +56,13 @@ pub struct BenchArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 10.0)]
     pub max_seconds: f64,
-    /// Write everything (adapter, version, date, results) to this JSON file
+    /// Write everything (adapter, version, commit, date and time, results) to this JSON file
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Compare each workload with the same workload in an earlier run's --json report (its
+    /// median step time and GPU phases, as ratios: under 1 is faster now)
+    #[arg(long, value_name = "JSON")]
+    pub compare: Option<PathBuf>,
     /// Storage of weights copies and activations: f32, or f16 (needs shader-f16; master
     /// weights, gradients, optimizer and sums stay f32)
     #[arg(long, default_value = "f32")]
@@ -118,13 +124,21 @@ fn wgrnn_parse_cell(s: &str) -> std::result::Result<Cell, String> {
     s.parse().map_err(|e: wgrnn::Error| e.to_string())
 }
 
-fn today() -> String {
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let days = (std::time::SystemTime::now()
+/// The UTC date and time of day now: ("2026-11-28", "21:55:51").
+fn utc_now() -> (String, String) {
+    let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0)
-        / 86_400) as i64;
+        .unwrap_or(0);
+    let of_day = secs % 86_400;
+    let time = format!(
+        "{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    );
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let days = (secs / 86_400) as i64;
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -134,7 +148,7 @@ fn today() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02}")
+    (format!("{y:04}-{m:02}-{d:02}"), time)
 }
 
 pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
@@ -156,12 +170,37 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
+    // Read before measuring anything: a wrong file fails now, not after the workloads.
+    let earlier = match &args.compare {
+        Some(path) => Some(EarlierReport::read(path)?),
+        None => None,
+    };
+    let (date, time) = utc_now();
     let gpu = Gpu::new(adapter)?;
     let a = gpu.adapter();
+    println!(
+        "wgrnn {} (commit {}), {date} {time} UTC",
+        env!("CARGO_PKG_VERSION"),
+        env!("WGRNN_COMMIT")
+    );
     println!(
         "adapter: {} ({}, {}, {})",
         a.name, a.backend, a.device_type, a.driver
     );
+    if let Some(e) = &earlier {
+        println!(
+            "comparing with {} (commit {}, {}, adapter {}{})",
+            e.path.display(),
+            e.commit,
+            e.date,
+            e.adapter,
+            if e.adapter == a.name {
+                ""
+            } else {
+                ": not this run's adapter"
+            }
+        );
+    }
     let mut results: Vec<serde_json::Value> = Vec::new();
     // (workload, GFLOP/s, the optimizer's GB/s) for the ceilings' percentages, printed after
     // the workloads.
@@ -280,6 +319,19 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                 "steps": args.loss_steps, "f16": half, "f32": full, "relative_difference": diff,
             });
         }
+        if let Some(e) = &earlier {
+            match e.compare(&entry) {
+                Some(c) => {
+                    println!("   against the earlier run: {}", c.describe(e));
+                    entry["compared_with"] = c.to_json(e);
+                }
+                None => println!(
+                    "   against the earlier run: {} has no {} with this shape and precision",
+                    e.path.display(),
+                    w.name
+                ),
+            }
+        }
         results.push(entry);
     }
     // The ceiling is measured after the workloads: its burst at the card's full multiply-add
@@ -310,7 +362,9 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let report = serde_json::json!({
             "wgrnn_version": env!("CARGO_PKG_VERSION"),
-            "date": today(),
+            "commit": env!("WGRNN_COMMIT"),
+            "date": date,
+            "time_utc": time,
             "adapter": { "name": a.name, "backend": a.backend, "device_type": a.device_type, "driver": a.driver, "shader_checks": a.shader_checks },
             "ceiling": ceiling,
             "flop_count": "3 x sum over forward matrix products of 2*M*N*K (input projection, recurrence, head)",
