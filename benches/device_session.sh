@@ -3,7 +3,8 @@
 #   run(command="bash benches/device_session.sh", carry=[".gpu", ".gl"], timeout_s=540)
 # It unpacks the Vulkan loader, then, each step under its own time limit so that the whole
 # fits one call: the named workloads with the step's commands recorded ahead and at the
-# submit (WGRNN_RECORD_AHEAD, same binary) and against .gpu/wgrnn-base if present; PyTorch
+# submit (WGRNN_RECORD_AHEAD, same binary), each compared with the last H200 run's report,
+# and against .gpu/wgrnn-base if present; PyTorch
 # (cuDNN) on the same card; the large-batch sweep's batch 4096 points; the GEMM and optimizer
 # kernel benches; the GPU tests. Everything lands in $OUT/run.tgz (one file comes back).
 # ADAPTER (default gpu) and WORKLOADS (default W1-W5) change what runs, for a dry run here.
@@ -17,13 +18,16 @@ A=${ADAPTER:-gpu}
 W=${WORKLOADS:-W1,W2,W3,W4,W5}
 B=".gpu/wgrnn bench --adapter $A --max-seconds 1"
 say() { echo "== $* $(date -u +%T)" | tee -a "$R/run.log"; }
-sum() { grep -E "^(W[1-5]|custom) |GPU phases|^ceiling|^   W" | sed -E 's/\[[^]]*\]//' | cut -c1-160; }
+sum() { grep -E "^(W[1-5]|custom) |GPU phases|^ceiling|^   W|^   against" | sed -E 's/\[[^]]*\]//' | cut -c1-160; }
+# Each named run is compared with the last H200 run's report (2026-11-27 22:34 UTC).
+EARLIER=benches/results/h200-2026-11-27-2234/wgrnn-named-1.json
 date -u +%FT%TZ | tee "$R/run.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv >> "$R/run.log" 2>&1
 for i in 1 2; do
   for ahead in on off; do
     say "named W1-W5, WGRNN_RECORD_AHEAD=$ahead, round $i"
-    WGRNN_RECORD_AHEAD=$ahead timeout 90 $B --workload $W --json "$R/named-ahead-$ahead-$i.json" 2>&1 |
+    WGRNN_RECORD_AHEAD=$ahead timeout 90 $B --workload $W --compare $EARLIER \
+      --json "$R/named-ahead-$ahead-$i.json" 2>&1 |
       tee -a "$R/run.log" | sum
   done
 done
