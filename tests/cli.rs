@@ -462,11 +462,10 @@ fn bad_files_are_named_in_the_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
-    let dir = scratch("bench");
-    let json = dir.join("bench.json");
-    let out = ok(&[
+/// `wgrnn bench` of a custom shape small enough to time in a second on lavapipe, then
+/// `extra`.
+fn tiny_bench<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
         "bench",
         "--vocab",
         "20",
@@ -482,11 +481,21 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         "3",
         "--steps",
         "3",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
+    let dir = scratch("bench");
+    let json = dir.join("bench.json");
+    let out = ok(&tiny_bench(&[
         "--ceiling",
         "--kernel-times",
         "--json",
         json.to_str().unwrap(),
-    ]);
+    ]));
     assert!(
         out.contains("ceiling:")
             && out.contains("custom")
@@ -533,27 +542,12 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
     );
     // The same shape again, compared with that report: its median against the earlier one.
     let again = dir.join("again.json");
-    let out = ok(&[
-        "bench",
-        "--vocab",
-        "20",
-        "--embed",
-        "4",
-        "--hidden",
-        "9",
-        "--batch",
-        "3",
-        "--seq-len",
-        "5",
-        "--output-size",
-        "3",
-        "--steps",
-        "3",
+    let out = ok(&tiny_bench(&[
         "--compare",
         json.to_str().unwrap(),
         "--json",
         again.to_str().unwrap(),
-    ]);
+    ]));
     assert!(
         out.contains("comparing with") && out.contains("against the earlier run: "),
         "{out}"
@@ -574,27 +568,12 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
     // Gated cells bench as custom shapes too (W4/W5 are the named LSTM and GRU workloads);
     // compared with the Elman run's report, they find no workload of theirs in it.
     for cell in ["lstm", "gru"] {
-        let out = ok(&[
-            "bench",
+        let out = ok(&tiny_bench(&[
             "--cell",
             cell,
-            "--vocab",
-            "20",
-            "--embed",
-            "4",
-            "--hidden",
-            "9",
-            "--batch",
-            "3",
-            "--seq-len",
-            "5",
-            "--output-size",
-            "3",
-            "--steps",
-            "3",
             "--compare",
             json.to_str().unwrap(),
-        ]);
+        ]));
         assert!(
             out.contains(&format!("{cell} 9"))
                 && out.contains("tokens/s")
@@ -608,23 +587,7 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
     let cache = dir.join("tuning.json");
     let tuned_bench = || {
         let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-            .args([
-                "bench",
-                "--vocab",
-                "20",
-                "--embed",
-                "4",
-                "--hidden",
-                "9",
-                "--batch",
-                "3",
-                "--seq-len",
-                "5",
-                "--output-size",
-                "3",
-                "--steps",
-                "3",
-            ])
+            .args(tiny_bench(&[]))
             .env("WGRNN_TUNING_CACHE", &cache)
             .output()
             .unwrap();

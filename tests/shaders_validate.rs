@@ -10,6 +10,8 @@ fn every_wgsl_file_validates_with_naga() {
         .expect("shaders/ exists")
         .map(|e| e.expect("readable entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        // Shared parts are validated inside the files that include them.
+        .filter(|p| !is_part(p))
         .collect();
     files.sort();
     assert!(
@@ -66,6 +68,33 @@ fn every_wgsl_file_validates_with_naga() {
     );
 }
 
+fn is_part(path: &Path) -> bool {
+    let name = path.file_name().expect("name").to_string_lossy();
+    wgrnn::gpu::SHADER_PARTS.iter().any(|(n, _)| *n == name)
+}
+
+#[test]
+fn every_shared_part_is_included_and_spliced_in_whole() {
+    for (name, part) in wgrnn::gpu::SHADER_PARTS {
+        let includer = format!("// @include {name}");
+        let users: Vec<_> = wgrnn::gpu::SHADER_FILES
+            .iter()
+            .filter(|(_, src)| src.lines().any(|l| l.trim() == includer))
+            .collect();
+        assert!(!users.is_empty(), "{name} is included by no kernel file");
+        for (file, src) in users {
+            let spliced = typed_source(src, HalfMask::default(), false).expect("typed");
+            assert!(
+                spliced.contains(part.trim_end()) && !spliced.lines().any(|l| l.trim() == includer),
+                "{file}: {name} not spliced in"
+            );
+        }
+    }
+    // A part that does not exist is an error, not an empty splice.
+    let e = typed_source("// @include missing.wgsl\n", HalfMask::default(), false).unwrap_err();
+    assert!(e.contains("missing.wgsl"), "{e}");
+}
+
 #[test]
 fn every_wgsl_file_is_registered_as_a_kernel_source() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
@@ -76,9 +105,13 @@ fn every_wgsl_file_is_registered_as_a_kernel_source() {
             .expect("name")
             .to_string_lossy()
             .to_string();
+        let text = std::fs::read_to_string(&path).expect("read");
         assert!(
-            wgrnn::gpu::SHADER_FILES.iter().any(|(n, src)| *n == name && *src == std::fs::read_to_string(&path).expect("read")),
-            "{name} is not in gpu::SHADER_FILES"
+            wgrnn::gpu::SHADER_FILES
+                .iter()
+                .chain(wgrnn::gpu::SHADER_PARTS)
+                .any(|(n, src)| *n == name && *src == text),
+            "{name} is not in gpu::SHADER_FILES or gpu::SHADER_PARTS"
         );
     }
 }

@@ -43,12 +43,15 @@ fn with_cache<T>(f: impl FnOnce(&mut BTreeMap<String, String>) -> T) -> T {
 }
 
 /// This build's tag in every key: the version and a 64-bit FNV-1a hash of every kernel
-/// source, e.g. `0.1.0+3f2a...`.
+/// source and shared part, e.g. `0.1.0+3f2a...`.
 fn build_tag() -> &'static str {
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TAG.get_or_init(|| {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for (name, source) in crate::gpu::SHADER_FILES {
+        for (name, source) in crate::gpu::SHADER_FILES
+            .iter()
+            .chain(crate::gpu::SHADER_PARTS)
+        {
             for byte in name.bytes().chain(source.bytes()) {
                 hash = (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
             }

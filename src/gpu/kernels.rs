@@ -116,7 +116,38 @@ pub enum Kernel {
     Transpose,
 }
 
-/// Every WGSL file, for validation and for the kernel registry.
+/// WGSL shared by several kernel files, spliced in where a file has the line
+/// `// @include NAME` ([`typed_source`]); not modules of their own.
+pub const SHADER_PARTS: &[(&str, &str)] = &[(
+    "gemm_common.wgsl",
+    include_str!("../../shaders/gemm_common.wgsl"),
+)];
+
+/// The line that splices part `NAME` into a kernel file: `// @include NAME`.
+const INCLUDE: &str = "// @include ";
+
+/// `source` with each `// @include NAME` line replaced by part NAME of [`SHADER_PARTS`].
+fn with_parts(source: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        match line.trim().strip_prefix(INCLUDE) {
+            Some(name) => {
+                let (_, part) = SHADER_PARTS
+                    .iter()
+                    .find(|(n, _)| *n == name.trim())
+                    .ok_or_else(|| format!("`{line}`: no such part in gpu::SHADER_PARTS"))?;
+                out.push_str(part);
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every WGSL kernel file, for validation and for the kernel registry.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     (
@@ -430,10 +461,12 @@ fn quad_word_of(v: vec4<u32>) -> vec4<u32> {
 }
 ";
 
-/// `source` with the element-type aliases of [`Kernel::source_for`] for `half`, and where it
+/// `source` with its parts spliced in ([`SHADER_PARTS`]), the element-type aliases of
+/// [`Kernel::source_for`] for `half`, and where it
 /// uses the storage word `quad_word`, its type and functions: two 64-bit integers with
 /// `int64`, else four 32-bit ones.
 pub fn typed_source(source: &str, half: HalfMask, int64: bool) -> Result<String, String> {
+    let source = &with_parts(source)?;
     let aliases = storage_aliases(source);
     let words = raw_word_slots(source);
     for slot in 0..32 {

@@ -7,7 +7,7 @@ mod kernels;
 mod readback;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary, NO_ADAPTER_HELP};
-pub use kernels::{storage_aliases, typed_source, HalfMask, Kernel, SHADER_FILES};
+pub use kernels::{storage_aliases, typed_source, HalfMask, Kernel, SHADER_FILES, SHADER_PARTS};
 pub use readback::PendingRead;
 
 use crate::error::{Error, Result};
