@@ -28,8 +28,6 @@ pub struct EarlierReport {
 pub struct Comparison {
     pub earlier_median_ms: f64,
     pub median_ms: f64,
-    /// This run's median over the earlier one's.
-    pub ratio: f64,
     /// (phase, earlier ms, this run's ms) for the phases both runs timed, in this run's order.
     pub phases: Vec<(String, f64, f64)>,
 }
@@ -109,23 +107,27 @@ impl EarlierReport {
         Some(Comparison {
             earlier_median_ms,
             median_ms,
-            ratio: median_ms / earlier_median_ms,
             phases,
         })
     }
 }
 
 impl Comparison {
+    /// This run's median over the earlier one's.
+    pub fn ratio(&self) -> f64 {
+        self.median_ms / self.earlier_median_ms
+    }
+
     /// "0.95x the time of FILE's 26.72 ms (5.3% faster); phases: input projection 1.02x, ...".
     pub fn describe(&self, report: &EarlierReport) -> String {
-        let change = if self.ratio <= 1.0 {
-            format!("{:.1}% faster", 100.0 * (1.0 / self.ratio - 1.0))
+        let ratio = self.ratio();
+        let change = if ratio <= 1.0 {
+            format!("{:.1}% faster", 100.0 * (1.0 / ratio - 1.0))
         } else {
-            format!("{:.1}% slower", 100.0 * (self.ratio - 1.0))
+            format!("{:.1}% slower", 100.0 * (ratio - 1.0))
         };
         let mut line = format!(
-            "{:.2}x the time of {}'s {:.2} ms ({change})",
-            self.ratio,
+            "{ratio:.2}x the time of {}'s {:.2} ms ({change})",
             report.path.display(),
             self.earlier_median_ms
         );
@@ -148,7 +150,7 @@ impl Comparison {
             "date": report.date,
             "adapter": report.adapter,
             "earlier_median_ms": self.earlier_median_ms,
-            "ratio": self.ratio,
+            "ratio": self.ratio(),
             "phases": self.phases,
         })
     }
@@ -164,15 +166,16 @@ mod tests {
         path
     }
 
-    fn scratch() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("wgrnn-compare-{}", std::process::id()));
+    /// A directory of this test's own (the tests run in parallel and remove theirs).
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wgrnn-compare-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
     #[test]
     fn matches_the_same_workload_and_compares_medians_and_shared_phases() {
-        let dir = scratch();
+        let dir = scratch("match");
         let earlier = r#"{"commit": "abc", "date": "2026-11-27", "adapter": {"name": "llvmpipe"},
             "results": [
               {"workload": {"name": "W1", "batch": 64, "steps": 32, "precision": "f32",
@@ -196,7 +199,7 @@ mod tests {
         .unwrap();
         let c = r.compare(&now).unwrap();
         assert_eq!(c.earlier_median_ms, 20.0);
-        assert_eq!(c.ratio, 0.75);
+        assert_eq!(c.ratio(), 0.75);
         // Only the phase both timed; this run's order.
         assert_eq!(c.phases, vec![("optimizer".to_string(), 2.0, 3.0)]);
         let line = c.describe(&r);
@@ -235,8 +238,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_no_bench_report_is_named_in_the_error() {
-        let dir = scratch().join("bad");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("errors");
         let missing = dir.join("missing.json");
         let e = EarlierReport::read(&missing).unwrap_err().to_string();
         assert!(e.contains("missing.json"), "{e}");
