@@ -38,9 +38,53 @@ const SEQS: u32 = 4u;
 @group(0) @binding(0) var<uniform> p: GatedParams;
 @group(0) @binding(1) var<storage, read> params: array<params_t>;
 
-fn sigmoid(x: f32) -> f32 {
-    return 1.0 / (1.0 + exp(-x));
+// The cell math (`lstm_cell_*`, `gru_cell_*`), shared with gemm_quads.wgsl's sweeps.
+// @include gated_cell_math.wgsl
+
+fn cell_batch() -> u32 {
+    return p.batch;
 }
+
+fn cell_hidden() -> u32 {
+    return p.hidden;
+}
+
+fn cell_steps() -> u32 {
+    return p.steps;
+}
+
+// The cell math with this file's stores of what it returns (h[t + 1] into hs; da, the GRU's
+// dhh).
+fn lstm_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
+    let at = ((t + 1u) * p.batch + b) * p.hidden + j;
+    hs_state[at] = hs_state_t(lstm_cell_forward(t, b, j, acc));
+}
+
+fn gru_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
+    let at = (t * p.batch + b) * p.hidden + j;
+    let h_next = gru_cell_forward(t, b, j, acc, f32(hs_state[at]));
+    hs_state[at + p.batch * p.hidden] = hs_state_t(h_next);
+}
+
+fn lstm_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
+    let d = lstm_cell_backward(t, b, j, rec);
+    let h = p.hidden;
+    let q = (t * p.batch + b) * 4u * h + j;
+    da[q] = d.x;
+    da[q + h] = d.y;
+    da[q + 2u * h] = d.z;
+    da[q + 3u * h] = d.w;
+}
+
+fn gru_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
+    let d = gru_cell_backward(t, b, j, rec);
+    let h = p.hidden;
+    let q = (t * p.batch + b) * 3u * h + j;
+    dhh[q] = d.x;
+    dhh[q + h] = d.y;
+    dhh[q + 2u * h] = d.z;
+}
+
 
 // Row offsets of the invocation's four sequences in a [*, B, width] buffer at step t;
 // sequences past the batch repeat the last one (computed, never stored).
@@ -97,44 +141,7 @@ fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 
 @group(0) @binding(5) var<storage, read_write> cache: array<cache_t>;
 @group(0) @binding(4) var<storage, read_write> gru_cache: array<gru_cache_t>;
 
-// The cell math of one (sequence b, unit j) once its recurrent sums are known:
-// acc[g] = W_hh[g·H + j, :]·h_{t-1} + b_hh[g·H + j].
-fn lstm_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
-    let h = p.hidden;
-    let bh = p.batch * h;
-    let prev = t * bh + b * h;
-    let r = t * p.batch + b;
-    let x = r * 4u * h;
-    let ig = sigmoid(f32(pre[x + j]) + acc[0]);
-    let f = sigmoid(f32(pre[x + h + j]) + acc[1]);
-    let g = tanh(f32(pre[x + 2u * h + j]) + acc[2]);
-    let o = sigmoid(f32(pre[x + 3u * h + j]) + acc[3]);
-    let c = f * f32(cs[prev + j]) + ig * g;
-    cs[prev + bh + j] = cs_t(c);
-    hs_state[prev + bh + j] = hs_state_t(o * tanh(c));
-    let c4 = r * 4u * h;
-    cache[c4 + j] = cache_t(ig);
-    cache[c4 + h + j] = cache_t(f);
-    cache[c4 + 2u * h + j] = cache_t(g);
-    cache[c4 + 3u * h + j] = cache_t(o);
-}
 
-fn gru_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
-    let h = p.hidden;
-    let bh = p.batch * h;
-    let prev = t * bh + b * h;
-    let r = t * p.batch + b;
-    let x = r * 3u * h;
-    let rg = sigmoid(f32(pre[x + j]) + acc[0]);
-    let z = sigmoid(f32(pre[x + h + j]) + acc[1]);
-    let n = tanh(f32(pre[x + 2u * h + j]) + rg * acc[2]);
-    hs_state[prev + bh + j] = hs_state_t((1.0 - z) * n + z * f32(hs_state[prev + j]));
-    let c4 = r * 4u * h;
-    gru_cache[c4 + j] = gru_cache_t(rg);
-    gru_cache[c4 + h + j] = gru_cache_t(z);
-    gru_cache[c4 + 2u * h + j] = gru_cache_t(n);
-    gru_cache[c4 + 3u * h + j] = gru_cache_t(acc[2]);
-}
 
 fn block_column(acc: array<array<f32, 4>, 4>, i: u32) -> array<f32, 4> {
     return array<f32, 4>(acc[0][i], acc[1][i], acc[2][i], acc[3][i]);
@@ -220,61 +227,7 @@ fn gru_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 @group(0) @binding(6) var<storage, read_write> dhh: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dstate: array<f32>;
 
-// The cell's backward for one (b, j), given rec = Σ_q dgates[t + 1, b, q]·W_hh[q, j] (zero at
-// the chunk's last step): dh = dh_out + rec.
-fn lstm_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
-    let h = p.hidden;
-    let gh = 4u * h;
-    let bh = p.batch * h;
-    let at = t * bh + b * h + j;
-    let r = t * p.batch + b;
-    let dh = dh_out[at] + rec;
-    var carried = 0.0;
-    if (t + 1u < p.steps) {
-        carried = lstm_dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
-    }
-    let c4 = r * 4u * h;
-    let ig = f32(cache_in[c4 + j]);
-    let f = f32(cache_in[c4 + h + j]);
-    let g = f32(cache_in[c4 + 2u * h + j]);
-    let o = f32(cache_in[c4 + 3u * h + j]);
-    let tc = tanh(f32(cs_in[at + bh]));
-    let dc = dh * o * (1.0 - tc * tc) + carried;
-    lstm_dstate[at] = dc;
-    let q = r * gh;
-    da[q + j] = dc * g * ig * (1.0 - ig);
-    da[q + h + j] = dc * f32(cs_in[at]) * f * (1.0 - f);
-    da[q + 2u * h + j] = dc * ig * (1.0 - g * g);
-    da[q + 3u * h + j] = dh * tc * o * (1.0 - o);
-}
 
-fn gru_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
-    let h = p.hidden;
-    let gh = 3u * h;
-    let bh = p.batch * h;
-    let at = t * bh + b * h + j;
-    let r = t * p.batch + b;
-    var d = dh_out[at] + rec;
-    if (t + 1u < p.steps) {
-        d = d + dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
-    }
-    dstate[at] = d;
-    let c4 = r * 4u * h;
-    let rg = f32(cache_in[c4 + j]);
-    let z = f32(cache_in[c4 + h + j]);
-    let n = f32(cache_in[c4 + 2u * h + j]);
-    let hn = f32(cache_in[c4 + 3u * h + j]);
-    let dn = d * (1.0 - z) * (1.0 - n * n);
-    let dz = d * (f32(hs_in[at]) - n) * z * (1.0 - z);
-    let dr = dn * hn * rg * (1.0 - rg);
-    let q = r * gh;
-    da[q + j] = dr;
-    da[q + h + j] = dz;
-    da[q + 2u * h + j] = dn;
-    dhh[q + j] = dr;
-    dhh[q + h + j] = dz;
-    dhh[q + 2u * h + j] = dn * rg;
-}
 
 @compute @workgroup_size(64)
 fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -75,6 +75,12 @@ struct GemmParams {
     copy_off: u32,  // STEP_COPY: where the step's outputs start in c_copy
     steps: u32,     // gemm_window_quads_sweep: the steps it runs
     step_shift: u32, // ... and how far each step moves the offsets (wrapping: - B·H backward)
+    // The gated sweeps (gated_quads_sweep_*): the chunk's B, H, T and G, and the first step's t.
+    cell_batch: u32,
+    cell_hidden: u32,
+    cell_steps: u32,
+    cell_gates: u32,
+    cell_t0: u32,
 }
 
 const ADD_BIAS: u32 = 1u;
@@ -542,36 +548,26 @@ fn multiply_tile(
                 pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
             );
         } else {
-            let xq0 = x_quad(x0 + kk);
-            let xq1 = x_quad(x1 + kk);
-            let xq2 = x_quad(x2 + kk);
-            let xq3 = x_quad(x3 + kk);
-            let yq0 = y_quad(y0 + kk);
-            let yq1 = y_quad(y1 + kk);
-            let yq2 = y_quad(y2 + kk);
-            let yq3 = y_quad(y3 + kk);
-            add_products(
+            add_quad_products(
                 acc,
-                word_values(xq0, xq1, xq2, xq3, 0u),
-                word_values(yq0, yq1, yq2, yq3, 0u),
-            );
-            add_products(
-                acc,
-                word_values(xq0, xq1, xq2, xq3, 1u),
-                word_values(yq0, yq1, yq2, yq3, 1u),
-            );
-            add_products(
-                acc,
-                word_values(xq0, xq1, xq2, xq3, 2u),
-                word_values(yq0, yq1, yq2, yq3, 2u),
-            );
-            add_products(
-                acc,
-                word_values(xq0, xq1, xq2, xq3, 3u),
-                word_values(yq0, yq1, yq2, yq3, 3u),
+                array<vec4<u32>, 4>(x_quad(x0 + kk), x_quad(x1 + kk), x_quad(x2 + kk), x_quad(x3 + kk)),
+                array<vec4<u32>, 4>(y_quad(y0 + kk), y_quad(y1 + kk), y_quad(y2 + kk), y_quad(y3 + kk)),
             );
         }
     }
+}
+
+// acc += the products of 4 k values (f32): x[i] the quad of this lane's kernel row i (X's line
+// 4l + i), y[j] that of its kernel column j, k ascending.
+fn add_quad_products(
+    acc: ptr<function, array<vec4<f32>, 32>>,
+    x: array<vec4<u32>, 4>,
+    y: array<vec4<u32>, 4>,
+) {
+    add_products(acc, word_values(x[0], x[1], x[2], x[3], 0u), word_values(y[0], y[1], y[2], y[3], 0u));
+    add_products(acc, word_values(x[0], x[1], x[2], x[3], 1u), word_values(y[0], y[1], y[2], y[3], 1u));
+    add_products(acc, word_values(x[0], x[1], x[2], x[3], 2u), word_values(y[0], y[1], y[2], y[3], 2u));
+    add_products(acc, word_values(x[0], x[1], x[2], x[3], 3u), word_values(y[0], y[1], y[2], y[3], 3u));
 }
 
 @compute @workgroup_size(8)
@@ -728,4 +724,275 @@ fn gemm_outer_quads(
         add_products(&acc, x3, y3);
     }
     store_results(row0, col, &acc);
+}
+
+// ---- The gated cells' sweeps (LSTM and GRU, f32): RecurrenceKernel::GemmSweep and
+// GemmSweepLongs for gated cells (`ops::gated_sweep`). A chunk's steps in one dispatch, a
+// workgroup per 32 sequences looping over the steps, as gemm_window_quads_sweep does for the
+// Elman cell: lane l owns sequences col .. col + 3 (col = 32·workgroup + 4l). Each step's
+// recurrent product is multiply_tile's, 32 kernel rows at a time (X: W_hh's lines forward,
+// the lines of its transposed copy [H, G·H] backward, from storage; Y: this lane's own
+// sequences' rows of h[t] forward, of da[t + 1] (LSTM) or dhh[t + 1] (GRU) backward, through
+// C's words); the tile's sums go to this lane's rows of `gate_sums`, from which the same lane
+// then runs the cell math (gated_cell_math.wgsl) of those units for its sequences, 4 units a
+// time, storing what the next step's product reads as words through C's words again. Every
+// value a lane reads as Y or from gate_sums it wrote itself, through the same binding (no
+// barrier, no workgroup waiting for another), and the sums are those of the GEMM-based steps
+// (k ascending from zero, b_hh added last): the same bits as `Gemm(WindowQuads)` and the
+// per-step kernels. Lanes past B compute with the last sequence's rows and store nothing.
+// Needs H a multiple of 4 and W_hh's offset too (the host checks).
+// Bindings: 0 p; 9 W_hh (forward) or its copy (backward); 3 bias (b_hh; backward: any
+// read-only buffer, not read); 14 C's words (forward hs, backward the LSTM's da or the GRU's
+// dhh); 15 gate_sums ([B, G·H] forward, [B, H] backward); the cell math's as declared below
+// (forward 16, 18-20; backward 21-26, 28).
+// Dispatch: (ceil(B / 32), 1, 1).
+
+// @include gated_cell_math.wgsl
+
+@group(0) @binding(15) var<storage, read_write> gate_sums: array<vec4<f32>>;
+@group(0) @binding(16) var<storage, read> pre: array<pre_t>;
+@group(0) @binding(18) var<storage, read_write> cs: array<cs_t>;
+@group(0) @binding(19) var<storage, read_write> cache: array<cache_t>;
+@group(0) @binding(20) var<storage, read_write> gru_cache: array<gru_cache_t>;
+@group(0) @binding(21) var<storage, read> cs_in: array<cs_in_t>;
+@group(0) @binding(22) var<storage, read> hs_in: array<hs_in_t>;
+@group(0) @binding(23) var<storage, read> cache_in: array<cache_in_t>;
+@group(0) @binding(24) var<storage, read> dh_out: array<f32>;
+@group(0) @binding(25) var<storage, read_write> da: array<f32>;
+@group(0) @binding(26) var<storage, read_write> lstm_dstate: array<f32>;
+@group(0) @binding(28) var<storage, read_write> dstate: array<f32>;
+
+fn cell_batch() -> u32 {
+    return p.cell_batch;
+}
+
+fn cell_hidden() -> u32 {
+    return p.cell_hidden;
+}
+
+fn cell_steps() -> u32 {
+    return p.cell_steps;
+}
+
+// The starts of this lane's 4 sequences' rows of a [B, width] block at element `at`;
+// sequences past B read the last one's (their results are not stored).
+fn own_rows(at: u32, col: u32, width: u32) -> vec4<u32> {
+    let last = p.cell_batch - 1u;
+    return vec4<u32>(
+        at + min(col, last) * width,
+        at + min(col + 1u, last) * width,
+        at + min(col + 2u, last) * width,
+        at + min(col + 3u, last) * width,
+    );
+}
+
+// The starts of this lane's 4 kernel rows' lines (rows row0 + 4l .. + 3 of `rows`, past them
+// the last one's) in X at element `at`, lines `width` apart.
+fn own_lines(at: u32, row0: u32, lane: u32, rows: u32, width: u32) -> vec4<u32> {
+    let last = rows - 1u;
+    let r = row0 + 4u * lane;
+    return vec4<u32>(
+        at + min(r, last) * width,
+        at + min(r + 1u, last) * width,
+        at + min(r + 2u, last) * width,
+        at + min(r + 3u, last) * width,
+    );
+}
+
+// The tile's sums (kernel rows r < live, live a multiple of 4) into gate_sums: row r of this
+// lane's sequence col + j at element (col + j)·width + first + r, plus b_hh[bias_at + r] where
+// `with_bias` (after the sum, as the GEMM's store adds it). Four rows a word, in a loop that
+// takes them from the front of a copy of the tile (constant indices, as store_tile).
+fn store_gate_sums(
+    first: u32,
+    width: u32,
+    col: u32,
+    live: u32,
+    bias_at: u32,
+    with_bias: bool,
+    acc: ptr<function, array<vec4<f32>, 32>>,
+) {
+    var tile = *acc;
+    for (var r = 0u; r < live; r += 4u) {
+        var b = vec4<f32>(0.0);
+        if (with_bias) {
+            b = bias_quad(bias_at + r);
+        }
+        let w = (first + r) >> 2u;
+        let words = width >> 2u;
+        if (col < p.cell_batch) {
+            gate_sums[col * words + w] = vec4<f32>(tile[0].x, tile[1].x, tile[2].x, tile[3].x) + b;
+        }
+        if (col + 1u < p.cell_batch) {
+            gate_sums[(col + 1u) * words + w] = vec4<f32>(tile[0].y, tile[1].y, tile[2].y, tile[3].y) + b;
+        }
+        if (col + 2u < p.cell_batch) {
+            gate_sums[(col + 2u) * words + w] = vec4<f32>(tile[0].z, tile[1].z, tile[2].z, tile[3].z) + b;
+        }
+        if (col + 3u < p.cell_batch) {
+            gate_sums[(col + 3u) * words + w] = vec4<f32>(tile[0].w, tile[1].w, tile[2].w, tile[3].w) + b;
+        }
+        for (var i = 0u; i < 28u; i++) {
+            tile[i] = tile[i + 4u];
+        }
+    }
+}
+
+// acc = the products over all of K (p.k) of X's lines from x (W_hh's or its copy's, in
+// storage: this lane's 4 kernel rows) and Y's from y (this lane's 4 sequences, through C's
+// words), 4 k values a load, k ascending: multiply_tile's sums.
+fn gated_multiply_tile(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<u32>, y: vec4<u32>) {
+    for (var kk = 0u; kk < p.k; kk += 4u) {
+        add_quad_products(
+            acc,
+            array<vec4<u32>, 4>(
+                quad_bits(x_quads[(x.x + kk) >> 2u]),
+                quad_bits(x_quads[(x.y + kk) >> 2u]),
+                quad_bits(x_quads[(x.z + kk) >> 2u]),
+                quad_bits(x_quads[(x.w + kk) >> 2u]),
+            ),
+            array<vec4<u32>, 4>(
+                quad_bits(c_words[(y.x + kk) >> 2u]),
+                quad_bits(c_words[(y.y + kk) >> 2u]),
+                quad_bits(c_words[(y.z + kk) >> 2u]),
+                quad_bits(c_words[(y.w + kk) >> 2u]),
+            ),
+        );
+    }
+}
+
+// The 4 values of C's word at element `at` (a multiple of 4), and the reverse.
+fn c_word_values(at: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(quad_bits(c_words[at >> 2u]));
+}
+
+fn set_c_word(at: u32, v: vec4<f32>) {
+    c_words[at >> 2u] = quad_word_of(bitcast<vec4<u32>>(v));
+}
+
+// gate_sums' element e.
+fn gate_sum(e: u32) -> f32 {
+    return gate_sums[e >> 2u][e & 3u];
+}
+
+// The recurrent sums of gate block g's ... of (b, u), forward: W_hh[g·H + u, :]·h[t] + b_hh.
+fn unit_sums(b: u32, u: u32) -> array<f32, 4> {
+    let h = p.cell_hidden;
+    let row = b * p.cell_gates * h + u;
+    var sums: array<f32, 4>;
+    for (var g = 0u; g < p.cell_gates; g++) {
+        sums[g] = gate_sum(row + g * h);
+    }
+    return sums;
+}
+
+// Forward, steps t = cell_t0 .. cell_t0 + steps - 1: per 32 units u0 .. u0 + 31, the G gate
+// blocks' products (K = H) into gate_sums [B, G·H] with b_hh, then the cell's forward for
+// those units, h[t + 1] stored 4 units a word. p.k = H, p.b_off: W_hh's offset.
+@compute @workgroup_size(8)
+fn gated_quads_sweep_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let col = wid.x * 32u + 4u * lane;
+    let h = p.cell_hidden;
+    let gh = p.cell_gates * h;
+    let bh = p.cell_batch * h;
+    for (var s = 0u; s < p.steps; s++) {
+        let t = p.cell_t0 + s;
+        let y = own_rows(t * bh, col, h);
+        for (var u0 = 0u; u0 < h; u0 += 32u) {
+            let live = min(32u, h - u0);
+            for (var g = 0u; g < p.cell_gates; g++) {
+                let x = own_lines(p.b_off + g * h * h, u0, lane, h, h);
+                var acc: array<vec4<f32>, 32>;
+                gated_multiply_tile(&acc, x, y);
+                store_gate_sums(g * h + u0, gh, col, live, p.bias_off + g * h + u0, true, &acc);
+            }
+            for (var j = 0u; j < 4u; j++) {
+                let b = col + j;
+                if (b >= p.cell_batch) {
+                    break;
+                }
+                for (var u = u0; u < u0 + live; u += 4u) {
+                    let at = t * bh + b * h + u;
+                    var next: vec4<f32>;
+                    if (p.cell_gates == 4u) {
+                        next = vec4<f32>(
+                            lstm_cell_forward(t, b, u, unit_sums(b, u)),
+                            lstm_cell_forward(t, b, u + 1u, unit_sums(b, u + 1u)),
+                            lstm_cell_forward(t, b, u + 2u, unit_sums(b, u + 2u)),
+                            lstm_cell_forward(t, b, u + 3u, unit_sums(b, u + 3u)),
+                        );
+                    } else {
+                        let prev = c_word_values(at);
+                        next = vec4<f32>(
+                            gru_cell_forward(t, b, u, unit_sums(b, u), prev.x),
+                            gru_cell_forward(t, b, u + 1u, unit_sums(b, u + 1u), prev.y),
+                            gru_cell_forward(t, b, u + 2u, unit_sums(b, u + 2u), prev.z),
+                            gru_cell_forward(t, b, u + 3u, unit_sums(b, u + 3u), prev.w),
+                        );
+                    }
+                    set_c_word(at + bh, next);
+                }
+            }
+        }
+    }
+}
+
+// Backward, steps t = cell_t0 down to cell_t0 - steps + 1 (each before the chunk's last):
+// per 32 units, the product dgates[t + 1]·W_hh (K = G·H) into gate_sums [B, H], then the
+// cell's backward for those units, what the next step's product reads (the LSTM's da[t], the
+// GRU's dhh[t]) stored 4 units a word. p.k = G·H, p.b_off: the transposed copy's offset.
+@compute @workgroup_size(8)
+fn gated_quads_sweep_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let col = wid.x * 32u + 4u * lane;
+    let h = p.cell_hidden;
+    let gh = p.cell_gates * h;
+    for (var s = 0u; s < p.steps; s++) {
+        let t = p.cell_t0 - s;
+        let y = own_rows((t + 1u) * p.cell_batch * gh, col, gh);
+        for (var u0 = 0u; u0 < h; u0 += 32u) {
+            let live = min(32u, h - u0);
+            let x = own_lines(p.b_off, u0, lane, h, gh);
+            var acc: array<vec4<f32>, 32>;
+            gated_multiply_tile(&acc, x, y);
+            store_gate_sums(u0, h, col, live, 0u, false, &acc);
+            for (var j = 0u; j < 4u; j++) {
+                let b = col + j;
+                if (b >= p.cell_batch) {
+                    break;
+                }
+                for (var u = u0; u < u0 + live; u += 4u) {
+                    let e = b * h + u;
+                    var d0: vec4<f32>;
+                    var d1: vec4<f32>;
+                    var d2: vec4<f32>;
+                    var d3: vec4<f32>;
+                    if (p.cell_gates == 4u) {
+                        d0 = lstm_cell_backward(t, b, u, gate_sum(e));
+                        d1 = lstm_cell_backward(t, b, u + 1u, gate_sum(e + 1u));
+                        d2 = lstm_cell_backward(t, b, u + 2u, gate_sum(e + 2u));
+                        d3 = lstm_cell_backward(t, b, u + 3u, gate_sum(e + 3u));
+                    } else {
+                        d0 = gru_cell_backward(t, b, u, gate_sum(e));
+                        d1 = gru_cell_backward(t, b, u + 1u, gate_sum(e + 1u));
+                        d2 = gru_cell_backward(t, b, u + 2u, gate_sum(e + 2u));
+                        d3 = gru_cell_backward(t, b, u + 3u, gate_sum(e + 3u));
+                    }
+                    // Gate g's 4 units: one word of dgates[t] [B, G·H].
+                    let at = (t * p.cell_batch + b) * gh + u;
+                    set_c_word(at, vec4<f32>(d0.x, d1.x, d2.x, d3.x));
+                    set_c_word(at + h, vec4<f32>(d0.y, d1.y, d2.y, d3.y));
+                    set_c_word(at + 2u * h, vec4<f32>(d0.z, d1.z, d2.z, d3.z));
+                    if (p.cell_gates == 4u) {
+                        set_c_word(at + 3u * h, vec4<f32>(d0.w, d1.w, d2.w, d3.w));
+                    }
+                }
+            }
+        }
+    }
 }

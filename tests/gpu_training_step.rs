@@ -544,6 +544,145 @@ fn elman_sweeps_train_to_the_per_step_bits() {
 }
 
 #[test]
+fn gated_sweeps_train_to_the_per_step_bits() {
+    // LSTM and GRU steps of a chunk in one dispatch each way (`GemmSweep`, `GemmSweepLongs`:
+    // `gated_quads_sweep_*`). B 40 leaves a part tile of sequences; H 36 a part tile of units
+    // (32 + 4), H 64 two whole ones; chunks of half the steps carry the state (and the
+    // backward sweep's last step is its own kernel's). Same sums in the same order: the
+    // weights after two epochs equal the per-step kernel's, bit for bit.
+    // (`gated_sweeps_run_in_one_dispatch_each_way` checks these shapes take the sweep.)
+    use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
+    use wgrnn::ops::GemmKernel;
+    let gpu = gpu();
+    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::WindowQuads) {
+        assert!(
+            !gpu.adapter().is_software,
+            "lavapipe must offer the quads GEMMs"
+        );
+        return;
+    }
+    assert!(gpu.adapter().shader_int64 || !gpu.adapter().is_software);
+    let (batch, size, out) = (40, 8, 3);
+    for (cell, hidden, steps, chunk, task) in [
+        (Cell::Lstm, 36, 6, 3, TaskKind::ManyToMany),
+        (Cell::Gru, 36, 6, 3, TaskKind::ManyToMany),
+        (Cell::Lstm, 64, 4, 4, TaskKind::ManyToOne),
+        (Cell::Gru, 64, 4, 4, TaskKind::ManyToOne),
+    ] {
+        let config = ModelConfig {
+            cell,
+            layers: 1,
+            bidirectional: false,
+            input: InputKind::Dense { size },
+            hidden,
+            output_size: out,
+            activation: Activation::Tanh,
+            output_activation: OutputActivation::Identity,
+            task,
+            pool: Pool::Last,
+            loss: Loss::Mse,
+        };
+        let case = dense_case(config, batch, steps, chunk, 41);
+        let opt = optimizer_for(1);
+        let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
+        let per_step = run(RecurrenceKernel::PerStep);
+        let mut kernels = vec![RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads)];
+        if gpu.adapter().shader_int64 {
+            kernels.push(RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads));
+        }
+        for kernel in kernels {
+            assert_eq!(
+                per_step,
+                run(kernel),
+                "{cell}, H {hidden}, {task:?}: per-step and {kernel:?} recurrences trained to different weights"
+            );
+        }
+    }
+}
+
+#[test]
+fn gated_sweeps_run_in_one_dispatch_each_way() {
+    // At the shapes of `gated_sweeps_train_to_the_per_step_bits`, the sweeps are one launch
+    // forward and, backward, the W_hh copy, the last step's cell kernel and one launch; the
+    // GEMM steps one by one are a product and a cell kernel a step (a sweep that fell back to
+    // them would leave that test checking those only).
+    use wgrnn::ops::{
+        gated_backward, gated_forward, GatedBuffers, GatedShape, GemmKernel, Uniforms,
+    };
+    let gpu = gpu();
+    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::WindowQuads) {
+        assert!(
+            !gpu.adapter().is_software,
+            "lavapipe must offer the quads GEMMs"
+        );
+        return;
+    }
+    for (cell, hidden, steps) in [(Cell::Lstm, 36, 3), (Cell::Gru, 36, 3), (Cell::Lstm, 64, 4)] {
+        let (batch, gates) = (40, cell.gates());
+        let gh = gates * hidden;
+        let storage = |what: &str, values: usize| gpu.storage(what, (values * 4) as u64).unwrap();
+        // Parameters as a one-layer model with 8 dense inputs lays them out (W_hh after W_ih).
+        let whh_off = gh * 8;
+        let params = storage("params", whh_off + gh * hidden + 2 * gh);
+        let (pre, hs, cs) = (
+            storage("pre", steps * batch * gh),
+            storage("hs", (steps + 1) * batch * hidden),
+            storage("cs", (steps + 1) * batch * hidden),
+        );
+        let (cache, dh_out, da, dhh) = (
+            storage("cache", steps * batch * 4 * hidden),
+            storage("dh_out", steps * batch * hidden),
+            storage("da", steps * batch * gh),
+            storage("dhh", steps * batch * gh),
+        );
+        let (dstate, step_sum, whh_t) = (
+            storage("dstate", steps * batch * hidden),
+            storage("step_sum", batch * gh),
+            storage("whh_t", gh * hidden),
+        );
+        let buffers = GatedBuffers {
+            params: &params,
+            pre: &pre,
+            hs: &hs,
+            cs: &cs,
+            cache: &cache,
+            dh_out: &dh_out,
+            da: &da,
+            dhh: &dhh,
+            dstate: &dstate,
+            step_sum: &step_sum,
+            whh_t: Some(&whh_t),
+        };
+        let shape = GatedShape {
+            cell,
+            steps,
+            batch,
+            hidden,
+            whh_off,
+            bhh_off: whh_off + gh * hidden + gh,
+        };
+        let mut u = Uniforms::new();
+        for kernel in [
+            RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads),
+            RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads),
+        ] {
+            let launches = gated_forward(&gpu, &mut u, &shape, kernel, &buffers).unwrap();
+            assert_eq!(launches.len(), 1, "{cell} H {hidden}: {kernel:?} forward");
+            let launches = gated_backward(&gpu, &mut u, &shape, kernel, &buffers).unwrap();
+            assert_eq!(launches.len(), 3, "{cell} H {hidden}: {kernel:?} backward");
+        }
+        // The steps one by one: at least a launch a step each way.
+        let steps_one_by_one = RecurrenceKernel::Gemm(GemmKernel::WindowQuads);
+        let launches = gated_forward(&gpu, &mut u, &shape, steps_one_by_one, &buffers).unwrap();
+        assert!(
+            launches.len() >= 2 * steps,
+            "{cell} H {hidden}: {} launches",
+            launches.len()
+        );
+    }
+}
+
+#[test]
 fn split_k_recurrences_match_the_reference() {
     // The recurrence's products split over K (Elman both ways, gated cells backward; the
     // tuner offers it on GPUs only), forced here on every adapter: every cell, stacked and

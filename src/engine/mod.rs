@@ -462,18 +462,20 @@ impl<'g> Engine<'g> {
                     .filter(|k| k.step_kernel().is_some())
                     .map(RecurrenceKernel::GemmFused),
             );
-            // Those steps of a whole sweep in one dispatch (f32, `ops::gemm_sweep`).
-            if gemm_kernels.contains(&ops::GemmKernel::WindowQuads)
-                && self.bufs.precision == Precision::F32
-                && self.config.hidden.is_multiple_of(4)
-            {
-                candidates.push(RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads));
-                // ... and with 8-byte storage words, measured beside it (as OuterLongs).
-                if self.gpu.adapter().shader_int64 {
-                    candidates.push(RecurrenceKernel::GemmSweepLongs(
-                        ops::GemmKernel::WindowQuads,
-                    ));
-                }
+        }
+        // A chunk's steps in one dispatch each way (f32): the Elman steps finished in the
+        // product's store (`ops::gemm_sweep`), the gated cells' products and cell math
+        // (`gated_quads_sweep_*`).
+        if gemm_kernels.contains(&ops::GemmKernel::WindowQuads)
+            && self.bufs.precision == Precision::F32
+            && self.config.hidden.is_multiple_of(4)
+        {
+            candidates.push(RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads));
+            // ... and with 8-byte storage words, measured beside it (as OuterLongs).
+            if self.gpu.adapter().shader_int64 {
+                candidates.push(RecurrenceKernel::GemmSweepLongs(
+                    ops::GemmKernel::WindowQuads,
+                ));
             }
         }
         // On GPUs, the 64x64 kernels' products split over K where [B, H] has few tiles (the

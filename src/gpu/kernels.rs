@@ -49,6 +49,14 @@ pub enum Kernel {
     /// storage and the states through C's words as two 64-bit integers a 16-byte word).
     GemmWindowLongsSweep,
     GemmWindowLongsSweepStorage,
+    /// `gated_quads_sweep_forward` / `_backward`: the LSTM's or GRU's steps of a whole
+    /// chunk in one dispatch (a workgroup per 32 sequences looping over the steps, each
+    /// step's product then its cell math; f32, W_hh from storage).
+    GatedQuadsSweepForward,
+    GatedQuadsSweepBackward,
+    /// The two compiled with 8-byte storage words ([`Kernel::long_words`]: W_hh's loads).
+    GatedLongsSweepForward,
+    GatedLongsSweepBackward,
     /// The outer-product GEMM of `shaders/gemm_quads.wgsl` (A along m, B along n: dYᵀ·X);
     /// with PACKED_PAIRS, f16.
     GemmOuterQuads,
@@ -118,10 +126,16 @@ pub enum Kernel {
 
 /// WGSL shared by several kernel files, spliced in where a file has the line
 /// `// @include NAME` ([`typed_source`]); not modules of their own.
-pub const SHADER_PARTS: &[(&str, &str)] = &[(
-    "gemm_common.wgsl",
-    include_str!("../../shaders/gemm_common.wgsl"),
-)];
+pub const SHADER_PARTS: &[(&str, &str)] = &[
+    (
+        "gemm_common.wgsl",
+        include_str!("../../shaders/gemm_common.wgsl"),
+    ),
+    (
+        "gated_cell_math.wgsl",
+        include_str!("../../shaders/gated_cell_math.wgsl"),
+    ),
+];
 
 /// The line that splices part `NAME` into a kernel file: `// @include NAME`.
 const INCLUDE: &str = "// @include ";
@@ -202,6 +216,10 @@ impl Kernel {
             | Kernel::GemmWindowQuadsSweepStorage
             | Kernel::GemmWindowLongsSweep
             | Kernel::GemmWindowLongsSweepStorage
+            | Kernel::GatedQuadsSweepForward
+            | Kernel::GatedQuadsSweepBackward
+            | Kernel::GatedLongsSweepForward
+            | Kernel::GatedLongsSweepBackward
             | Kernel::GemmWindowQuadsAStep
             | Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
@@ -273,6 +291,12 @@ impl Kernel {
             | Kernel::GemmWindowQuadsSweepStorage
             | Kernel::GemmWindowLongsSweep
             | Kernel::GemmWindowLongsSweepStorage => "gemm_window_quads_sweep",
+            Kernel::GatedQuadsSweepForward | Kernel::GatedLongsSweepForward => {
+                "gated_quads_sweep_forward"
+            }
+            Kernel::GatedQuadsSweepBackward | Kernel::GatedLongsSweepBackward => {
+                "gated_quads_sweep_backward"
+            }
             Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -381,6 +405,8 @@ impl Kernel {
                 | Kernel::GemmOuterLongsRows
                 | Kernel::GemmWindowLongsSweep
                 | Kernel::GemmWindowLongsSweepStorage
+                | Kernel::GatedLongsSweepForward
+                | Kernel::GatedLongsSweepBackward
         )
     }
 

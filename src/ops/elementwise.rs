@@ -272,7 +272,9 @@ pub enum RecurrenceKernel {
     /// `GemmFused`'s steps of a whole sweep in one chunk-persistent dispatch (a workgroup per
     /// 32 sequences looping over the steps: `gemm_window_quads_sweep`), for the window quads
     /// kernel (the Elman cell, f32; W_hh through a window where it fits one, else from
-    /// storage; where the quads do not apply it runs as `GemmFused`). The tuner offers it on
+    /// storage; where the quads do not apply it runs as `GemmFused`). Gated cells: each
+    /// step's product and then its cell math in the same way (`gated_quads_sweep_*`, f32,
+    /// W_hh from storage; where it does not apply, as `Gemm`). The tuner offers it on
     /// lavapipe, where each dispatch costs tens of microseconds.
     GemmSweep(super::GemmKernel),
     /// [`RecurrenceKernel::GemmSweep`] with the sweep kernel's 16-byte storage words (W_hh

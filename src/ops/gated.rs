@@ -4,6 +4,7 @@
 // One argument per binding slot reads clearer than a struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
+use super::gated_sweep::{gated_sweep, SweepSteps};
 use super::rnn_gemm::{
     reads_transposed_whh, step_backward_product, step_forward_product, StepProduct,
 };
@@ -130,6 +131,14 @@ pub fn gated_forward(
     } else {
         (0..shape.steps).collect()
     };
+    // A sweep: all steps in one dispatch where it applies (else step by step, as `Gemm`).
+    if let Some(long_words) = sweep_words(recurrence) {
+        if let Some(sweep) =
+            gated_sweep(gpu, u, shape, b, SweepSteps::Forward, long_words, b.params)?
+        {
+            return Ok(vec![sweep]);
+        }
+    }
     let mut out = Vec::new();
     for t in launch_steps {
         if let Some(kernel) = gemm {
@@ -169,11 +178,22 @@ pub fn gated_forward(
     Ok(out)
 }
 
+/// Whether `recurrence` sweeps a chunk's steps in one dispatch (`gated_quads_sweep_*`, for the
+/// window quads kernel's sweeps), and with 8-byte storage words: Some(long_words).
+fn sweep_words(recurrence: RecurrenceKernel) -> Option<bool> {
+    match recurrence {
+        RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads) => Some(false),
+        RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads) => Some(true),
+        _ => None,
+    }
+}
+
 /// The GEMM formulation of a GEMM-based recurrence; None for the fused per-step kernels. The
-/// gated cells run the Elman-only fused variants (the product finishing the step in its
-/// store, step by step or a sweep at once) as the plain GEMM per step, and the split one so
-/// in their forward sweep (whose product carries b_hh); their backward products split over
-/// K ([`gated_backward`]).
+/// gated cells run the Elman-only fused steps (the product finishing the step in its store)
+/// as the plain GEMM per step, the sweeps in one dispatch where [`gated_sweep`] applies (else
+/// as the plain GEMM per step), and the split one as the plain GEMM in their forward sweep
+/// (whose product carries b_hh); their backward products split over K
+/// ([`gated_backward`]).
 fn gemm_of(recurrence: RecurrenceKernel) -> Option<GemmKernel> {
     match recurrence {
         RecurrenceKernel::Gemm(kernel)
@@ -238,7 +258,20 @@ pub fn gated_backward(
         }
         _ => None,
     };
+    // A sweep: steps T - 2 .. 0 in one dispatch, after the last step's cell kernel (which has
+    // no product), where it applies (with the transposed copy); else step by step.
+    let mut swept = match (sweep_words(recurrence), copy) {
+        (Some(long_words), Some(copy)) => {
+            gated_sweep(gpu, u, shape, b, SweepSteps::Backward, long_words, copy)?
+        }
+        _ => None,
+    };
+    let sweeping = swept.is_some();
     for t in launch_steps {
+        if sweeping && t + 1 < shape.steps {
+            out.extend(swept.take());
+            continue;
+        }
         let mut slices = 1;
         if let (Some(kernel), true) = (gemm, t + 1 < shape.steps) {
             let mut product = step_backward_product(batch, h, shape.cell.gates(), t, shape.whh_off);

@@ -7,7 +7,7 @@ use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource, UNIFORM_WINDOW};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GemmParams {
+pub(super) struct GemmParams {
     m: u32,
     n: u32,
     k: u32,
@@ -29,14 +29,21 @@ struct GemmParams {
     copy_off: u32,
     /// `gemm_window_quads_sweep`: the steps it runs, and how far each moves the offsets of
     /// A, C, the inputs and aux (elements, wrapping: backward sweeps move down).
-    steps: u32,
+    pub(super) steps: u32,
     step_shift: u32,
+    /// The gated sweeps (`gated_quads_sweep_*`, [`super::gated_sweep`]): the chunk's B, H, T
+    /// and gate count, and the first step's t.
+    pub(super) cell_batch: u32,
+    pub(super) cell_hidden: u32,
+    pub(super) cell_steps: u32,
+    pub(super) cell_gates: u32,
+    pub(super) cell_t0: u32,
 }
 
 impl GemmParams {
     /// The kernels' parameters for `spec`, C at `c_off`, with `flags` (bias, bias2,
     /// accumulate) and `slices` K slices of `k_slice` values (0: no split).
-    fn of(
+    pub(super) fn of(
         spec: &GemmSpec,
         c_off: usize,
         flags: u32,
@@ -63,6 +70,11 @@ impl GemmParams {
             copy_off: 0,
             steps: 0,
             step_shift: 0,
+            cell_batch: 0,
+            cell_hidden: 0,
+            cell_steps: 0,
+            cell_gates: 0,
+            cell_t0: 0,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 mod elementwise;
 mod gated;
+mod gated_sweep;
 mod gemm;
 mod layer_io;
 mod rnn_gemm;
