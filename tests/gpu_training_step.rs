@@ -479,124 +479,133 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
     }
 }
 
-#[test]
-fn elman_sweeps_train_to_the_per_step_bits() {
-    // The Elman cell at a size where W_hh ([128, 128] f32) fills one 64 KiB window, so the
-    // window quads steps of a sweep run in one dispatch (`GemmSweep`) reading it through the
-    // window; B 40 leaves a part
-    // tile of sequences, chunks of half the steps carry the state. Same sums in the same
-    // order: the weights after two epochs equal the per-step kernel's and the step-by-step
-    // fused dispatches', bit for bit.
-    use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
+/// A many-to-many or many-to-one case of `cell` (B 40, which leaves a part tile of 32
+/// sequences; 8 dense inputs, 3 outputs, MSE) with `steps` steps trained in chunks of `chunk`,
+/// checked to train to the per-step kernel's weights, bit for bit, with each of `kernels`
+/// (each computes the same sums in the same order).
+#[allow(clippy::too_many_arguments)]
+fn assert_sweeps_train_to_the_per_step_bits(
+    gpu: &wgrnn::gpu::Gpu,
+    cell: Cell,
+    activation: wgrnn::model::Activation,
+    task: TaskKind,
+    hidden: usize,
+    (steps, chunk): (usize, usize),
+    seed: u64,
+    kernels: &[RecurrenceKernel],
+) {
+    use wgrnn::model::{InputKind, Loss, OutputActivation, Pool};
+    let config = ModelConfig {
+        cell,
+        layers: 1,
+        bidirectional: false,
+        input: InputKind::Dense { size: 8 },
+        hidden,
+        output_size: 3,
+        activation,
+        output_activation: OutputActivation::Identity,
+        task,
+        pool: Pool::Last,
+        loss: Loss::Mse,
+    };
+    let case = dense_case(config, 40, steps, chunk, seed);
+    let opt = optimizer_for(1);
+    let run = |kernel| case.trained_bits(gpu, opt, RecurrenceKernels::both(kernel));
+    let per_step = run(RecurrenceKernel::PerStep);
+    for &kernel in kernels {
+        assert_eq!(
+            per_step,
+            run(kernel),
+            "{cell}, {activation}, {task:?}, H {hidden}: per-step and {kernel:?} recurrences trained to different weights"
+        );
+    }
+}
+
+/// The window quads kernel's sweeps of a chunk in one dispatch (`GemmSweep`, and with 8-byte
+/// storage words `GemmSweepLongs` where the adapter has 64-bit integers, as lavapipe does),
+/// after `first`; None where the adapter has no quads kernels (not lavapipe: it must).
+fn sweep_kernels(
+    gpu: &wgrnn::gpu::Gpu,
+    first: &[RecurrenceKernel],
+) -> Option<Vec<RecurrenceKernel>> {
     use wgrnn::ops::GemmKernel;
-    let gpu = gpu();
-    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::WindowQuads) {
+    if !GemmKernel::candidates(gpu).contains(&GemmKernel::WindowQuads) {
         assert!(
             !gpu.adapter().is_software,
             "lavapipe must offer the quads GEMMs"
         );
-        return;
+        return None;
     }
-    let (batch, size, out) = (40, 8, 3);
-    // At H 24 the backward sweep's W_hhᵀ copy is smaller than a window: it reads the copy
-    // from storage, with a window of a read-only operand bound in its place (chunks of 18
-    // steps: the gradients' buffers, 18·40·24 values, are larger than a window).
-    for (activation, task, hidden, steps, chunk) in [
-        (Activation::Tanh, TaskKind::ManyToMany, 128, 6, 3),
-        (Activation::Relu, TaskKind::ManyToOne, 128, 6, 3),
-        (Activation::Tanh, TaskKind::ManyToMany, 24, 36, 18),
+    assert!(gpu.adapter().shader_int64 || !gpu.adapter().is_software);
+    let mut kernels = first.to_vec();
+    kernels.push(RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads));
+    if gpu.adapter().shader_int64 {
+        kernels.push(RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads));
+    }
+    Some(kernels)
+}
+
+#[test]
+fn elman_sweeps_train_to_the_per_step_bits() {
+    // The Elman cell at a size where W_hh ([128, 128] f32) fills one 64 KiB window, so the
+    // window quads steps of a sweep run in one dispatch reading it through the window; the
+    // weights after two epochs equal the per-step kernel's and the step-by-step fused
+    // dispatches', bit for bit. At H 24 the backward sweep's W_hhᵀ copy is smaller than a
+    // window: it reads the copy from storage, with a window of a read-only operand bound in
+    // its place (chunks of 18 steps: the gradients' buffers, 18·40·24 values, are larger
+    // than a window).
+    use wgrnn::model::Activation;
+    let gpu = gpu();
+    let fused = RecurrenceKernel::GemmFused(wgrnn::ops::GemmKernel::WindowQuads);
+    let Some(kernels) = sweep_kernels(&gpu, &[fused]) else {
+        return;
+    };
+    for (activation, task, hidden, steps) in [
+        (Activation::Tanh, TaskKind::ManyToMany, 128, (6, 3)),
+        (Activation::Relu, TaskKind::ManyToOne, 128, (6, 3)),
+        (Activation::Tanh, TaskKind::ManyToMany, 24, (36, 18)),
     ] {
-        let config = ModelConfig {
-            cell: Cell::Rnn,
-            layers: 1,
-            bidirectional: false,
-            input: InputKind::Dense { size },
-            hidden,
-            output_size: out,
+        assert_sweeps_train_to_the_per_step_bits(
+            &gpu,
+            Cell::Rnn,
             activation,
-            output_activation: OutputActivation::Identity,
             task,
-            pool: Pool::Last,
-            loss: Loss::Mse,
-        };
-        let case = dense_case(config, batch, steps, chunk, 37);
-        let opt = optimizer_for(1);
-        let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
-        let per_step = run(RecurrenceKernel::PerStep);
-        // The sweep with 8-byte storage words too, where the adapter has 64-bit integers
-        // (lavapipe does).
-        assert!(gpu.adapter().shader_int64 || !gpu.adapter().is_software);
-        let mut kernels = vec![
-            RecurrenceKernel::GemmFused(GemmKernel::WindowQuads),
-            RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads),
-        ];
-        if gpu.adapter().shader_int64 {
-            kernels.push(RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads));
-        }
-        for kernel in kernels {
-            assert_eq!(
-                per_step,
-                run(kernel),
-                "{activation}, {task:?}, H {hidden}: per-step and {kernel:?} recurrences trained to different weights"
-            );
-        }
+            hidden,
+            steps,
+            37,
+            &kernels,
+        );
     }
 }
 
 #[test]
 fn gated_sweeps_train_to_the_per_step_bits() {
-    // LSTM and GRU steps of a chunk in one dispatch each way (`GemmSweep`, `GemmSweepLongs`:
-    // `gated_quads_sweep_*`). B 40 leaves a part tile of sequences; H 36 a part tile of units
-    // (32 + 4), H 64 two whole ones; chunks of half the steps carry the state (and the
-    // backward sweep's last step is its own kernel's). Same sums in the same order: the
-    // weights after two epochs equal the per-step kernel's, bit for bit.
+    // LSTM and GRU steps of a chunk in one dispatch each way (`gated_quads_sweep_*`): H 36
+    // leaves a part tile of units (32 + 4), H 64 is two whole ones; chunks of half the steps
+    // carry the state (and the backward sweep's last step is its own kernel's). The weights
+    // after two epochs equal the per-step kernel's, bit for bit.
     // (`gated_sweeps_run_in_one_dispatch_each_way` checks these shapes take the sweep.)
-    use wgrnn::model::{Activation, InputKind, Loss, ModelConfig, OutputActivation, Pool};
-    use wgrnn::ops::GemmKernel;
+    use wgrnn::model::Activation;
     let gpu = gpu();
-    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::WindowQuads) {
-        assert!(
-            !gpu.adapter().is_software,
-            "lavapipe must offer the quads GEMMs"
-        );
+    let Some(kernels) = sweep_kernels(&gpu, &[]) else {
         return;
-    }
-    assert!(gpu.adapter().shader_int64 || !gpu.adapter().is_software);
-    let (batch, size, out) = (40, 8, 3);
-    for (cell, hidden, steps, chunk, task) in [
-        (Cell::Lstm, 36, 6, 3, TaskKind::ManyToMany),
-        (Cell::Gru, 36, 6, 3, TaskKind::ManyToMany),
-        (Cell::Lstm, 64, 4, 4, TaskKind::ManyToOne),
-        (Cell::Gru, 64, 4, 4, TaskKind::ManyToOne),
+    };
+    for (cell, hidden, steps, task) in [
+        (Cell::Lstm, 36, (6, 3), TaskKind::ManyToMany),
+        (Cell::Gru, 36, (6, 3), TaskKind::ManyToMany),
+        (Cell::Lstm, 64, (4, 4), TaskKind::ManyToOne),
+        (Cell::Gru, 64, (4, 4), TaskKind::ManyToOne),
     ] {
-        let config = ModelConfig {
+        assert_sweeps_train_to_the_per_step_bits(
+            &gpu,
             cell,
-            layers: 1,
-            bidirectional: false,
-            input: InputKind::Dense { size },
-            hidden,
-            output_size: out,
-            activation: Activation::Tanh,
-            output_activation: OutputActivation::Identity,
+            Activation::Tanh,
             task,
-            pool: Pool::Last,
-            loss: Loss::Mse,
-        };
-        let case = dense_case(config, batch, steps, chunk, 41);
-        let opt = optimizer_for(1);
-        let run = |kernel| case.trained_bits(&gpu, opt, RecurrenceKernels::both(kernel));
-        let per_step = run(RecurrenceKernel::PerStep);
-        let mut kernels = vec![RecurrenceKernel::GemmSweep(GemmKernel::WindowQuads)];
-        if gpu.adapter().shader_int64 {
-            kernels.push(RecurrenceKernel::GemmSweepLongs(GemmKernel::WindowQuads));
-        }
-        for kernel in kernels {
-            assert_eq!(
-                per_step,
-                run(kernel),
-                "{cell}, H {hidden}, {task:?}: per-step and {kernel:?} recurrences trained to different weights"
-            );
-        }
+            hidden,
+            steps,
+            41,
+            &kernels,
+        );
     }
 }
 
