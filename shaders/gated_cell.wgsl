@@ -38,53 +38,9 @@ const SEQS: u32 = 4u;
 @group(0) @binding(0) var<uniform> p: GatedParams;
 @group(0) @binding(1) var<storage, read> params: array<params_t>;
 
-// The cell math (`lstm_cell_*`, `gru_cell_*`), shared with gemm_quads.wgsl's sweeps.
+// The cell math (`lstm_forward`, `gru_forward`, `lstm_backward`, `gru_backward`), shared with
+// gemm_quads.wgsl's sweeps.
 // @include gated_cell_math.wgsl
-
-fn cell_batch() -> u32 {
-    return p.batch;
-}
-
-fn cell_hidden() -> u32 {
-    return p.hidden;
-}
-
-fn cell_steps() -> u32 {
-    return p.steps;
-}
-
-// The cell math with this file's stores of what it returns (h[t + 1] into hs; da, the GRU's
-// dhh).
-fn lstm_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
-    let at = ((t + 1u) * p.batch + b) * p.hidden + j;
-    hs_state[at] = hs_state_t(lstm_cell_forward(t, b, j, acc));
-}
-
-fn gru_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
-    let at = (t * p.batch + b) * p.hidden + j;
-    let h_next = gru_cell_forward(t, b, j, acc, f32(hs_state[at]));
-    hs_state[at + p.batch * p.hidden] = hs_state_t(h_next);
-}
-
-fn lstm_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
-    let d = lstm_cell_backward(t, b, j, rec);
-    let h = p.hidden;
-    let q = (t * p.batch + b) * 4u * h + j;
-    da[q] = d.x;
-    da[q + h] = d.y;
-    da[q + 2u * h] = d.z;
-    da[q + 3u * h] = d.w;
-}
-
-fn gru_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
-    let d = gru_cell_backward(t, b, j, rec);
-    let h = p.hidden;
-    let q = (t * p.batch + b) * 3u * h + j;
-    dhh[q] = d.x;
-    dhh[q + h] = d.y;
-    dhh[q + 2u * h] = d.z;
-}
-
 
 // Row offsets of the invocation's four sequences in a [*, B, width] buffer at step t;
 // sequences past the batch repeat the last one (computed, never stored).
@@ -142,6 +98,39 @@ fn recurrent_block(t: u32, b0: u32, j: u32, gates: u32) -> array<array<f32, 4>, 
 @group(0) @binding(4) var<storage, read_write> gru_cache: array<gru_cache_t>;
 
 
+
+// The cell's forward for one (sequence b, unit j) once its recurrent sums are known:
+// acc[g] = W_hh[g·H + j, :]·h_{t-1} + b_hh[g·H + j]. Loads its inputs and stores its outputs.
+fn lstm_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let prev = t * bh + b * h + j;
+    let x = (t * p.batch + b) * 4u * h + j;
+    let pre4 = vec4<f32>(f32(pre[x]), f32(pre[x + h]), f32(pre[x + 2u * h]), f32(pre[x + 3u * h]));
+    let step = lstm_forward(pre4, vec4<f32>(acc[0], acc[1], acc[2], acc[3]), f32(cs[prev]));
+    cs[prev + bh] = cs_t(step.c);
+    hs_state[prev + bh] = hs_state_t(step.h);
+    cache[x] = cache_t(step.gates.x);
+    cache[x + h] = cache_t(step.gates.y);
+    cache[x + 2u * h] = cache_t(step.gates.z);
+    cache[x + 3u * h] = cache_t(step.gates.w);
+}
+
+fn gru_finish_forward(t: u32, b: u32, j: u32, acc: array<f32, 4>) {
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let prev = t * bh + b * h + j;
+    let r = t * p.batch + b;
+    let x = r * 3u * h + j;
+    let pre3 = vec4<f32>(f32(pre[x]), f32(pre[x + h]), f32(pre[x + 2u * h]), 0.0);
+    let step = gru_forward(pre3, vec4<f32>(acc[0], acc[1], acc[2], 0.0), f32(hs_state[prev]));
+    hs_state[prev + bh] = hs_state_t(step.h);
+    let c4 = r * 4u * h + j;
+    gru_cache[c4] = gru_cache_t(step.cache.x);
+    gru_cache[c4 + h] = gru_cache_t(step.cache.y);
+    gru_cache[c4 + 2u * h] = gru_cache_t(step.cache.z);
+    gru_cache[c4 + 3u * h] = gru_cache_t(step.cache.w);
+}
 
 fn block_column(acc: array<array<f32, 4>, 4>, i: u32) -> array<f32, 4> {
     return array<f32, 4>(acc[0][i], acc[1][i], acc[2][i], acc[3][i]);
@@ -228,6 +217,59 @@ fn gru_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 @group(0) @binding(7) var<storage, read_write> dstate: array<f32>;
 
 
+
+// The cell's backward for one (b, j), given rec = Σ_q dgates[t + 1, b, q]·W_hh[q, j] (zero at
+// the chunk's last step). Loads its inputs and stores its outputs.
+fn lstm_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let at = t * bh + b * h + j;
+    let r = t * p.batch + b;
+    var carried = 0.0;
+    if (t + 1u < p.steps) {
+        carried = lstm_dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
+    }
+    let c4 = r * 4u * h + j;
+    let gates = vec4<f32>(
+        f32(cache_in[c4]),
+        f32(cache_in[c4 + h]),
+        f32(cache_in[c4 + 2u * h]),
+        f32(cache_in[c4 + 3u * h]),
+    );
+    let grad = lstm_backward(dh_out[at] + rec, carried, gates, f32(cs_in[at]), f32(cs_in[at + bh]));
+    lstm_dstate[at] = grad.dc;
+    da[c4] = grad.da.x;
+    da[c4 + h] = grad.da.y;
+    da[c4 + 2u * h] = grad.da.z;
+    da[c4 + 3u * h] = grad.da.w;
+}
+
+fn gru_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
+    let h = p.hidden;
+    let bh = p.batch * h;
+    let at = t * bh + b * h + j;
+    let r = t * p.batch + b;
+    var d = dh_out[at] + rec;
+    if (t + 1u < p.steps) {
+        d = d + dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
+    }
+    dstate[at] = d;
+    let c4 = r * 4u * h + j;
+    let cache4 = vec4<f32>(
+        f32(cache_in[c4]),
+        f32(cache_in[c4 + h]),
+        f32(cache_in[c4 + 2u * h]),
+        f32(cache_in[c4 + 3u * h]),
+    );
+    let grad = gru_backward(d, cache4, f32(hs_in[at]));
+    let q = r * 3u * h + j;
+    da[q] = grad.da.x;
+    da[q + h] = grad.da.y;
+    da[q + 2u * h] = grad.da.z;
+    dhh[q] = grad.dhh.x;
+    dhh[q + h] = grad.dhh.y;
+    dhh[q + 2u * h] = grad.dhh.z;
+}
 
 @compute @workgroup_size(64)
 fn lstm_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -743,35 +743,53 @@ fn gemm_outer_quads(
 // Needs H a multiple of 4 and W_hh's offset too (the host checks).
 // Bindings: 0 p; 9 W_hh (forward) or its copy (backward); 3 bias (b_hh; backward: any
 // read-only buffer, not read); 14 C's words (forward hs, backward the LSTM's da or the GRU's
-// dhh); 15 gate_sums ([B, G·H] forward, [B, H] backward); the cell math's as declared below
-// (forward 16, 18-20; backward 21-26, 28).
+// dhh); 15 gate_sums ([B, G·H] forward, [B, H] backward); the cells' buffers as declared
+// below (forward 16-18; backward 19-23).
 // Dispatch: (ceil(B / 32), 1, 1).
 
 // @include gated_cell_math.wgsl
 
+// The step sums, and the cell's buffers as 16-byte words (4 units of one gate or state).
 @group(0) @binding(15) var<storage, read_write> gate_sums: array<vec4<f32>>;
-@group(0) @binding(16) var<storage, read> pre: array<pre_t>;
-@group(0) @binding(18) var<storage, read_write> cs: array<cs_t>;
-@group(0) @binding(19) var<storage, read_write> cache: array<cache_t>;
-@group(0) @binding(20) var<storage, read_write> gru_cache: array<gru_cache_t>;
-@group(0) @binding(21) var<storage, read> cs_in: array<cs_in_t>;
-@group(0) @binding(22) var<storage, read> hs_in: array<hs_in_t>;
-@group(0) @binding(23) var<storage, read> cache_in: array<cache_in_t>;
-@group(0) @binding(24) var<storage, read> dh_out: array<f32>;
-@group(0) @binding(25) var<storage, read_write> da: array<f32>;
-@group(0) @binding(26) var<storage, read_write> lstm_dstate: array<f32>;
-@group(0) @binding(28) var<storage, read_write> dstate: array<f32>;
+// Forward: pre [T, B, G·H], cs [T + 1, B, H] (LSTM; any other read-write buffer for a GRU),
+// cache [T, B, 4H].
+@group(0) @binding(16) var<storage, read> pre_words: array<quad_word>;
+@group(0) @binding(17) var<storage, read_write> cs_words: array<quad_word>;
+@group(0) @binding(18) var<storage, read_write> cache_words: array<quad_word>;
+// Backward: the state the cell's backward reads (LSTM cs, GRU hs), cache, dh_out [T, B, H],
+// da [T, B, G·H] (a GRU's; any other read-write buffer for an LSTM, whose da is C's words)
+// and dstate [T, B, H].
+@group(0) @binding(19) var<storage, read> state_words_in: array<quad_word>;
+@group(0) @binding(20) var<storage, read> cache_words_in: array<quad_word>;
+@group(0) @binding(21) var<storage, read> dh_out_words: array<quad_word>;
+@group(0) @binding(22) var<storage, read_write> da_words: array<quad_word>;
+@group(0) @binding(23) var<storage, read_write> dstate_words: array<quad_word>;
 
-fn cell_batch() -> u32 {
-    return p.cell_batch;
+// Word w of pre, of the backward's state and of its cache, as 4 values; 4 values as a word.
+fn pre_word(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(quad_bits(pre_words[w]));
 }
 
-fn cell_hidden() -> u32 {
-    return p.cell_hidden;
+fn state_word_in(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(quad_bits(state_words_in[w]));
 }
 
-fn cell_steps() -> u32 {
-    return p.cell_steps;
+fn cache_word_in(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(quad_bits(cache_words_in[w]));
+}
+
+fn as_word(v: vec4<f32>) -> quad_word {
+    return quad_word_of(bitcast<vec4<u32>>(v));
+}
+
+// Component q of each of 4 words (unit q's values of 4 gates).
+fn unit_of(words: array<vec4<f32>, 4>, q: u32) -> vec4<f32> {
+    return vec4<f32>(words[0][q], words[1][q], words[2][q], words[3][q]);
+}
+
+// Component g of each of 4 values (gate g's values of 4 units: one word).
+fn gate_of(units: array<vec4<f32>, 4>, g: u32) -> vec4<f32> {
+    return vec4<f32>(units[0][g], units[1][g], units[2][g], units[3][g]);
 }
 
 // The starts of this lane's 4 sequences' rows of a [B, width] block at element `at`;
@@ -870,20 +888,107 @@ fn set_c_word(at: u32, v: vec4<f32>) {
     c_words[at >> 2u] = quad_word_of(bitcast<vec4<u32>>(v));
 }
 
-// gate_sums' element e.
-fn gate_sum(e: u32) -> f32 {
-    return gate_sums[e >> 2u][e & 3u];
+// The forward cell of sequence b, units u .. u + 3 (u a multiple of 4) at step t: its inputs
+// and outputs 4 units a word (each gate's pre-activations and sums, the states, the cache).
+fn gated_cells_forward(t: u32, b: u32, u: u32) {
+    let h = p.cell_hidden;
+    let gh = p.cell_gates * h;
+    let bh = p.cell_batch * h;
+    let row = t * p.cell_batch + b;
+    let hw = h >> 2u;
+    // Gate g's words: pre-activations from x, recurrent sums; then the states' and cache's.
+    var pre4: array<vec4<f32>, 4>;
+    var sums4: array<vec4<f32>, 4>;
+    for (var g = 0u; g < p.cell_gates; g++) {
+        pre4[g] = pre_word(((row * gh + u) >> 2u) + g * hw);
+        sums4[g] = gate_sums[((b * gh + u) >> 2u) + g * hw];
+    }
+    let at = (t * bh + b * h + u) >> 2u;
+    let next = at + (bh >> 2u);
+    var cache4: array<vec4<f32>, 4>;
+    var h4: vec4<f32>;
+    if (p.cell_gates == 4u) {
+        let c_prev = bitcast<vec4<f32>>(quad_bits(cs_words[at]));
+        var c4: vec4<f32>;
+        for (var q = 0u; q < 4u; q++) {
+            let step = lstm_forward(unit_of(pre4, q), unit_of(sums4, q), c_prev[q]);
+            cache4[q] = step.gates;
+            c4[q] = step.c;
+            h4[q] = step.h;
+        }
+        cs_words[next] = as_word(c4);
+    } else {
+        let h_prev = bitcast<vec4<f32>>(quad_bits(c_words[at]));
+        for (var q = 0u; q < 4u; q++) {
+            let step = gru_forward(unit_of(pre4, q), unit_of(sums4, q), h_prev[q]);
+            cache4[q] = step.cache;
+            h4[q] = step.h;
+        }
+    }
+    c_words[next] = as_word(h4);
+    let cw = (row * 4u * h + u) >> 2u;
+    for (var g = 0u; g < 4u; g++) {
+        cache_words[cw + g * hw] = as_word(gate_of(cache4, g));
+    }
 }
 
-// The recurrent sums of gate block g's ... of (b, u), forward: W_hh[g·H + u, :]·h[t] + b_hh.
-fn unit_sums(b: u32, u: u32) -> array<f32, 4> {
+// The backward cell of sequence b, units u .. u + 3 at step t (before the chunk's last),
+// given rec, their sums Σ_q dgates[t + 1, b, q]·W_hh[q, u ..]: inputs and outputs 4 units a
+// word; what the next step's product reads (LSTM da, GRU dhh) through C's words.
+fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
     let h = p.cell_hidden;
-    let row = b * p.cell_gates * h + u;
-    var sums: array<f32, 4>;
-    for (var g = 0u; g < p.cell_gates; g++) {
-        sums[g] = gate_sum(row + g * h);
+    let gh = p.cell_gates * h;
+    let bh = p.cell_batch * h;
+    let row = t * p.cell_batch + b;
+    let hw = h >> 2u;
+    let at = (t * bh + b * h + u) >> 2u;
+    let next = at + (bh >> 2u);
+    let cw = (row * 4u * h + u) >> 2u;
+    var cache4: array<vec4<f32>, 4>;
+    for (var g = 0u; g < 4u; g++) {
+        cache4[g] = cache_word_in(cw + g * hw);
     }
-    return sums;
+    // f (LSTM) or z (GRU) of step t + 1: gate 1 of the next row's cache.
+    let gate1_next = cache_word_in(cw + (p.cell_batch * h) + hw);
+    let dh = bitcast<vec4<f32>>(quad_bits(dh_out_words[at])) + rec;
+    let carried_next = bitcast<vec4<f32>>(quad_bits(dstate_words[next]));
+    var da4: array<vec4<f32>, 4>;
+    var dhh4: array<vec4<f32>, 4>;
+    if (p.cell_gates == 4u) {
+        var carried = vec4<f32>(0.0);
+        if (t + 1u < p.cell_steps) {
+            carried = carried_next * gate1_next;
+        }
+        let c_prev = state_word_in(at);
+        let c = state_word_in(next);
+        var dc: vec4<f32>;
+        for (var q = 0u; q < 4u; q++) {
+            let grad = lstm_backward(dh[q], carried[q], unit_of(cache4, q), c_prev[q], c[q]);
+            dc[q] = grad.dc;
+            dhh4[q] = grad.da;
+        }
+        dstate_words[at] = as_word(dc);
+    } else {
+        var d = dh;
+        if (t + 1u < p.cell_steps) {
+            d = d + carried_next * gate1_next;
+        }
+        dstate_words[at] = as_word(d);
+        let h_prev = state_word_in(at);
+        for (var q = 0u; q < 4u; q++) {
+            let grad = gru_backward(d[q], unit_of(cache4, q), h_prev[q]);
+            da4[q] = grad.da;
+            dhh4[q] = grad.dhh;
+        }
+        let dw = (row * gh + u) >> 2u;
+        for (var g = 0u; g < 3u; g++) {
+            da_words[dw + g * hw] = as_word(gate_of(da4, g));
+        }
+    }
+    let dw = (row * gh + u) >> 2u;
+    for (var g = 0u; g < p.cell_gates; g++) {
+        c_words[dw + g * hw] = as_word(gate_of(dhh4, g));
+    }
 }
 
 // Forward, steps t = cell_t0 .. cell_t0 + steps - 1: per 32 units u0 .. u0 + 31, the G gate
@@ -910,30 +1015,11 @@ fn gated_quads_sweep_forward(
                 store_gate_sums(g * h + u0, gh, col, live, p.bias_off + g * h + u0, true, &acc);
             }
             for (var j = 0u; j < 4u; j++) {
-                let b = col + j;
-                if (b >= p.cell_batch) {
+                if (col + j >= p.cell_batch) {
                     break;
                 }
                 for (var u = u0; u < u0 + live; u += 4u) {
-                    let at = t * bh + b * h + u;
-                    var next: vec4<f32>;
-                    if (p.cell_gates == 4u) {
-                        next = vec4<f32>(
-                            lstm_cell_forward(t, b, u, unit_sums(b, u)),
-                            lstm_cell_forward(t, b, u + 1u, unit_sums(b, u + 1u)),
-                            lstm_cell_forward(t, b, u + 2u, unit_sums(b, u + 2u)),
-                            lstm_cell_forward(t, b, u + 3u, unit_sums(b, u + 3u)),
-                        );
-                    } else {
-                        let prev = c_word_values(at);
-                        next = vec4<f32>(
-                            gru_cell_forward(t, b, u, unit_sums(b, u), prev.x),
-                            gru_cell_forward(t, b, u + 1u, unit_sums(b, u + 1u), prev.y),
-                            gru_cell_forward(t, b, u + 2u, unit_sums(b, u + 2u), prev.z),
-                            gru_cell_forward(t, b, u + 3u, unit_sums(b, u + 3u), prev.w),
-                        );
-                    }
-                    set_c_word(at + bh, next);
+                    gated_cells_forward(t, col + j, u);
                 }
             }
         }
@@ -967,30 +1053,7 @@ fn gated_quads_sweep_backward(
                     break;
                 }
                 for (var u = u0; u < u0 + live; u += 4u) {
-                    let e = b * h + u;
-                    var d0: vec4<f32>;
-                    var d1: vec4<f32>;
-                    var d2: vec4<f32>;
-                    var d3: vec4<f32>;
-                    if (p.cell_gates == 4u) {
-                        d0 = lstm_cell_backward(t, b, u, gate_sum(e));
-                        d1 = lstm_cell_backward(t, b, u + 1u, gate_sum(e + 1u));
-                        d2 = lstm_cell_backward(t, b, u + 2u, gate_sum(e + 2u));
-                        d3 = lstm_cell_backward(t, b, u + 3u, gate_sum(e + 3u));
-                    } else {
-                        d0 = gru_cell_backward(t, b, u, gate_sum(e));
-                        d1 = gru_cell_backward(t, b, u + 1u, gate_sum(e + 1u));
-                        d2 = gru_cell_backward(t, b, u + 2u, gate_sum(e + 2u));
-                        d3 = gru_cell_backward(t, b, u + 3u, gate_sum(e + 3u));
-                    }
-                    // Gate g's 4 units: one word of dgates[t] [B, G·H].
-                    let at = (t * p.cell_batch + b) * gh + u;
-                    set_c_word(at, vec4<f32>(d0.x, d1.x, d2.x, d3.x));
-                    set_c_word(at + h, vec4<f32>(d0.y, d1.y, d2.y, d3.y));
-                    set_c_word(at + 2u * h, vec4<f32>(d0.z, d1.z, d2.z, d3.z));
-                    if (p.cell_gates == 4u) {
-                        set_c_word(at + 3u * h, vec4<f32>(d0.w, d1.w, d2.w, d3.w));
-                    }
+                    gated_cells_backward(t, b, u, gate_sums[(b * h + u) >> 2u]);
                 }
             }
         }

@@ -102,7 +102,7 @@ pub(super) fn gated_sweep(
     let uniform = u.push(gpu, &params);
     // Binding order as listed in the shader: slots the kernel declares but does not read take
     // a buffer of the right access (scratch for read-write, W_hh's for read-only).
-    let mut resources = vec![Resource::Unused; 29];
+    let mut resources = vec![Resource::Unused; 24];
     resources[0] = uniform.resource();
     resources[3] = Resource::Storage(whh);
     resources[9] = Resource::Storage(whh);
@@ -111,19 +111,16 @@ pub(super) fn gated_sweep(
         // C's words: h (the product's Y, the cell's h[t + 1]).
         resources[14] = Resource::Storage(b.hs);
         resources[16] = Resource::Storage(b.pre);
-        resources[18] = Resource::Storage(if lstm { b.cs } else { b.step_sum });
-        resources[19] = Resource::Storage(b.cache);
-        resources[20] = Resource::Storage(b.cache);
+        resources[17] = Resource::Storage(if lstm { b.cs } else { b.step_sum });
+        resources[18] = Resource::Storage(b.cache);
     } else {
         // C's words: the gradients the product reads (LSTM da, GRU dhh).
         resources[14] = Resource::Storage(if lstm { b.da } else { b.dhh });
-        resources[21] = Resource::Storage(if lstm { b.cs } else { b.hs });
-        resources[22] = Resource::Storage(b.hs);
-        resources[23] = Resource::Storage(b.cache);
-        resources[24] = Resource::Storage(b.dh_out);
-        resources[25] = Resource::Storage(b.da);
-        resources[26] = Resource::Storage(b.dstate);
-        resources[28] = Resource::Storage(b.dstate);
+        resources[19] = Resource::Storage(if lstm { b.cs } else { b.hs });
+        resources[20] = Resource::Storage(b.cache);
+        resources[21] = Resource::Storage(b.dh_out);
+        resources[22] = Resource::Storage(if lstm { b.step_sum } else { b.da });
+        resources[23] = Resource::Storage(b.dstate);
     }
     Ok(Some(Launch {
         binding: gpu.bind(entry, &resources),
