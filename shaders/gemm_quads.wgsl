@@ -749,7 +749,7 @@ fn gemm_outer_quads(
 
 // @include gated_cell_math.wgsl
 
-// The step sums, and the cell's buffers as 16-byte words (4 units of one gate or state).
+// The step sums, and the cells' buffers as storage words (4 units of one gate or state).
 @group(0) @binding(15) var<storage, read_write> gate_sums: array<vec4<f32>>;
 // Forward: pre [T, B, G·H], cs [T + 1, B, H] (LSTM; any other read-write buffer for a GRU),
 // cache [T, B, 4H].
@@ -782,14 +782,10 @@ fn as_word(v: vec4<f32>) -> quad_word {
     return quad_word_of(bitcast<vec4<u32>>(v));
 }
 
-// Component q of each of 4 words (unit q's values of 4 gates).
-fn unit_of(words: array<vec4<f32>, 4>, q: u32) -> vec4<f32> {
-    return vec4<f32>(words[0][q], words[1][q], words[2][q], words[3][q]);
-}
-
-// Component g of each of 4 values (gate g's values of 4 units: one word).
-fn gate_of(units: array<vec4<f32>, 4>, g: u32) -> vec4<f32> {
-    return vec4<f32>(units[0][g], units[1][g], units[2][g], units[3][g]);
+// Component i of each of 4 vectors: from 4 gates' words of 4 units, unit i's 4 gates; from 4
+// units' 4 gates, gate i's word of the 4 units.
+fn components(v: array<vec4<f32>, 4>, i: u32) -> vec4<f32> {
+    return vec4<f32>(v[0][i], v[1][i], v[2][i], v[3][i]);
 }
 
 // The starts of this lane's 4 sequences' rows of a [B, width] block at element `at`;
@@ -911,7 +907,7 @@ fn gated_cells_forward(t: u32, b: u32, u: u32) {
         let c_prev = bitcast<vec4<f32>>(quad_bits(cs_words[at]));
         var c4: vec4<f32>;
         for (var q = 0u; q < 4u; q++) {
-            let step = lstm_forward(unit_of(pre4, q), unit_of(sums4, q), c_prev[q]);
+            let step = lstm_forward(components(pre4, q), components(sums4, q), c_prev[q]);
             cache4[q] = step.gates;
             c4[q] = step.c;
             h4[q] = step.h;
@@ -920,7 +916,7 @@ fn gated_cells_forward(t: u32, b: u32, u: u32) {
     } else {
         let h_prev = bitcast<vec4<f32>>(quad_bits(c_words[at]));
         for (var q = 0u; q < 4u; q++) {
-            let step = gru_forward(unit_of(pre4, q), unit_of(sums4, q), h_prev[q]);
+            let step = gru_forward(components(pre4, q), components(sums4, q), h_prev[q]);
             cache4[q] = step.cache;
             h4[q] = step.h;
         }
@@ -928,7 +924,7 @@ fn gated_cells_forward(t: u32, b: u32, u: u32) {
     c_words[next] = as_word(h4);
     let cw = (row * 4u * h + u) >> 2u;
     for (var g = 0u; g < 4u; g++) {
-        cache_words[cw + g * hw] = as_word(gate_of(cache4, g));
+        cache_words[cw + g * hw] = as_word(components(cache4, g));
     }
 }
 
@@ -963,7 +959,7 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
         let c = state_word_in(next);
         var dc: vec4<f32>;
         for (var q = 0u; q < 4u; q++) {
-            let grad = lstm_backward(dh[q], carried[q], unit_of(cache4, q), c_prev[q], c[q]);
+            let grad = lstm_backward(dh[q], carried[q], components(cache4, q), c_prev[q], c[q]);
             dc[q] = grad.dc;
             dhh4[q] = grad.da;
         }
@@ -976,18 +972,18 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
         dstate_words[at] = as_word(d);
         let h_prev = state_word_in(at);
         for (var q = 0u; q < 4u; q++) {
-            let grad = gru_backward(d[q], unit_of(cache4, q), h_prev[q]);
+            let grad = gru_backward(d[q], components(cache4, q), h_prev[q]);
             da4[q] = grad.da;
             dhh4[q] = grad.dhh;
         }
         let dw = (row * gh + u) >> 2u;
         for (var g = 0u; g < 3u; g++) {
-            da_words[dw + g * hw] = as_word(gate_of(da4, g));
+            da_words[dw + g * hw] = as_word(components(da4, g));
         }
     }
     let dw = (row * gh + u) >> 2u;
     for (var g = 0u; g < p.cell_gates; g++) {
-        c_words[dw + g * hw] = as_word(gate_of(dhh4, g));
+        c_words[dw + g * hw] = as_word(components(dhh4, g));
     }
 }
 

@@ -24,7 +24,8 @@ pub(super) enum SweepSteps {
 
 /// The sweep over `which` steps as one launch, with 8-byte storage words for W_hh's loads
 /// where `long_words` ([`Kernel::long_words`]). `whh`: `b.params` forward, the transposed
-/// copy backward. None where it does not apply (an operand not f32, H or W_hh's offset not a
+/// copy backward. None where it does not apply (an adapter without 8-lane subgroups, or
+/// without 64-bit integers for `long_words`; an operand not f32, H or W_hh's offset not a
 /// multiple of 4, or no step to sweep); the caller then runs the steps one by one.
 pub(super) fn gated_sweep(
     gpu: &Gpu,
@@ -47,7 +48,12 @@ pub(super) fn gated_sweep(
     operands.push(b.step_sum);
     operands.push(whh);
     operands.push(if lstm { b.cs } else { b.dhh });
-    let applies = sweep_steps > 0
+    // The kernels' subgroup of 8 lanes (a workgroup), as the quads GEMMs', and 64-bit integers
+    // for the 8-byte words.
+    let adapter = gpu.adapter();
+    let applies = adapter.fixed_subgroup_size == Some(8)
+        && (adapter.shader_int64 || !long_words)
+        && sweep_steps > 0
         && batch > 0
         && h.is_multiple_of(4)
         && shape.whh_off.is_multiple_of(4)
