@@ -479,23 +479,15 @@ fn gated_quads_recurrences_train_to_the_per_step_bits() {
     }
 }
 
-/// A many-to-many or many-to-one case of `cell` (B 40, which leaves a part tile of 32
-/// sequences; 8 dense inputs, 3 outputs, MSE) with `steps` steps trained in chunks of `chunk`,
-/// checked to train to the per-step kernel's weights, bit for bit, with each of `kernels`
-/// (each computes the same sums in the same order).
-#[allow(clippy::too_many_arguments)]
-fn assert_sweeps_train_to_the_per_step_bits(
-    gpu: &wgrnn::gpu::Gpu,
+/// A one-layer model of `cell` with 8 dense inputs, 3 outputs and MSE.
+fn sweep_config(
     cell: Cell,
     activation: wgrnn::model::Activation,
     task: TaskKind,
     hidden: usize,
-    (steps, chunk): (usize, usize),
-    seed: u64,
-    kernels: &[RecurrenceKernel],
-) {
+) -> ModelConfig {
     use wgrnn::model::{InputKind, Loss, OutputActivation, Pool};
-    let config = ModelConfig {
+    ModelConfig {
         cell,
         layers: 1,
         bidirectional: false,
@@ -507,16 +499,39 @@ fn assert_sweeps_train_to_the_per_step_bits(
         task,
         pool: Pool::Last,
         loss: Loss::Mse,
-    };
+    }
+}
+
+/// A case of `config` with B 40 (a part tile of 32 sequences) and `steps` steps trained in
+/// chunks of `chunk`, checked to train to the per-step kernel's weights, bit for bit, with
+/// each of `kernels` (each computes the same sums in the same order).
+fn assert_sweeps_train_to_the_per_step_bits(
+    gpu: &wgrnn::gpu::Gpu,
+    config: ModelConfig,
+    (steps, chunk): (usize, usize),
+    seed: u64,
+    kernels: &[RecurrenceKernel],
+) {
     let case = dense_case(config, 40, steps, chunk, seed);
     let opt = optimizer_for(1);
     let run = |kernel| case.trained_bits(gpu, opt, RecurrenceKernels::both(kernel));
     let per_step = run(RecurrenceKernel::PerStep);
+    let ModelConfig {
+        cell,
+        activation,
+        task,
+        hidden,
+        layers,
+        bidirectional,
+        ..
+    } = config;
     for &kernel in kernels {
         assert_eq!(
             per_step,
             run(kernel),
-            "{cell}, {activation}, {task:?}, H {hidden}: per-step and {kernel:?} recurrences trained to different weights"
+            "{cell}, {activation}, {task:?}, H {hidden}, {layers} layers, bidirectional \
+             {bidirectional}, chunks of {chunk} of {steps} steps: per-step and {kernel:?} \
+             recurrences trained to different weights"
         );
     }
 }
@@ -565,16 +580,8 @@ fn elman_sweeps_train_to_the_per_step_bits() {
         (Activation::Relu, TaskKind::ManyToOne, 128, (6, 3)),
         (Activation::Tanh, TaskKind::ManyToMany, 24, (36, 18)),
     ] {
-        assert_sweeps_train_to_the_per_step_bits(
-            &gpu,
-            Cell::Rnn,
-            activation,
-            task,
-            hidden,
-            steps,
-            37,
-            &kernels,
-        );
+        let config = sweep_config(Cell::Rnn, activation, task, hidden);
+        assert_sweeps_train_to_the_per_step_bits(&gpu, config, steps, 37, &kernels);
     }
 }
 
@@ -595,18 +602,21 @@ fn gated_sweeps_train_to_the_per_step_bits() {
         (Cell::Gru, 36, (6, 3), TaskKind::ManyToMany),
         (Cell::Lstm, 64, (4, 4), TaskKind::ManyToOne),
         (Cell::Gru, 64, (4, 4), TaskKind::ManyToOne),
+        // One part tile of 4 units; chunks of 2, 2 and 1 steps (a backward sweep of one step,
+        // and a chunk with none).
+        (Cell::Gru, 4, (5, 2), TaskKind::ManyToMany),
     ] {
-        assert_sweeps_train_to_the_per_step_bits(
-            &gpu,
-            cell,
-            Activation::Tanh,
-            task,
-            hidden,
-            steps,
-            41,
-            &kernels,
-        );
+        let config = sweep_config(cell, Activation::Tanh, task, hidden);
+        assert_sweeps_train_to_the_per_step_bits(&gpu, config, steps, 41, &kernels);
     }
+    // Two layers each way (whole sequences a chunk): every layer and direction sweeps its own
+    // weights and states.
+    let config = ModelConfig {
+        layers: 2,
+        bidirectional: true,
+        ..sweep_config(Cell::Lstm, Activation::Tanh, TaskKind::ManyToMany, 12)
+    };
+    assert_sweeps_train_to_the_per_step_bits(&gpu, config, (6, 6), 43, &kernels);
 }
 
 #[test]
