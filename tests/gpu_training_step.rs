@@ -352,12 +352,13 @@ fn every_recurrence_kernel_trains_to_the_same_bits() {
                     .filter(|k| k.step_kernel().is_some())
                     .map(RecurrenceKernel::GemmFused),
             );
-            // Those steps of a sweep in one dispatch (here, at these sizes, step by step).
-            if gemms.contains(&wgrnn::ops::GemmKernel::WindowQuads) {
-                others.push(RecurrenceKernel::GemmSweep(
-                    wgrnn::ops::GemmKernel::WindowQuads,
-                ));
-            }
+        }
+        // A chunk's steps in one dispatch each way (the Elman cell's fused steps at these
+        // sizes step by step; the gated cells' sweeps where H is a multiple of 4).
+        if gemms.contains(&wgrnn::ops::GemmKernel::WindowQuads) {
+            others.push(RecurrenceKernel::GemmSweep(
+                wgrnn::ops::GemmKernel::WindowQuads,
+            ));
         }
         for kernel in others {
             assert_eq!(
