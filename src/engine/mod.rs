@@ -470,9 +470,15 @@ impl<'g> Engine<'g> {
             && self.bufs.precision == Precision::F32
             && self.config.hidden.is_multiple_of(4)
         {
-            candidates.push(RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads));
+            let int64 = self.gpu.adapter().shader_int64;
+            // The gated sweeps with 16-byte words only where 8-byte ones are not available:
+            // slower in every run measured (BENCHMARKS.md, "the gated cells' steps of a chunk
+            // in one dispatch"), and each variant costs seconds of compiling on lavapipe.
+            if !self.config.cell.is_gated() || !int64 {
+                candidates.push(RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads));
+            }
             // ... and with 8-byte storage words, measured beside it (as OuterLongs).
-            if self.gpu.adapter().shader_int64 {
+            if int64 {
                 candidates.push(RecurrenceKernel::GemmSweepLongs(
                     ops::GemmKernel::WindowQuads,
                 ));
