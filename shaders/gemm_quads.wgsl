@@ -749,6 +749,10 @@ fn gemm_outer_quads(
 
 // @include gated_cell_math.wgsl
 
+// Set by the host: the cell an LSTM (4 gates), else a GRU (3): each pipeline compiles one
+// cell's code (p.cell_gates says the same).
+override GATED_LSTM: bool = true;
+
 // The step sums, and the cells' buffers as storage words (4 units of one gate or state).
 @group(0) @binding(15) var<storage, read_write> gate_sums: array<vec4<f32>>;
 // Forward: pre [T, B, G·H], cs [T + 1, B, H] (LSTM; any other read-write buffer for a GRU),
@@ -903,7 +907,7 @@ fn gated_cells_forward(t: u32, b: u32, u: u32) {
     let next = at + (bh >> 2u);
     var cache4: array<vec4<f32>, 4>;
     var h4: vec4<f32>;
-    if (p.cell_gates == 4u) {
+    if (GATED_LSTM) {
         let c_prev = bitcast<vec4<f32>>(quad_bits(cs_words[at]));
         var c4: vec4<f32>;
         for (var q = 0u; q < 4u; q++) {
@@ -950,7 +954,7 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
     let carried_next = bitcast<vec4<f32>>(quad_bits(dstate_words[next]));
     var da4: array<vec4<f32>, 4>;
     var dhh4: array<vec4<f32>, 4>;
-    if (p.cell_gates == 4u) {
+    if (GATED_LSTM) {
         var carried = vec4<f32>(0.0);
         if (t + 1u < p.cell_steps) {
             carried = carried_next * gate1_next;

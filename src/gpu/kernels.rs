@@ -54,9 +54,14 @@ pub enum Kernel {
     /// step's product then its cell math; f32, W_hh from storage).
     GatedQuadsSweepForward,
     GatedQuadsSweepBackward,
-    /// The two compiled with 8-byte storage words ([`Kernel::long_words`]: W_hh's loads).
+    /// The two compiled with 8-byte storage words ([`Kernel::long_words`]).
     GatedLongsSweepForward,
     GatedLongsSweepBackward,
+    /// The four for a GRU (the others are an LSTM's: GATED_LSTM).
+    GruQuadsSweepForward,
+    GruQuadsSweepBackward,
+    GruLongsSweepForward,
+    GruLongsSweepBackward,
     /// The outer-product GEMM of `shaders/gemm_quads.wgsl` (A along m, B along n: dYᵀ·X);
     /// with PACKED_PAIRS, f16.
     GemmOuterQuads,
@@ -220,6 +225,10 @@ impl Kernel {
             | Kernel::GatedQuadsSweepBackward
             | Kernel::GatedLongsSweepForward
             | Kernel::GatedLongsSweepBackward
+            | Kernel::GruQuadsSweepForward
+            | Kernel::GruQuadsSweepBackward
+            | Kernel::GruLongsSweepForward
+            | Kernel::GruLongsSweepBackward
             | Kernel::GemmWindowQuadsAStep
             | Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
@@ -291,12 +300,14 @@ impl Kernel {
             | Kernel::GemmWindowQuadsSweepStorage
             | Kernel::GemmWindowLongsSweep
             | Kernel::GemmWindowLongsSweepStorage => "gemm_window_quads_sweep",
-            Kernel::GatedQuadsSweepForward | Kernel::GatedLongsSweepForward => {
-                "gated_quads_sweep_forward"
-            }
-            Kernel::GatedQuadsSweepBackward | Kernel::GatedLongsSweepBackward => {
-                "gated_quads_sweep_backward"
-            }
+            Kernel::GatedQuadsSweepForward
+            | Kernel::GatedLongsSweepForward
+            | Kernel::GruQuadsSweepForward
+            | Kernel::GruLongsSweepForward => "gated_quads_sweep_forward",
+            Kernel::GatedQuadsSweepBackward
+            | Kernel::GatedLongsSweepBackward
+            | Kernel::GruQuadsSweepBackward
+            | Kernel::GruLongsSweepBackward => "gated_quads_sweep_backward",
             Kernel::GemmOuterQuads
             | Kernel::GemmOuterQuadsPairs
             | Kernel::GemmOuterQuadsXPairs
@@ -381,6 +392,10 @@ impl Kernel {
             Kernel::GemmWindowQuadsSweepStorage | Kernel::GemmWindowLongsSweepStorage => {
                 &[("TRANSPOSED", 1.0), ("SWEEP", 1.0), ("SWEEP_STORAGE", 1.0)]
             }
+            Kernel::GruQuadsSweepForward
+            | Kernel::GruQuadsSweepBackward
+            | Kernel::GruLongsSweepForward
+            | Kernel::GruLongsSweepBackward => &[("GATED_LSTM", 0.0)],
             _ => &[],
         }
     }
@@ -407,6 +422,8 @@ impl Kernel {
                 | Kernel::GemmWindowLongsSweepStorage
                 | Kernel::GatedLongsSweepForward
                 | Kernel::GatedLongsSweepBackward
+                | Kernel::GruLongsSweepForward
+                | Kernel::GruLongsSweepBackward
         )
     }
 

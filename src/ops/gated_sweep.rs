@@ -61,11 +61,16 @@ pub(super) fn gated_sweep(
     if !applies {
         return Ok(None);
     }
-    let (forward, entry) = match (which, long_words) {
-        (SweepSteps::Forward, false) => (true, Kernel::GatedQuadsSweepForward),
-        (SweepSteps::Forward, true) => (true, Kernel::GatedLongsSweepForward),
-        (SweepSteps::Backward, false) => (false, Kernel::GatedQuadsSweepBackward),
-        (SweepSteps::Backward, true) => (false, Kernel::GatedLongsSweepBackward),
+    let forward = matches!(which, SweepSteps::Forward);
+    let entry = match (forward, long_words, lstm) {
+        (true, false, true) => Kernel::GatedQuadsSweepForward,
+        (true, true, true) => Kernel::GatedLongsSweepForward,
+        (false, false, true) => Kernel::GatedQuadsSweepBackward,
+        (false, true, true) => Kernel::GatedLongsSweepBackward,
+        (true, false, false) => Kernel::GruQuadsSweepForward,
+        (true, true, false) => Kernel::GruLongsSweepForward,
+        (false, false, false) => Kernel::GruQuadsSweepBackward,
+        (false, true, false) => Kernel::GruLongsSweepBackward,
     };
     // The product of each step: forward [B, G·H] = h[t]·W_hhᵀ + b_hh (K = H), backward
     // [B, H] = dgates[t + 1]·W_hh (K = G·H, W_hhᵀ's lines of G·H).
