@@ -218,6 +218,13 @@ fn gru_step_combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 
 
 
+// A unit's 4 cached values (LSTM: i, f, g, o; GRU: r, z, n, W_hn·h + b_hn) from element c4 of
+// the cache [T, B, 4H], H apart.
+fn cached_unit(c4: u32) -> vec4<f32> {
+    let h = p.hidden;
+    return vec4<f32>(f32(cache_in[c4]), f32(cache_in[c4 + h]), f32(cache_in[c4 + 2u * h]), f32(cache_in[c4 + 3u * h]));
+}
+
 // The cell's backward for one (b, j), given rec = Σ_q dgates[t + 1, b, q]·W_hh[q, j] (zero at
 // the chunk's last step). Loads its inputs and stores its outputs.
 fn lstm_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
@@ -230,12 +237,7 @@ fn lstm_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
         carried = lstm_dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
     }
     let c4 = r * 4u * h + j;
-    let gates = vec4<f32>(
-        f32(cache_in[c4]),
-        f32(cache_in[c4 + h]),
-        f32(cache_in[c4 + 2u * h]),
-        f32(cache_in[c4 + 3u * h]),
-    );
+    let gates = cached_unit(c4);
     let grad = lstm_backward(dh_out[at] + rec, carried, gates, f32(cs_in[at]), f32(cs_in[at + bh]));
     lstm_dstate[at] = grad.dc;
     da[c4] = grad.da.x;
@@ -254,14 +256,7 @@ fn gru_finish_backward(t: u32, b: u32, j: u32, rec: f32) {
         d = d + dstate[at + bh] * f32(cache_in[(r + p.batch) * 4u * h + h + j]);
     }
     dstate[at] = d;
-    let c4 = r * 4u * h + j;
-    let cache4 = vec4<f32>(
-        f32(cache_in[c4]),
-        f32(cache_in[c4 + h]),
-        f32(cache_in[c4 + 2u * h]),
-        f32(cache_in[c4 + 3u * h]),
-    );
-    let grad = gru_backward(d, cache4, f32(hs_in[at]));
+    let grad = gru_backward(d, cached_unit(r * 4u * h + j), f32(hs_in[at]));
     let q = r * 3u * h + j;
     da[q] = grad.da.x;
     da[q + h] = grad.da.y;
