@@ -38,6 +38,8 @@
 // workgroup per 32 sequences looping over the steps; TRANSPOSED, W_hh's lines through the
 // window or from storage, each lane's own sequences' states through C's words); see the
 // entry point.
+// gated_quads_sweep_forward / _backward: the LSTM's or GRU's steps of a whole chunk in one
+// dispatch the same way, each step's product then its cell math; see the end of the file.
 // gemm_outer_quads: A runs along m and B along n with unit stride (dYᵀ·X, the weight
 // gradients: both operands are [K, ·] row-major). X = A and Y = B, both from storage, 4
 // consecutive m (n) values of one k a load; one k after another, 4 a loop iteration.
