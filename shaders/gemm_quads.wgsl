@@ -77,11 +77,9 @@ struct GemmParams {
     copy_off: u32,  // STEP_COPY: where the step's outputs start in c_copy
     steps: u32,     // gemm_window_quads_sweep: the steps it runs
     step_shift: u32, // ... and how far each step moves the offsets (wrapping: - B·H backward)
-    // The gated sweeps (gated_quads_sweep_*): the chunk's B, H, T and G, and the first step's t.
+    // The gated sweeps (gated_quads_sweep_*): the chunk's B and H, and the first step's t.
     cell_batch: u32,
     cell_hidden: u32,
-    cell_steps: u32,
-    cell_gates: u32,
     cell_t0: u32,
 }
 
@@ -752,8 +750,12 @@ fn gemm_outer_quads(
 // @include gated_cell_math.wgsl
 
 // Set by the host: the cell an LSTM (4 gates), else a GRU (3): each pipeline compiles one
-// cell's code (p.cell_gates says the same).
+// cell's code.
 override GATED_LSTM: bool = true;
+
+fn cell_gates() -> u32 {
+    return select(3u, 4u, GATED_LSTM);
+}
 
 // The step sums, and the cells' buffers as storage words (4 units of one gate or state).
 @group(0) @binding(15) var<storage, read_write> gate_sums: array<vec4<f32>>;
@@ -881,27 +883,18 @@ fn gated_multiply_tile(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<u32>, y
     }
 }
 
-// The 4 values of C's word at element `at` (a multiple of 4), and the reverse.
-fn c_word_values(at: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>(quad_bits(c_words[at >> 2u]));
-}
-
-fn set_c_word(at: u32, v: vec4<f32>) {
-    c_words[at >> 2u] = quad_word_of(bitcast<vec4<u32>>(v));
-}
-
 // The forward cell of sequence b, units u .. u + 3 (u a multiple of 4) at step t: its inputs
 // and outputs 4 units a word (each gate's pre-activations and sums, the states, the cache).
 fn gated_cells_forward(t: u32, b: u32, u: u32) {
     let h = p.cell_hidden;
-    let gh = p.cell_gates * h;
+    let gh = cell_gates() * h;
     let bh = p.cell_batch * h;
     let row = t * p.cell_batch + b;
     let hw = h >> 2u;
     // Gate g's words: pre-activations from x, recurrent sums; then the states' and cache's.
     var pre4: array<vec4<f32>, 4>;
     var sums4: array<vec4<f32>, 4>;
-    for (var g = 0u; g < p.cell_gates; g++) {
+    for (var g = 0u; g < cell_gates(); g++) {
         pre4[g] = pre_word(((row * gh + u) >> 2u) + g * hw);
         sums4[g] = gate_sums[((b * gh + u) >> 2u) + g * hw];
     }
@@ -934,12 +927,13 @@ fn gated_cells_forward(t: u32, b: u32, u: u32) {
     }
 }
 
-// The backward cell of sequence b, units u .. u + 3 at step t (before the chunk's last),
-// given rec, their sums Σ_q dgates[t + 1, b, q]·W_hh[q, u ..]: inputs and outputs 4 units a
-// word; what the next step's product reads (LSTM da, GRU dhh) through C's words.
+// The backward cell of sequence b, units u .. u + 3 at step t (before the chunk's last, so a
+// gradient always comes back from step t + 1), given rec, their sums
+// Σ_q dgates[t + 1, b, q]·W_hh[q, u ..]: inputs and outputs 4 units a word; what the next
+// step's product reads (LSTM da, GRU dhh) through C's words.
 fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
     let h = p.cell_hidden;
-    let gh = p.cell_gates * h;
+    let gh = cell_gates() * h;
     let bh = p.cell_batch * h;
     let row = t * p.cell_batch + b;
     let hw = h >> 2u;
@@ -954,13 +948,10 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
     let gate1_next = cache_word_in(cw + (p.cell_batch * h) + hw);
     let dh = bitcast<vec4<f32>>(quad_bits(dh_out_words[at])) + rec;
     let carried_next = bitcast<vec4<f32>>(quad_bits(dstate_words[next]));
-    var da4: array<vec4<f32>, 4>;
+    let dw = (row * gh + u) >> 2u;
     var dhh4: array<vec4<f32>, 4>;
     if (GATED_LSTM) {
-        var carried = vec4<f32>(0.0);
-        if (t + 1u < p.cell_steps) {
-            carried = carried_next * gate1_next;
-        }
+        let carried = carried_next * gate1_next;
         let c_prev = state_word_in(at);
         let c = state_word_in(next);
         var dc: vec4<f32>;
@@ -971,24 +962,20 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
         }
         dstate_words[at] = as_word(dc);
     } else {
-        var d = dh;
-        if (t + 1u < p.cell_steps) {
-            d = d + carried_next * gate1_next;
-        }
+        let d = dh + carried_next * gate1_next;
         dstate_words[at] = as_word(d);
         let h_prev = state_word_in(at);
+        var da4: array<vec4<f32>, 4>;
         for (var q = 0u; q < 4u; q++) {
             let grad = gru_backward(d[q], components(cache4, q), h_prev[q]);
             da4[q] = grad.da;
             dhh4[q] = grad.dhh;
         }
-        let dw = (row * gh + u) >> 2u;
         for (var g = 0u; g < 3u; g++) {
             da_words[dw + g * hw] = as_word(components(da4, g));
         }
     }
-    let dw = (row * gh + u) >> 2u;
-    for (var g = 0u; g < p.cell_gates; g++) {
+    for (var g = 0u; g < cell_gates(); g++) {
         c_words[dw + g * hw] = as_word(components(dhh4, g));
     }
 }
@@ -1003,14 +990,14 @@ fn gated_quads_sweep_forward(
 ) {
     let col = wid.x * 32u + 4u * lane;
     let h = p.cell_hidden;
-    let gh = p.cell_gates * h;
+    let gh = cell_gates() * h;
     let bh = p.cell_batch * h;
     for (var s = 0u; s < p.steps; s++) {
         let t = p.cell_t0 + s;
         let y = own_rows(t * bh, col, h);
         for (var u0 = 0u; u0 < h; u0 += 32u) {
             let live = min(32u, h - u0);
-            for (var g = 0u; g < p.cell_gates; g++) {
+            for (var g = 0u; g < cell_gates(); g++) {
                 let x = own_lines(p.b_off + g * h * h, u0, lane, h, h);
                 var acc: array<vec4<f32>, 32>;
                 gated_multiply_tile(&acc, x, y);
@@ -1039,7 +1026,7 @@ fn gated_quads_sweep_backward(
 ) {
     let col = wid.x * 32u + 4u * lane;
     let h = p.cell_hidden;
-    let gh = p.cell_gates * h;
+    let gh = cell_gates() * h;
     for (var s = 0u; s < p.steps; s++) {
         let t = p.cell_t0 - s;
         let y = own_rows((t + 1u) * p.cell_batch * gh, col, gh);

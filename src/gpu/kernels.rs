@@ -49,15 +49,15 @@ pub enum Kernel {
     /// storage and the states through C's words as two 64-bit integers a 16-byte word).
     GemmWindowLongsSweep,
     GemmWindowLongsSweepStorage,
-    /// `gated_quads_sweep_forward` / `_backward`: the LSTM's or GRU's steps of a whole
-    /// chunk in one dispatch (a workgroup per 32 sequences looping over the steps, each
-    /// step's product then its cell math; f32, W_hh from storage).
-    GatedQuadsSweepForward,
-    GatedQuadsSweepBackward,
+    /// `gated_quads_sweep_forward` / `_backward` for an LSTM: its steps of a whole chunk in
+    /// one dispatch (a workgroup per 32 sequences looping over the steps, each step's
+    /// product then its cell math; f32, W_hh from storage).
+    LstmQuadsSweepForward,
+    LstmQuadsSweepBackward,
     /// The two compiled with 8-byte storage words ([`Kernel::long_words`]).
-    GatedLongsSweepForward,
-    GatedLongsSweepBackward,
-    /// The four for a GRU (the others are an LSTM's: GATED_LSTM).
+    LstmLongsSweepForward,
+    LstmLongsSweepBackward,
+    /// The four for a GRU (GATED_LSTM off).
     GruQuadsSweepForward,
     GruQuadsSweepBackward,
     GruLongsSweepForward,
@@ -221,10 +221,10 @@ impl Kernel {
             | Kernel::GemmWindowQuadsSweepStorage
             | Kernel::GemmWindowLongsSweep
             | Kernel::GemmWindowLongsSweepStorage
-            | Kernel::GatedQuadsSweepForward
-            | Kernel::GatedQuadsSweepBackward
-            | Kernel::GatedLongsSweepForward
-            | Kernel::GatedLongsSweepBackward
+            | Kernel::LstmQuadsSweepForward
+            | Kernel::LstmQuadsSweepBackward
+            | Kernel::LstmLongsSweepForward
+            | Kernel::LstmLongsSweepBackward
             | Kernel::GruQuadsSweepForward
             | Kernel::GruQuadsSweepBackward
             | Kernel::GruLongsSweepForward
@@ -300,12 +300,12 @@ impl Kernel {
             | Kernel::GemmWindowQuadsSweepStorage
             | Kernel::GemmWindowLongsSweep
             | Kernel::GemmWindowLongsSweepStorage => "gemm_window_quads_sweep",
-            Kernel::GatedQuadsSweepForward
-            | Kernel::GatedLongsSweepForward
+            Kernel::LstmQuadsSweepForward
+            | Kernel::LstmLongsSweepForward
             | Kernel::GruQuadsSweepForward
             | Kernel::GruLongsSweepForward => "gated_quads_sweep_forward",
-            Kernel::GatedQuadsSweepBackward
-            | Kernel::GatedLongsSweepBackward
+            Kernel::LstmQuadsSweepBackward
+            | Kernel::LstmLongsSweepBackward
             | Kernel::GruQuadsSweepBackward
             | Kernel::GruLongsSweepBackward => "gated_quads_sweep_backward",
             Kernel::GemmOuterQuads
@@ -420,8 +420,8 @@ impl Kernel {
                 | Kernel::GemmOuterLongsRows
                 | Kernel::GemmWindowLongsSweep
                 | Kernel::GemmWindowLongsSweepStorage
-                | Kernel::GatedLongsSweepForward
-                | Kernel::GatedLongsSweepBackward
+                | Kernel::LstmLongsSweepForward
+                | Kernel::LstmLongsSweepBackward
                 | Kernel::GruLongsSweepForward
                 | Kernel::GruLongsSweepBackward
         )

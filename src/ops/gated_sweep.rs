@@ -44,10 +44,10 @@ pub(super) fn gated_sweep(
         SweepSteps::Forward => (steps, 0),
         SweepSteps::Backward => (steps.saturating_sub(1), steps.saturating_sub(2)),
     };
-    let mut operands = vec![b.params, b.pre, b.hs, b.cache, b.dh_out, b.da, b.dstate];
-    operands.push(b.step_sum);
-    operands.push(whh);
-    operands.push(if lstm { b.cs } else { b.dhh });
+    let state = if lstm { b.cs } else { b.dhh };
+    let operands = [
+        b.params, b.pre, b.hs, b.cache, b.dh_out, b.da, b.dstate, b.step_sum, whh, state,
+    ];
     // The kernels' subgroup of 8 lanes (a workgroup), as the quads GEMMs', and 64-bit integers
     // for the 8-byte words.
     let adapter = gpu.adapter();
@@ -63,10 +63,10 @@ pub(super) fn gated_sweep(
     }
     let forward = matches!(which, SweepSteps::Forward);
     let entry = match (forward, long_words, lstm) {
-        (true, false, true) => Kernel::GatedQuadsSweepForward,
-        (true, true, true) => Kernel::GatedLongsSweepForward,
-        (false, false, true) => Kernel::GatedQuadsSweepBackward,
-        (false, true, true) => Kernel::GatedLongsSweepBackward,
+        (true, false, true) => Kernel::LstmQuadsSweepForward,
+        (true, true, true) => Kernel::LstmLongsSweepForward,
+        (false, false, true) => Kernel::LstmQuadsSweepBackward,
+        (false, true, true) => Kernel::LstmLongsSweepBackward,
         (true, false, false) => Kernel::GruQuadsSweepForward,
         (true, true, false) => Kernel::GruLongsSweepForward,
         (false, false, false) => Kernel::GruQuadsSweepBackward,
@@ -107,8 +107,6 @@ pub(super) fn gated_sweep(
     params.steps = u32_of(sweep_steps, "gated sweep steps")?;
     params.cell_batch = u32_of(batch, "batch")?;
     params.cell_hidden = u32_of(h, "hidden")?;
-    params.cell_steps = u32_of(steps, "steps")?;
-    params.cell_gates = u32_of(gates, "gates")?;
     params.cell_t0 = u32_of(first_t, "first step")?;
     let uniform = u.push(gpu, &params);
     // Binding order as listed in the shader: slots the kernel declares but does not read take

@@ -31,12 +31,10 @@ pub(super) struct GemmParams {
     /// A, C, the inputs and aux (elements, wrapping: backward sweeps move down).
     pub(super) steps: u32,
     step_shift: u32,
-    /// The gated sweeps (`gated_quads_sweep_*`, [`super::gated_sweep`]): the chunk's B, H, T
-    /// and gate count, and the first step's t.
+    /// The gated sweeps (`gated_quads_sweep_*`, [`super::gated_sweep`]): the chunk's B and H,
+    /// and the first step's t.
     pub(super) cell_batch: u32,
     pub(super) cell_hidden: u32,
-    pub(super) cell_steps: u32,
-    pub(super) cell_gates: u32,
     pub(super) cell_t0: u32,
 }
 
@@ -72,8 +70,6 @@ impl GemmParams {
             step_shift: 0,
             cell_batch: 0,
             cell_hidden: 0,
-            cell_steps: 0,
-            cell_gates: 0,
             cell_t0: 0,
         })
     }
