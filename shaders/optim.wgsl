@@ -10,9 +10,12 @@
 // norm_finalize): parameters and moments never take a non-finite value.
 // Shapes: params, grads, m, v: [P] rounded up to a multiple of 4 (the padding is scratch: it
 // is updated like the rest and belongs to no parameter); norm: [2] (norm, non-finite flag).
-// Each invocation updates 4 consecutive parameters, read and written as one vec4 (on lavapipe
-// a vec4 storage access costs far less than 4 scalar ones: BENCHMARKS.md); every operation is
-// per component, so the results are those of one parameter at a time.
+// Each invocation updates 4 consecutive parameters, read and written as one 16-byte storage
+// word (on lavapipe a vec4 storage access costs far less than 4 scalar ones: BENCHMARKS.md);
+// every operation is per component, so the results are those of one parameter at a time.
+// The word (`quad_word`, appended by the host) is four 32-bit integers, or where the host
+// compiles the Longs variant (software adapters with SHADER_INT64) two 64-bit ones, which
+// lavapipe loads and stores in half as many per-lane loops; the same bits either way.
 // Dispatch: 256 invocations per workgroup over ceil(P / 4) vec4s (x + y · groups.x · 256).
 
 struct OptimParams {
@@ -36,17 +39,25 @@ const FIRST_STEP: u32 = 4u;
 const DECOUPLED: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: OptimParams;
-@group(0) @binding(1) var<storage, read_write> params: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> grads: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> params: array<quad_word>;
+@group(0) @binding(2) var<storage, read> grads: array<quad_word>;
 @group(0) @binding(3) var<storage, read> norm: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> m: array<quad_word>;
+
+fn values(w: quad_word) -> vec4<f32> {
+    return bitcast<vec4<f32>>(quad_bits(w));
+}
+
+fn word(v: vec4<f32>) -> quad_word {
+    return quad_word_of(bitcast<vec4<u32>>(v));
+}
 
 fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
 }
 
 fn clipped_grad(i: u32) -> vec4<f32> {
-    var g = grads[i];
+    var g = values(grads[i]);
     if ((p.flags & CLIP) != 0u) {
         let coef = min(p.max_norm / (norm[0] + 1e-6), 1.0);
         g = g * coef;
@@ -60,7 +71,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
     if (4u * i >= p.count || norm[1] != 0.0) {
         return;
     }
-    let w = params[i];
+    let w = values(params[i]);
     var g = clipped_grad(i);
     if (p.weight_decay != 0.0) {
         g = g + p.weight_decay * w;
@@ -68,19 +79,19 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
     if (p.momentum != 0.0) {
         var buf = g;
         if ((p.flags & FIRST_STEP) == 0u) {
-            buf = p.momentum * m[i] + g;
+            buf = p.momentum * values(m[i]) + g;
         }
-        m[i] = buf;
+        m[i] = word(buf);
         if ((p.flags & NESTEROV) != 0u) {
             g = g + p.momentum * buf;
         } else {
             g = buf;
         }
     }
-    params[i] = w - p.lr * g;
+    params[i] = word(w - p.lr * g);
 }
 
-@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> v: array<quad_word>;
 
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -88,7 +99,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (4u * i >= p.count || norm[1] != 0.0) {
         return;
     }
-    var w = params[i];
+    var w = values(params[i]);
     var g = clipped_grad(i);
     if (p.weight_decay != 0.0) {
         if ((p.flags & DECOUPLED) != 0u) {
@@ -97,11 +108,11 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             g = g + p.weight_decay * w;
         }
     }
-    let m_old = m[i];
+    let m_old = values(m[i]);
     let m_new = m_old + (1.0 - p.beta1) * (g - m_old);
-    let v_new = v[i] * p.beta2 + (1.0 - p.beta2) * g * g;
-    m[i] = m_new;
-    v[i] = v_new;
+    let v_new = values(v[i]) * p.beta2 + (1.0 - p.beta2) * g * g;
+    m[i] = word(m_new);
+    v[i] = word(v_new);
     let denom = sqrt(v_new) / p.bc2_sqrt + p.eps;
-    params[i] = w - p.step_size * (m_new / denom);
+    params[i] = word(w - p.step_size * (m_new / denom));
 }

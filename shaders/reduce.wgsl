@@ -13,6 +13,15 @@
 //                    `count` as 0): one partial per invocation, 16 bytes a load, no
 //                    barrier (lavapipe switches a workgroup's subgroups at every barrier)
 //                    dispatch exactly G / 256 workgroups (G = `columns` partials)
+//   column_sum_quads: column_sum (slice_rows = 0) or column_partials (slice_rows > 0) for
+//                    N a multiple of 4 on software adapters: invocation (q, s) sums columns
+//                    4q .. 4q + 3, each row's 4 values one storage word, rows in the same
+//                    order as those kernels (the same bits); workgroups of 8 invocations
+//                    (one lavapipe subgroup: 32 columns), so a few hundred columns still make
+//                    enough workgroups for every thread
+// The 16-byte storage words (`quad_word`, appended by the host) are four 32-bit integers, or
+// in the Longs pipelines (software adapters with SHADER_INT64) two 64-bit ones, which lavapipe
+// loads in half as many per-lane loops.
 //   norm_finalize:   norm[0] = sqrt(sum_g partials[g]); norm[1] = 1 when the norm or this
 //                    chunk's loss (loss_log[slot]) is not finite, else 0 (the optimizer
 //                    then skips the step); norm_log[slot] = norm[0]       one workgroup
@@ -100,8 +109,47 @@ fn column_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
     grads[s * p.columns + n] = sum;
 }
 
-// ---- square_partials: bindings 1 (grads, [ceil(count / 4)] vec4s), 2 (partials [G])
-@group(0) @binding(1) var<storage, read> grads_in: array<vec4<f32>>;
+// ---- column_sum_quads: bindings 1 (src, [R, N / 4] words), 2 (grads: the sums, or the
+// partial rows [S, N] with slices). Dispatch: (ceil(N / 32), S, 1).
+@group(0) @binding(1) var<storage, read> src_words: array<quad_word>;
+
+// The 4 f32s of a storage word.
+fn word_values(w: quad_word) -> vec4<f32> {
+    return bitcast<vec4<f32>>(quad_bits(w));
+}
+
+@compute @workgroup_size(8)
+fn column_sum_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let quads = p.columns / 4u;
+    let q = gid.x;
+    if (q >= quads) {
+        return;
+    }
+    var begin = 0u;
+    var end = p.count;
+    if (p.slice_rows != 0u) {
+        begin = gid.y * p.slice_rows;
+        end = min(begin + p.slice_rows, p.count);
+    }
+    var sum = vec4<f32>(0.0);
+    for (var r = begin; r < end; r++) {
+        sum = sum + word_values(src_words[r * quads + q]);
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let n = 4u * q + j;
+        if (p.slice_rows != 0u) {
+            grads[gid.y * p.columns + n] = sum[j];
+        } else {
+            grads[p.dst_off + n] = sum[j];
+            if (p.dst2_off != NO_DST2) {
+                grads[p.dst2_off + n] = sum[j];
+            }
+        }
+    }
+}
+
+// ---- square_partials: bindings 1 (grads, [ceil(count / 4)] words), 2 (partials [G])
+@group(0) @binding(1) var<storage, read> grads_in: array<quad_word>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
 @compute @workgroup_size(256)
@@ -109,7 +157,7 @@ fn square_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
     let quads = (p.count + 3u) / 4u;
     var s = 0.0;
     for (var j = gid.x; j < quads; j += p.columns) {
-        var g = grads_in[j];
+        var g = word_values(grads_in[j]);
         if (4u * j + 4u > p.count) {
             // The last vec4 runs past the parameters: its padding counts as 0.
             let at = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);

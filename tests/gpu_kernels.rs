@@ -21,6 +21,10 @@ fn run(gpu: &Gpu, launches: &[Launch]) {
     gpu.wait_idle().expect("wait");
 }
 
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
 fn randn(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.normal() as f32).collect()
 }
@@ -1573,7 +1577,12 @@ fn column_sum_and_gradient_norm_match_f64() {
     let gpu = gpu();
     let mut rng = Rng::new(6);
     for case in 0..20 {
-        let (rows, cols) = (1 + rng.below(300), 1 + rng.below(300));
+        let (rows, mut cols) = (1 + rng.below(300), 1 + rng.below(300));
+        if case % 2 == 0 {
+            // Half the cases with whole quads of columns, which software adapters sum 4
+            // columns an invocation (`column_sum_quads`).
+            cols = cols.next_multiple_of(4);
+        }
         let src = randn(&mut rng, rows * cols);
         let dst = rng.below(10);
         let count = 1 + rng.below(40_000);
@@ -1668,6 +1677,59 @@ fn column_sum_and_gradient_norm_match_f64() {
         .unwrap();
         run(&gpu, &launches);
         check_sums(&gb2, &format!(" in {slices} row slices"));
+        // Every column kernel the adapter can run, in one pass and in slices, gives the bits
+        // of the one-invocation-a-column kernels (the same additions in the same order), as
+        // does the norm in every kind of storage word.
+        let scalar = gpu.read_f32(&gb, dst, cols).unwrap();
+        let mut kinds = vec![None];
+        if cols % 4 == 0 {
+            kinds.extend(ops::StorageWords::available(&gpu).into_iter().map(Some));
+        }
+        for words in kinds {
+            for slices in [1, slices] {
+                let gb3 = gpu.storage_from("grads3", &grads).unwrap();
+                let launches = ops::column_sum_split_in(
+                    &gpu,
+                    &mut u,
+                    words,
+                    rows,
+                    cols,
+                    dst,
+                    Some(dst + cols + 7),
+                    &sb,
+                    &gb3,
+                    &scratch,
+                    slices,
+                )
+                .unwrap();
+                run(&gpu, &launches);
+                let how = format!(" by {words:?} in {slices} slices");
+                check_sums(&gb3, &how);
+                if slices == 1 {
+                    assert_eq!(
+                        bits(&gpu.read_f32(&gb3, dst, cols).unwrap()),
+                        bits(&scalar),
+                        "case {case}{how}: not the bits of one invocation a column"
+                    );
+                }
+            }
+        }
+        // (On the gradients as they were: column_sum has written into gb since.)
+        let norm_bits = gpu.read_f32(&norm, 0, 1).unwrap();
+        let fresh = gpu.storage_from("grads4", &grads).unwrap();
+        for words in ops::StorageWords::available(&gpu) {
+            let ([n1, n2], np) = ops::grad_norm_in(
+                &gpu, &mut u, words, count, &fresh, &partials, &norm, &norm_log, &loss_log,
+            )
+            .unwrap();
+            ops::set_loss_slot(&gpu, &n2, &np, 3);
+            run(&gpu, &[n1, n2]);
+            assert_eq!(
+                bits(&gpu.read_f32(&norm, 0, 1).unwrap()),
+                bits(&norm_bits),
+                "case {case}: the norm in {words:?} words"
+            );
+        }
     }
 }
 
@@ -1701,13 +1763,7 @@ fn optimizers_match_reference_over_several_steps() {
         let params = randn(&mut rng, n);
         // The optimizer's buffers hold n rounded up to 4 values (it updates 4 at a time).
         let n4 = n.next_multiple_of(4);
-        let pb = gpu.storage("params", (n4 * 4) as u64).unwrap();
-        gpu.write(&pb, 0, &params);
         let gb = gpu.storage("grads", (n4 * 4) as u64).unwrap();
-        let (mb, vb) = (
-            gpu.storage("m", (n4 * 4) as u64).unwrap(),
-            gpu.storage("v", (n4 * 4) as u64).unwrap(),
-        );
         let partials = gpu
             .storage("partials", (ops::NORM_PARTIALS * 4) as u64)
             .unwrap();
@@ -1718,7 +1774,23 @@ fn optimizers_match_reference_over_several_steps() {
         } else {
             ops::UpdateRule::Adam
         };
-        let step = ops::optimizer_step(&gpu, &mut u, rule, n, &pb, &gb, &norm, &mb, &vb).unwrap();
+        // One run per kind of storage word the adapter has, side by side on the same
+        // gradients: parameters, moments and the update's launch.
+        let runs: Vec<_> = ops::StorageWords::available(&gpu)
+            .into_iter()
+            .map(|words| {
+                let pb = gpu.storage("params", (n4 * 4) as u64).unwrap();
+                gpu.write(&pb, 0, &params);
+                let (mb, vb) = (
+                    gpu.storage("m", (n4 * 4) as u64).unwrap(),
+                    gpu.storage("v", (n4 * 4) as u64).unwrap(),
+                );
+                let step =
+                    ops::optimizer_step_in(&gpu, &mut u, words, rule, n, &pb, &gb, &norm, &mb, &vb)
+                        .unwrap();
+                (words, pb, mb, vb, step)
+            })
+            .collect();
         let norm_log = gpu.storage("norm_log", 16).unwrap();
         let loss_log = gpu.storage_from("loss_log", &[0.5f32; 4]).unwrap();
         let (norms, _) =
@@ -1729,16 +1801,31 @@ fn optimizers_match_reference_over_several_steps() {
             let grads = randn(&mut rng, n);
             gpu.write(&gb, 0, &grads);
             let p = ops::OptimParams::for_step(&c, n, s);
-            step.uniform.write(&gpu, &p);
-            run(&gpu, &[norms[0].clone(), norms[1].clone(), step.clone()]);
+            let mut launches = vec![norms[0].clone(), norms[1].clone()];
+            for (_, _, _, _, step) in &runs {
+                step.uniform.write(&gpu, &p);
+                launches.push(step.clone());
+            }
+            run(&gpu, &launches);
             reference.step(&mut want, &to_f64(&grads));
         }
-        assert_close(
-            &format!("case {case} {kind} {c:?} after 4 steps of {n} params"),
-            &gpu.read_all_f32(&pb).unwrap()[..n],
-            &want,
-            1e-4,
-        );
+        let (_, first, ..) = &runs[0];
+        let first = gpu.read_all_f32(first).unwrap();
+        for (words, pb, ..) in &runs {
+            let got = gpu.read_all_f32(pb).unwrap();
+            assert_close(
+                &format!("case {case} {kind} {c:?} in {words:?} words after 4 steps of {n} params"),
+                &got[..n],
+                &want,
+                1e-4,
+            );
+            assert_eq!(
+                bits(&got),
+                bits(&first),
+                "case {case} {kind}: {words:?} words give other bits than {:?}",
+                runs[0].0
+            );
+        }
     }
 }
 

@@ -59,6 +59,16 @@ pub struct AdapterSummary {
     pub shader_checks: bool,
 }
 
+impl AdapterSummary {
+    /// Whether the streaming kernels (optimizer, gradient norm, column sums) read and write
+    /// their 16-byte words as two 64-bit integers: on software adapters with
+    /// `SHADER_INT64`, where lavapipe then loads a word in 2 per-lane loops instead of 4
+    /// (BENCHMARKS.md, "streaming kernels in 8-byte words"). GPUs keep 16-byte vectors.
+    pub fn long_storage_words(&self) -> bool {
+        self.is_software && self.shader_int64
+    }
+}
+
 pub(crate) fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
     let info = adapter.get_info();
     let limits = adapter.limits();

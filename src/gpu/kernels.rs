@@ -119,10 +119,19 @@ pub enum Kernel {
     LossSum,
     ColumnSum,
     ColumnPartials,
+    /// `column_sum_quads`: column_sum or column_partials 4 columns an invocation (software
+    /// adapters, N a multiple of 4); the Longs variant with 8-byte storage words.
+    ColumnSumQuads,
+    ColumnSumLongs,
     SquarePartials,
     NormFinalize,
     Sgd,
     Adam,
+    /// The three compiled with 8-byte storage words ([`Kernel::long_words`]), for software
+    /// adapters with 64-bit integers ([`crate::gpu::AdapterInfo::long_storage_words`]).
+    SquarePartialsLongs,
+    SgdLongs,
+    AdamLongs,
     FmaPeak,
     Cast,
     /// `transpose_elements`: a [rows, cols] block into [cols, rows].
@@ -271,9 +280,12 @@ impl Kernel {
             Kernel::LossSum
             | Kernel::ColumnSum
             | Kernel::ColumnPartials
+            | Kernel::ColumnSumQuads
+            | Kernel::ColumnSumLongs
             | Kernel::SquarePartials
+            | Kernel::SquarePartialsLongs
             | Kernel::NormFinalize => "reduce.wgsl",
-            Kernel::Sgd | Kernel::Adam => "optim.wgsl",
+            Kernel::Sgd | Kernel::Adam | Kernel::SgdLongs | Kernel::AdamLongs => "optim.wgsl",
             Kernel::FmaPeak => "ceiling.wgsl",
             Kernel::Cast | Kernel::Transpose => "convert.wgsl",
         }
@@ -355,10 +367,11 @@ impl Kernel {
             Kernel::LossSum => "loss_sum",
             Kernel::ColumnSum => "column_sum",
             Kernel::ColumnPartials => "column_partials",
-            Kernel::SquarePartials => "square_partials",
+            Kernel::ColumnSumQuads | Kernel::ColumnSumLongs => "column_sum_quads",
+            Kernel::SquarePartials | Kernel::SquarePartialsLongs => "square_partials",
             Kernel::NormFinalize => "norm_finalize",
-            Kernel::Sgd => "sgd",
-            Kernel::Adam => "adam",
+            Kernel::Sgd | Kernel::SgdLongs => "sgd",
+            Kernel::Adam | Kernel::AdamLongs => "adam",
             Kernel::FmaPeak => "fma_peak",
             Kernel::Cast => "convert_elements",
             Kernel::Transpose => "transpose_elements",
@@ -424,6 +437,10 @@ impl Kernel {
                 | Kernel::LstmLongsSweepBackward
                 | Kernel::GruLongsSweepForward
                 | Kernel::GruLongsSweepBackward
+                | Kernel::ColumnSumLongs
+                | Kernel::SquarePartialsLongs
+                | Kernel::SgdLongs
+                | Kernel::AdamLongs
         )
     }
 

@@ -6,7 +6,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::{groups_for, need, u32_of, Launch, Uniforms};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Recording, Resource};
 use crate::model::{Activation, Loss, OutputActivation, Pool};
 use bytemuck::{Pod, Zeroable};
@@ -729,10 +729,71 @@ pub fn set_loss_slot(gpu: &Gpu, launch: &Launch, params: &ReduceParams, slot: u3
     launch.uniform.write(gpu, &ReduceParams { slot, ..*params });
 }
 
+/// How the streaming kernels (optimizer, gradient norm, column sums) read and write their
+/// 16-byte words: four 4-byte values, or two 8-byte integers (the Longs pipelines, for
+/// software adapters with 64-bit integers: [`crate::gpu::AdapterSummary::long_storage_words`]).
+/// The same operations in the same order either way: the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageWords {
+    Quads,
+    Longs,
+}
+
+impl StorageWords {
+    /// The words the engine uses on `gpu`'s adapter.
+    pub fn for_gpu(gpu: &Gpu) -> Self {
+        if gpu.adapter().long_storage_words() {
+            StorageWords::Longs
+        } else {
+            StorageWords::Quads
+        }
+    }
+
+    /// Every kind `gpu` can run (Longs only with 64-bit integers): for tests and benches.
+    pub fn available(gpu: &Gpu) -> Vec<Self> {
+        let mut out = vec![StorageWords::Quads];
+        if gpu.adapter().shader_int64 {
+            out.push(StorageWords::Longs);
+        }
+        out
+    }
+
+    fn pick(self, quads: Kernel, longs: Kernel) -> Kernel {
+        match self {
+            StorageWords::Quads => quads,
+            StorageWords::Longs => longs,
+        }
+    }
+}
+
+/// How a column sum reads its rows: one invocation per column (GPUs, or N not a multiple of
+/// 4), or 4 columns an invocation in storage words of the given kind (software adapters:
+/// `column_sum_quads`, workgroups of 8). The same additions in the same order: the same bits.
+pub fn column_words(gpu: &Gpu, columns: usize) -> Option<StorageWords> {
+    (gpu.adapter().is_software && columns.is_multiple_of(4)).then(|| StorageWords::for_gpu(gpu))
+}
+
 /// `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]`.   src: [rows, columns]
 pub fn column_sum(
     gpu: &Gpu,
     u: &mut Uniforms,
+    rows: usize,
+    columns: usize,
+    dst: usize,
+    dst2: Option<usize>,
+    src: &Buffer,
+    grads: &Buffer,
+) -> Result<Launch> {
+    let words = column_words(gpu, columns);
+    column_sum_in(gpu, u, words, rows, columns, dst, dst2, src, grads)
+}
+
+/// [`column_sum`] with its kernel given ([`column_words`]; `Some` needs N a multiple of 4).
+#[allow(clippy::too_many_arguments)]
+pub fn column_sum_in(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    words: Option<StorageWords>,
     rows: usize,
     columns: usize,
     dst: usize,
@@ -760,8 +821,9 @@ pub fn column_sum(
         _pad: 0,
     };
     let uniform = u.push(gpu, &p);
+    let (kernel, groups) = column_kernel(words, columns, 1)?;
     let binding = gpu.bind(
-        Kernel::ColumnSum,
+        kernel,
         &[
             uniform.resource(),
             Resource::Storage(src),
@@ -770,8 +832,37 @@ pub fn column_sum(
     );
     Ok(Launch {
         binding,
-        groups: [columns.div_ceil(256) as u32, 1, 1],
+        groups,
         uniform,
+    })
+}
+
+/// The kernel and workgroups of a column sum (`slices` > 1: its partial rows; the scalar
+/// kernels are `column_sum` and `column_partials`, one invocation a column in workgroups of
+/// 256; `column_sum_quads` 4 columns an invocation in workgroups of 8).
+fn column_kernel(
+    words: Option<StorageWords>,
+    columns: usize,
+    slices: usize,
+) -> Result<(Kernel, [u32; 3])> {
+    let slices = u32_of(slices, "column slices")?;
+    Ok(match words {
+        Some(words) => {
+            if !columns.is_multiple_of(4) {
+                return Err(Error::Config(format!(
+                    "column sums 4 columns an invocation need a multiple of 4 columns, not {columns}"
+                )));
+            }
+            (
+                words.pick(Kernel::ColumnSumQuads, Kernel::ColumnSumLongs),
+                [columns.div_ceil(32) as u32, slices, 1],
+            )
+        }
+        None if slices > 1 => (
+            Kernel::ColumnPartials,
+            [columns.div_ceil(256) as u32, slices, 1],
+        ),
+        None => (Kernel::ColumnSum, [columns.div_ceil(256) as u32, 1, 1]),
     })
 }
 
@@ -823,9 +914,30 @@ pub fn column_sum_split(
     scratch: &Buffer,
     slices: usize,
 ) -> Result<Vec<Launch>> {
+    let words = column_words(gpu, columns);
+    column_sum_split_in(
+        gpu, u, words, rows, columns, dst, dst2, src, grads, scratch, slices,
+    )
+}
+
+/// [`column_sum_split`] with its kernels given ([`column_words`]).
+#[allow(clippy::too_many_arguments)]
+pub fn column_sum_split_in(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    words: Option<StorageWords>,
+    rows: usize,
+    columns: usize,
+    dst: usize,
+    dst2: Option<usize>,
+    src: &Buffer,
+    grads: &Buffer,
+    scratch: &Buffer,
+    slices: usize,
+) -> Result<Vec<Launch>> {
     if slices <= 1 || rows == 0 || columns == 0 {
-        return Ok(vec![column_sum(
-            gpu, u, rows, columns, dst, dst2, src, grads,
+        return Ok(vec![column_sum_in(
+            gpu, u, words, rows, columns, dst, dst2, src, grads,
         )?]);
     }
     let slice_rows = rows.div_ceil(slices);
@@ -843,8 +955,9 @@ pub fn column_sum_split(
         _pad: 0,
     };
     let uniform = u.push(gpu, &p);
+    let (kernel, groups) = column_kernel(words, columns, slices)?;
     let binding = gpu.bind(
-        Kernel::ColumnPartials,
+        kernel,
         &[
             uniform.resource(),
             Resource::Storage(src),
@@ -853,14 +966,10 @@ pub fn column_sum_split(
     );
     let partials = Launch {
         binding,
-        groups: [
-            columns.div_ceil(256) as u32,
-            u32_of(slices, "column slices")?,
-            1,
-        ],
+        groups,
         uniform,
     };
-    let total = column_sum(gpu, u, slices, columns, dst, dst2, scratch, grads)?;
+    let total = column_sum_in(gpu, u, words, slices, columns, dst, dst2, scratch, grads)?;
     Ok(vec![partials, total])
 }
 
@@ -870,6 +979,25 @@ pub fn column_sum_split(
 pub fn grad_norm(
     gpu: &Gpu,
     u: &mut Uniforms,
+    count: usize,
+    grads: &Buffer,
+    partials: &Buffer,
+    norm: &Buffer,
+    norm_log: &Buffer,
+    loss_log: &Buffer,
+) -> Result<([Launch; 2], ReduceParams)> {
+    let words = StorageWords::for_gpu(gpu);
+    grad_norm_in(
+        gpu, u, words, count, grads, partials, norm, norm_log, loss_log,
+    )
+}
+
+/// [`grad_norm`] reading the gradients in the given words.
+#[allow(clippy::too_many_arguments)]
+pub fn grad_norm_in(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    words: StorageWords,
     count: usize,
     grads: &Buffer,
     partials: &Buffer,
@@ -897,7 +1025,7 @@ pub fn grad_norm(
     let uniform = u.push(gpu, &p);
     let first = Launch {
         binding: gpu.bind(
-            Kernel::SquarePartials,
+            words.pick(Kernel::SquarePartials, Kernel::SquarePartialsLongs),
             &[
                 uniform.resource(),
                 Resource::Storage(grads),
@@ -1003,6 +1131,24 @@ pub fn optimizer_step(
     m: &Buffer,
     v: &Buffer,
 ) -> Result<Launch> {
+    let words = StorageWords::for_gpu(gpu);
+    optimizer_step_in(gpu, u, words, rule, count, params, grads, norm, m, v)
+}
+
+/// [`optimizer_step`] reading and writing the given words.
+#[allow(clippy::too_many_arguments)]
+pub fn optimizer_step_in(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    words: StorageWords,
+    rule: UpdateRule,
+    count: usize,
+    params: &Buffer,
+    grads: &Buffer,
+    norm: &Buffer,
+    m: &Buffer,
+    v: &Buffer,
+) -> Result<Launch> {
     for (b, w) in [
         (params, "params"),
         (grads, "grads"),
@@ -1020,10 +1166,10 @@ pub fn optimizer_step(
         Resource::Storage(m),
     ];
     let kernel = match rule {
-        UpdateRule::Sgd => Kernel::Sgd,
+        UpdateRule::Sgd => words.pick(Kernel::Sgd, Kernel::SgdLongs),
         UpdateRule::Adam => {
             res.push(Resource::Storage(v));
-            Kernel::Adam
+            words.pick(Kernel::Adam, Kernel::AdamLongs)
         }
     };
     let binding = gpu.bind(kernel, &res);
