@@ -66,16 +66,21 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
     var m = select(acc[idx], 0.0, fresh);
     var at = NONE;
-    if (p.kind == LAST && idx % p.hidden >= p.reverse_from && valid > 0u) {
-        m = f32(hs[bh + idx]);
+    if (p.kind == LAST) {
+        // The latest valid step of this chunk, read directly (one load, not one per step);
+        // the carry where the chunk has none.
+        if (valid > 0u) {
+            at = select(valid - 1u, 0u, idx % p.hidden >= p.reverse_from);
+            m = f32(hs[(at + 1u) * bh + idx]);
+        }
         acc[idx] = m;
         z[idx] = m;
-        arg[idx] = 0u;
+        arg[idx] = at;
         return;
     }
     for (var t = 0u; t < valid; t++) {
         let v = f32(hs[(t + 1u) * bh + idx]);
-        if ((p.kind == LAST) || (at == NONE && fresh) || (v > m)) {
+        if ((at == NONE && fresh) || (v > m)) {
             m = v;
             at = t;
         }

@@ -1338,13 +1338,16 @@ fn pooling_matches_f64_with_carry_and_ragged_lengths() {
             lengths: &lenb,
             chunk_info: &infob,
         };
+        // Odd cases as a bidirectional model's output: its reverse half (columns from
+        // reverse_from on) pools, for `last`, the state at the chunk's first step.
+        let reverse_from = if case % 2 == 1 { h / 2 } else { h };
         let shape = PoolShape {
             steps: t_len,
             batch,
             hidden: h,
             pool,
             start,
-            reverse_from: h,
+            reverse_from,
         };
         let mut u = Uniforms::new();
         let f = ops::pool_forward(&gpu, &mut u, &shape, &hsb, &accb, &zb, &argb, info).unwrap();
@@ -1368,6 +1371,17 @@ fn pooling_matches_f64_with_carry_and_ragged_lengths() {
                         dh[t * bh + e] = dz[e] as f64 / length as f64;
                     }
                 }
+                Pool::Last if e % h >= reverse_from => {
+                    let (m, a) = if valid > 0 {
+                        (at(0), Some(0))
+                    } else {
+                        (prev, None)
+                    };
+                    z[e] = m;
+                    if let Some(t) = a {
+                        dh[t * bh + e] = dz[e] as f64;
+                    }
+                }
                 Pool::Last | Pool::Max => {
                     let (mut m, mut a) = (prev, None);
                     for t in 0..valid {
@@ -1383,7 +1397,7 @@ fn pooling_matches_f64_with_carry_and_ragged_lengths() {
                 }
             }
         }
-        let what = format!("case {case} ({pool}, {start:?}, first step {first_step}, lengths {lengths:?}, T {t_len}, H {h})");
+        let what = format!("case {case} ({pool}, {start:?}, first step {first_step}, lengths {lengths:?}, T {t_len}, H {h}, reverse from {reverse_from})");
         assert_close(
             &format!("{what} z"),
             &gpu.read_all_f32(&zb).unwrap()[..bh],
