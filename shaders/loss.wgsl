@@ -2,6 +2,8 @@
 //   y: [R, O] head outputs (pre-activation), targets: [R] class ids (cross-entropy) or
 //   [R, O] f32 values stored as raw bits (bce, mse, mae).
 //   dy[r, o] = d(mean loss)/d y[r, o];  row_loss[r] = sum_o loss(r, o) (not yet averaged).
+//   dy's rows are dy_stride >= O apart; columns O .. dy_stride - 1 are written 0 (a padded
+//   row: the head's gradient products then run on rows of whole 16-byte words).
 // cross-entropy: log-softmax over O; loss = logsumexp(y) - y[target]; dy = softmax - onehot.
 // bce:           BCEWithLogits: max(y, 0) - y·t + log(1 + exp(-|y|)); dy = sigmoid(y) - t.
 // mse / mae:     a = act(y) with act = identity | relu | sigmoid; (a - t)² or |a - t|.
@@ -15,7 +17,7 @@ struct LossParams {
     outputs: u32,     // O
     kind: u32,        // 0 cross-entropy, 1 bce, 2 mse, 3 mae
     activation: u32,  // for mse/mae: 0 identity, 1 relu, 2 sigmoid
-    _pad0: u32,
+    dy_stride: u32,   // dy's row stride (>= O)
     _pad1: u32,
     _pad2: u32,
     _pad3: u32,
@@ -51,12 +53,16 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let base = r * p.outputs;
+    let dy_base = r * p.dy_stride;
+    for (var o = p.outputs; o < p.dy_stride; o++) {
+        dy[dy_base + o] = 0.0;
+    }
     let inv_count = bitcast<f32>(chunk_info[0]);
     if (mask[r] == 0.0) {
         row_loss[r] = 0.0;
         row_metric[r] = 0.0;
         for (var o = 0u; o < p.outputs; o++) {
-            dy[base + o] = 0.0;
+            dy[dy_base + o] = 0.0;
         }
         return;
     }
@@ -79,7 +85,7 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         row_metric[r] = select(0.0, 1.0, best == target_class);
         for (var o = 0u; o < p.outputs; o++) {
             let prob = exp(y[base + o] - m) / s;
-            dy[base + o] = (prob - select(0.0, 1.0, o == target_class)) * inv_count;
+            dy[dy_base + o] = (prob - select(0.0, 1.0, o == target_class)) * inv_count;
         }
         return;
     }
@@ -91,7 +97,7 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         if (p.kind == BCE) {
             total = total + max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
             metric = metric + select(0.0, 1.0, (x > 0.0) == (t > 0.5));
-            dy[base + o] = (sigmoid(x) - t) * inv_count;
+            dy[dy_base + o] = (sigmoid(x) - t) * inv_count;
             continue;
         }
         var a = x;
@@ -107,11 +113,11 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         if (p.kind == MSE) {
             total = total + diff * diff;
             metric = metric + abs(diff);
-            dy[base + o] = 2.0 * diff * da_dx * inv_count;
+            dy[dy_base + o] = 2.0 * diff * da_dx * inv_count;
         } else {
             total = total + abs(diff);
             metric = metric + diff * diff;
-            dy[base + o] = sign(diff) * da_dx * inv_count;
+            dy[dy_base + o] = sign(diff) * da_dx * inv_count;
         }
     }
     row_loss[r] = total;

@@ -2,7 +2,8 @@
 //   loss_sum:        loss_log[slot] = inv_count · sum_r row_loss[r]          one workgroup
 //                    (inv_count from chunk_info[0], f32 bits: it changes per chunk)
 //   column_sum:      grads[dst_off + n] (and grads[dst2_off + n]) = sum_r src[r, n]
-//                    src: [R, N] row-major; one invocation per column, rows in order
+//                    src: [R, N], rows src_stride apart; one invocation per column, rows in
+//                    order
 //   column_partials: grads[s · N + n] = sum of src[r, n] over slice s's rows
 //                    [s · slice_rows, (s + 1) · slice_rows), in order; invocation (n, s).
 //                    On GPUs a long R is summed in S slices this way, then column_sum adds
@@ -31,7 +32,7 @@ struct ReduceParams {
     columns: u32,    // N (column_sum), G partials (square_partials, norm_finalize)
     dst_off: u32,
     dst2_off: u32,   // 0xffffffff: no second destination
-    _unused: f32,
+    src_stride: u32, // column sums: distance between the source's rows (>= columns)
     slot: u32,       // loss_sum: where in loss_log to write (set per chunk)
     slice_rows: u32, // column_partials: rows per slice
     _pad1: u32,
@@ -84,7 +85,7 @@ fn column_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var s = 0.0;
     for (var r = 0u; r < p.count; r++) {
-        s = s + src[r * p.columns + n];
+        s = s + src[r * p.src_stride + n];
     }
     grads[p.dst_off + n] = s;
     if (p.dst2_off != NO_DST2) {
@@ -104,7 +105,7 @@ fn column_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
     let end = min(begin + p.slice_rows, p.count);
     var sum = 0.0;
     for (var r = begin; r < end; r++) {
-        sum = sum + src[r * p.columns + n];
+        sum = sum + src[r * p.src_stride + n];
     }
     grads[s * p.columns + n] = sum;
 }
@@ -133,7 +134,7 @@ fn column_sum_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var sum = vec4<f32>(0.0);
     for (var r = begin; r < end; r++) {
-        sum = sum + word_values(src_words[r * quads + q]);
+        sum = sum + word_values(src_words[r * (p.src_stride / 4u) + q]);
     }
     for (var j = 0u; j < 4u; j++) {
         let n = 4u * q + j;

@@ -1457,7 +1457,16 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
             StepTargets::Classes(c) => gpu.storage_from("t", c).unwrap(),
             StepTargets::Values(v) => gpu.storage_from("t", v).unwrap(),
         };
-        let dyb = gpu.storage("dy", (rows * o * 4) as u64).unwrap();
+        // Half the cases write dy in rows padded to a multiple of 4 (the head's gradient
+        // on software adapters), over stale values: the pads must come out 0.
+        let stride = if case % 4 < 2 {
+            o.next_multiple_of(4)
+        } else {
+            o
+        };
+        let dyb = gpu
+            .storage_from("dy", &vec![7.0f32; rows * stride])
+            .unwrap();
         let rlb = gpu.storage("row_loss", (rows * 4) as u64).unwrap();
         let logb = gpu.storage("loss_log", 16).unwrap();
         // Every other case masks a random third of the rows out (padding).
@@ -1478,7 +1487,7 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
         let rmb = gpu.storage("row_metric", (rows * 4) as u64).unwrap();
         let metric_log = gpu.storage("metric_log", 16).unwrap();
         let l = ops::loss_rows(
-            &gpu, &mut u, loss, act, rows, o, &yb, &tb, &dyb, &rlb, &maskb, &infob, &rmb,
+            &gpu, &mut u, loss, act, rows, o, stride, &yb, &tb, &dyb, &rlb, &maskb, &infob, &rmb,
         )
         .unwrap();
         let (s, p) = ops::loss_sum(&gpu, &mut u, rows, &rlb, &logb, &infob).unwrap();
@@ -1491,7 +1500,8 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
         let y64 = to_f64(&y);
         let (want_loss, want_dy) =
             wgrnn::reference::loss_and_grad(loss, act, &y64, rows, o, &targets, Some(&mask));
-        let what = format!("case {case} ({loss}, {act}, {rows} rows x {o})");
+        let what =
+            format!("case {case} ({loss}, {act}, {rows} rows x {o}, dy rows {stride} apart)");
         assert_close(
             &format!("{what} loss"),
             &gpu.read_f32(&logb, 2, 1).unwrap(),
@@ -1504,11 +1514,17 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
             &[want_metric],
             1e-4,
         );
-        assert_close(
-            &format!("{what} dy"),
-            &gpu.read_all_f32(&dyb).unwrap()[..rows * o],
-            &want_dy,
-            1e-4,
+        let dy_rows = gpu.read_all_f32(&dyb).unwrap();
+        let dy: Vec<f32> = dy_rows
+            .chunks(stride)
+            .flat_map(|row| row[..o].to_vec())
+            .collect();
+        assert_close(&format!("{what} dy"), &dy, &want_dy, 1e-4);
+        assert!(
+            dy_rows
+                .chunks(stride)
+                .all(|row| row[o..].iter().all(|&v| v.to_bits() == 0)),
+            "{what}: dy's pad columns are not all +0"
         );
     }
 }
@@ -1691,40 +1707,54 @@ fn column_sum_and_gradient_norm_match_f64() {
         .unwrap();
         run(&gpu, &launches);
         check_sums(&gb2, &format!(" in {slices} row slices"));
-        // Every column kernel the adapter can run, in one pass and in slices, gives the bits
-        // of the one-invocation-a-column kernels (the same additions in the same order), as
-        // does the norm in every kind of storage word.
+        // Every column kernel the adapter can run, in one pass and in slices, on rows stored
+        // `columns` apart and further apart (the padded head gradient; the values between
+        // them must not count), gives the bits of the one-invocation-a-column kernels (the
+        // same additions in the same order), as does the norm in every kind of storage word.
         let scalar = gpu.read_f32(&gb, dst, cols).unwrap();
-        let mut kinds = vec![None];
-        if cols % 4 == 0 {
-            kinds.extend(ops::StorageWords::available(&gpu).into_iter().map(Some));
-        }
-        for words in kinds {
-            for slices in [1, slices] {
-                let gb3 = gpu.storage_from("grads3", &grads).unwrap();
-                let launches = ops::column_sum_split_in(
-                    &gpu,
-                    &mut u,
-                    words,
-                    rows,
-                    cols,
-                    dst,
-                    Some(dst + cols + 7),
-                    &sb,
-                    &gb3,
-                    &scratch,
-                    slices,
-                )
-                .unwrap();
-                run(&gpu, &launches);
-                let how = format!(" by {words:?} in {slices} slices");
-                check_sums(&gb3, &how);
-                if slices == 1 {
-                    assert_eq!(
-                        bits(&gpu.read_f32(&gb3, dst, cols).unwrap()),
-                        bits(&scalar),
-                        "case {case}{how}: not the bits of one invocation a column"
-                    );
+        let wide = (cols + 3).next_multiple_of(4);
+        let spread: Vec<f32> = src
+            .chunks(cols)
+            .flat_map(|row| {
+                row.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(1e6, wide - cols))
+            })
+            .collect();
+        let sb_wide = gpu.storage_from("src_wide", &spread).unwrap();
+        for (stride, source) in [(cols, &sb), (wide, &sb_wide)] {
+            let mut kinds = vec![None];
+            if cols % 4 == 0 && stride % 4 == 0 {
+                kinds.extend(ops::StorageWords::available(&gpu).into_iter().map(Some));
+            }
+            for words in kinds {
+                for slices in [1, slices] {
+                    let gb3 = gpu.storage_from("grads3", &grads).unwrap();
+                    let launches = ops::column_sum_split_in(
+                        &gpu,
+                        &mut u,
+                        words,
+                        rows,
+                        cols,
+                        stride,
+                        dst,
+                        Some(dst + cols + 7),
+                        source,
+                        &gb3,
+                        &scratch,
+                        slices,
+                    )
+                    .unwrap();
+                    run(&gpu, &launches);
+                    let how = format!(" by {words:?} in {slices} slices, rows {stride} apart");
+                    check_sums(&gb3, &how);
+                    if slices == 1 {
+                        assert_eq!(
+                            bits(&gpu.read_f32(&gb3, dst, cols).unwrap()),
+                            bits(&scalar),
+                            "case {case}{how}: not the bits of one invocation a column"
+                        );
+                    }
                 }
             }
         }

@@ -82,32 +82,33 @@ pub struct BufferSpec {
 }
 
 pub struct EngineBuffers {
-    pub params: Buffer,        // [P] flat parameters, PyTorch order (ParamLayout)
-    pub weights_half: Buffer,  // [P] f16 copy of params that the kernels read (f16 only)
-    pub grads: Buffer,         // [P]
-    pub moment_m: Buffer,      // [P] SGD momentum buffer or Adam's first moment
-    pub moment_v: Buffer,      // [P] Adam's second moment
-    pub tokens: Buffer,        // [T, B] u32 token ids (token input only)
-    pub emb_present: Buffer,   // [S] u32 the chunk's distinct tokens, S = min(V, T·B)
-    pub emb_offsets: Buffer,   // [S + 1] u32 where each one's rows start in emb_positions
-    pub emb_positions: Buffer, // [T·B] u32 rows, grouped by token
-    pub x: Buffer,             // [T, B, I] first layer's input (features, or embeddings)
-    pub dx: Buffer,            // [T, B, E] gradient of the embeddings (token input only)
-    pub d_input_rev: Buffer,   // [T, B, W] a reverse unit's input gradient (bidirectional)
-    pub pool_acc: Buffer,      // [B, D·H] pooling carry (sum or running max)
-    pub pool_arg: Buffer,      // [B, D·H] u32 step of the max within the chunk
-    pub z: Buffer,             // [B, D·H] pooled state (many-to-one)
-    pub dz: Buffer,            // [B, D·H]
-    pub y: Buffer,             // [R, O] head output (pre-activation); R = T·B or B
-    pub dy: Buffer,            // [R, O]
-    pub targets: Buffer,       // [R] u32 classes or [R, O] f32 bits
-    pub row_loss: Buffer,      // [R]
-    pub row_metric: Buffer,    // [R] correct predictions, or the other error norm
-    pub row_mask: Buffer,      // [R] f32: 1 for a valid output row, 0 for padding
-    pub lengths: Buffer,       // [B] u32 valid steps of each sequence
-    pub chunk_info: Buffer,    // [3] u32: inv_count (f32 bits), first step, dropout step
-    pub split_scratch: Buffer, // [S, M, N] split-K partial sums of the weight gradients
-    pub step_sum: Buffer,      // [B, G·H] one step's recurrent product (GEMM-based steps)
+    pub params: Buffer,          // [P] flat parameters, PyTorch order (ParamLayout)
+    pub weights_half: Buffer,    // [P] f16 copy of params that the kernels read (f16 only)
+    pub grads: Buffer,           // [P]
+    pub moment_m: Buffer,        // [P] SGD momentum buffer or Adam's first moment
+    pub moment_v: Buffer,        // [P] Adam's second moment
+    pub tokens: Buffer,          // [T, B] u32 token ids (token input only)
+    pub emb_present: Buffer,     // [S] u32 the chunk's distinct tokens, S = min(V, T·B)
+    pub emb_offsets: Buffer,     // [S + 1] u32 where each one's rows start in emb_positions
+    pub emb_positions: Buffer,   // [T·B] u32 rows, grouped by token
+    pub x: Buffer,               // [T, B, I] first layer's input (features, or embeddings)
+    pub dx: Buffer,              // [T, B, E] gradient of the embeddings (token input only)
+    pub d_input_rev: Buffer,     // [T, B, W] a reverse unit's input gradient (bidirectional)
+    pub pool_acc: Buffer,        // [B, D·H] pooling carry (sum or running max)
+    pub pool_arg: Buffer,        // [B, D·H] u32 step of the max within the chunk
+    pub z: Buffer,               // [B, D·H] pooled state (many-to-one)
+    pub dz: Buffer,              // [B, D·H]
+    pub y: Buffer,               // [R, O] head output (pre-activation); R = T·B or B
+    pub dy: Buffer,              // [R, O'] rows O' = head_grad_stride(O) apart, pads 0
+    pub head_weight_pad: Buffer, // [O', W] the head's weight rows, then O' - O zero rows
+    pub targets: Buffer,         // [R] u32 classes or [R, O] f32 bits
+    pub row_loss: Buffer,        // [R]
+    pub row_metric: Buffer,      // [R] correct predictions, or the other error norm
+    pub row_mask: Buffer,        // [R] f32: 1 for a valid output row, 0 for padding
+    pub lengths: Buffer,         // [B] u32 valid steps of each sequence
+    pub chunk_info: Buffer,      // [3] u32: inv_count (f32 bits), first step, dropout step
+    pub split_scratch: Buffer,   // [S, M, N] split-K partial sums of the weight gradients
+    pub step_sum: Buffer,        // [B, G·H] one step's recurrent product (GEMM-based steps)
     /// Two [B, H] f32 copies of the state a fused Elman sweep with A's windows alternates
     /// between (`ops::StepCopies`; software adapters, at least a uniform window each).
     pub step_copies: [Buffer; 2],
@@ -170,6 +171,23 @@ pub fn buffer_sizes(
     .collect()
 }
 
+/// Values past dy's last row that the head's weight-gradient product may read (not store).
+const HEAD_GRAD_SLACK: usize = 32;
+
+/// The row stride O' of the head's output gradient dy, and the rows of the head's padded
+/// weight copy: on software adapters O rounded up to a multiple of 4 (the loss writes the
+/// pad columns 0), so that the head's gradient products (dW = dyᵀ·X, K = the rows, and
+/// dX = dy·W with K = O') run in the quads kernels, which read rows of whole 16-byte words
+/// (W1's 18 tags ran 2-4x slower in the others: BENCHMARKS.md, "the head's gradients on
+/// padded rows"); O elsewhere (GPUs, and O a multiple of 4).
+pub fn head_grad_stride(outputs: usize, software: bool) -> usize {
+    if software {
+        outputs.next_multiple_of(4)
+    } else {
+        outputs
+    }
+}
+
 /// [`buffer_sizes`] with each buffer's element type under `precision`.
 pub fn buffer_specs(
     config: &ModelConfig,
@@ -184,6 +202,7 @@ pub fn buffer_specs(
     let act = precision.activations();
     let a = |n: usize| ((n * act.bytes()) as u64, act);
     let (h, o, ow) = (config.hidden, config.output_size, config.output_width());
+    let o_pad = head_grad_stride(o, software);
     let cell = config.cell;
     let gh = cell.gates() * h;
     let only = |yes: bool, n: usize| if yes { n } else { 0 };
@@ -228,7 +247,13 @@ pub fn buffer_specs(
         ("z", f(max_batch * ow)),
         ("dz", f(max_batch * ow)),
         ("y", f(out_rows * o)),
-        ("dy", f(out_rows * o)),
+        // The outer-product kernel's lanes past the head's O rows of dyᵀ read up to 32
+        // columns of a row: slack past the last row, values that are never stored.
+        (
+            "dy",
+            f(out_rows * o_pad + only(o_pad != o, HEAD_GRAD_SLACK)),
+        ),
+        ("head_weight_pad", a(only(o_pad != o, o_pad * ow))),
         ("targets", f(out_rows * o)),
         ("row_loss", f(out_rows)),
         ("row_metric", f(out_rows)),
@@ -347,6 +372,7 @@ impl EngineBuffers {
             dz: next()?,
             y: next()?,
             dy: next()?,
+            head_weight_pad: next()?,
             targets: next()?,
             row_loss: next()?,
             row_metric: next()?,

@@ -79,6 +79,7 @@ impl PlanContext<'_> {
     pub fn build(&self, shape: &ChunkShape, u: &mut Uniforms) -> Result<ChunkPlan> {
         let (gpu, cfg, b, lay) = (self.gpu, self.config, self.bufs, self.layout);
         let (t_len, batch, h, o) = (shape.steps, shape.batch, cfg.hidden, cfg.output_size);
+        let o_pad = super::buffers::head_grad_stride(o, gpu.adapter().is_software);
         let ow = cfg.output_width();
         let rows = t_len * batch;
         let bh = batch * h;
@@ -285,6 +286,7 @@ impl PlanContext<'_> {
             cfg.output_activation,
             head_rows,
             o,
+            o_pad,
             &b.y,
             &b.targets,
             &b.dy,
@@ -314,12 +316,13 @@ impl PlanContext<'_> {
             });
         }
 
-        // Head gradients: dW_head = dyᵀ · head_in, db_head = Σ_rows dy.
+        // Head gradients: dW_head = dyᵀ · head_in, db_head = Σ_rows dy (dy's rows o_pad
+        // apart: super::buffers::head_grad_stride).
         let d_head_weight = GemmSpec {
             m: o,
             n: ow,
             k: head_rows,
-            a: Operand::transposed(0, o),
+            a: Operand::transposed(0, o_pad),
             b: Operand::row_major(head_in_offset, ow),
             c_offset: lay.offset(HEAD_WEIGHT),
             bias: None,
@@ -329,20 +332,36 @@ impl PlanContext<'_> {
         self.weight_gradient(u, &d_head_weight, &b.dy, head_in, &mut rec)?;
         self.bias_gradient(
             u,
-            head_rows,
-            o,
+            (head_rows, o, o_pad),
             lay.offset(HEAD_BIAS),
             None,
             &b.dy,
             &mut rec,
         )?;
-        // Gradient reaching the head input: dy · W_head, onto the last layer's output.
+        // Gradient reaching the head input: dy · W_head, onto the last layer's output; with
+        // padded dy rows, over K = o_pad through a copy of W_head with o_pad - o zero rows
+        // after it (the buffer's, never written), so that K is a multiple of 4.
+        let (head_weight, head_weight_at) = if o_pad == o {
+            (b.weights(), lay.offset(HEAD_WEIGHT))
+        } else {
+            ops::transpose(
+                gpu,
+                u,
+                lay.offset(HEAD_WEIGHT),
+                1,
+                o * ow,
+                b.weights(),
+                &b.head_weight_pad,
+            )?
+            .record(&mut rec);
+            (&b.head_weight_pad, 0)
+        };
         let d_head_in = GemmSpec {
             m: head_rows,
             n: ow,
-            k: o,
-            a: Operand::row_major(0, o),
-            b: Operand::row_major(lay.offset(HEAD_WEIGHT), ow),
+            k: o_pad,
+            a: Operand::row_major(0, o_pad),
+            b: Operand::row_major(head_weight_at, ow),
             c_offset: 0,
             bias: None,
             bias2: None,
@@ -355,10 +374,10 @@ impl PlanContext<'_> {
         };
         match cfg.task {
             TaskKind::ManyToMany => {
-                self.product(u, &d_head_in, &b.dy, b.weights(), d_out, &mut rec)?
+                self.product(u, &d_head_in, &b.dy, head_weight, d_out, &mut rec)?
             }
             TaskKind::ManyToOne => {
-                self.product(u, &d_head_in, &b.dy, b.weights(), &b.dz, &mut rec)?;
+                self.product(u, &d_head_in, &b.dy, head_weight, &b.dz, &mut rec)?;
                 ops::pool_backward(gpu, u, &pool, &b.dz, &b.pool_arg, d_out, info, &mut rec)?;
             }
         }
@@ -419,11 +438,11 @@ impl PlanContext<'_> {
                 self.weight_gradient(u, &d_whh, dhh, &ub.hs, &mut rec)?;
                 if cell == Cell::Gru {
                     for (offset, source) in [(off.bias_ih, &ub.da), (off.bias_hh, &ub.dhh)] {
-                        self.bias_gradient(u, rows, gh, offset, None, source, &mut rec)?;
+                        self.bias_gradient(u, (rows, gh, gh), offset, None, source, &mut rec)?;
                     }
                 } else {
                     let (ih, hh) = (off.bias_ih, Some(off.bias_hh));
-                    self.bias_gradient(u, rows, gh, ih, hh, &ub.da, &mut rec)?;
+                    self.bias_gradient(u, (rows, gh, gh), ih, hh, &ub.da, &mut rec)?;
                 }
             }
             // The gradient at the layer's input: Σ over its units of da · W_ih (a reverse
@@ -710,14 +729,12 @@ impl PlanContext<'_> {
     }
 
     /// Records a bias gradient `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]` over
-    /// `rows` rows, in row slices where the adapter needs the parallelism
-    /// ([`ops::column_slices`]).
-    #[allow(clippy::too_many_arguments)]
+    /// `rows` rows of `columns` values, `stride` apart, in row slices where the adapter needs
+    /// the parallelism ([`ops::column_slices`]).
     fn bias_gradient(
         &self,
         u: &mut Uniforms,
-        rows: usize,
-        columns: usize,
+        (rows, columns, stride): (usize, usize, usize),
         dst: usize,
         dst2: Option<usize>,
         src: &Buffer,
@@ -725,11 +742,13 @@ impl PlanContext<'_> {
     ) -> Result<()> {
         let bufs = self.bufs;
         let slices = ops::column_slices(self.gpu.adapter().is_software, rows, columns);
-        for launch in ops::column_sum_split(
+        for launch in ops::column_sum_split_in(
             self.gpu,
             u,
+            ops::column_words(self.gpu, columns, stride),
             rows,
             columns,
+            stride,
             dst,
             dst2,
             src,

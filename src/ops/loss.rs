@@ -5,7 +5,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::{groups_for, need, u32_of, Launch, Uniforms};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Gpu, Kernel, Resource};
 use crate::model::{Loss, OutputActivation};
 use bytemuck::{Pod, Zeroable};
@@ -17,7 +17,8 @@ struct LossParams {
     outputs: u32,
     kind: u32,
     activation: u32,
-    _pad: [u32; 4],
+    dy_stride: u32,
+    _pad: [u32; 3],
 }
 
 /// The number of values the mean loss divides by: rows for cross-entropy, rows × outputs else.
@@ -28,7 +29,8 @@ pub fn loss_count(loss: Loss, rows: usize, outputs: usize) -> usize {
     }
 }
 
-/// Per-row losses, metrics (see `shaders/loss.wgsl`) and `dy` = d(mean loss)/dy.   y, dy: [R, O]; targets: [R] or [R, O]
+/// Per-row losses, metrics (see `shaders/loss.wgsl`) and `dy` = d(mean loss)/dy.   y: [R, O];
+/// dy: [R, dy_stride] (dy_stride >= O; columns past O are written 0); targets: [R] or [R, O]
 pub fn loss_rows(
     gpu: &Gpu,
     u: &mut Uniforms,
@@ -36,6 +38,7 @@ pub fn loss_rows(
     activation: OutputActivation,
     rows: usize,
     outputs: usize,
+    dy_stride: usize,
     y: &Buffer,
     targets: &Buffer,
     dy: &Buffer,
@@ -47,7 +50,12 @@ pub fn loss_rows(
     need(row_metric, rows, "loss row_metric")?;
     need(mask, rows, "loss mask")?;
     need(y, rows * outputs, "loss y")?;
-    need(dy, rows * outputs, "loss dy")?;
+    if dy_stride < outputs {
+        return Err(Error::Config(format!(
+            "loss dy: row stride {dy_stride} is shorter than the {outputs} outputs"
+        )));
+    }
+    need(dy, rows * dy_stride, "loss dy")?;
     need(row_loss, rows, "loss row_loss")?;
     need(
         targets,
@@ -72,7 +80,8 @@ pub fn loss_rows(
             OutputActivation::Sigmoid => 2,
             _ => 0,
         },
-        _pad: [0; 4],
+        dy_stride: u32_of(dy_stride, "dy stride")?,
+        _pad: [0; 3],
     };
     let uniform = u.push(gpu, &p);
     let binding = gpu.bind(

@@ -23,8 +23,8 @@ pub struct ReduceParams {
     pub columns: u32,
     pub dst_off: u32,
     pub dst2_off: u32,
-    /// Unused: the loss scale now travels in `chunk_info` (it changes per chunk).
-    pub _unused: f32,
+    /// column sums: the distance between the source's rows (>= columns).
+    pub src_stride: u32,
     pub slot: u32,
     /// column_partials: rows per slice.
     pub slice_rows: u32,
@@ -47,7 +47,7 @@ pub fn loss_sum(
         columns: 0,
         dst_off: 0,
         dst2_off: 0,
-        _unused: 0.0,
+        src_stride: 0,
         slot: 0,
         slice_rows: 0,
         _pad: 0,
@@ -77,11 +77,13 @@ pub fn set_loss_slot(gpu: &Gpu, launch: &Launch, params: &ReduceParams, slot: u3
     launch.uniform.write(gpu, &ReduceParams { slot, ..*params });
 }
 
-/// How a column sum reads its rows: one invocation per column (GPUs, or N not a multiple of
-/// 4), or 4 columns an invocation in storage words of the given kind (software adapters:
-/// `column_sum_quads`, workgroups of 8). The same additions in the same order: the same bits.
-pub fn column_words(gpu: &Gpu, columns: usize) -> Option<StorageWords> {
-    (gpu.adapter().is_software && columns.is_multiple_of(4)).then(|| StorageWords::for_gpu(gpu))
+/// How a column sum reads rows `stride` values apart: one invocation per column (GPUs, or N
+/// or the stride not a multiple of 4), or 4 columns an invocation in storage words of the
+/// given kind (software adapters: `column_sum_quads`, workgroups of 8). The same additions in
+/// the same order: the same bits.
+pub fn column_words(gpu: &Gpu, columns: usize, stride: usize) -> Option<StorageWords> {
+    (gpu.adapter().is_software && columns.is_multiple_of(4) && stride.is_multiple_of(4))
+        .then(|| StorageWords::for_gpu(gpu))
 }
 
 /// `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]`.   src: [rows, columns]
@@ -95,11 +97,12 @@ pub fn column_sum(
     src: &Buffer,
     grads: &Buffer,
 ) -> Result<Launch> {
-    let words = column_words(gpu, columns);
-    column_sum_in(gpu, u, words, rows, columns, dst, dst2, src, grads)
+    let words = column_words(gpu, columns, columns);
+    column_sum_in(gpu, u, words, rows, columns, columns, dst, dst2, src, grads)
 }
 
-/// [`column_sum`] with its kernel given ([`column_words`]; `Some` needs N a multiple of 4).
+/// [`column_sum`] with its kernel given ([`column_words`]; `Some` needs N and the stride
+/// multiples of 4) over a source whose rows are `stride` values apart (`stride >= columns`).
 #[allow(clippy::too_many_arguments)]
 pub fn column_sum_in(
     gpu: &Gpu,
@@ -107,12 +110,13 @@ pub fn column_sum_in(
     words: Option<StorageWords>,
     rows: usize,
     columns: usize,
+    stride: usize,
     dst: usize,
     dst2: Option<usize>,
     src: &Buffer,
     grads: &Buffer,
 ) -> Result<Launch> {
-    need(src, rows * columns, "column_sum src")?;
+    source_rows(src, rows, columns, stride)?;
     need(
         grads,
         dst.max(dst2.unwrap_or(0)) + columns,
@@ -126,13 +130,13 @@ pub fn column_sum_in(
             Some(d) => u32_of(d, "offset")?,
             None => u32::MAX,
         },
-        _unused: 0.0,
+        src_stride: u32_of(stride, "stride")?,
         slot: 0,
         slice_rows: 0,
         _pad: 0,
     };
     let uniform = u.push(gpu, &p);
-    let (kernel, groups) = column_kernel(words, columns, 1)?;
+    let (kernel, groups) = column_kernel(words, columns, stride, 1)?;
     let binding = gpu.bind(
         kernel,
         &[
@@ -154,14 +158,16 @@ pub fn column_sum_in(
 fn column_kernel(
     words: Option<StorageWords>,
     columns: usize,
+    stride: usize,
     slices: usize,
 ) -> Result<(Kernel, [u32; 3])> {
     let slices = u32_of(slices, "column slices")?;
     Ok(match words {
         Some(words) => {
-            if !columns.is_multiple_of(4) {
+            if !columns.is_multiple_of(4) || !stride.is_multiple_of(4) {
                 return Err(Error::Config(format!(
-                    "column sums 4 columns an invocation need a multiple of 4 columns, not {columns}"
+                    "column sums 4 columns an invocation need multiples of 4 columns and row \
+                     stride, not {columns} and {stride}"
                 )));
             }
             (
@@ -175,6 +181,20 @@ fn column_kernel(
         ),
         None => (Kernel::ColumnSum, [columns.div_ceil(256) as u32, 1, 1]),
     })
+}
+
+/// Checks a column sum's source: `rows` rows of `columns` values, `stride` apart.
+fn source_rows(src: &Buffer, rows: usize, columns: usize, stride: usize) -> Result<()> {
+    if stride < columns {
+        return Err(Error::Config(format!(
+            "column_sum: row stride {stride} is shorter than the {columns} columns"
+        )));
+    }
+    need(
+        src,
+        rows.saturating_sub(1) * stride + columns,
+        "column_sum src",
+    )
 }
 
 /// Largest scratch, in values, that [`column_slices`] asks for: S·N ≤ this.
@@ -225,13 +245,14 @@ pub fn column_sum_split(
     scratch: &Buffer,
     slices: usize,
 ) -> Result<Vec<Launch>> {
-    let words = column_words(gpu, columns);
+    let words = column_words(gpu, columns, columns);
     column_sum_split_in(
-        gpu, u, words, rows, columns, dst, dst2, src, grads, scratch, slices,
+        gpu, u, words, rows, columns, columns, dst, dst2, src, grads, scratch, slices,
     )
 }
 
-/// [`column_sum_split`] with its kernels given ([`column_words`]).
+/// [`column_sum_split`] with its kernels given ([`column_words`]), over a source whose rows
+/// are `stride` values apart.
 #[allow(clippy::too_many_arguments)]
 pub fn column_sum_split_in(
     gpu: &Gpu,
@@ -239,6 +260,7 @@ pub fn column_sum_split_in(
     words: Option<StorageWords>,
     rows: usize,
     columns: usize,
+    stride: usize,
     dst: usize,
     dst2: Option<usize>,
     src: &Buffer,
@@ -248,25 +270,25 @@ pub fn column_sum_split_in(
 ) -> Result<Vec<Launch>> {
     if slices <= 1 || rows == 0 || columns == 0 {
         return Ok(vec![column_sum_in(
-            gpu, u, words, rows, columns, dst, dst2, src, grads,
+            gpu, u, words, rows, columns, stride, dst, dst2, src, grads,
         )?]);
     }
     let slice_rows = rows.div_ceil(slices);
     let slices = rows.div_ceil(slice_rows);
-    need(src, rows * columns, "column_sum src")?;
+    source_rows(src, rows, columns, stride)?;
     need(scratch, slices * columns, "column_sum scratch")?;
     let p = ReduceParams {
         count: u32_of(rows, "rows")?,
         columns: u32_of(columns, "columns")?,
         dst_off: 0,
         dst2_off: u32::MAX,
-        _unused: 0.0,
+        src_stride: u32_of(stride, "stride")?,
         slot: 0,
         slice_rows: u32_of(slice_rows, "rows")?,
         _pad: 0,
     };
     let uniform = u.push(gpu, &p);
-    let (kernel, groups) = column_kernel(words, columns, slices)?;
+    let (kernel, groups) = column_kernel(words, columns, stride, slices)?;
     let binding = gpu.bind(
         kernel,
         &[
@@ -280,7 +302,9 @@ pub fn column_sum_split_in(
         groups,
         uniform,
     };
-    let total = column_sum_in(gpu, u, words, slices, columns, dst, dst2, scratch, grads)?;
+    let total = column_sum_in(
+        gpu, u, words, slices, columns, columns, dst, dst2, scratch, grads,
+    )?;
     Ok(vec![partials, total])
 }
 
@@ -328,7 +352,7 @@ pub fn grad_norm_in(
         columns: NORM_PARTIALS as u32,
         dst_off: 0,
         dst2_off: 0,
-        _unused: 0.0,
+        src_stride: 0,
         slot: 0,
         slice_rows: 0,
         _pad: 0,
