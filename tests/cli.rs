@@ -322,7 +322,6 @@ fn same_seed_saves_identical_weights_and_init_round_trips() {
         load(&c),
         "weights changed through --init / --save with lr 0"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -348,7 +347,6 @@ fn early_stopping_says_why() {
         3,
         "first epoch sets the best, two stale epochs stop:\n{out}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -459,7 +457,6 @@ fn bad_files_are_named_in_the_error() {
         ],
         "missing `rnn.weight_hh_l0`",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `wgrnn bench` of a custom shape small enough to time in a second on lavapipe, then
@@ -625,7 +622,6 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         !out.status.success() && text.contains("WGRNN_RECORD_AHEAD is `sometimes`"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

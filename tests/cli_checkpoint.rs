@@ -75,7 +75,6 @@ fn resumed_run_ends_with_the_same_bits_as_an_uninterrupted_one() {
             "weights-e0003.safetensors"
         ]
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -111,7 +110,6 @@ fn lr_decay_on_a_plateau_and_f16_storage_survive_a_resume_bit_for_bit() {
         "{resumed}"
     );
     assert!(resumed.contains("f16 storage"), "{resumed}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -203,7 +201,6 @@ fn json_log_plot_and_restore_best() {
     ] {
         assert!(count(rgb) > 50, "{what}: {} pixels", count(rgb));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -222,7 +219,6 @@ fn a_damaged_checkpoint_is_a_clear_error() {
             && text.contains("not a wgrnn checkpoint"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn lines_max_accuracy(log: &Path) -> f64 {

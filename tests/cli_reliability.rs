@@ -96,7 +96,6 @@ fn non_finite_steps_are_skipped_and_handled_by_policy() {
         ok && out.contains("the GPU skipped this update") && !out.contains("rolled back"),
         "{out}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 const SMALL: [&str; 8] = [
@@ -173,7 +172,6 @@ fn ctrl_c_checkpoints_mid_epoch_and_resuming_gives_the_same_bits() {
         std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
         "interrupted + resumed differs from uninterrupted"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -248,7 +246,6 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
         loaded_epochs.windows(2).all(|w| w[0] <= w[1]),
         "progress went backwards: {loaded_epochs:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -305,7 +302,6 @@ fn log_every_and_log_outputs_do_not_change_the_bits() {
         std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
         "--log-every changed the weights"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -395,5 +391,4 @@ fn interrupt_text_epoch(cell: &str) {
         std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
         "interrupted + resumed {cell} text model differs from uninterrupted"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

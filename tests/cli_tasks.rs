@@ -71,7 +71,6 @@ fn tagger_train_eval_and_predict_agree() {
         "predict's accuracy {predicted} vs eval's {accuracy}"
     );
     assert!(accuracy > 40.0, "{eval}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -148,7 +147,6 @@ fn stacked_bidirectional_lstm_tagger_trains_evaluates_and_predicts() {
         "0.3",
     ]);
     assert!(!good && text.contains("--layers 2"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -209,7 +207,6 @@ fn character_model_trains_and_generates() {
         .output()
         .unwrap();
     assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("never saw"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -273,5 +270,4 @@ fn time_series_trains_evaluates_and_predicts_in_original_units() {
     );
     let eval = ok(&["eval", "--checkpoint", s(&ckpt), "--data", s(&file)]);
     assert!(eval.contains("mae: ") && eval.contains("mse: "), "{eval}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

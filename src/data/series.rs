@@ -270,10 +270,26 @@ pub fn persistence_mae(series: &Series, meta: &SeriesMeta, targets: std::ops::Ra
 mod tests {
     use super::*;
 
-    fn tmp(name: &str, text: &str) -> std::path::PathBuf {
+    /// A CSV file holding `text`, removed when the value is dropped.
+    struct TempCsv(std::path::PathBuf);
+
+    impl std::ops::Deref for TempCsv {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempCsv {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn tmp(name: &str, text: &str) -> TempCsv {
         let p = std::env::temp_dir().join(format!("wgrnn-series-{}-{name}", std::process::id()));
         std::fs::write(&p, text).unwrap();
-        p
+        TempCsv(p)
     }
 
     #[test]
