@@ -89,11 +89,21 @@ impl GemmTuner {
         self.forced = Some(kernel);
     }
 
-    /// Whether the quads kernels are candidates here (adapters with 8-lane subgroups): they
-    /// read both operands along k, so a product that reads a weight along n (dX = da·W_ih)
-    /// reads it from a transposed copy instead.
+    /// Whether a product that reads a weight along n (dX = da·W_ih) should read it from a
+    /// transposed copy, along k: where the window quads kernels (8-lane subgroups), which
+    /// read both operands along k, are candidates and the 8-byte outer-product kernel is not
+    /// (no 64-bit integers) nor forced. That kernel's rows variant reads x·W's layout as it
+    /// is, and on lavapipe faster than the windows read the copy (W1's dX 2048x128x256
+    /// 1.58-1.70 ms against 1.68-1.84, W3's 32768x64x512 25.6-25.8 against 26.5-26.6:
+    /// BENCHMARKS.md, "the layer-input gradient in x·W's layout again").
     pub fn wants_weights_along_k(&self) -> bool {
-        self.candidates.contains(&GemmKernel::WindowQuads)
+        if !self.candidates.contains(&GemmKernel::WindowQuads) {
+            return false;
+        }
+        match self.forced {
+            Some(kernel) => !matches!(kernel, GemmKernel::OuterQuads | GemmKernel::OuterLongs),
+            None => !self.candidates.contains(&GemmKernel::OuterLongs),
+        }
     }
 
     /// The decisions measured so far.

@@ -469,9 +469,10 @@ impl PlanContext<'_> {
                     bias2: None,
                     accumulate: false,
                 };
-                // Where the quads kernels run, B = W_ih from its transposed copy [I, G·H]
-                // (along k, for the window kernels), written just before the product; but W_ih
-                // as it is, along n, for the outer-product kernel's rows variant
+                // Where the tuner wants weights along k (the window quads kernels without
+                // the 8-byte outer-product kernel: `GemmTuner::wants_weights_along_k`), B =
+                // W_ih from its transposed copy [I, G·H], written just before the product;
+                // but W_ih as it is, along n, for the outer-product kernel's rows variant
                 // (`GemmKernel::outer_rows_apply`, da f32), where a window of that copy would
                 // hold less than a 32-line tile (f32, G·H above 512: the gated cells at H 256;
                 // W4's 2048x128x1024 14.2-15.2 -> 8.6-8.9 ms on lavapipe, BENCHMARKS.md) or
