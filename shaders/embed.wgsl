@@ -8,9 +8,11 @@
 //                 (a buffer clear), so the kernel's work follows T·B, not the vocabulary.
 // The host builds (present [S] ascending, offsets [S + 1], positions [R]) from the token
 // ids it already holds, positions ascending within each token: a fixed-order sum, no atomics.
-// embed_grad_quads: embed_grad for 4 consecutive d per invocation, stored as one vec4 (f32
-// grads, D and emb_off multiples of 4: on lavapipe a vec4 store costs far less than 4
-// scalar ones, BENCHMARKS.md). Same sums.
+// embed_grad_quads: embed_grad for 4 consecutive d per invocation, each row of dx read as one
+// 16-byte word (`quad_word`, appended by the host: four 32-bit integers, or in the Longs
+// pipeline for software adapters with SHADER_INT64 two 64-bit ones) and the sums stored as
+// one vec4 (f32 dx and grads, D and emb_off multiples of 4: on lavapipe a vec4 access costs
+// far less than 4 scalar ones, BENCHMARKS.md). Same sums.
 // Dispatch: 256 invocations per workgroup over R·D (gather), S·D (grad) elements or R·D / 4
 // (gather_quads), S·D / 4 (grad_quads) vec4s, spread over x and y (index = x + y · num_workgroups.x · 256).
 
@@ -94,6 +96,9 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     out[p.emb_off + v * p.dim + d] = out_t(s);
 }
 
+// dx as 16-byte words (embed_grad_quads).
+@group(0) @binding(1) var<storage, read> dx_words: array<quad_word>;
+
 @compute @workgroup_size(256)
 fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let at = quad_at(gid, groups);
@@ -105,8 +110,7 @@ fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let v = present[j];
     var s = vec4<f32>(0.0);
     for (var i = index_a[j]; i < index_a[j + 1u]; i++) {
-        let at = positions[i] * p.dim + d;
-        s = s + vec4<f32>(f32(table[at]), f32(table[at + 1u]), f32(table[at + 2u]), f32(table[at + 3u]));
+        s = s + bitcast<vec4<f32>>(quad_bits(dx_words[(positions[i] * p.dim + d) >> 2u]));
     }
     out_quads[(p.emb_off + v * p.dim + d) >> 2u] = s;
 }

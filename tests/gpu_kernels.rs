@@ -1599,6 +1599,23 @@ fn embedding_gather_and_gradient_match_f64() {
             &want_g,
             1e-4,
         );
+        // Every kind of storage word for dx gives the same bits.
+        let first = gpu.read_all_f32(&gb).unwrap();
+        for words in ops::StorageWords::available(&gpu) {
+            let gb2 = gpu
+                .storage_from("grads2", &vec![stale; emb_off + vocab * dim])
+                .unwrap();
+            let d = ops::embed_grad_in(
+                &gpu, &mut u, words, slots, vocab, dim, emb_off, &dxb, &buffers, &gb2,
+            )
+            .unwrap();
+            run(&gpu, &[d]);
+            assert_eq!(
+                bits(&gpu.read_all_f32(&gb2).unwrap()),
+                bits(&first),
+                "{what}: the gradient read in {words:?} words"
+            );
+        }
     }
 }
 

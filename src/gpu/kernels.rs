@@ -85,6 +85,8 @@ pub enum Kernel {
     EmbedGrad,
     /// EmbedGrad with 4 consecutive d per invocation (f32 grads, D and offset multiples of 4).
     EmbedGradQuads,
+    /// EmbedGradQuads reading dx in 8-byte words ([`Kernel::long_words`]).
+    EmbedGradLongs,
     RnnStepForward,
     RnnStepBackward,
     RnnChunkForward,
@@ -250,7 +252,8 @@ impl Kernel {
             Kernel::EmbedGather
             | Kernel::EmbedGatherQuads
             | Kernel::EmbedGrad
-            | Kernel::EmbedGradQuads => "embed.wgsl",
+            | Kernel::EmbedGradQuads
+            | Kernel::EmbedGradLongs => "embed.wgsl",
             Kernel::RnnStepForward
             | Kernel::RnnStepBackward
             | Kernel::RnnChunkForward
@@ -335,7 +338,7 @@ impl Kernel {
             Kernel::EmbedGather => "embed_gather",
             Kernel::EmbedGatherQuads => "embed_gather_quads",
             Kernel::EmbedGrad => "embed_grad",
-            Kernel::EmbedGradQuads => "embed_grad_quads",
+            Kernel::EmbedGradQuads | Kernel::EmbedGradLongs => "embed_grad_quads",
             Kernel::RnnStepForward => "rnn_step_forward",
             Kernel::RnnStepBackward => "rnn_step_backward",
             Kernel::RnnChunkForward => "rnn_chunk_forward",
@@ -438,6 +441,7 @@ impl Kernel {
                 | Kernel::GruLongsSweepForward
                 | Kernel::GruLongsSweepBackward
                 | Kernel::ColumnSumLongs
+                | Kernel::EmbedGradLongs
                 | Kernel::SquarePartialsLongs
                 | Kernel::SgdLongs
                 | Kernel::AdamLongs

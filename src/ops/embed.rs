@@ -4,7 +4,7 @@
 // struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
-use super::{groups_for, need, u32_of, Launch, Uniforms};
+use super::{groups_for, need, u32_of, Launch, StorageWords, Uniforms};
 use crate::error::Result;
 use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
 use bytemuck::{Pod, Zeroable};
@@ -90,6 +90,24 @@ pub fn embed_grad(
     index: &TokenIndexBuffers<'_>,
     grads: &Buffer,
 ) -> Result<Launch> {
+    let words = StorageWords::for_gpu(gpu);
+    embed_grad_in(gpu, u, words, slots, vocab, dim, emb_off, dx, index, grads)
+}
+
+/// [`embed_grad`] reading dx's quads in the given words (where 4 consecutive d are summed
+/// an invocation).
+pub fn embed_grad_in(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    words: StorageWords,
+    slots: usize,
+    vocab: usize,
+    dim: usize,
+    emb_off: usize,
+    dx: &Buffer,
+    index: &TokenIndexBuffers<'_>,
+    grads: &Buffer,
+) -> Result<Launch> {
     need(index.present, slots, "embed_grad present tokens")?;
     need(index.offsets, slots + 1, "embed_grad offsets")?;
     need(grads, emb_off + vocab * dim, "embed_grad grads")?;
@@ -100,11 +118,15 @@ pub fn embed_grad(
         _pad: 0,
     };
     let uniform = u.push(gpu, &p);
-    // 4 consecutive d per invocation where they are one aligned vec4 of f32 grads.
-    let quads = grads.dtype() == Dtype::F32 && dim.is_multiple_of(4) && emb_off.is_multiple_of(4);
+    // 4 consecutive d per invocation where they are one aligned 16-byte word of f32 dx and
+    // grads.
+    let quads = grads.dtype() == Dtype::F32
+        && dx.dtype() == Dtype::F32
+        && dim.is_multiple_of(4)
+        && emb_off.is_multiple_of(4);
     let binding = gpu.bind(
         if quads {
-            Kernel::EmbedGradQuads
+            words.pick(Kernel::EmbedGradQuads, Kernel::EmbedGradLongs)
         } else {
             Kernel::EmbedGrad
         },
