@@ -283,13 +283,15 @@ fn bench_optimizer(gpu: &Gpu, count: usize) {
     let norm_log = gpu.storage("norm_log", 16).unwrap();
     let loss_log = gpu.storage("loss_log", 16).unwrap();
     let mut u = Uniforms::new();
+    let words = ops::StorageWords::for_gpu(gpu);
     let (norm_launches, _) = ops::grad_norm(
-        gpu, &mut u, count, &grads, &partials, &norm, &norm_log, &loss_log,
+        gpu, &mut u, words, count, &grads, &partials, &norm, &norm_log, &loss_log,
     )
     .unwrap();
     let adam = ops::optimizer_step(
         gpu,
         &mut u,
+        words,
         ops::UpdateRule::Adam,
         count,
         &params,

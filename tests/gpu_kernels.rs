@@ -1566,8 +1566,9 @@ fn embedding_gather_and_gradient_match_f64() {
             positions: &posb,
         };
         let slots = vocab.min(rows);
+        let words = ops::StorageWords::for_gpu(&gpu);
         let d = ops::embed_grad(
-            &gpu, &mut u, slots, vocab, dim, emb_off, &dxb, &buffers, &gb,
+            &gpu, &mut u, words, slots, vocab, dim, emb_off, &dxb, &buffers, &gb,
         )
         .unwrap();
         run(&gpu, &[g, d]);
@@ -1605,7 +1606,7 @@ fn embedding_gather_and_gradient_match_f64() {
             let gb2 = gpu
                 .storage_from("grads2", &vec![stale; emb_off + vocab * dim])
                 .unwrap();
-            let d = ops::embed_grad_in(
+            let d = ops::embed_grad(
                 &gpu, &mut u, words, slots, vocab, dim, emb_off, &dxb, &buffers, &gb2,
             )
             .unwrap();
@@ -1645,15 +1646,18 @@ fn column_sum_and_gradient_norm_match_f64() {
         let loss_log = gpu.storage_from("loss_log", &[0.5f32; 4]).unwrap();
         let mut u = Uniforms::new();
         // The norm reads grads before column_sum writes into them.
+        let words = ops::StorageWords::for_gpu(&gpu);
         let ([n1, n2], np) = ops::grad_norm(
-            &gpu, &mut u, count, &gb, &partials, &norm, &norm_log, &loss_log,
+            &gpu, &mut u, words, count, &gb, &partials, &norm, &norm_log, &loss_log,
         )
         .unwrap();
         ops::set_loss_slot(&gpu, &n2, &np, 3);
         let cs = ops::column_sum(
             &gpu,
             &mut u,
+            ops::column_words(&gpu, cols, cols),
             rows,
+            cols,
             cols,
             dst,
             Some(dst + cols + 7),
@@ -1712,7 +1716,9 @@ fn column_sum_and_gradient_norm_match_f64() {
         let launches = ops::column_sum_split(
             &gpu,
             &mut u,
+            ops::column_words(&gpu, cols, cols),
             rows,
+            cols,
             cols,
             dst,
             Some(dst + cols + 7),
@@ -1747,7 +1753,7 @@ fn column_sum_and_gradient_norm_match_f64() {
             for words in kinds {
                 for slices in [1, slices] {
                     let gb3 = gpu.storage_from("grads3", &grads).unwrap();
-                    let launches = ops::column_sum_split_in(
+                    let launches = ops::column_sum_split(
                         &gpu,
                         &mut u,
                         words,
@@ -1779,7 +1785,7 @@ fn column_sum_and_gradient_norm_match_f64() {
         let norm_bits = gpu.read_f32(&norm, 0, 1).unwrap();
         let fresh = gpu.storage_from("grads4", &grads).unwrap();
         for words in ops::StorageWords::available(&gpu) {
-            let ([n1, n2], np) = ops::grad_norm_in(
+            let ([n1, n2], np) = ops::grad_norm(
                 &gpu, &mut u, words, count, &fresh, &partials, &norm, &norm_log, &loss_log,
             )
             .unwrap();
@@ -1799,6 +1805,7 @@ fn optimizers_match_reference_over_several_steps() {
     use wgrnn::optim::{Momentum, OptimizerConfig, OptimizerKind};
     use wgrnn::reference::RefOptimizer;
     let gpu = gpu();
+    let words = ops::StorageWords::for_gpu(&gpu);
     let mut rng = Rng::new(7);
     for case in 0..24 {
         let kind = [
@@ -1847,15 +1854,17 @@ fn optimizers_match_reference_over_several_steps() {
                     gpu.storage("v", (n4 * 4) as u64).unwrap(),
                 );
                 let step =
-                    ops::optimizer_step_in(&gpu, &mut u, words, rule, n, &pb, &gb, &norm, &mb, &vb)
+                    ops::optimizer_step(&gpu, &mut u, words, rule, n, &pb, &gb, &norm, &mb, &vb)
                         .unwrap();
                 (words, pb, mb, vb, step)
             })
             .collect();
         let norm_log = gpu.storage("norm_log", 16).unwrap();
         let loss_log = gpu.storage_from("loss_log", &[0.5f32; 4]).unwrap();
-        let (norms, _) =
-            ops::grad_norm(&gpu, &mut u, n, &gb, &partials, &norm, &norm_log, &loss_log).unwrap();
+        let (norms, _) = ops::grad_norm(
+            &gpu, &mut u, words, n, &gb, &partials, &norm, &norm_log, &loss_log,
+        )
+        .unwrap();
         let mut reference = RefOptimizer::new(c, n);
         let mut want = to_f64(&params);
         for s in 1..=4u64 {
@@ -1893,6 +1902,7 @@ fn optimizers_match_reference_over_several_steps() {
 #[test]
 fn a_non_finite_gradient_or_loss_skips_the_whole_step() {
     let gpu = gpu();
+    let words = ops::StorageWords::for_gpu(&gpu);
     for (case, (bad_grad, bad_loss)) in [
         (f32::NAN, 0.5f32),
         (f32::INFINITY, 0.5),
@@ -1919,11 +1929,14 @@ fn a_non_finite_gradient_or_loss_skips_the_whole_step() {
         let norm_log = gpu.storage("norm_log", 16).unwrap();
         let loss_log = gpu.storage_from("loss_log", &[bad_loss; 4]).unwrap();
         let mut u = Uniforms::new();
-        let (norms, _) =
-            ops::grad_norm(&gpu, &mut u, n, &gb, &partials, &norm, &norm_log, &loss_log).unwrap();
+        let (norms, _) = ops::grad_norm(
+            &gpu, &mut u, words, n, &gb, &partials, &norm, &norm_log, &loss_log,
+        )
+        .unwrap();
         let step = ops::optimizer_step(
             &gpu,
             &mut u,
+            words,
             ops::UpdateRule::Adam,
             n,
             &pb,

@@ -217,6 +217,7 @@ impl<'g> Engine<'g> {
         let update = ops::optimizer_step(
             gpu,
             &mut uniforms,
+            ops::StorageWords::for_gpu(gpu),
             rule,
             layout.total,
             &bufs.params,

@@ -524,6 +524,7 @@ impl PlanContext<'_> {
             ops::embed_grad(
                 gpu,
                 u,
+                ops::StorageWords::for_gpu(gpu),
                 vocab.min(rows),
                 vocab,
                 embed,
@@ -540,6 +541,7 @@ impl PlanContext<'_> {
             let (launches, params) = ops::grad_norm(
                 gpu,
                 u,
+                ops::StorageWords::for_gpu(gpu),
                 lay.total,
                 &b.grads,
                 &b.norm_partials,
@@ -743,7 +745,7 @@ impl PlanContext<'_> {
     ) -> Result<()> {
         let bufs = self.bufs;
         let slices = ops::column_slices(self.gpu.adapter().is_software, rows, columns);
-        for launch in ops::column_sum_split_in(
+        for launch in ops::column_sum_split(
             self.gpu,
             u,
             ops::column_words(self.gpu, columns, stride),

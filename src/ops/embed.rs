@@ -77,26 +77,10 @@ pub struct TokenIndexBuffers<'a> {
 
 /// `grads[emb_off + v·D + d] = Σ_{i ∈ offsets[j]..offsets[j+1]} dx[positions[i], d]` for each
 /// token v = present[j] of the chunk (j < `slots`); dE: [vocab, D]. The rows of the tokens
-/// absent from the chunk are not written: the caller zeroes the table first.
-#[allow(clippy::too_many_arguments)]
+/// absent from the chunk are not written: the caller zeroes the table first. `words`: how
+/// dx's quads are read where 4 consecutive d are summed an invocation
+/// ([`StorageWords::for_gpu`] in the engine).
 pub fn embed_grad(
-    gpu: &Gpu,
-    u: &mut Uniforms,
-    slots: usize,
-    vocab: usize,
-    dim: usize,
-    emb_off: usize,
-    dx: &Buffer,
-    index: &TokenIndexBuffers<'_>,
-    grads: &Buffer,
-) -> Result<Launch> {
-    let words = StorageWords::for_gpu(gpu);
-    embed_grad_in(gpu, u, words, slots, vocab, dim, emb_off, dx, index, grads)
-}
-
-/// [`embed_grad`] reading dx's quads in the given words (where 4 consecutive d are summed
-/// an invocation).
-pub fn embed_grad_in(
     gpu: &Gpu,
     u: &mut Uniforms,
     words: StorageWords,

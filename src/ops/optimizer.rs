@@ -76,25 +76,10 @@ pub enum UpdateRule {
 
 /// One optimizer step over all `count` parameters. `v` is bound only for Adam. The kernels
 /// update 4 parameters at a time: `params`, `grads`, `m` and `v` must hold `count` rounded up
-/// to a multiple of 4 values (the padding is scratch).
-pub fn optimizer_step(
-    gpu: &Gpu,
-    u: &mut Uniforms,
-    rule: UpdateRule,
-    count: usize,
-    params: &Buffer,
-    grads: &Buffer,
-    norm: &Buffer,
-    m: &Buffer,
-    v: &Buffer,
-) -> Result<Launch> {
-    let words = StorageWords::for_gpu(gpu);
-    optimizer_step_in(gpu, u, words, rule, count, params, grads, norm, m, v)
-}
-
-/// [`optimizer_step`] reading and writing the given words.
+/// to a multiple of 4 values (the padding is scratch). `words`: how
+/// the four buffers are read and written ([`StorageWords::for_gpu`] in the engine).
 #[allow(clippy::too_many_arguments)]
-pub fn optimizer_step_in(
+pub fn optimizer_step(
     gpu: &Gpu,
     u: &mut Uniforms,
     words: StorageWords,

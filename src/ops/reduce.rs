@@ -86,25 +86,11 @@ pub fn column_words(gpu: &Gpu, columns: usize, stride: usize) -> Option<StorageW
         .then(|| StorageWords::for_gpu(gpu))
 }
 
-/// `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]`.   src: [rows, columns]
-pub fn column_sum(
-    gpu: &Gpu,
-    u: &mut Uniforms,
-    rows: usize,
-    columns: usize,
-    dst: usize,
-    dst2: Option<usize>,
-    src: &Buffer,
-    grads: &Buffer,
-) -> Result<Launch> {
-    let words = column_words(gpu, columns, columns);
-    column_sum_in(gpu, u, words, rows, columns, columns, dst, dst2, src, grads)
-}
-
-/// [`column_sum`] with its kernel given ([`column_words`]; `Some` needs N and the stride
-/// multiples of 4) over a source whose rows are `stride` values apart (`stride >= columns`).
+/// `grads[dst + n] (and grads[dst2 + n]) = Σ_r src[r, n]` over `rows` rows of `columns`
+/// values, `stride` apart (`stride >= columns`), by the kernel `words` names
+/// ([`column_words`]; `Some` needs N and the stride multiples of 4).
 #[allow(clippy::too_many_arguments)]
-pub fn column_sum_in(
+pub fn column_sum(
     gpu: &Gpu,
     u: &mut Uniforms,
     words: Option<StorageWords>,
@@ -236,27 +222,6 @@ pub fn column_slices(software: bool, rows: usize, columns: usize) -> usize {
 pub fn column_sum_split(
     gpu: &Gpu,
     u: &mut Uniforms,
-    rows: usize,
-    columns: usize,
-    dst: usize,
-    dst2: Option<usize>,
-    src: &Buffer,
-    grads: &Buffer,
-    scratch: &Buffer,
-    slices: usize,
-) -> Result<Vec<Launch>> {
-    let words = column_words(gpu, columns, columns);
-    column_sum_split_in(
-        gpu, u, words, rows, columns, columns, dst, dst2, src, grads, scratch, slices,
-    )
-}
-
-/// [`column_sum_split`] with its kernels given ([`column_words`]), over a source whose rows
-/// are `stride` values apart.
-#[allow(clippy::too_many_arguments)]
-pub fn column_sum_split_in(
-    gpu: &Gpu,
-    u: &mut Uniforms,
     words: Option<StorageWords>,
     rows: usize,
     columns: usize,
@@ -269,7 +234,7 @@ pub fn column_sum_split_in(
     slices: usize,
 ) -> Result<Vec<Launch>> {
     if slices <= 1 || rows == 0 || columns == 0 {
-        return Ok(vec![column_sum_in(
+        return Ok(vec![column_sum(
             gpu, u, words, rows, columns, stride, dst, dst2, src, grads,
         )?]);
     }
@@ -302,7 +267,7 @@ pub fn column_sum_split_in(
         groups,
         uniform,
     };
-    let total = column_sum_in(
+    let total = column_sum(
         gpu, u, words, slices, columns, columns, dst, dst2, scratch, grads,
     )?;
     Ok(vec![partials, total])
@@ -310,26 +275,10 @@ pub fn column_sum_split_in(
 
 /// The global L2 norm of `grads[0..count]` into `norm[0]` (and `norm_log[slot]`), in two
 /// fixed-order stages; `norm[1]` flags a non-finite norm or loss (`loss_log[slot]`), which
-/// makes the optimizer skip the step. Point it at a slot with [`set_loss_slot`].
-pub fn grad_norm(
-    gpu: &Gpu,
-    u: &mut Uniforms,
-    count: usize,
-    grads: &Buffer,
-    partials: &Buffer,
-    norm: &Buffer,
-    norm_log: &Buffer,
-    loss_log: &Buffer,
-) -> Result<([Launch; 2], ReduceParams)> {
-    let words = StorageWords::for_gpu(gpu);
-    grad_norm_in(
-        gpu, u, words, count, grads, partials, norm, norm_log, loss_log,
-    )
-}
-
-/// [`grad_norm`] reading the gradients in the given words.
+/// makes the optimizer skip the step. Point it at a slot with [`set_loss_slot`]. `words`: how
+/// the gradients are read ([`StorageWords::for_gpu`] in the engine).
 #[allow(clippy::too_many_arguments)]
-pub fn grad_norm_in(
+pub fn grad_norm(
     gpu: &Gpu,
     u: &mut Uniforms,
     words: StorageWords,
