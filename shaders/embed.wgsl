@@ -110,7 +110,7 @@ fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let v = present[j];
     var s = vec4<f32>(0.0);
     for (var i = index_a[j]; i < index_a[j + 1u]; i++) {
-        s = s + bitcast<vec4<f32>>(quad_bits(dx_words[(positions[i] * p.dim + d) >> 2u]));
+        s = s + quad_f32s(dx_words[(positions[i] * p.dim + d) >> 2u]);
     }
     out_quads[(p.emb_off + v * p.dim + d) >> 2u] = s;
 }

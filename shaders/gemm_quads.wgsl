@@ -107,8 +107,9 @@ const CONTINUE: u32 = 128u;
 // STEP_COPY: the step's outputs again, [B, H] at copy_off (f32), which the next step reads
 // through its window (any read-write buffer elsewhere: C stands in, of either type).
 @group(0) @binding(13) var<storage, read_write> c_copy: array<c_copy_t>;
-// 16-byte storage words (4 f32s): `quad_word`, with `quad_bits(w)` (its four 4-byte words)
-// and `quad_word_of(v)` (the reverse), appended by the host (`gpu::typed_source`): vec2<u64>
+// 16-byte storage words (4 f32s): `quad_word`, with `quad_bits(w)` (its four 4-byte words),
+// `quad_word_of(v)` (the reverse), `quad_f32s(w)` (its 4 f32s) and `f32s_word(v)` (the
+// reverse), appended by the host (`gpu::typed_source`): vec2<u64>
 // for the pipelines compiled with 64-bit words (`Kernel::long_words`: gemm_outer_quads as
 // GemmKernel::OuterLongs, gemm_window_quads_sweep as RecurrenceKernel::GemmSweepLongs; on
 // adapters with 64-bit integers), else vec4<u32>. lavapipe loads and stores each component
@@ -243,7 +244,7 @@ fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) 
             let one = vec4<f32>(1.0);
             out = g * select(one - h * h, select(vec4<f32>(0.0), one, h > vec4<f32>(0.0)), relu);
         }
-        c_words[w] = quad_word_of(bitcast<vec4<u32>>(out));
+        c_words[w] = f32s_word(out);
         if (STEP_COPY) {
             c_copy[p.copy_off + e] = c_copy_t(out.x);
             c_copy[p.copy_off + e + 1u] = c_copy_t(out.y);
@@ -260,9 +261,9 @@ fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) 
         v = v + b2;
     }
     if ((p.flags & ACCUMULATE) != 0u) {
-        v = bitcast<vec4<f32>>(quad_bits(c_words[w])) + v;
+        v = quad_f32s(c_words[w]) + v;
     }
-    c_words[w] = quad_word_of(bitcast<vec4<u32>>(v));
+    c_words[w] = f32s_word(v);
 }
 
 // bias[at .. at + 3].
@@ -651,9 +652,9 @@ fn outer_values(at: u32, from_y: bool) -> vec4<f32> {
         return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
     }
     if (from_y) {
-        return bitcast<vec4<f32>>(quad_bits(y_quads[at >> 2u]));
+        return quad_f32s(y_quads[at >> 2u]);
     }
-    return bitcast<vec4<f32>>(quad_bits(x_quads[at >> 2u]));
+    return quad_f32s(x_quads[at >> 2u]);
 }
 
 // CONTINUE: the tile's sums so far, C's rows row0 .. row0 + 31 at this lane's columns col ..
@@ -668,7 +669,7 @@ fn continued_tile(row0: u32, col: u32) -> array<vec4<f32>, 32> {
         var sums = vec4<f32>(0.0);
         if (row0 + r < p.m && col < p.n) {
             let at = p.c_off + (row0 + r) * p.c_rs + col;
-            sums = bitcast<vec4<f32>>(quad_bits(c_words[at >> 2u]));
+            sums = quad_f32s(c_words[at >> 2u]);
         }
         tile[31] = sums;
     }
@@ -775,19 +776,15 @@ fn cell_gates() -> u32 {
 
 // Word w of pre, of the backward's state and of its cache, as 4 values; 4 values as a word.
 fn pre_word(w: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>(quad_bits(pre_words[w]));
+    return quad_f32s(pre_words[w]);
 }
 
 fn state_word_in(w: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>(quad_bits(state_words_in[w]));
+    return quad_f32s(state_words_in[w]);
 }
 
 fn cache_word_in(w: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>(quad_bits(cache_words_in[w]));
-}
-
-fn as_word(v: vec4<f32>) -> quad_word {
-    return quad_word_of(bitcast<vec4<u32>>(v));
+    return quad_f32s(cache_words_in[w]);
 }
 
 // Component i of each of 4 vectors: from 4 gates' words of 4 units, unit i's 4 gates; from 4
@@ -903,7 +900,7 @@ fn gated_cells_forward(t: u32, b: u32, u: u32) {
     var cache4: array<vec4<f32>, 4>;
     var h4: vec4<f32>;
     if (GATED_LSTM) {
-        let c_prev = bitcast<vec4<f32>>(quad_bits(cs_words[at]));
+        let c_prev = quad_f32s(cs_words[at]);
         var c4: vec4<f32>;
         for (var q = 0u; q < 4u; q++) {
             let step = lstm_forward(components(pre4, q), components(sums4, q), c_prev[q]);
@@ -911,19 +908,19 @@ fn gated_cells_forward(t: u32, b: u32, u: u32) {
             c4[q] = step.c;
             h4[q] = step.h;
         }
-        cs_words[next] = as_word(c4);
+        cs_words[next] = f32s_word(c4);
     } else {
-        let h_prev = bitcast<vec4<f32>>(quad_bits(c_words[at]));
+        let h_prev = quad_f32s(c_words[at]);
         for (var q = 0u; q < 4u; q++) {
             let step = gru_forward(components(pre4, q), components(sums4, q), h_prev[q]);
             cache4[q] = step.cache;
             h4[q] = step.h;
         }
     }
-    c_words[next] = as_word(h4);
+    c_words[next] = f32s_word(h4);
     let cw = (row * 4u * h + u) >> 2u;
     for (var g = 0u; g < 4u; g++) {
-        cache_words[cw + g * hw] = as_word(components(cache4, g));
+        cache_words[cw + g * hw] = f32s_word(components(cache4, g));
     }
 }
 
@@ -946,8 +943,8 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
     }
     // f (LSTM) or z (GRU) of step t + 1: gate 1 of the next row's cache.
     let gate1_next = cache_word_in(cw + (p.cell_batch * h) + hw);
-    let dh = bitcast<vec4<f32>>(quad_bits(dh_out_words[at])) + rec;
-    let carried_next = bitcast<vec4<f32>>(quad_bits(dstate_words[next]));
+    let dh = quad_f32s(dh_out_words[at]) + rec;
+    let carried_next = quad_f32s(dstate_words[next]);
     let dw = (row * gh + u) >> 2u;
     var dhh4: array<vec4<f32>, 4>;
     if (GATED_LSTM) {
@@ -960,10 +957,10 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
             dc[q] = grad.dc;
             dhh4[q] = grad.da;
         }
-        dstate_words[at] = as_word(dc);
+        dstate_words[at] = f32s_word(dc);
     } else {
         let d = dh + carried_next * gate1_next;
-        dstate_words[at] = as_word(d);
+        dstate_words[at] = f32s_word(d);
         let h_prev = state_word_in(at);
         var da4: array<vec4<f32>, 4>;
         for (var q = 0u; q < 4u; q++) {
@@ -972,11 +969,11 @@ fn gated_cells_backward(t: u32, b: u32, u: u32, rec: vec4<f32>) {
             dhh4[q] = grad.dhh;
         }
         for (var g = 0u; g < 3u; g++) {
-            da_words[dw + g * hw] = as_word(components(da4, g));
+            da_words[dw + g * hw] = f32s_word(components(da4, g));
         }
     }
     for (var g = 0u; g < cell_gates(); g++) {
-        c_words[dw + g * hw] = as_word(components(dhh4, g));
+        c_words[dw + g * hw] = f32s_word(components(dhh4, g));
     }
 }
 

@@ -13,7 +13,8 @@
 // Each invocation updates 4 consecutive parameters, read and written as one 16-byte storage
 // word (on lavapipe a vec4 storage access costs far less than 4 scalar ones: BENCHMARKS.md);
 // every operation is per component, so the results are those of one parameter at a time.
-// The word (`quad_word`, appended by the host) is four 32-bit integers, or where the host
+// The word (`quad_word`, and `quad_f32s` / `f32s_word`, appended by the host) is four
+// 32-bit integers, or where the host
 // compiles the Longs variant (software adapters with SHADER_INT64) two 64-bit ones, which
 // lavapipe loads and stores in half as many per-lane loops; the same bits either way.
 // Dispatch: 256 invocations per workgroup over ceil(P / 4) vec4s (x + y · groups.x · 256).
@@ -44,20 +45,12 @@ const DECOUPLED: u32 = 8u;
 @group(0) @binding(3) var<storage, read> norm: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<quad_word>;
 
-fn values(w: quad_word) -> vec4<f32> {
-    return bitcast<vec4<f32>>(quad_bits(w));
-}
-
-fn word(v: vec4<f32>) -> quad_word {
-    return quad_word_of(bitcast<vec4<u32>>(v));
-}
-
 fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
 }
 
 fn clipped_grad(i: u32) -> vec4<f32> {
-    var g = values(grads[i]);
+    var g = quad_f32s(grads[i]);
     if ((p.flags & CLIP) != 0u) {
         let coef = min(p.max_norm / (norm[0] + 1e-6), 1.0);
         g = g * coef;
@@ -71,7 +64,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
     if (4u * i >= p.count || norm[1] != 0.0) {
         return;
     }
-    let w = values(params[i]);
+    let w = quad_f32s(params[i]);
     var g = clipped_grad(i);
     if (p.weight_decay != 0.0) {
         g = g + p.weight_decay * w;
@@ -79,16 +72,16 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
     if (p.momentum != 0.0) {
         var buf = g;
         if ((p.flags & FIRST_STEP) == 0u) {
-            buf = p.momentum * values(m[i]) + g;
+            buf = p.momentum * quad_f32s(m[i]) + g;
         }
-        m[i] = word(buf);
+        m[i] = f32s_word(buf);
         if ((p.flags & NESTEROV) != 0u) {
             g = g + p.momentum * buf;
         } else {
             g = buf;
         }
     }
-    params[i] = word(w - p.lr * g);
+    params[i] = f32s_word(w - p.lr * g);
 }
 
 @group(0) @binding(5) var<storage, read_write> v: array<quad_word>;
@@ -99,7 +92,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (4u * i >= p.count || norm[1] != 0.0) {
         return;
     }
-    var w = values(params[i]);
+    var w = quad_f32s(params[i]);
     var g = clipped_grad(i);
     if (p.weight_decay != 0.0) {
         if ((p.flags & DECOUPLED) != 0u) {
@@ -108,11 +101,11 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             g = g + p.weight_decay * w;
         }
     }
-    let m_old = values(m[i]);
+    let m_old = quad_f32s(m[i]);
     let m_new = m_old + (1.0 - p.beta1) * (g - m_old);
-    let v_new = values(v[i]) * p.beta2 + (1.0 - p.beta2) * g * g;
-    m[i] = word(m_new);
-    v[i] = word(v_new);
+    let v_new = quad_f32s(v[i]) * p.beta2 + (1.0 - p.beta2) * g * g;
+    m[i] = f32s_word(m_new);
+    v[i] = f32s_word(v_new);
     let denom = sqrt(v_new) / p.bc2_sqrt + p.eps;
-    params[i] = word(w - p.step_size * (m_new / denom));
+    params[i] = f32s_word(w - p.step_size * (m_new / denom));
 }

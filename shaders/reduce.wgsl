@@ -114,11 +114,6 @@ fn column_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
 // partial rows [S, N] with slices). Dispatch: (ceil(N / 32), S, 1).
 @group(0) @binding(1) var<storage, read> src_words: array<quad_word>;
 
-// The 4 f32s of a storage word.
-fn word_values(w: quad_word) -> vec4<f32> {
-    return bitcast<vec4<f32>>(quad_bits(w));
-}
-
 @compute @workgroup_size(8)
 fn column_sum_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
     let quads = p.columns / 4u;
@@ -134,7 +129,7 @@ fn column_sum_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var sum = vec4<f32>(0.0);
     for (var r = begin; r < end; r++) {
-        sum = sum + word_values(src_words[r * (p.src_stride / 4u) + q]);
+        sum = sum + quad_f32s(src_words[r * (p.src_stride / 4u) + q]);
     }
     for (var j = 0u; j < 4u; j++) {
         let n = 4u * q + j;
@@ -158,7 +153,7 @@ fn square_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
     let quads = (p.count + 3u) / 4u;
     var s = 0.0;
     for (var j = gid.x; j < quads; j += p.columns) {
-        var g = word_values(grads_in[j]);
+        var g = quad_f32s(grads_in[j]);
         if (4u * j + 4u > p.count) {
             // The last vec4 runs past the parameters: its padding counts as 0.
             let at = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);

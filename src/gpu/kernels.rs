@@ -514,6 +514,16 @@ fn quad_word_of(v: vec4<u32>) -> vec2<u64> {
 }
 ";
 
+/// A storage word's 4 f32 values and back, for either kind of word.
+const WORDS_F32: &str = "\
+fn quad_f32s(w: quad_word) -> vec4<f32> {
+    return bitcast<vec4<f32>>(quad_bits(w));
+}
+fn f32s_word(v: vec4<f32>) -> quad_word {
+    return quad_word_of(bitcast<vec4<u32>>(v));
+}
+";
+
 /// The same words as four 4-byte components (every other kernel).
 const WORDS_INT32: &str = "\
 alias quad_word = vec4<u32>;
@@ -553,6 +563,7 @@ pub fn typed_source(source: &str, half: HalfMask, int64: bool) -> Result<String,
     if source.contains("array<quad_word>") {
         out.push_str("// Storage words.\n");
         out.push_str(if int64 { WORDS_INT64 } else { WORDS_INT32 });
+        out.push_str(WORDS_F32);
     }
     Ok(out)
 }
