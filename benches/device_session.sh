@@ -18,7 +18,7 @@ A=${ADAPTER:-gpu}
 W=${WORKLOADS:-W1,W2,W3,W4,W5}
 B=".gpu/wgrnn bench --adapter $A --max-seconds 1"
 say() { echo "== $* $(date -u +%T)" | tee -a "$R/run.log"; }
-sum() { grep -E "^(W[1-5]|custom) |GPU phases|^ceiling|^   W|^   against" | sed -E 's/\[[^]]*\]//' | cut -c1-160; }
+sum() { grep -E "^(W[1-5]|custom) |GPU phases|^   back to back|^ceiling|^   W|^   against" | sed -E 's/\[[^]]*\]//; s/ \(as a training[^)]*\)//' | cut -c1-200; }
 # Each named run is compared with the last H200 run's report (2026-11-27 22:34 UTC).
 EARLIER=benches/results/h200-2026-11-27-2234/wgrnn-named-1.json
 date -u +%FT%TZ | tee "$R/run.log"
@@ -42,7 +42,7 @@ timeout 90 $B --workload $W --kernel-times --ceiling --json "$R/named-kernels.js
 for peer in "" "--no-tf32"; do
   say "PyTorch named $peer"
   timeout 90 python3 benches/peers/torch_rnn.py --device cuda --workload $W --max-seconds 1 $peer \
-    --json "$R/torch-named$peer.json" 2>&1 | tee -a "$R/run.log" | grep -E "^W" | cut -c1-120
+    --json "$R/torch-named$peer.json" 2>&1 | tee -a "$R/run.log" | grep -E "^W" | cut -c1-160
 done
 for h in 512 1024; do
   say "sweep H $h B 4096"
@@ -51,7 +51,7 @@ for h in 512 1024; do
 done
 say "PyTorch sweep B 4096 (strict f32)"
 timeout 90 python3 benches/peers/torch_rnn.py --device cuda --workload W3 --hidden 512,1024 --batch 4096 \
-  --max-seconds 1 --no-tf32 --json "$R/torch-sweep-f32.json" 2>&1 | tee -a "$R/run.log" | grep -E "^W" | cut -c1-120
+  --max-seconds 1 --no-tf32 --json "$R/torch-sweep-f32.json" 2>&1 | tee -a "$R/run.log" | grep -E "^W" | cut -c1-160
 say "kernel bench: gemm, optimizer"
 timeout 120 .gpu/kernels gemm > "$R/kernels.log" 2>&1
 timeout 30 .gpu/kernels optimizer >> "$R/kernels.log" 2>&1

@@ -514,6 +514,13 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         r["median_ms"].as_f64().unwrap() > 0.0
             && r["p95_ms"].as_f64().unwrap() >= r["median_ms"].as_f64().unwrap()
     );
+    // As many steps again back to back (a training loop's pace), reported beside them.
+    assert!(
+        r["back_to_back_steps"] == 3
+            && r["back_to_back_ms"].as_f64().unwrap() > 0.0
+            && out.contains("back to back"),
+        "{r}\n{out}"
+    );
     // With timestamp queries (lavapipe and the GPUs have them), the optimizer phase's
     // bandwidth against the copy ceiling, as the step's GFLOP/s against the FMA ceiling.
     assert!(r["percent_of_fma_ceiling"].as_f64().unwrap() > 0.0, "{r}");

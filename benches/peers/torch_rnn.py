@@ -4,7 +4,8 @@
 Each workload is a full training step (forward, loss, backward, Adam update) in f32 on
 random data, timed like `wgrnn bench`: 3 warm-up steps, then 20 steps or 10 s, whichever
 comes first (at least 3); median and p95 step time, tokens/s (batch x sequence length /
-median) and GFLOP/s from the same FLOP count (3 x the forward matrix products' 2*M*N*K).
+median) and GFLOP/s from the same FLOP count (3 x the forward matrix products' 2*M*N*K);
+then as many steps back to back with one wait at the end (a training loop's pace).
 
     python3 benches/peers/torch_rnn.py                 # CPU (all its threads)
     python3 benches/peers/torch_rnn.py --device cuda   # cuDNN, when a GPU is present
@@ -81,13 +82,19 @@ def run(name, device, steps, max_seconds, sizes):
         y = torch.rand(b, w["outputs"], device=device)
         loss_fn = lambda out: nn.functional.mse_loss(torch.relu(out), y)
 
-    def step():
-        t0 = time.perf_counter()
+    def train_step():
         opt.zero_grad()
         loss_fn(model(x)).backward()
         opt.step()
+
+    def sync():
         if device == "cuda":
             torch.cuda.synchronize()
+
+    def step():
+        t0 = time.perf_counter()
+        train_step()
+        sync()
         return time.perf_counter() - t0
 
     for _ in range(3):
@@ -95,11 +102,19 @@ def run(name, device, steps, max_seconds, sizes):
     times, started = [], time.perf_counter()
     while len(times) < 3 or (len(times) < steps and time.perf_counter() - started < max_seconds):
         times.append(step())
+    # The same number of steps back to back, one wait at the end (as wgrnn bench's
+    # back_to_back_ms: a training loop's pace, the host's launches overlapping the GPU's work).
+    t0 = time.perf_counter()
+    for _ in range(len(times)):
+        train_step()
+    sync()
+    back_to_back = (time.perf_counter() - t0) / len(times)
     times.sort()
     median = statistics.median(times)
     p95 = times[min(len(times) - 1, round((len(times) - 1) * 0.95))]
     return dict(workload=name, cell=w.get("cell", "rnn"), hidden=w["hidden"], batch=b, steps=t, steps_timed=len(times), median_ms=median * 1e3, p95_ms=p95 * 1e3,
-                tokens_per_second=b * t / median, gflops_per_second=flops(w) / median / 1e9)
+                tokens_per_second=b * t / median, gflops_per_second=flops(w) / median / 1e9,
+                back_to_back_steps=len(times), back_to_back_ms=back_to_back * 1e3)
 
 
 def main():
@@ -127,7 +142,8 @@ def main():
         r = run(name.strip().upper(), a.device, a.steps, a.max_seconds, sizes)
         results.append(r)
         print(f"{r['workload']} {r['cell']} H {r['hidden']} B {r['batch']} T {r['steps']}: median {r['median_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms "
-              f"over {r['steps_timed']} steps; {r['tokens_per_second']:.0f} tokens/s; {r['gflops_per_second']:.2f} GFLOP/s")
+              f"over {r['steps_timed']} steps; {r['tokens_per_second']:.0f} tokens/s; {r['gflops_per_second']:.2f} GFLOP/s; "
+              f"back to back {r['back_to_back_ms']:.2f} ms a step")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(torch=torch.__version__, device=a.device, where=where,

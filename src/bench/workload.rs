@@ -123,13 +123,20 @@ pub struct WorkloadResult {
     /// Batch × sequence length / median step time.
     pub tokens_per_second: f64,
     pub gflops_per_second: f64,
+    /// Steps run back to back after the timed ones, each submitted while the one before
+    /// runs and one wait at the end (a training loop's pace): as many as were timed.
+    pub back_to_back_steps: usize,
+    /// Their mean time a step: the wait for each step's end, the submit and the wake-up no
+    /// longer in it (the median and p95 are of steps each waited for).
+    pub back_to_back_ms: f64,
     /// Median host time before the GPU can start a step: checks, uploads, submit (the
     /// host's share of a step).
     pub host_median_ms: f64,
     /// Median host time recording the next step's commands, after the submit, while the GPU
     /// runs the step (part of the step's time only where it outlasts the GPU's work).
     pub record_ahead_median_ms: f64,
-    /// GPU time of each phase of one more step, from timestamp queries (empty without).
+    /// GPU time of each phase, the median of three more steps, from timestamp queries (empty
+    /// without).
     pub phases_ms: Vec<(String, f64)>,
     /// With `--kernel-times`: the GPU time of each kernel (entry point) in one more step,
     /// summed over its dispatches, each dispatch timed in a pass of its own (so each carries
@@ -231,6 +238,30 @@ pub fn loss_after(gpu: &Gpu, w: &Workload, steps: usize) -> Result<f32> {
     engine.loss_at((steps.max(1) - 1) % slots)
 }
 
+/// Steps profiled for the phases' times (each phase's median is reported).
+const PHASE_PROFILES: usize = 3;
+
+/// Each phase's median over `profiles` (each a step's phases, in the same order: the same
+/// recording each time).
+fn median_phases(profiles: &[Vec<(&'static str, f64)>]) -> Vec<(String, f64)> {
+    let Some(first) = profiles.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let mut times: Vec<f64> = profiles
+                .iter()
+                .filter_map(|p| p.get(i))
+                .map(|p| p.1)
+                .collect();
+            times.sort_by(f64::total_cmp);
+            (name.to_string(), percentile(&times, 0.5))
+        })
+        .collect()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -271,11 +302,25 @@ pub fn run_workload(
         hosts.push(h);
         aheads.push(a);
     }
-    let phases_ms: Vec<(String, f64)> = engine
-        .run_chunk_profiled(&chunk, ChunkMode::Train, 0, ProfileBy::Phase)?
-        .into_iter()
-        .map(|(n, ms)| (n.to_string(), ms))
-        .collect();
+    // The same steps back to back, as a training loop runs them (it reads losses back
+    // without waiting: `train::LossReader`): each submitted while the one before runs, one
+    // wait at the end. The host's upload, submit and recording then overlap the GPU's work
+    // instead of adding to it; what remains is the GPU's own time between and within passes.
+    let back_to_back_steps = times.len();
+    let started = Instant::now();
+    for i in 0..back_to_back_steps {
+        engine.submit_chunk(&chunk, ChunkMode::Train, i % crate::engine::LOSS_LOG_SLOTS)?;
+        engine.record_ahead();
+    }
+    gpu.wait_idle()?;
+    let back_to_back_ms = started.elapsed().as_secs_f64() * 1e3 / back_to_back_steps as f64;
+    // Each phase's median over three more steps (one step's timestamps alone carry a burst
+    // of load from another process into the sum the step times are compared with).
+    let mut profiles = Vec::new();
+    for _ in 0..PHASE_PROFILES {
+        profiles.push(engine.run_chunk_profiled(&chunk, ChunkMode::Train, 0, ProfileBy::Phase)?);
+    }
+    let phases_ms = median_phases(&profiles);
     let kernel_times_ms: Vec<(String, f64)> = if kernel_times {
         engine
             .run_chunk_profiled(&chunk, ChunkMode::Train, 0, ProfileBy::Kernel)?
@@ -302,6 +347,8 @@ pub fn run_workload(
         p95_ms: percentile(&times, 0.95) * 1e3,
         tokens_per_second: (w.batch * w.steps) as f64 / median,
         gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
+        back_to_back_steps,
+        back_to_back_ms,
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
         record_ahead_median_ms: percentile(&aheads, 0.5) * 1e3,
         phases_ms,
@@ -314,6 +361,23 @@ pub fn run_workload(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn phases_are_each_the_median_of_their_profiles() {
+        let profiles = vec![
+            vec![("input projection", 3.0), ("optimizer", 0.5)],
+            vec![("input projection", 1.0), ("optimizer", 9.0)],
+            vec![("input projection", 2.0), ("optimizer", 0.7)],
+        ];
+        assert_eq!(
+            super::median_phases(&profiles),
+            vec![
+                ("input projection".to_string(), 2.0),
+                ("optimizer".to_string(), 0.7)
+            ]
+        );
+        assert!(super::median_phases(&[]).is_empty());
+    }
+
     #[test]
     fn flop_count_follows_the_documented_formula() {
         let w = super::named("W2").unwrap();

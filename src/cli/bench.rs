@@ -234,6 +234,12 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             100.0 * r.host_median_ms / r.median_ms,
             r.record_ahead_median_ms
         );
+        println!(
+            "   back to back (as a training loop runs them: each step submitted while the one before runs, one wait at the end): {:.2} ms a step over {} steps; {:.0} tokens/s",
+            r.back_to_back_ms,
+            r.back_to_back_steps,
+            (w.batch * w.steps) as f64 / (r.back_to_back_ms * 1e-3)
+        );
         if !r.phases_ms.is_empty() {
             let total: f64 = r.phases_ms.iter().map(|(_, ms)| ms).sum();
             let parts: Vec<String> = r
@@ -242,9 +248,10 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
                 .map(|(n, ms)| format!("{n} {ms:.2}"))
                 .collect();
             println!(
-                "   GPU phases (ms): {}; sum {total:.2} ms, the step takes {:.2}x that",
+                "   GPU phases (ms): {}; sum {total:.2} ms, the step takes {:.2}x that ({:.2}x back to back)",
                 parts.join(", "),
-                r.median_ms / total
+                r.median_ms / total,
+                r.back_to_back_ms / total
             );
         }
         if args.kernel_times && r.kernel_times_ms.is_empty() {
