@@ -1,6 +1,6 @@
 //! Kernel-level benchmarks: the GEMM at the RNN shapes, one recurrence step forward and
 //! backward (fused per-step kernels, and a GEMM per step finishing the step in its store or
-//! in a kernel of its own), the many-to-one head's pooling backward, the optimizer phase (gradient norm, Adam), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
+//! in a kernel of its own), the many-to-one head's pooling backward, the embedding lookup and its gradient, the optimizer phase (gradient norm, Adam), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
 //! Each case: warm-up, then the median of timed repetitions (submit + wait).
 //!
 //!     cargo bench --bench kernels            # all cases
@@ -266,6 +266,61 @@ fn bench_pool(gpu: &Gpu, steps: usize, batch: usize, hidden: usize) {
     }
 }
 
+/// The embedding lookup and its gradient over `rows` tokens drawn from `vocab`, `dim` wide
+/// (W1: 2048 rows, vocab 10000, D 128; W3: 32768, 96, 64), each 10 in one submit.
+fn bench_embed(gpu: &Gpu, rows: usize, vocab: usize, dim: usize) {
+    let mut rng = Rng::new(4);
+    let table = gpu
+        .storage_from("table", &vec![0.5f32; vocab * dim])
+        .unwrap();
+    let ids: Vec<u32> = (0..rows).map(|_| rng.below(vocab) as u32).collect();
+    let index = wgrnn::engine::token_index(&ids, vocab);
+    let tokens = gpu.storage_from("tokens", &ids).unwrap();
+    let x = gpu.storage("x", (rows * dim * 4) as u64).unwrap();
+    let dx = gpu.storage_from("dx", &vec![0.25f32; rows * dim]).unwrap();
+    let present = gpu.storage_from("present", &index.present).unwrap();
+    let offsets = gpu.storage_from("offsets", &index.offsets).unwrap();
+    let positions = gpu.storage_from("positions", &index.positions).unwrap();
+    let grads = gpu.storage("grads", (vocab * dim * 4) as u64).unwrap();
+    let buffers = ops::TokenIndexBuffers {
+        present: &present,
+        offsets: &offsets,
+        positions: &positions,
+    };
+    let words = ops::StorageWords::for_gpu(gpu);
+    let mut u = Uniforms::new();
+    let (mut gather, mut grad) = (Recording::new(), Recording::new());
+    for _ in 0..10 {
+        ops::embed_gather(gpu, &mut u, rows, dim, 0, &table, &tokens, &x)
+            .unwrap()
+            .record(&mut gather);
+        ops::embed_grad(
+            gpu,
+            &mut u,
+            words,
+            vocab.min(rows),
+            vocab,
+            dim,
+            0,
+            &dx,
+            &buffers,
+            &grads,
+        )
+        .unwrap()
+        .record(&mut grad);
+    }
+    for (name, rec) in [("gather", &gather), ("grad", &grad)] {
+        let t = median_time(|| {
+            gpu.submit(rec).unwrap();
+            gpu.wait_idle().unwrap();
+        });
+        println!(
+            "embed {name:<6} rows {rows} vocab {vocab} D {dim}: {:>9.3} ms each of 10 in one submit",
+            t.as_secs_f64() * 1e3 / 10.0
+        );
+    }
+}
+
 /// The optimizer phase over `count` parameters: the gradient norm's two passes, then one
 /// Adam update, each 10 in one submit, with the bytes each moves (read plus written) per
 /// second: the norm reads the gradients (4 bytes a parameter), Adam reads 4 and writes 3
@@ -513,6 +568,10 @@ fn main() {
             bench_gemm(&gpu, 4096, 1024, 1024, Layout::XWt);
             bench_gemm(&gpu, 1024, 1024, 16384, Layout::WeightGradient);
         }
+    }
+    if wanted("embed") {
+        bench_embed(&gpu, 2048, 10_000, 128);
+        bench_embed(&gpu, 32_768, 96, 64);
     }
     if wanted("pool") {
         bench_pool(&gpu, 50, 256, 128);
