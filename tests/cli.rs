@@ -461,6 +461,87 @@ fn bad_files_are_named_in_the_error() {
 
 /// `wgrnn bench` of a custom shape small enough to time in a second on lavapipe, then
 /// `extra`.
+/// `--hidden` and `--batch` lists sweep every pair; with `--workload` they (and `--seq-len`)
+/// resize the named workloads, as `benches/peers/torch_rnn.py` does; `auto` takes the largest
+/// batch that fits, at most `--max-batch`.
+#[test]
+fn bench_sweeps_hidden_and_batch_and_resizes_named_workloads() {
+    let dir = scratch("sweep");
+    let json = dir.join("sweep.json");
+    let out = ok(&[
+        "bench",
+        "--workload",
+        "W2",
+        "--hidden",
+        "8,12",
+        "--batch",
+        "3,auto",
+        "--max-batch",
+        "7",
+        "--seq-len",
+        "4",
+        "--steps",
+        "3",
+        "--max-seconds",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let sizes: Vec<(String, u64, u64, u64)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let w = &r["workload"];
+            (
+                w["name"].as_str().unwrap().to_string(),
+                w["config"]["hidden"].as_u64().unwrap(),
+                w["batch"].as_u64().unwrap(),
+                w["steps"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, u64, u64)> = [(8, 3), (8, 7), (12, 3), (12, 7)]
+        .into_iter()
+        .map(|(h, b)| ("W2".to_string(), h, b, 4))
+        .collect();
+    assert_eq!(sizes, want, "{out}");
+    assert!(
+        out.contains("--batch auto: 7 is the largest batch of W2 with hidden 12")
+            && out.contains("resized: hidden 8, 4 steps, batch 3"),
+        "{out}"
+    );
+    // A custom shape's model options do not apply to named workloads; sizes are checked
+    // before anything runs; a model too large for one sequence says so.
+    let (ok_mixed, text) = run(&["bench", "--workload", "W1", "--vocab", "5"]);
+    assert!(
+        !ok_mixed && text.contains("--vocab (a custom shape's model) cannot change"),
+        "{text}"
+    );
+    let (ok_zero, text) = run(&["bench", "--hidden", "8,0"]);
+    assert!(
+        !ok_zero && text.contains("--hidden must be at least 1"),
+        "{text}"
+    );
+    let (ok_huge, text) = run(&[
+        "bench",
+        "--input-size",
+        "1",
+        "--hidden",
+        "8192",
+        "--seq-len",
+        "100000",
+        "--batch",
+        "auto",
+    ]);
+    assert!(
+        !ok_huge && text.contains("--batch auto: not even one sequence of 100000 steps"),
+        "{text}"
+    );
+}
+
 fn tiny_bench<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "bench",

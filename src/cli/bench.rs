@@ -1,6 +1,7 @@
 //! `wgrnn bench`: named workloads or a custom shape, optionally with the adapter's
 //! ceilings, printed and written as JSON.
 
+use super::args::{parse_batch, BatchSize};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use wgrnn::bench::{
     loss_after, measure_ceiling, named, run_workload, Ceiling, EarlierReport, Workload,
 };
-use wgrnn::engine::Precision;
+use wgrnn::engine::{MemoryPlan, Precision};
 use wgrnn::gpu::{AdapterChoice, Gpu};
 use wgrnn::model::{
     Activation, Cell, InputKind, Loss, ModelConfig, OutputActivation, Pool, TaskKind,
@@ -22,15 +23,20 @@ pub struct BenchArgs {
     /// Custom shape: recurrent cell, rnn | lstm | gru
     #[arg(long, value_parser = wgrnn_parse_cell)]
     pub cell: Option<Cell>,
-    /// Custom shape: hidden units
-    #[arg(long)]
-    pub hidden: Option<usize>,
-    /// Custom shape: sequences per step
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Custom shape: steps per sequence
+    /// Hidden units: a custom shape's, or with --workload the named workloads' instead of
+    /// their own; comma-separated for a sweep (with --batch: every pair)
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Vec<usize>,
+    /// Sequences per step, as --hidden; `auto`: the largest batch that fits the adapter (as
+    /// `wgrnn plan --batch auto`)
+    #[arg(long, value_delimiter = ',', value_parser = parse_batch)]
+    pub batch: Vec<BatchSize>,
+    /// Steps per sequence: a custom shape's, or with --workload the named workloads'
     #[arg(long)]
     pub seq_len: Option<usize>,
+    /// With --batch auto: the most sequences worth batching
+    #[arg(long, default_value_t = 65_536)]
+    pub max_batch: usize,
     /// Custom shape: float features per step
     #[arg(long)]
     pub input_size: Option<usize>,
@@ -74,14 +80,27 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// The options given that describe a custom shape's model (not its sizes).
+    fn custom_model_options(&self) -> Vec<&'static str> {
+        [
+            ("--cell", self.cell.is_some()),
+            ("--input-size", self.input_size.is_some()),
+            ("--vocab", self.vocab.is_some()),
+            ("--embed", self.embed.is_some()),
+            ("--output-size", self.output_size.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// The custom shape at its default sizes (hidden 256, batch 64, 32 steps; the sweep sets
+    /// them), if any of its options is given.
     fn custom(&self) -> Option<Workload> {
-        let any = self.hidden.is_some()
-            || self.cell.is_some()
-            || self.batch.is_some()
-            || self.seq_len.is_some()
-            || self.input_size.is_some()
-            || self.vocab.is_some()
-            || self.output_size.is_some();
+        let any = !self.custom_model_options().is_empty()
+            || !self.hidden.is_empty()
+            || !self.batch.is_empty()
+            || self.seq_len.is_some();
         if !any {
             return None;
         }
@@ -98,7 +117,7 @@ impl BenchArgs {
             layers: 1,
             bidirectional: false,
             input,
-            hidden: self.hidden.unwrap_or(256),
+            hidden: 256,
             output_size: self.output_size.unwrap_or(18),
             activation: Activation::Tanh,
             output_activation: OutputActivation::Softmax,
@@ -108,16 +127,158 @@ impl BenchArgs {
         };
         Some(Workload {
             name: "custom".into(),
-            description: format!(
-                "{:?}, {} {}, head at every step, cross-entropy",
-                config.input, cell, config.hidden
-            ),
+            description: custom_description(&config),
             config,
-            batch: self.batch.unwrap_or(64),
-            steps: self.seq_len.unwrap_or(32),
+            batch: 64,
+            steps: 32,
             precision: self.precision,
         })
     }
+
+    /// The workloads before the sweep: the named ones (`--workload`; all of them when
+    /// nothing is given) or the custom shape.
+    fn bases(&self) -> Result<Vec<Workload>> {
+        if self.workload.is_empty() {
+            return Ok(match self.custom() {
+                Some(c) => vec![c],
+                None => wgrnn::bench::NAMES
+                    .iter()
+                    .map(|name| named(name))
+                    .collect::<wgrnn::Result<_>>()?,
+            });
+        }
+        let custom = self.custom_model_options();
+        if !custom.is_empty() {
+            bail!(
+                "{} (a custom shape's model) cannot change the named workloads of --workload {}: \
+                 leave out --workload for a custom shape; --hidden, --batch and --seq-len resize \
+                 named ones",
+                custom.join(", "),
+                self.workload.join(",")
+            );
+        }
+        Ok(self
+            .workload
+            .iter()
+            .map(|name| named(name.trim()))
+            .collect::<wgrnn::Result<_>>()?)
+    }
+
+    /// Checks the sweep's sizes before anything is measured.
+    fn check_sizes(&self) -> Result<()> {
+        if self.hidden.contains(&0) {
+            bail!("--hidden must be at least 1");
+        }
+        if self.batch.contains(&BatchSize::Fixed(0)) {
+            bail!("--batch must be at least 1 (or `auto`)");
+        }
+        if self.seq_len == Some(0) {
+            bail!("--seq-len must be at least 1");
+        }
+        if self.max_batch == 0 {
+            bail!("--max-batch must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Every base workload at every --hidden and --batch of the sweep (hidden the outer
+    /// loop), at --seq-len where given; `auto` batches resolved on `gpu`.
+    fn sweep(&self, bases: &[Workload], gpu: &Gpu) -> Result<Vec<Workload>> {
+        let hiddens: Vec<Option<usize>> = if self.hidden.is_empty() {
+            vec![None]
+        } else {
+            self.hidden.iter().copied().map(Some).collect()
+        };
+        let batches: Vec<Option<BatchSize>> = if self.batch.is_empty() {
+            vec![None]
+        } else {
+            self.batch.iter().copied().map(Some).collect()
+        };
+        let mut out = Vec::new();
+        for base in bases {
+            for &hidden in &hiddens {
+                for &batch in &batches {
+                    out.push(resized(
+                        base,
+                        hidden,
+                        batch,
+                        self.seq_len,
+                        self.max_batch,
+                        gpu,
+                    )?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn custom_description(config: &ModelConfig) -> String {
+    format!(
+        "{:?}, {} {}, head at every step, cross-entropy",
+        config.input, config.cell, config.hidden
+    )
+}
+
+/// `base` with `hidden` units, `batch` sequences and `seq_len` steps where given; a named
+/// workload so changed says so in its description. `auto`: the largest batch whose buffers
+/// fit `gpu`'s binding limits, at most `max_batch` (`MemoryPlan::largest_batch`, as `wgrnn
+/// plan`).
+fn resized(
+    base: &Workload,
+    hidden: Option<usize>,
+    batch: Option<BatchSize>,
+    seq_len: Option<usize>,
+    max_batch: usize,
+    gpu: &Gpu,
+) -> Result<Workload> {
+    let mut w = base.clone();
+    let mut changes = Vec::new();
+    if let Some(h) = hidden {
+        w.config.hidden = h;
+        changes.push(format!("hidden {h}"));
+    }
+    if let Some(t) = seq_len {
+        w.steps = t;
+        changes.push(format!("{t} steps"));
+    }
+    match batch {
+        None => {}
+        Some(BatchSize::Fixed(b)) => {
+            w.batch = b;
+            changes.push(format!("batch {b}"));
+        }
+        Some(BatchSize::Auto) => {
+            let Some(b) = MemoryPlan::largest_batch(
+                &w.config,
+                w.steps,
+                gpu.max_binding_bytes(),
+                gpu.adapter().is_software,
+                w.precision,
+                max_batch,
+            ) else {
+                bail!(
+                    "--batch auto: not even one sequence of {} steps of {} (hidden {}) fits this \
+                     adapter",
+                    w.steps,
+                    w.name,
+                    w.config.hidden
+                );
+            };
+            println!(
+                "--batch auto: {b} is the largest batch of {} with hidden {} and {}-step chunks that fits (capped at {max_batch})",
+                w.name, w.config.hidden, w.steps
+            );
+            w.batch = b;
+            changes.push(format!("batch auto = {b}"));
+        }
+    }
+    if w.name == "custom" {
+        w.description = custom_description(&w.config);
+    } else if !changes.is_empty() {
+        w.description = format!("{}; resized: {}", w.description, changes.join(", "));
+    }
+    Ok(w)
 }
 
 fn wgrnn_parse_cell(s: &str) -> std::result::Result<Cell, String> {
@@ -152,21 +313,11 @@ fn utc_now() -> (String, String) {
 }
 
 pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
-    let mut workloads = Vec::new();
-    for name in &args.workload {
-        workloads.push(named(name.trim())?);
-    }
-    if let Some(c) = args.custom() {
-        workloads.push(c);
-    }
-    if workloads.is_empty() {
-        for name in wgrnn::bench::NAMES {
-            workloads.push(named(name)?);
-        }
-    }
-    for w in &mut workloads {
+    let mut bases = args.bases()?;
+    for w in &mut bases {
         w.precision = args.precision;
     }
+    args.check_sizes()?;
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
@@ -201,6 +352,7 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             }
         );
     }
+    let workloads = args.sweep(&bases, &gpu)?;
     let mut results: Vec<serde_json::Value> = Vec::new();
     // (workload, GFLOP/s, the optimizer's GB/s) for the ceilings' percentages, printed after
     // the workloads.
@@ -214,7 +366,10 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             args.kernel_times,
         )?;
         rates.push((
-            w.name.clone(),
+            format!(
+                "{} (H {}, B {}, T {})",
+                w.name, w.config.hidden, w.batch, w.steps
+            ),
             r.gflops_per_second,
             r.optimizer_gbytes_per_second,
         ));
