@@ -193,8 +193,7 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
         s(&ckpt),
     ];
     // One whole run of the same model first: it compiles the kernels (Mesa keeps them in
-    // its shader cache) and tunes them (wgrnn's tuning cache), so that the killed runs below
-    // are past start-up within their first second even on a machine that starts cold.
+    // its shader cache), so that the killed runs below reach their checkpoint writes soon.
     let warm = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
         .env("WGRNN_TUNING_CACHE", "off")
         .args([
@@ -211,6 +210,8 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
         } else {
             fresh.to_vec()
         };
+        let meta = ckpt.join("checkpoint.json");
+        let before = std::fs::read(&meta).ok();
         let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
             .env("WGRNN_TUNING_CACHE", "off")
             .args(&args)
@@ -218,15 +219,19 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Past start-up (adapter, plans, kernel tuning), into the checkpoint writes.
-        std::thread::sleep(std::time::Duration::from_millis(
-            1200 + rng.below(1500) as u64,
-        ));
+        // Past start-up (adapter, plans, kernel tuning), however long this machine takes:
+        // until this run has written a checkpoint of its own; then into its later writes.
+        let started = std::time::Instant::now();
+        while std::fs::read(&meta).ok() == before {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "round {round}: no checkpoint written within 120 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(1500) as u64));
         signal(child.id(), "-9");
         child.wait().unwrap();
-        if !ckpt.join("checkpoint.json").exists() {
-            continue;
-        }
         let c = wgrnn::checkpoint::load(&ckpt).unwrap_or_else(|e| {
             panic!("round {round}: the checkpoint does not load after kill -9: {e}")
         });
@@ -238,10 +243,7 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint() {
             .all(|v| v.is_finite()));
         loaded_epochs.push(c.meta.progress.epochs_done);
     }
-    assert!(
-        loaded_epochs.len() >= 5,
-        "too few rounds got as far as a checkpoint: {loaded_epochs:?}"
-    );
+    assert_eq!(loaded_epochs.len(), 10, "{loaded_epochs:?}");
     assert!(
         loaded_epochs.windows(2).all(|w| w[0] <= w[1]),
         "progress went backwards: {loaded_epochs:?}"
