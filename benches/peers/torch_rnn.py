@@ -12,6 +12,8 @@ then as many steps back to back with one wait at the end (a training loop's pace
     python3 benches/peers/torch_rnn.py --workload W1 --json torch.json
     python3 benches/peers/torch_rnn.py --device cuda --workload W3 --batch 4096 --hidden 1024
     python3 benches/peers/torch_rnn.py --device cuda --no-tf32   # strict f32 in cuDNN, like wgrnn
+    wgrnn bench --workload W1,W2 --json wgrnn.json && \
+      python3 benches/peers/torch_rnn.py --workload W1,W2 --against wgrnn.json   # side by side
 
 W4 and W5 are W1 with an LSTM and a GRU cell. --batch/--hidden/--seq-len override the chosen
 workloads' sizes (the large-batch sweep). On CUDA, cuDNN may use TF32 tensor cores for
@@ -117,6 +119,42 @@ def run(name, device, steps, max_seconds, sizes):
                 back_to_back_steps=len(times), back_to_back_ms=back_to_back * 1e3)
 
 
+def read_wgrnn_report(path):
+    """The results of a `wgrnn bench --json` report, keyed by (workload, cell, hidden, batch, steps)."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        out = {}
+        for r in report["results"]:
+            w = r["workload"]
+            key = (w["name"], w["config"]["cell"].lower(), w["config"]["hidden"], w["batch"], w["steps"])
+            out[key] = r
+        return dict(results=out, adapter=report["adapter"]["name"], date=report["date"], time=report.get("time_utc", ""))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not a `wgrnn bench --json` report ({type(e).__name__}: {e})")
+
+
+def side_by_side(earlier, results):
+    """A table of each PyTorch result beside the wgrnn one of the same workload and sizes."""
+    lines = [f"against wgrnn ({earlier['adapter']}, {earlier['date']} {earlier['time']} UTC); times in ms, "
+             f"PyTorch / wgrnn > 1: wgrnn faster",
+             f"{'workload':<28} {'wgrnn median':>12} {'PyTorch median':>14} {'PyTorch/wgrnn':>13} "
+             f"{'wgrnn b2b':>9} {'PyTorch b2b':>11} {'PyTorch/wgrnn':>13}"]
+    for r in results:
+        key = (r["workload"], r["cell"], r["hidden"], r["batch"], r["steps"])
+        label = f"{r['workload']} {r['cell']} H {r['hidden']} B {r['batch']} T {r['steps']}"
+        w = earlier["results"].get(key)
+        if w is None:
+            lines.append(f"{label:<28} (not in the wgrnn report)")
+            continue
+        b2b = w.get("back_to_back_ms")
+        b2b_cols = (f"{b2b:>9.2f} {r['back_to_back_ms']:>11.2f} {r['back_to_back_ms'] / b2b:>13.2f}"
+                    if b2b else f"{'-':>9} {r['back_to_back_ms']:>11.2f} {'-':>13}")
+        lines.append(f"{label:<28} {w['median_ms']:>12.2f} {r['median_ms']:>14.2f} "
+                     f"{r['median_ms'] / w['median_ms']:>13.2f} {b2b_cols}")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -129,7 +167,11 @@ def main():
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--no-tf32", action="store_true", help="strict f32 in cuDNN (no TF32 tensor cores)")
     ap.add_argument("--json")
+    ap.add_argument("--against", metavar="WGRNN_JSON",
+                    help="a `wgrnn bench --json` report of the same workloads (run just before, on this machine): "
+                         "print each one's wgrnn and PyTorch times side by side")
     a = ap.parse_args()
+    earlier = read_wgrnn_report(a.against) if a.against else None
     if a.no_tf32:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -144,6 +186,8 @@ def main():
         print(f"{r['workload']} {r['cell']} H {r['hidden']} B {r['batch']} T {r['steps']}: median {r['median_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms "
               f"over {r['steps_timed']} steps; {r['tokens_per_second']:.0f} tokens/s; {r['gflops_per_second']:.2f} GFLOP/s; "
               f"back to back {r['back_to_back_ms']:.2f} ms a step")
+    if earlier is not None:
+        print(side_by_side(earlier, results))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(torch=torch.__version__, device=a.device, where=where,
