@@ -42,7 +42,8 @@ timeout 90 $B --workload $W --kernel-times --ceiling --json "$R/named-kernels.js
 for peer in "" "--no-tf32"; do
   say "PyTorch named $peer"
   timeout 90 python3 benches/peers/torch_rnn.py --device cuda --workload $W --max-seconds 1 $peer \
-    --json "$R/torch-named$peer.json" 2>&1 | tee -a "$R/run.log" | grep -E "^W" | cut -c1-160
+    --against "$R/named-ahead-on-1.json" --json "$R/torch-named$peer.json" 2>&1 | tee -a "$R/run.log" |
+    grep -E "^W|^against|^workload" | cut -c1-160
 done
 for h in 512 1024; do
   say "sweep H $h B 4096"
