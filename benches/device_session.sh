@@ -18,7 +18,7 @@ A=${ADAPTER:-gpu}
 W=${WORKLOADS:-W1,W2,W3,W4,W5}
 B=".gpu/wgrnn bench --adapter $A --max-seconds 1"
 say() { echo "== $* $(date -u +%T)" | tee -a "$R/run.log"; }
-sum() { grep -E "^(W[1-5]|custom) |GPU phases|^   back to back|^ceiling|^   W|^   against" | sed -E 's/\[[^]]*\]//; s/ \(as a training[^)]*\)//' | cut -c1-200; }
+sum() { grep -E "^(W[1-5]|custom) |GPU phases|^   back to back|^   readback|^ceiling|^   W|^   against" | sed -E 's/\[[^]]*\]//; s/ \(as a training[^)]*\)//' | cut -c1-200; }
 # Each named run is compared with the last H200 run's report (2026-11-27 22:34 UTC).
 EARLIER=benches/results/h200-2026-11-27-2234/wgrnn-named-1.json
 date -u +%FT%TZ | tee "$R/run.log"

@@ -595,11 +595,19 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
         r["median_ms"].as_f64().unwrap() > 0.0
             && r["p95_ms"].as_f64().unwrap() >= r["median_ms"].as_f64().unwrap()
     );
-    // As many steps again back to back (a training loop's pace), reported beside them.
+    // As many steps again back to back (a training loop's pace), reported beside them; then
+    // their losses and gradient norms read back, the last loss finite (the steps train).
     assert!(
         r["back_to_back_steps"] == 3
             && r["back_to_back_ms"].as_f64().unwrap() > 0.0
             && out.contains("back to back"),
+        "{r}\n{out}"
+    );
+    assert!(
+        r["readback_slots"] == 3
+            && r["readback_ms"].as_f64().unwrap() > 0.0
+            && r["last_loss"].as_f64().unwrap().is_finite()
+            && out.contains("3 steps' losses and gradient norms in"),
         "{r}\n{out}"
     );
     // With timestamp queries (lavapipe and the GPUs have them), the optimizer phase's

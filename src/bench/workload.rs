@@ -1,7 +1,7 @@
 //! Training-step workloads: a full step (forward, loss, backward, Adam update) on random
 //! data generated in place, timed step by step.
 
-use crate::engine::{Chunk, ChunkMode, Engine, Precision, StepInputs, StepTargets};
+use crate::engine::{Chunk, ChunkMode, Engine, Precision, StepInputs, StepTargets, LOSS_LOG_SLOTS};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, ProfileBy};
 use crate::model::{
@@ -129,6 +129,13 @@ pub struct WorkloadResult {
     /// Their mean time a step: the wait for each step's end, the submit and the wake-up no
     /// longer in it (the median and p95 are of steps each waited for).
     pub back_to_back_ms: f64,
+    /// Loss-log slots read back after the back-to-back steps (their losses and gradient
+    /// norms, as a training loop reads them, once per --log-every steps, off the GPU's path).
+    pub readback_slots: usize,
+    /// The time from asking for them to having them on the host.
+    pub readback_ms: f64,
+    /// The loss of the last back-to-back step (not finite: the workload does not train).
+    pub last_loss: f32,
     /// Median host time before the GPU can start a step: checks, uploads, submit (the
     /// host's share of a step).
     pub host_median_ms: f64,
@@ -309,11 +316,24 @@ pub fn run_workload(
     let back_to_back_steps = times.len();
     let started = Instant::now();
     for i in 0..back_to_back_steps {
-        engine.submit_chunk(&chunk, ChunkMode::Train, i % crate::engine::LOSS_LOG_SLOTS)?;
+        engine.submit_chunk(&chunk, ChunkMode::Train, i % LOSS_LOG_SLOTS)?;
         engine.record_ahead();
     }
     gpu.wait_idle()?;
     let back_to_back_ms = started.elapsed().as_secs_f64() * 1e3 / back_to_back_steps as f64;
+    // The host's third part: reading the steps' losses and gradient norms back, as a training
+    // loop does once per --log-every steps (`train::LossReader`), timed to their arrival.
+    let slots = back_to_back_steps.min(LOSS_LOG_SLOTS);
+    let started = Instant::now();
+    let (losses, norms) = (engine.read_losses(0, slots)?, engine.read_norms(0, slots)?);
+    gpu.wait_idle()?;
+    let losses = losses.take(gpu)?.unwrap_or_default();
+    norms.take(gpu)?;
+    let readback_ms = started.elapsed().as_secs_f64() * 1e3;
+    let last_loss = losses
+        .get((back_to_back_steps - 1) % LOSS_LOG_SLOTS)
+        .copied()
+        .unwrap_or(f32::NAN);
     // Each phase's median over three more steps (one step's timestamps alone carry a burst
     // of load from another process into the sum the step times are compared with).
     let mut profiles = Vec::new();
@@ -349,6 +369,9 @@ pub fn run_workload(
         gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
         back_to_back_steps,
         back_to_back_ms,
+        readback_slots: slots,
+        readback_ms,
+        last_loss,
         host_median_ms: percentile(&hosts, 0.5) * 1e3,
         record_ahead_median_ms: percentile(&aheads, 0.5) * 1e3,
         phases_ms,

@@ -395,6 +395,17 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             r.back_to_back_steps,
             (w.batch * w.steps) as f64 / (r.back_to_back_ms * 1e-3)
         );
+        println!(
+            "   readback (as a training loop reads the losses, once per --log-every steps, off the GPU's path): {} steps' losses and gradient norms in {:.2} ms; last loss {:.5}{}",
+            r.readback_slots,
+            r.readback_ms,
+            r.last_loss,
+            if r.last_loss.is_finite() {
+                ""
+            } else {
+                " (not finite: this workload does not train)"
+            }
+        );
         if !r.phases_ms.is_empty() {
             let total: f64 = r.phases_ms.iter().map(|(_, ms)| ms).sum();
             let parts: Vec<String> = r
