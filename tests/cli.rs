@@ -603,6 +603,15 @@ fn bench_reports_a_custom_shape_against_the_ceiling_as_json() {
             && out.contains("back to back"),
         "{r}\n{out}"
     );
+    // The step's commands: at least its forward, backward and optimizer dispatches.
+    assert!(
+        r["commands"]["dispatches"].as_u64().unwrap() >= 3
+            && out.contains(&format!(
+                "{} dispatches and {} copies or clears a step",
+                r["commands"]["dispatches"], r["commands"]["copies_and_clears"]
+            )),
+        "{r}\n{out}"
+    );
     assert!(
         r["readback_slots"] == 3
             && r["readback_ms"].as_f64().unwrap() > 0.0

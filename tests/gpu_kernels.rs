@@ -1624,6 +1624,28 @@ fn embedding_gather_and_gradient_match_f64() {
     }
 }
 
+/// A recording counts its dispatches apart from its copies and clears, and phase marks as
+/// neither (`wgrnn bench` reports a step's counts).
+#[test]
+fn recordings_count_their_commands() {
+    let gpu = gpu();
+    let table = gpu.storage_from("params", &[1.0f32; 8]).unwrap();
+    let tokens = gpu.storage_from("tokens", &[0u32, 1]).unwrap();
+    let x = gpu.storage("x", 16).unwrap();
+    let mut u = Uniforms::new();
+    let gather = ops::embed_gather(&gpu, &mut u, 2, 2, 0, &table, &tokens, &x).unwrap();
+    let mut rec = Recording::new();
+    rec.phase("first");
+    gather.record(&mut rec);
+    rec.copy(&table, 0, &x, 0, 16);
+    rec.phase("second");
+    gather.record(&mut rec);
+    rec.clear(&x);
+    rec.clear_range(&x, 0, 0); // nothing to clear: not recorded
+    let counts = rec.command_counts();
+    assert_eq!((counts.dispatches, counts.copies_and_clears), (2, 2));
+}
+
 #[test]
 fn column_sum_and_gradient_norm_match_f64() {
     let gpu = gpu();

@@ -129,6 +129,8 @@ pub struct WorkloadResult {
     /// Their mean time a step: the wait for each step's end, the submit and the wake-up no
     /// longer in it (the median and p95 are of steps each waited for).
     pub back_to_back_ms: f64,
+    /// The dispatches and the copies and clears of one step.
+    pub commands: crate::gpu::CommandCounts,
     /// Loss-log slots read back after the back-to-back steps (their losses and gradient
     /// norms, as a training loop reads them, once per --log-every steps, off the GPU's path).
     pub readback_slots: usize,
@@ -321,6 +323,7 @@ pub fn run_workload(
     }
     gpu.wait_idle()?;
     let back_to_back_ms = started.elapsed().as_secs_f64() * 1e3 / back_to_back_steps as f64;
+    let commands = engine.last_chunk_commands().unwrap_or_default();
     // The host's third part: reading the steps' losses and gradient norms back, as a training
     // loop does once per --log-every steps (`train::LossReader`), timed to their arrival.
     let slots = back_to_back_steps.min(LOSS_LOG_SLOTS);
@@ -369,6 +372,7 @@ pub fn run_workload(
         gflops_per_second: flops_per_step(&config, w.batch, w.steps) / median / 1e9,
         back_to_back_steps,
         back_to_back_ms,
+        commands,
         readback_slots: slots,
         readback_ms,
         last_loss,

@@ -374,7 +374,7 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             r.optimizer_gbytes_per_second,
         ));
         println!(
-            "{} {} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s; host {:.2} ms before the GPU starts ({:.0}% of the step), {:.2} ms recording the next step while it runs",
+            "{} {} [{}] B {} T {}: median {:.2} ms, p95 {:.2} ms over {} steps; {:.0} tokens/s; {:.2} GFLOP/s; host {:.2} ms before the GPU starts ({:.0}% of the step), {:.2} ms recording the next step while it runs; {} dispatches and {} copies or clears a step",
             w.name,
             w.precision.name(),
             w.description,
@@ -387,7 +387,9 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
             r.gflops_per_second,
             r.host_median_ms,
             100.0 * r.host_median_ms / r.median_ms,
-            r.record_ahead_median_ms
+            r.record_ahead_median_ms,
+            r.commands.dispatches,
+            r.commands.copies_and_clears
         );
         println!(
             "   back to back (as a training loop runs them: each step submitted while the one before runs, one wait at the end): {:.2} ms a step over {} steps; {:.0} tokens/s",

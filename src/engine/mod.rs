@@ -301,6 +301,12 @@ impl<'g> Engine<'g> {
         gpu.submit_encoded(encoded)
     }
 
+    /// The commands of the chunk last submitted (its shape's recording), if any.
+    pub fn last_chunk_commands(&self) -> Option<crate::gpu::CommandCounts> {
+        let shape = self.last_submitted?;
+        Some(self.plans.get(&shape)?.recording.command_counts())
+    }
+
     /// Records the commands of the next chunk of the shape last submitted, unless they are
     /// recorded already. Every chunk of a shape runs the same commands (its data and per-chunk
     /// values go through queue writes), so this host work can overlap the GPU's.

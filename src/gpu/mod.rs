@@ -198,6 +198,14 @@ enum Op {
 /// A [`Recording`] recorded into a command buffer, to be submitted once.
 pub struct Encoded(wgpu::CommandBuffer);
 
+/// What a [`Recording`] holds: each dispatch and each copy or clear costs a command of its
+/// own on the adapter (on lavapipe tens of microseconds a dispatch, whatever it computes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CommandCounts {
+    pub dispatches: usize,
+    pub copies_and_clears: usize,
+}
+
 /// An ordered list of dispatches and copies, submitted as one command buffer.
 #[derive(Clone, Default)]
 pub struct Recording {
@@ -207,6 +215,18 @@ pub struct Recording {
 impl Recording {
     pub fn new() -> Self {
         Self::default()
+    }
+    /// How many dispatches, and copies and clears, it holds.
+    pub fn command_counts(&self) -> CommandCounts {
+        let mut counts = CommandCounts::default();
+        for op in &self.ops {
+            match op {
+                Op::Dispatch { .. } => counts.dispatches += 1,
+                Op::Copy { .. } | Op::Clear { .. } => counts.copies_and_clears += 1,
+                Op::Phase(_) => {}
+            }
+        }
+        counts
     }
     /// Dispatches `binding` over `groups` workgroups.
     pub fn dispatch(&mut self, binding: &Binding, groups: [u32; 3]) {
