@@ -146,6 +146,7 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, layout: Layout) {
         GemmKernel::Wide,
         GemmKernel::WideQuads,
         GemmKernel::TiledQuads,
+        GemmKernel::TallQuads,
     ];
     for k in [
         GemmKernel::Subgroup,
@@ -174,7 +175,10 @@ fn bench_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, layout: Layout) {
         .filter(|(k, (types, _, _))| {
             !matches!(
                 k,
-                GemmKernel::WideQuads | GemmKernel::TiledQuads | GemmKernel::OuterLongs
+                GemmKernel::WideQuads
+                    | GemmKernel::TiledQuads
+                    | GemmKernel::TallQuads
+                    | GemmKernel::OuterLongs
             ) || *types == "f32"
         })
     {

@@ -693,3 +693,106 @@ fn gemm_tiled_quads(
     store_run(r0 + 2u, n0, wid.z, c2);
     store_run(r0 + 3u, n0, wid.z, c3);
 }
+
+// ---- The 128x64 tile with 16-byte loads (`GemmTallQuads`): between the 64x64 and 128x128
+// kernels, for the products where 128x128 tiles leave a GPU's multiprocessors idle and
+// 64x64 ones read workgroup memory too often (the large-batch recurrences: B 1024-4096 rows
+// of H 512-1024 columns). A workgroup of 16x16 invocations owns 128 rows x 64 columns of C
+// and steps through K 16 at a time, A's slab staged as `gemm_wide_quads` stages it
+// (`a_wide`), B's as `gemm_tiled_quads` does (`b_tile`); invocation (tx, ty) computes the
+// 8x4 block of rows 4·ty + i and 64 + 4·ty + i, columns 4·tx + j: three 16-byte reads of
+// workgroup memory a k for 32 multiply-adds, eight named vec4 accumulators. Sums in
+// ascending k, one accumulator an output, as every kernel above. With A_FROM_C
+// (`GemmTallQuadsStep`) A's eight values an invocation are read one at a time through C.
+// Conditions and bindings as `gemm_wide_quads`. Dispatch: (ceil(N / 64), ceil(M / 128), S).
+@compute @workgroup_size(16, 16)
+fn gemm_tall_quads(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let k_range = slice_k_range(wid.z);
+    let k_begin = k_range.x;
+    let k_end = k_range.y;
+    let m_base = wid.y * 128u;
+    let n_base = wid.x * 64u;
+    let a_along_k = p.a_cs == 1u;
+    let b_along_k = p.b_cs != 1u;
+    var c0 = vec4<f32>(); var c1 = vec4<f32>(); var c2 = vec4<f32>(); var c3 = vec4<f32>();
+    var c4 = vec4<f32>(); var c5 = vec4<f32>(); var c6 = vec4<f32>(); var c7 = vec4<f32>();
+    // Software pipelining as in gemm_wide_quads.
+    var qa0 = vec4<f32>(); var qa1 = vec4<f32>();
+    var sa0 = 0.0; var sa1 = 0.0; var sa2 = 0.0; var sa3 = 0.0;
+    var sa4 = 0.0; var sa5 = 0.0; var sa6 = 0.0; var sa7 = 0.0;
+    if (A_FROM_C) {
+        sa0 = a_slab_value(lane, 128u, m_base, k_begin, k_end, a_along_k);
+        sa1 = a_slab_value(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa2 = a_slab_value(lane + 512u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa3 = a_slab_value(lane + 768u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa4 = a_slab_value(lane + 1024u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa5 = a_slab_value(lane + 1280u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa6 = a_slab_value(lane + 1536u, 128u, m_base, k_begin, k_end, a_along_k);
+        sa7 = a_slab_value(lane + 1792u, 128u, m_base, k_begin, k_end, a_along_k);
+    } else {
+        qa0 = a_slab_quad(lane, 128u, m_base, k_begin, k_end, a_along_k);
+        qa1 = a_slab_quad(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
+    }
+    var qb = b_slab_quad(lane, 64u, n_base, k_begin, k_end, b_along_k);
+    for (var k0 = k_begin; k0 < k_end; k0 += WIDE_K) {
+        if (A_FROM_C) {
+            put_a_wide(lane, sa0, a_along_k);
+            put_a_wide(lane + 256u, sa1, a_along_k);
+            put_a_wide(lane + 512u, sa2, a_along_k);
+            put_a_wide(lane + 768u, sa3, a_along_k);
+            put_a_wide(lane + 1024u, sa4, a_along_k);
+            put_a_wide(lane + 1280u, sa5, a_along_k);
+            put_a_wide(lane + 1536u, sa6, a_along_k);
+            put_a_wide(lane + 1792u, sa7, a_along_k);
+        } else {
+            put_a_wide_quad(lane, qa0, a_along_k);
+            put_a_wide_quad(lane + 256u, qa1, a_along_k);
+        }
+        put_b_tile_quad(lane, qb, b_along_k);
+        workgroupBarrier();
+        let k1 = k0 + WIDE_K;
+        if (A_FROM_C) {
+            sa0 = a_slab_value(lane, 128u, m_base, k1, k_end, a_along_k);
+            sa1 = a_slab_value(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
+            sa2 = a_slab_value(lane + 512u, 128u, m_base, k1, k_end, a_along_k);
+            sa3 = a_slab_value(lane + 768u, 128u, m_base, k1, k_end, a_along_k);
+            sa4 = a_slab_value(lane + 1024u, 128u, m_base, k1, k_end, a_along_k);
+            sa5 = a_slab_value(lane + 1280u, 128u, m_base, k1, k_end, a_along_k);
+            sa6 = a_slab_value(lane + 1536u, 128u, m_base, k1, k_end, a_along_k);
+            sa7 = a_slab_value(lane + 1792u, 128u, m_base, k1, k_end, a_along_k);
+        } else {
+            qa0 = a_slab_quad(lane, 128u, m_base, k1, k_end, a_along_k);
+            qa1 = a_slab_quad(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
+        }
+        qb = b_slab_quad(lane, 64u, n_base, k1, k_end, b_along_k);
+        for (var kk = 0u; kk < WIDE_K; kk++) {
+            let a0 = a_wide[kk * WIDE_ROW + lid.y];
+            let a1 = a_wide[kk * WIDE_ROW + 16u + lid.y];
+            let bv = b_tile[kk * TILE_ROW + lid.x];
+            c0 = c0 + a0.x * bv;
+            c1 = c1 + a0.y * bv;
+            c2 = c2 + a0.z * bv;
+            c3 = c3 + a0.w * bv;
+            c4 = c4 + a1.x * bv;
+            c5 = c5 + a1.y * bv;
+            c6 = c6 + a1.z * bv;
+            c7 = c7 + a1.w * bv;
+        }
+        workgroupBarrier();
+    }
+    let r0 = m_base + 4u * lid.y;
+    let r1 = m_base + 64u + 4u * lid.y;
+    let n0 = n_base + 4u * lid.x;
+    store_run(r0, n0, wid.z, c0);
+    store_run(r0 + 1u, n0, wid.z, c1);
+    store_run(r0 + 2u, n0, wid.z, c2);
+    store_run(r0 + 3u, n0, wid.z, c3);
+    store_run(r1, n0, wid.z, c4);
+    store_run(r1 + 1u, n0, wid.z, c5);
+    store_run(r1 + 2u, n0, wid.z, c6);
+    store_run(r1 + 3u, n0, wid.z, c7);
+}

@@ -904,10 +904,11 @@ fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
                 // variant of the wide ones.
                 let pairs = [
                     (GemmKernel::WideQuads, GemmKernel::Wide),
+                    (GemmKernel::TallQuads, GemmKernel::Tiled),
                     (GemmKernel::TiledQuads, GemmKernel::Tiled),
                 ];
                 let pairs = if a_half || b_half {
-                    &pairs[1..]
+                    &pairs[2..]
                 } else {
                     &pairs[..]
                 };
@@ -951,14 +952,17 @@ fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
 fn rnn_steps_match_f64_forward_and_backward() {
     let gpu = gpu();
     let mut rng = Rng::new(2);
-    for case in 0..22 {
+    for case in 0..23 {
         // Case 20's h[t] ([64, 256] f32) fills one 64 KiB window exactly, so the window GEMMs
         // run their own kernels (elsewhere they run as the subgroup one); case 21's W_hh
         // ([128, 128] f32) does, so a sweep reads it through the window (B 40: a part tile;
-        // case 20's sweep reads it from storage).
+        // case 20's sweep reads it from storage). Case 22: more sequences than a 128-row
+        // tile holds and K over two 16-deep slabs, whole quads (every row of the tiled
+        // kernels' A slabs, read through C by the fused steps, in use).
         let (t_len, batch, h) = match case {
             20 => (3, 64, 256),
             21 => (4, 40, 128),
+            22 => (2, 130, 36),
             _ => (1 + rng.below(6), 1 + rng.below(45), 1 + rng.below(45)),
         };
         let activation = if case % 2 == 0 {
@@ -969,7 +973,7 @@ fn rnn_steps_match_f64_forward_and_backward() {
         // Case 20: W_hh at a whole 16-byte word, so that the quads GEMMs apply.
         // Case 21: W_hh at 0, so that it fills one window.
         let whh_off = match case {
-            20 => 4,
+            20 | 22 => 4,
             21 => 0,
             _ => rng.below(7),
         };
@@ -1043,6 +1047,7 @@ fn rnn_steps_match_f64_forward_and_backward() {
             GemmKernel::Wide,
             GemmKernel::WideQuads,
             GemmKernel::TiledQuads,
+            GemmKernel::TallQuads,
         ];
         let mut gemms = wide.to_vec();
         gemms.extend(
@@ -1079,6 +1084,7 @@ fn rnn_steps_match_f64_forward_and_backward() {
         kernels.extend([
             ops::RecurrenceKernel::GemmSplit(GemmKernel::Tiled, 2 + case % 3),
             ops::RecurrenceKernel::GemmSplit(GemmKernel::TiledQuads, 3),
+            ops::RecurrenceKernel::GemmSplit(GemmKernel::TallQuads, 2),
             ops::RecurrenceKernel::GemmSplit(GemmKernel::Wide, 8),
         ]);
         if case == 20 && gemms.contains(&GemmKernel::SubgroupWindowA) {

@@ -25,6 +25,7 @@ fn kernels(gpu: &Gpu) -> Vec<GemmKernel> {
         GemmKernel::Wide,
         GemmKernel::WideQuads,
         GemmKernel::TiledQuads,
+        GemmKernel::TallQuads,
     ];
     for k in GemmKernel::candidates(gpu) {
         if !all.contains(&k) {

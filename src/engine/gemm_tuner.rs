@@ -2,7 +2,7 @@
 //! each candidate of [`GemmKernel::candidates`] (register-blocked everywhere, workgroup-tiled
 //! on GPUs, subgroup-broadcast on 8-lane subgroups) is timed once per shape, best of three
 //! submits interleaved with the other candidates' (`timing`).
-//! WGRNN_GEMM=blocked|tiled|tiled-quads|wide|wide-quads|subgroup|pairs|window|window-a|quads|quads-a|outer|outer-longs forces one
+//! WGRNN_GEMM=blocked|tiled|tiled-quads|tall-quads|wide|wide-quads|subgroup|pairs|window|window-a|quads|quads-a|outer|outer-longs forces one
 //! (packed pairs: f16 operands read along k, as the subgroup kernel elsewhere). Every formulation adds the
 //! products of each output in ascending k with one accumulator, so on an adapter that does
 //! not contract multiply-adds (lavapipe) the choice cannot change a bit; a GPU compiler may
@@ -50,6 +50,7 @@ impl GemmTuner {
             Ok("wide") => Some(GemmKernel::Wide),
             Ok("wide-quads") => Some(GemmKernel::WideQuads),
             Ok("tiled-quads") => Some(GemmKernel::TiledQuads),
+            Ok("tall-quads") => Some(GemmKernel::TallQuads),
             Ok("subgroup") if candidates.contains(&GemmKernel::Subgroup) => {
                 Some(GemmKernel::Subgroup)
             }

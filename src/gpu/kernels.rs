@@ -16,6 +16,9 @@ pub enum Kernel {
     /// The 64x64 tiled GEMM reading 4 values a load (`gemm_tiled_quads`), and its step.
     GemmTiledQuads,
     GemmTiledQuadsStep,
+    /// The 128x64 tiled GEMM reading 4 values a load (`gemm_tall_quads`), and its step.
+    GemmTallQuads,
+    GemmTallQuadsStep,
     GemmSubgroup,
     /// The subgroup GEMM reading f16 operand pairs as one word (PACKED_PAIRS).
     GemmSubgroupPairs,
@@ -215,6 +218,8 @@ impl Kernel {
             | Kernel::GemmWideQuadsStep
             | Kernel::GemmTiledQuads
             | Kernel::GemmTiledQuadsStep
+            | Kernel::GemmTallQuads
+            | Kernel::GemmTallQuadsStep
             | Kernel::GemmSplitReduce => "gemm.wgsl",
             Kernel::GemmSubgroup
             | Kernel::GemmSubgroupPairs
@@ -301,6 +306,7 @@ impl Kernel {
             Kernel::GemmWide | Kernel::GemmWideStep => "gemm_wide",
             Kernel::GemmWideQuads | Kernel::GemmWideQuadsStep => "gemm_wide_quads",
             Kernel::GemmTiledQuads | Kernel::GemmTiledQuadsStep => "gemm_tiled_quads",
+            Kernel::GemmTallQuads | Kernel::GemmTallQuadsStep => "gemm_tall_quads",
             Kernel::GemmSubgroup | Kernel::GemmSubgroupPairs | Kernel::GemmSubgroupStep => {
                 "gemm_subgroup"
             }
@@ -401,6 +407,7 @@ impl Kernel {
             | Kernel::GemmWideStep
             | Kernel::GemmWideQuadsStep
             | Kernel::GemmTiledQuadsStep
+            | Kernel::GemmTallQuadsStep
             | Kernel::GemmWindowQuadsStep => &[("A_FROM_C", 1.0)],
             Kernel::GemmWindowQuadsSweep | Kernel::GemmWindowLongsSweep => {
                 &[("TRANSPOSED", 1.0), ("SWEEP", 1.0)]

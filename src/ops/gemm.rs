@@ -193,6 +193,11 @@ pub enum GemmKernel {
     /// bytes, f16 8), where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as
     /// [`GemmKernel::Tiled`].
     TiledQuads,
+    /// 128x64 tiles reading their operands 4 values a load (`gemm_tall_quads`: an 8x4 block
+    /// an invocation, between [`GemmKernel::TiledQuads`]' 4x4 and [`GemmKernel::WideQuads`]'
+    /// 8x8), where [`GemmKernel::tile_quads_apply`]; elsewhere it runs as
+    /// [`GemmKernel::Tiled`].
+    TallQuads,
     /// Subgroup broadcasts of A (`shaders/gemm_subgroup.wgsl`): adapters with 8-lane subgroups.
     Subgroup,
     /// The subgroup kernel loading each (k, k + 1) pair of f16 operands as one word, where
@@ -240,6 +245,7 @@ impl GemmKernel {
                 GemmKernel::Wide,
                 GemmKernel::WideQuads,
                 GemmKernel::TiledQuads,
+                GemmKernel::TallQuads,
             ]);
         }
         if a.fixed_subgroup_size == Some(8) {
@@ -288,7 +294,7 @@ impl GemmKernel {
             GemmKernel::SubgroupPairs if !GemmKernel::pairs_apply(spec, a, b, k_slice) => {
                 GemmKernel::Subgroup
             }
-            GemmKernel::WideQuads | GemmKernel::TiledQuads
+            GemmKernel::WideQuads | GemmKernel::TiledQuads | GemmKernel::TallQuads
                 if !GemmKernel::tile_quads_apply(spec, k_slice) =>
             {
                 self.tile_quads_fallback()
@@ -367,7 +373,7 @@ impl GemmKernel {
     fn tile_quads_fallback(self) -> Self {
         match self {
             GemmKernel::WideQuads => GemmKernel::Wide,
-            GemmKernel::TiledQuads => GemmKernel::Tiled,
+            GemmKernel::TiledQuads | GemmKernel::TallQuads => GemmKernel::Tiled,
             other => other,
         }
     }
@@ -431,6 +437,7 @@ impl GemmKernel {
             GemmKernel::Wide => Kernel::GemmWide,
             GemmKernel::WideQuads => Kernel::GemmWideQuads,
             GemmKernel::TiledQuads => Kernel::GemmTiledQuads,
+            GemmKernel::TallQuads => Kernel::GemmTallQuads,
             GemmKernel::Subgroup => Kernel::GemmSubgroup,
             GemmKernel::SubgroupPairs => Kernel::GemmSubgroupPairs,
             GemmKernel::SubgroupWindow => Kernel::GemmSubgroupWindow,
@@ -464,6 +471,7 @@ impl GemmKernel {
             | GemmKernel::OuterQuads
             | GemmKernel::OuterLongs => (32, 32),
             GemmKernel::Wide | GemmKernel::WideQuads => (128, 128),
+            GemmKernel::TallQuads => (128, 64),
         }
     }
 }
@@ -542,7 +550,7 @@ fn gemm_pass(
             GemmKernel::Subgroup
         }
         GemmKernel::OuterLongs if !GemmKernel::longs_apply(a, b) => GemmKernel::OuterQuads,
-        GemmKernel::WideQuads | GemmKernel::TiledQuads
+        GemmKernel::WideQuads | GemmKernel::TiledQuads | GemmKernel::TallQuads
             if !GemmKernel::tile_quads_apply(spec, k_slice) =>
         {
             kernel.tile_quads_fallback()
@@ -612,7 +620,10 @@ fn gemm_pass(
     }
     // The fused steps' aux operand, unused here (any read-only buffer).
     resources.push(Resource::Storage(bias));
-    if matches!(kernel, GemmKernel::WideQuads | GemmKernel::TiledQuads) {
+    if matches!(
+        kernel,
+        GemmKernel::WideQuads | GemmKernel::TiledQuads | GemmKernel::TallQuads
+    ) {
         // A and B again, as the vec4s the 16-byte loads read; B is read only as those.
         resources[2] = Resource::Unused;
         resources.extend([Resource::Storage(a), Resource::Storage(b)]);
@@ -1229,6 +1240,7 @@ impl GemmKernel {
             GemmKernel::Wide => Some(Kernel::GemmWideStep),
             GemmKernel::WideQuads => Some(Kernel::GemmWideQuadsStep),
             GemmKernel::TiledQuads => Some(Kernel::GemmTiledQuadsStep),
+            GemmKernel::TallQuads => Some(Kernel::GemmTallQuadsStep),
             GemmKernel::Subgroup => Some(Kernel::GemmSubgroupStep),
             GemmKernel::WindowQuads => Some(Kernel::GemmWindowQuadsStep),
             GemmKernel::WindowQuadsA => Some(Kernel::GemmWindowQuadsAStep),
@@ -1291,7 +1303,9 @@ pub fn gemm_step(
         .map(|chunks| (product, chunks))
     });
     let kernel = match kernel {
-        GemmKernel::WideQuads | GemmKernel::TiledQuads if !GemmKernel::b_quads_apply(spec, 0) => {
+        GemmKernel::WideQuads | GemmKernel::TiledQuads | GemmKernel::TallQuads
+            if !GemmKernel::b_quads_apply(spec, 0) =>
+        {
             kernel.tile_quads_fallback()
         }
         GemmKernel::WindowQuads | GemmKernel::WindowQuadsA if windows.is_none() => {
@@ -1361,7 +1375,10 @@ pub fn gemm_step(
         resources.extend([Resource::Storage(b), Resource::Storage(b)]);
     }
     resources.push(Resource::Storage(aux));
-    if matches!(kernel, GemmKernel::WideQuads | GemmKernel::TiledQuads) {
+    if matches!(
+        kernel,
+        GemmKernel::WideQuads | GemmKernel::TiledQuads | GemmKernel::TallQuads
+    ) {
         // B is read only as quads (7), and stands in for A's quads (6).
         resources[2] = Resource::Unused;
         resources.extend([Resource::Storage(b), Resource::Storage(b)]);
