@@ -3,8 +3,9 @@
 //!
 //! A workload matches an earlier one with the same name, batch, sequence length, precision
 //! and model (the model's settings that both reports record; its description may be worded
-//! differently); the step's median time and each GPU phase present in both are compared as
-//! ratios of this run's time to the earlier one's (under 1: faster now).
+//! differently); the step's median time, its back-to-back time (where both recorded it) and
+//! each GPU phase present in both are compared as ratios of this run's time to the earlier
+//! one's (under 1: faster now).
 
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -30,6 +31,9 @@ pub struct Comparison {
     pub median_ms: f64,
     /// (phase, earlier ms, this run's ms) for the phases both runs timed, in this run's order.
     pub phases: Vec<(String, f64, f64)>,
+    /// (earlier, this run's) time a step back to back, where both reports have it (reports
+    /// from before 2026-11-29 do not).
+    pub back_to_back_ms: Option<(f64, f64)>,
 }
 
 /// Whether two reports' `workload` entries are the same workload (see the module's comment).
@@ -104,10 +108,14 @@ impl EarlierReport {
                 Some((name, *then, ms))
             })
             .collect();
+        let back_to_back_ms = earlier["back_to_back_ms"]
+            .as_f64()
+            .zip(now["back_to_back_ms"].as_f64());
         Some(Comparison {
             earlier_median_ms,
             median_ms,
             phases,
+            back_to_back_ms,
         })
     }
 }
@@ -131,6 +139,12 @@ impl Comparison {
             report.path.display(),
             self.earlier_median_ms
         );
+        if let Some((then, now)) = self.back_to_back_ms {
+            line.push_str(&format!(
+                "; back to back {:.2}x ({then:.2} ms then)",
+                now / then
+            ));
+        }
         if !self.phases.is_empty() {
             let parts: Vec<String> = self
                 .phases
@@ -151,6 +165,9 @@ impl Comparison {
             "adapter": report.adapter,
             "earlier_median_ms": self.earlier_median_ms,
             "ratio": self.ratio(),
+            "back_to_back": self.back_to_back_ms.map(|(then, now)| serde_json::json!({
+                "earlier_ms": then, "ratio": now / then,
+            })),
             "phases": self.phases,
         })
     }
@@ -180,7 +197,7 @@ mod tests {
             "results": [
               {"workload": {"name": "W1", "batch": 64, "steps": 32, "precision": "f32",
                  "description": "as worded then", "config": {"hidden": 256, "layers": 1}},
-               "median_ms": 20.0,
+               "median_ms": 20.0, "back_to_back_ms": 25.0,
                "phases_ms": [["head and loss", 4.0], ["optimizer", 2.0]]},
               {"workload": {"name": "W2", "batch": 256, "steps": 50, "precision": "f32"},
                "median_ms": 30.0, "phases_ms": []}
@@ -193,7 +210,7 @@ mod tests {
             r#"{"workload": {"name": "W1", "batch": 64, "steps": 32, "precision": "f32",
                              "description": "as worded now",
                              "config": {"hidden": 256, "layers": 1, "new_setting": 3}},
-                "median_ms": 15.0,
+                "median_ms": 15.0, "back_to_back_ms": 20.0,
                 "phases_ms": [["input projection", 1.0], ["optimizer", 3.0]]}"#,
         )
         .unwrap();
@@ -205,7 +222,7 @@ mod tests {
         let line = c.describe(&r);
         assert!(
             line.starts_with("0.75x the time of")
-                && line.contains("20.00 ms (33.3% faster)")
+                && line.contains("20.00 ms (33.3% faster); back to back 0.80x (25.00 ms then)")
                 && line.ends_with("phases: optimizer 1.50x"),
             "{line}"
         );
@@ -227,6 +244,8 @@ mod tests {
         )
         .unwrap();
         let c = r.compare(&slower).unwrap();
+        // The earlier W2 has no back-to-back time (an older report): none compared.
+        assert_eq!(c.back_to_back_ms, None);
         assert!(
             c.describe(&r).contains("(10.0% slower)"),
             "{}",
