@@ -516,6 +516,55 @@ fn put_b_tile_quad(idx: u32, v: vec4<f32>, along_k: bool) {
     }
 }
 
+// An invocation's share of a 128-row A slab (16 k deep, from k0): its two quads, or with
+// A_FROM_C (A read through C, value by value) its eight values (slots lane + 256·i, as 2
+// vec4s). `gemm_wide_quads` and `gemm_tall_quads` load the next slab's share this way while
+// multiplying out the current one, then stage it in `a_wide`.
+struct WideAShare {
+    q0: vec4<f32>,
+    q1: vec4<f32>,
+    s0: vec4<f32>,
+    s1: vec4<f32>,
+}
+
+fn load_wide_a(lane: u32, m_base: u32, k0: u32, k_end: u32, along_k: bool) -> WideAShare {
+    var share: WideAShare;
+    if (A_FROM_C) {
+        share.s0 = vec4<f32>(
+            a_slab_value(lane, 128u, m_base, k0, k_end, along_k),
+            a_slab_value(lane + 256u, 128u, m_base, k0, k_end, along_k),
+            a_slab_value(lane + 512u, 128u, m_base, k0, k_end, along_k),
+            a_slab_value(lane + 768u, 128u, m_base, k0, k_end, along_k),
+        );
+        share.s1 = vec4<f32>(
+            a_slab_value(lane + 1024u, 128u, m_base, k0, k_end, along_k),
+            a_slab_value(lane + 1280u, 128u, m_base, k0, k_end, along_k),
+            a_slab_value(lane + 1536u, 128u, m_base, k0, k_end, along_k),
+            a_slab_value(lane + 1792u, 128u, m_base, k0, k_end, along_k),
+        );
+    } else {
+        share.q0 = a_slab_quad(lane, 128u, m_base, k0, k_end, along_k);
+        share.q1 = a_slab_quad(lane + 256u, 128u, m_base, k0, k_end, along_k);
+    }
+    return share;
+}
+
+fn put_wide_a(lane: u32, share: WideAShare, along_k: bool) {
+    if (A_FROM_C) {
+        put_a_wide(lane, share.s0.x, along_k);
+        put_a_wide(lane + 256u, share.s0.y, along_k);
+        put_a_wide(lane + 512u, share.s0.z, along_k);
+        put_a_wide(lane + 768u, share.s0.w, along_k);
+        put_a_wide(lane + 1024u, share.s1.x, along_k);
+        put_a_wide(lane + 1280u, share.s1.y, along_k);
+        put_a_wide(lane + 1536u, share.s1.z, along_k);
+        put_a_wide(lane + 1792u, share.s1.w, along_k);
+    } else {
+        put_a_wide_quad(lane, share.q0, along_k);
+        put_a_wide_quad(lane + 256u, share.q1, along_k);
+    }
+}
+
 @compute @workgroup_size(16, 16)
 fn gemm_wide_quads(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -533,57 +582,18 @@ fn gemm_wide_quads(
     var c20 = vec4<f32>(); var c21 = vec4<f32>(); var c30 = vec4<f32>(); var c31 = vec4<f32>();
     var c40 = vec4<f32>(); var c41 = vec4<f32>(); var c50 = vec4<f32>(); var c51 = vec4<f32>();
     var c60 = vec4<f32>(); var c61 = vec4<f32>(); var c70 = vec4<f32>(); var c71 = vec4<f32>();
-    // Software pipelining as in gemm_wide: the next slab's quads (or, with A_FROM_C, A's
-    // eight values) are loaded while the current slab is multiplied out.
-    var qa0 = vec4<f32>(); var qa1 = vec4<f32>();
-    var sa0 = 0.0; var sa1 = 0.0; var sa2 = 0.0; var sa3 = 0.0;
-    var sa4 = 0.0; var sa5 = 0.0; var sa6 = 0.0; var sa7 = 0.0;
-    if (A_FROM_C) {
-        sa0 = a_slab_value(lane, 128u, m_base, k_begin, k_end, a_along_k);
-        sa1 = a_slab_value(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa2 = a_slab_value(lane + 512u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa3 = a_slab_value(lane + 768u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa4 = a_slab_value(lane + 1024u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa5 = a_slab_value(lane + 1280u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa6 = a_slab_value(lane + 1536u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa7 = a_slab_value(lane + 1792u, 128u, m_base, k_begin, k_end, a_along_k);
-    } else {
-        qa0 = a_slab_quad(lane, 128u, m_base, k_begin, k_end, a_along_k);
-        qa1 = a_slab_quad(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
-    }
+    // Software pipelining as in gemm_wide: the next slab's share of A (`load_wide_a`) and
+    // B's quads are loaded while the current slab is multiplied out.
+    var pa = load_wide_a(lane, m_base, k_begin, k_end, a_along_k);
     var qb0 = b_slab_quad(lane, 128u, n_base, k_begin, k_end, b_along_k);
     var qb1 = b_slab_quad(lane + 256u, 128u, n_base, k_begin, k_end, b_along_k);
     for (var k0 = k_begin; k0 < k_end; k0 += WIDE_K) {
-        if (A_FROM_C) {
-            put_a_wide(lane, sa0, a_along_k);
-            put_a_wide(lane + 256u, sa1, a_along_k);
-            put_a_wide(lane + 512u, sa2, a_along_k);
-            put_a_wide(lane + 768u, sa3, a_along_k);
-            put_a_wide(lane + 1024u, sa4, a_along_k);
-            put_a_wide(lane + 1280u, sa5, a_along_k);
-            put_a_wide(lane + 1536u, sa6, a_along_k);
-            put_a_wide(lane + 1792u, sa7, a_along_k);
-        } else {
-            put_a_wide_quad(lane, qa0, a_along_k);
-            put_a_wide_quad(lane + 256u, qa1, a_along_k);
-        }
+        put_wide_a(lane, pa, a_along_k);
         put_b_wide_quad(lane, qb0, b_along_k);
         put_b_wide_quad(lane + 256u, qb1, b_along_k);
         workgroupBarrier();
         let k1 = k0 + WIDE_K;
-        if (A_FROM_C) {
-            sa0 = a_slab_value(lane, 128u, m_base, k1, k_end, a_along_k);
-            sa1 = a_slab_value(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
-            sa2 = a_slab_value(lane + 512u, 128u, m_base, k1, k_end, a_along_k);
-            sa3 = a_slab_value(lane + 768u, 128u, m_base, k1, k_end, a_along_k);
-            sa4 = a_slab_value(lane + 1024u, 128u, m_base, k1, k_end, a_along_k);
-            sa5 = a_slab_value(lane + 1280u, 128u, m_base, k1, k_end, a_along_k);
-            sa6 = a_slab_value(lane + 1536u, 128u, m_base, k1, k_end, a_along_k);
-            sa7 = a_slab_value(lane + 1792u, 128u, m_base, k1, k_end, a_along_k);
-        } else {
-            qa0 = a_slab_quad(lane, 128u, m_base, k1, k_end, a_along_k);
-            qa1 = a_slab_quad(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
-        }
+        pa = load_wide_a(lane, m_base, k1, k_end, a_along_k);
         qb0 = b_slab_quad(lane, 128u, n_base, k1, k_end, b_along_k);
         qb1 = b_slab_quad(lane + 256u, 128u, n_base, k1, k_end, b_along_k);
         for (var kk = 0u; kk < WIDE_K; kk++) {
@@ -721,53 +731,14 @@ fn gemm_tall_quads(
     var c0 = vec4<f32>(); var c1 = vec4<f32>(); var c2 = vec4<f32>(); var c3 = vec4<f32>();
     var c4 = vec4<f32>(); var c5 = vec4<f32>(); var c6 = vec4<f32>(); var c7 = vec4<f32>();
     // Software pipelining as in gemm_wide_quads.
-    var qa0 = vec4<f32>(); var qa1 = vec4<f32>();
-    var sa0 = 0.0; var sa1 = 0.0; var sa2 = 0.0; var sa3 = 0.0;
-    var sa4 = 0.0; var sa5 = 0.0; var sa6 = 0.0; var sa7 = 0.0;
-    if (A_FROM_C) {
-        sa0 = a_slab_value(lane, 128u, m_base, k_begin, k_end, a_along_k);
-        sa1 = a_slab_value(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa2 = a_slab_value(lane + 512u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa3 = a_slab_value(lane + 768u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa4 = a_slab_value(lane + 1024u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa5 = a_slab_value(lane + 1280u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa6 = a_slab_value(lane + 1536u, 128u, m_base, k_begin, k_end, a_along_k);
-        sa7 = a_slab_value(lane + 1792u, 128u, m_base, k_begin, k_end, a_along_k);
-    } else {
-        qa0 = a_slab_quad(lane, 128u, m_base, k_begin, k_end, a_along_k);
-        qa1 = a_slab_quad(lane + 256u, 128u, m_base, k_begin, k_end, a_along_k);
-    }
+    var pa = load_wide_a(lane, m_base, k_begin, k_end, a_along_k);
     var qb = b_slab_quad(lane, 64u, n_base, k_begin, k_end, b_along_k);
     for (var k0 = k_begin; k0 < k_end; k0 += WIDE_K) {
-        if (A_FROM_C) {
-            put_a_wide(lane, sa0, a_along_k);
-            put_a_wide(lane + 256u, sa1, a_along_k);
-            put_a_wide(lane + 512u, sa2, a_along_k);
-            put_a_wide(lane + 768u, sa3, a_along_k);
-            put_a_wide(lane + 1024u, sa4, a_along_k);
-            put_a_wide(lane + 1280u, sa5, a_along_k);
-            put_a_wide(lane + 1536u, sa6, a_along_k);
-            put_a_wide(lane + 1792u, sa7, a_along_k);
-        } else {
-            put_a_wide_quad(lane, qa0, a_along_k);
-            put_a_wide_quad(lane + 256u, qa1, a_along_k);
-        }
+        put_wide_a(lane, pa, a_along_k);
         put_b_tile_quad(lane, qb, b_along_k);
         workgroupBarrier();
         let k1 = k0 + WIDE_K;
-        if (A_FROM_C) {
-            sa0 = a_slab_value(lane, 128u, m_base, k1, k_end, a_along_k);
-            sa1 = a_slab_value(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
-            sa2 = a_slab_value(lane + 512u, 128u, m_base, k1, k_end, a_along_k);
-            sa3 = a_slab_value(lane + 768u, 128u, m_base, k1, k_end, a_along_k);
-            sa4 = a_slab_value(lane + 1024u, 128u, m_base, k1, k_end, a_along_k);
-            sa5 = a_slab_value(lane + 1280u, 128u, m_base, k1, k_end, a_along_k);
-            sa6 = a_slab_value(lane + 1536u, 128u, m_base, k1, k_end, a_along_k);
-            sa7 = a_slab_value(lane + 1792u, 128u, m_base, k1, k_end, a_along_k);
-        } else {
-            qa0 = a_slab_quad(lane, 128u, m_base, k1, k_end, a_along_k);
-            qa1 = a_slab_quad(lane + 256u, 128u, m_base, k1, k_end, a_along_k);
-        }
+        pa = load_wide_a(lane, m_base, k1, k_end, a_along_k);
         qb = b_slab_quad(lane, 64u, n_base, k1, k_end, b_along_k);
         for (var kk = 0u; kk < WIDE_K; kk++) {
             let a0 = a_wide[kk * WIDE_ROW + lid.y];
