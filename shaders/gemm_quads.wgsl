@@ -727,6 +727,123 @@ fn gemm_outer_quads(
     store_results(row0, col, &acc);
 }
 
+// gemm_outer_narrow: gemm_outer_quads' product (A along m, B along n: dYᵀ·X, f32) where C has
+// at most 8 columns (a weight gradient over few input features: W2's dW_ih, 128x8x12800).
+// There the 32x32 tile would leave 6 of 8 lanes' columns past N; here lane l owns C's rows
+// row0 + 4l .. row0 + 4l + 3 and every column. Per 4 k a lane loads its own 4 values of A at
+// each k, and one quad of B's 4 x 8 block (k + l / 2, columns 4 (l % 2) .. + 3), which reach
+// every lane by subgroupBroadcast: lavapipe loads even an address that every lane shares
+// lane by lane, so B's 8 values a k loaded by each lane ran 2x slower (BENCHMARKS.md, "at
+// most 8 columns"). Same sums in the same order (k ascending from zero, or from C's values
+// with CONTINUE; biases last) as gemm_outer_quads: the same bits. Rows past M compute with
+// whatever A holds there and store nothing; so do columns past N.
+// Dispatch: (1, ceil(M / 32), 1).
+@compute @workgroup_size(8)
+fn gemm_outer_narrow(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = wid.y * 32u + 4u * lane;
+    let a0 = p.a_off + row0;
+    // B's columns 4 .. 7 where N has them.
+    let wide = p.n > 4u;
+    // acc[2r + h]: row row0 + r, columns 4h .. 4h + 3.
+    var acc: array<vec4<f32>, 8>;
+    if ((p.flags & CONTINUE) != 0u) {
+        acc[0] = continued_quad(row0, 0u);
+        acc[1] = continued_quad(row0, 4u);
+        acc[2] = continued_quad(row0 + 1u, 0u);
+        acc[3] = continued_quad(row0 + 1u, 4u);
+        acc[4] = continued_quad(row0 + 2u, 0u);
+        acc[5] = continued_quad(row0 + 2u, 4u);
+        acc[6] = continued_quad(row0 + 3u, 0u);
+        acc[7] = continued_quad(row0 + 3u, 4u);
+    }
+    // This lane's quad of B's 4 x 8 block at each kk: row kk + lane / 2, columns 4 (lane % 2)
+    // .. + 3 (N <= 4: the first 4 again, unused, so no lane reads past B's last row).
+    let b_lane = p.b_off + (lane / 2u) * p.b_rs + select(0u, 4u * (lane % 2u), wide);
+    for (var kk = 0u; kk < p.k; kk += 4u) {
+        let y = outer_values(b_lane + kk * p.b_rs, true);
+        // k = kk + j: B's quads from lanes 2j and 2j + 1 (a lane index must be a constant).
+        add_narrow_products(
+            &acc,
+            outer_values(a0 + (kk + 0u) * p.a_cs, false),
+            subgroupBroadcast(y, 0u),
+            subgroupBroadcast(y, 1u),
+        );
+        add_narrow_products(
+            &acc,
+            outer_values(a0 + (kk + 1u) * p.a_cs, false),
+            subgroupBroadcast(y, 2u),
+            subgroupBroadcast(y, 3u),
+        );
+        add_narrow_products(
+            &acc,
+            outer_values(a0 + (kk + 2u) * p.a_cs, false),
+            subgroupBroadcast(y, 4u),
+            subgroupBroadcast(y, 5u),
+        );
+        add_narrow_products(
+            &acc,
+            outer_values(a0 + (kk + 3u) * p.a_cs, false),
+            subgroupBroadcast(y, 6u),
+            subgroupBroadcast(y, 7u),
+        );
+    }
+    store_narrow_quad(row0, 0u, acc[0]);
+    store_narrow_quad(row0, 4u, acc[1]);
+    store_narrow_quad(row0 + 1u, 0u, acc[2]);
+    store_narrow_quad(row0 + 1u, 4u, acc[3]);
+    store_narrow_quad(row0 + 2u, 0u, acc[4]);
+    store_narrow_quad(row0 + 2u, 4u, acc[5]);
+    store_narrow_quad(row0 + 3u, 0u, acc[6]);
+    store_narrow_quad(row0 + 3u, 4u, acc[7]);
+}
+
+// gemm_outer_narrow: acc[2r + h] += x[r] · y_h (this lane's 4 rows of A at one k times B's
+// 8 columns there).
+fn add_narrow_products(
+    acc: ptr<function, array<vec4<f32>, 8>>,
+    x: vec4<f32>,
+    y0: vec4<f32>,
+    y1: vec4<f32>,
+) {
+    (*acc)[0] = (*acc)[0] + x.x * y0;
+    (*acc)[1] = (*acc)[1] + x.x * y1;
+    (*acc)[2] = (*acc)[2] + x.y * y0;
+    (*acc)[3] = (*acc)[3] + x.y * y1;
+    (*acc)[4] = (*acc)[4] + x.z * y0;
+    (*acc)[5] = (*acc)[5] + x.z * y1;
+    (*acc)[6] = (*acc)[6] + x.w * y0;
+    (*acc)[7] = (*acc)[7] + x.w * y1;
+}
+
+// gemm_outer_narrow with CONTINUE: C[row, n0 .. n0 + 3] (QUAD_STORE: N a multiple of 4), 0
+// where that quad is past M or N.
+fn continued_quad(row: u32, n0: u32) -> vec4<f32> {
+    if (row >= p.m || n0 >= p.n) {
+        return vec4<f32>(0.0);
+    }
+    return quad_f32s(c_words[(p.c_off + row * p.c_rs + n0) >> 2u]);
+}
+
+// gemm_outer_narrow's store of C[row, n0 .. n0 + 3] = v (+ biases) (+ C): one word where
+// QUAD_STORE applies, else value by value (nothing past M or N).
+fn store_narrow_quad(row: u32, n0: u32, v: vec4<f32>) {
+    if (row >= p.m || n0 >= p.n) {
+        return;
+    }
+    let b1 = column_biases(n0, 1u);
+    let b2 = column_biases(n0, 2u);
+    if ((p.flags & QUAD_STORE) != 0u) {
+        store_words(row, n0, v, b1, b2);
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        store(row, n0 + j, v[j], b1[j], b2[j]);
+    }
+}
+
 // ---- The gated cells' sweeps (LSTM and GRU, f32): RecurrenceKernel::GemmSweep and
 // GemmSweepLongs for gated cells (`ops::gated_sweep`). A chunk's steps in one dispatch, a
 // workgroup per 32 sequences looping over the steps, as gemm_window_quads_sweep does for the

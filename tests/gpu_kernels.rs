@@ -825,6 +825,140 @@ fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
 }
 
 #[test]
+fn outer_gemm_with_at_most_8_columns_runs_narrow_with_the_tiles_bits() {
+    // dYᵀ·X where C has at most 8 columns (a weight gradient over few input features, W2's
+    // dW_ih): the outer-product formulations run `gemm_outer_narrow` (a lane owns 4 rows and
+    // every column, one workgroup per 32 rows). Its results must be f64's and, bit for bit,
+    // the subgroup kernel's: N 1 to 8 (past 4: B's second quad; 4 and 8 with C's quads stored
+    // as words, the others value by value), M off the 32-row groups, C at an offset, the
+    // biases, a product adding to C; and K long enough that a software adapter walks it in
+    // blocks of rows (each block continuing the sums from C). N 9 and f16 operands keep the
+    // 32x32 tiles.
+    let gpu = gpu();
+    if !offered(&gpu, &[GemmKernel::OuterQuads]) {
+        return;
+    }
+    let kernels: Vec<GemmKernel> = [GemmKernel::OuterQuads, GemmKernel::OuterLongs]
+        .into_iter()
+        .filter(|k| GemmKernel::candidates(&gpu).contains(k))
+        .collect();
+    let mut rng = Rng::new(41);
+    // (n, accumulate, long K, f16 B)
+    let cases = [
+        (1, false, false, false),
+        (2, true, false, false),
+        (3, false, false, false),
+        (4, false, false, false),
+        (5, true, false, false),
+        (6, false, false, false),
+        (7, false, false, false),
+        (8, false, false, false),
+        (8, true, false, false),
+        (8, false, true, false),
+        (4, false, true, false),
+        (9, false, false, false),
+        (8, false, false, gpu.adapter().shader_f16),
+    ];
+    for (case, &(n, accumulate, long_k, half_b)) in cases.iter().enumerate() {
+        let m = 1 + rng.below(150);
+        let k = if long_k {
+            // Past the rows' threshold (see `outer_quads_walk_a_long_k_in_blocks...`), and a
+            // part of a block at the end.
+            let row_bytes = (m + n) * 4;
+            let block = ops::OUTER_BLOCK_BYTES / row_bytes / 4 * 4;
+            (ops::OUTER_BLOCKS_FROM_BYTES / row_bytes / block + 1) * block + 4 * (1 + rng.below(50))
+        } else {
+            4 * (1 + rng.below(200))
+        };
+        let (lda, ldb) = (
+            m.next_multiple_of(4) + 4 * (case % 2),
+            n.next_multiple_of(4),
+        );
+        let a_off = 4 * rng.below(100);
+        let b_off = 4 * rng.below(100);
+        // C at a whole quad (stored as words where N is 4 or 8), or one value past it.
+        let c_off = 4 * rng.below(10) + usize::from(case == 7);
+        let a_all = randn(&mut rng, a_off + k * lda);
+        let b_all = randn(&mut rng, b_off + k * ldb + 2 * n);
+        let c_all = randn(&mut rng, c_off + m * n);
+        let spec = GemmSpec {
+            m,
+            n,
+            k,
+            a: Operand::transposed(a_off, lda),
+            b: Operand::row_major(b_off, ldb),
+            c_offset: c_off,
+            bias: (case % 3 != 2).then_some(b_off + k * ldb),
+            bias2: (case % 2 == 0).then_some(b_off + k * ldb + n),
+            accumulate,
+        };
+        let a_buf = gpu.storage_from("a", &a_all).unwrap();
+        let (b_buf, b_all) = operand_buffer(&gpu, "b", &b_all, half_b);
+        let narrow = n <= 8 && !half_b;
+        assert_eq!(
+            GemmKernel::outer_narrow_apply(&spec, &a_buf, &b_buf),
+            narrow,
+            "case {case}: whether the narrow kernel serves N {n}"
+        );
+        let mut want = product_f64(&spec, &a_all, &b_all, &b_all, &c_all[c_off..]);
+        want.splice(0..0, c_all[..c_off].iter().map(|&v| f64::from(v)));
+        let mut u = Uniforms::new();
+        let scratch = gpu.storage("scratch", 4).unwrap();
+        let mut results = Vec::new();
+        for &kernel in kernels.iter().chain([&GemmKernel::Subgroup]) {
+            let c = gpu.storage_from("c", &c_all).unwrap();
+            let launches = ops::gemm_split(
+                &gpu, &mut u, &spec, kernel, 1, &a_buf, &b_buf, &b_buf, &c, &scratch,
+            )
+            .unwrap();
+            if kernel != GemmKernel::Subgroup {
+                // The narrow kernel, one workgroup per 32 rows; else the 32x32 tiles'.
+                let entry = if narrow {
+                    "gemm_outer_narrow"
+                } else {
+                    "gemm_outer_quads"
+                };
+                let groups = [n.div_ceil(32) as u32, m.div_ceil(32) as u32, 1];
+                assert!(
+                    launches
+                        .iter()
+                        .all(|l| l.binding.entry() == entry && l.groups == groups),
+                    "case {case}: {kernel:?}'s kernel and workgroups"
+                );
+                let blocks = ops::outer_k_block(&gpu, &spec, kernel, &a_buf, &b_buf, &c);
+                assert_eq!(
+                    blocks.is_some(),
+                    long_k
+                        && gpu.adapter().is_software
+                        && c_off.is_multiple_of(4)
+                        && n.is_multiple_of(4),
+                    "case {case}: {kernel:?} in blocks of rows"
+                );
+                assert_eq!(launches.len(), blocks.map_or(1, |b| k.div_ceil(b)));
+            }
+            run(&gpu, &launches);
+            let got = gpu.read_f32(&c, 0, c_off + m * n).unwrap();
+            assert_close(
+                &format!("narrow outer gemm case {case} ({m}x{n}x{k}) {kernel:?}"),
+                &got,
+                &want,
+                1e-4,
+            );
+            results.push(got);
+        }
+        let (outer_results, subgroup) = results.split_at(kernels.len());
+        assert_bits_match(
+            &gpu,
+            case,
+            &kernels,
+            outer_results,
+            GemmKernel::Subgroup,
+            &subgroup[0],
+        );
+    }
+}
+
+#[test]
 fn tile_quads_gemms_match_f64_and_the_plain_kernels_bit_for_bit() {
     // The wide and tiled kernels with quad loads, each against f64 and its plain kernel, with
     // f32 operands and with f16 in A, B or both. Every layout (A along k or m, B along k or n), sizes off the 128x128 tiles (several

@@ -108,10 +108,11 @@ fn every_gemm_gives_the_same_bits_with_and_without_shader_checks() {
     if trusted.adapter().shader_f16 {
         dtypes.push(Dtype::F16);
     }
-    for case in 0..8usize {
+    for case in 0..9usize {
         // Every layout; even cases in whole quads (the 16-byte and window loads serve them),
-        // odd ones off every tile; sizes past one 128x128 tile.
-        let (ta, tb) = (case % 2 == 1, (case / 2) % 2 == 1);
+        // odd ones off every tile; sizes past one 128x128 tile. Case 8: dYᵀ·X with 8 columns
+        // (the outer-product formulations' narrow kernel).
+        let (ta, tb) = (case % 2 == 1 || case == 8, (case / 2) % 2 == 1);
         let size = |rng: &mut Rng| {
             let v = 1 + rng.below(150);
             if case % 4 < 2 {
@@ -121,6 +122,7 @@ fn every_gemm_gives_the_same_bits_with_and_without_shader_checks() {
             }
         };
         let (m, n, k) = (size(&mut rng), size(&mut rng), size(&mut rng));
+        let n = if case == 8 { 8 } else { n };
         let a_off = if case % 4 < 2 {
             4 * rng.below(8)
         } else {

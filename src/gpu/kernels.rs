@@ -80,6 +80,10 @@ pub enum Kernel {
     /// ([`Kernel::long_words`]; f32 operands, adapters with 64-bit integers).
     GemmOuterLongs,
     GemmOuterLongsRows,
+    /// The outer-product GEMM where C has at most 8 columns (`gemm_outer_narrow`: a lane owns
+    /// 4 rows and every column; f32), with 4- and 8-byte storage words.
+    GemmOuterNarrow,
+    GemmOuterNarrowLongs,
     GemmSplitReduce,
     EmbedGather,
     /// EmbedGather with 4 consecutive d per invocation (f32 table and x, D and offset
@@ -253,7 +257,9 @@ impl Kernel {
             | Kernel::GemmOuterQuadsRows
             | Kernel::GemmOuterQuadsRowsYPairs
             | Kernel::GemmOuterLongs
-            | Kernel::GemmOuterLongsRows => "gemm_quads.wgsl",
+            | Kernel::GemmOuterLongsRows
+            | Kernel::GemmOuterNarrow
+            | Kernel::GemmOuterNarrowLongs => "gemm_quads.wgsl",
             Kernel::EmbedGather
             | Kernel::EmbedGatherQuads
             | Kernel::EmbedGrad
@@ -337,6 +343,7 @@ impl Kernel {
             | Kernel::GemmOuterQuadsRowsYPairs
             | Kernel::GemmOuterLongs
             | Kernel::GemmOuterLongsRows => "gemm_outer_quads",
+            Kernel::GemmOuterNarrow | Kernel::GemmOuterNarrowLongs => "gemm_outer_narrow",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
             }
@@ -441,6 +448,7 @@ impl Kernel {
             self,
             Kernel::GemmOuterLongs
                 | Kernel::GemmOuterLongsRows
+                | Kernel::GemmOuterNarrowLongs
                 | Kernel::GemmWindowLongsSweep
                 | Kernel::GemmWindowLongsSweepStorage
                 | Kernel::LstmLongsSweepForward

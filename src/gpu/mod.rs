@@ -163,6 +163,13 @@ pub struct Binding {
     entry: &'static str,
 }
 
+impl Binding {
+    /// The kernel's entry point (which formulation a launch runs).
+    pub fn entry(&self) -> &'static str {
+        self.entry
+    }
+}
+
 /// What [`Gpu::submit_profiled`] times: each phase (the runs of dispatches between
 /// [`Recording::phase`] marks), or each kernel, summed over its dispatches, every dispatch in
 /// a timed pass of its own (so each also carries a pass's fixed cost).

@@ -362,6 +362,17 @@ impl GemmKernel {
             && quad_layout(spec, true, false)
     }
 
+    /// Whether the outer-product formulations run this product as `gemm_outer_narrow` (a
+    /// lane owns 4 rows of C and all its columns, instead of 32x32 tiles whose lanes past N
+    /// idle): where [`GemmKernel::outer_apply`], C has at most 8 columns (W2's dW_ih over 8
+    /// input features) and A and B are f32.
+    pub fn outer_narrow_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
+        spec.n <= 8
+            && GemmKernel::outer_apply(spec)
+            && a.dtype() == Dtype::F32
+            && b.dtype() == Dtype::F32
+    }
+
     /// Whether [`GemmKernel::OuterLongs`] serves operands `a`, `b` (where the outer-product
     /// kernel does): both f32 (f16 operands keep [`GemmKernel::OuterQuads`]' loads of 4
     /// values as two 4-byte words: as one 8-byte word they measured 12-17% slower).
@@ -574,7 +585,10 @@ fn gemm_pass(
     if matches!(kernel, GemmKernel::OuterQuads | GemmKernel::OuterLongs) {
         // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots. A along k
         // (x·W's layout) where A along m does not apply.
+        let narrow = GemmKernel::outer_narrow_apply(spec, a, b);
         let entry = match (a.dtype(), b.dtype()) {
+            _ if narrow && kernel == GemmKernel::OuterLongs => Kernel::GemmOuterNarrowLongs,
+            _ if narrow => Kernel::GemmOuterNarrow,
             _ if kernel == GemmKernel::OuterLongs && !GemmKernel::outer_apply(spec) => {
                 Kernel::GemmOuterLongsRows
             }
@@ -601,9 +615,15 @@ fn gemm_pass(
             Resource::Storage(b),
             Resource::Storage(b),
         ]);
+        // The narrow kernel: one workgroup per 32 rows, all of C's columns.
+        let groups = if narrow {
+            [1, m.div_ceil(32) as u32, 1]
+        } else {
+            kernel.groups(m, n)
+        };
         return Ok(Launch {
             binding: gpu.bind(entry, &resources),
-            groups: kernel.groups(m, n),
+            groups,
             uniform,
         });
     }
