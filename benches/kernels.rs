@@ -325,6 +325,43 @@ fn bench_embed(gpu: &Gpu, rows: usize, vocab: usize, dim: usize) {
     }
 }
 
+/// The bias gradients' column sums of a [rows, columns] block as the engine records them
+/// (`ops::column_sum_split` in `ops::column_slices` row slices), 10 in one submit, with the
+/// bytes read per second (4 a value).
+fn bench_column_sum(gpu: &Gpu, rows: usize, columns: usize) {
+    let mut rng = Rng::new(5);
+    let src = gpu
+        .storage_from("src", &random(&mut rng, rows * columns))
+        .unwrap();
+    let grads = gpu.storage("grads", (columns * 4) as u64).unwrap();
+    let slices = ops::column_slices(gpu.adapter().is_software, rows, columns);
+    let scratch = gpu
+        .storage("scratch", (slices.max(1) * columns * 4) as u64)
+        .unwrap();
+    let words = ops::column_words(gpu, columns, columns);
+    let mut u = Uniforms::new();
+    let mut rec = Recording::new();
+    for _ in 0..10 {
+        let launches = ops::column_sum_split(
+            gpu, &mut u, words, rows, columns, columns, 0, None, &src, &grads, &scratch, slices,
+        )
+        .unwrap();
+        for launch in launches {
+            launch.record(&mut rec);
+        }
+    }
+    let t = median_time(|| {
+        gpu.submit(&rec).unwrap();
+        gpu.wait_idle().unwrap();
+    });
+    let each = t.as_secs_f64() / 10.0;
+    println!(
+        "column sum {rows}x{columns} ({slices} slices): {:>9.3} ms each of 10 in one submit, {:.1} GB/s read",
+        each * 1e3,
+        (rows * columns * 4) as f64 / each / 1e9
+    );
+}
+
 /// The optimizer phase over `count` parameters: the gradient norm's two passes, then one
 /// Adam update, each 10 in one submit, with the bytes each moves (read plus written) per
 /// second: the norm reads the gradients (4 bytes a parameter), Adam reads 4 and writes 3
@@ -576,6 +613,19 @@ fn main() {
     if wanted("embed") {
         bench_embed(&gpu, 2048, 10_000, 128);
         bench_embed(&gpu, 32_768, 96, 64);
+    }
+    if wanted("column") {
+        // The bias gradients: W1's gates (T·B 2048 x H 256), W5's (x 3H) and W4's (x 4H),
+        // W3's (32768 x 512) and W1's head (2048 x 20 padded tags).
+        for (rows, columns) in [
+            (2048, 256),
+            (2048, 768),
+            (2048, 1024),
+            (32_768, 512),
+            (2048, 20),
+        ] {
+            bench_column_sum(&gpu, rows, columns);
+        }
     }
     if wanted("pool") {
         bench_pool(&gpu, 50, 256, 128);

@@ -128,8 +128,23 @@ fn column_sum_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
         end = min(begin + p.slice_rows, p.count);
     }
     var sum = vec4<f32>(0.0);
-    for (var r = begin; r < end; r++) {
-        sum = sum + quad_f32s(src_words[r * (p.src_stride / 4u) + q]);
+    let stride = p.src_stride / 4u;
+    var r = begin;
+    // 4 rows' loads issued before their additions (in row order: the same bits), so that
+    // 4 rows' cache lines are in flight at once.
+    for (; r + 4u <= end; r += 4u) {
+        let at = r * stride + q;
+        let v0 = quad_f32s(src_words[at]);
+        let v1 = quad_f32s(src_words[at + stride]);
+        let v2 = quad_f32s(src_words[at + 2u * stride]);
+        let v3 = quad_f32s(src_words[at + 3u * stride]);
+        sum = sum + v0;
+        sum = sum + v1;
+        sum = sum + v2;
+        sum = sum + v3;
+    }
+    for (; r < end; r++) {
+        sum = sum + quad_f32s(src_words[r * stride + q]);
     }
     for (var j = 0u; j < 4u; j++) {
         let n = 4u * q + j;
