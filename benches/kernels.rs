@@ -1,6 +1,6 @@
 //! Kernel-level benchmarks: the GEMM at the RNN shapes, one recurrence step forward and
 //! backward (fused per-step kernels, and a GEMM per step finishing the step in its store or
-//! in a kernel of its own), the many-to-one head's pooling backward, the embedding lookup and its gradient, the optimizer phase (gradient norm, Adam), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
+//! in a kernel of its own), the many-to-one head's pooling backward, the embedding lookup and its gradient, the bias gradients' column sums, the optimizer phase (gradient norm, Adam), and whole training chunks, on the adapter WGRNN_ADAPTER names (default auto).
 //! Each case: warm-up, then the median of timed repetitions (submit + wait).
 //!
 //!     cargo bench --bench kernels            # all cases
