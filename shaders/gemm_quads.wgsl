@@ -136,6 +136,11 @@ override Y_PAIRS: bool = false;
 // gemm_outer_quads for x·W's layout (f32): A read along k, 4 consecutive k values of one of
 // this lane's rows a load, as gemm_window_quads reads X; B along n as before.
 override A_ROWS: bool = false;
+// Set by the host for gemm_outer_quads where M is at most 20 (the head's weight gradient
+// over a POS tagger's 17 or 18 tags): the kernel rows that get products, in quads (5: the
+// first 20 of the tile's 32; the other 12 rows' multiply-adds and broadcasts are compiled
+// out). 8: all.
+override ROW_QUADS: u32 = 8u;
 // Set by the host for the fused Elman steps (f32 only): X (A's rows) is read through the C
 // binding.
 override A_FROM_C: bool = false;
@@ -415,40 +420,55 @@ fn store_results(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) 
 }
 
 // acc[r] += X(kernel row 4·(r / 4) + r % 4 of the subgroup's tile, k) · y, where lane j's
-// x holds X's lines 4j .. 4j + 3 at k and y = Y(k, this lane's 4 kernel columns).
+// x holds X's lines 4j .. 4j + 3 at k and y = Y(k, this lane's 4 kernel columns); only the
+// first ROW_QUADS lanes' lines (the rest are past M and never stored).
 fn add_products(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<f32>, y: vec4<f32>) {
     (*acc)[0] = (*acc)[0] + subgroupBroadcast(x.x, 0u) * y;
     (*acc)[1] = (*acc)[1] + subgroupBroadcast(x.y, 0u) * y;
     (*acc)[2] = (*acc)[2] + subgroupBroadcast(x.z, 0u) * y;
     (*acc)[3] = (*acc)[3] + subgroupBroadcast(x.w, 0u) * y;
-    (*acc)[4] = (*acc)[4] + subgroupBroadcast(x.x, 1u) * y;
-    (*acc)[5] = (*acc)[5] + subgroupBroadcast(x.y, 1u) * y;
-    (*acc)[6] = (*acc)[6] + subgroupBroadcast(x.z, 1u) * y;
-    (*acc)[7] = (*acc)[7] + subgroupBroadcast(x.w, 1u) * y;
-    (*acc)[8] = (*acc)[8] + subgroupBroadcast(x.x, 2u) * y;
-    (*acc)[9] = (*acc)[9] + subgroupBroadcast(x.y, 2u) * y;
-    (*acc)[10] = (*acc)[10] + subgroupBroadcast(x.z, 2u) * y;
-    (*acc)[11] = (*acc)[11] + subgroupBroadcast(x.w, 2u) * y;
-    (*acc)[12] = (*acc)[12] + subgroupBroadcast(x.x, 3u) * y;
-    (*acc)[13] = (*acc)[13] + subgroupBroadcast(x.y, 3u) * y;
-    (*acc)[14] = (*acc)[14] + subgroupBroadcast(x.z, 3u) * y;
-    (*acc)[15] = (*acc)[15] + subgroupBroadcast(x.w, 3u) * y;
-    (*acc)[16] = (*acc)[16] + subgroupBroadcast(x.x, 4u) * y;
-    (*acc)[17] = (*acc)[17] + subgroupBroadcast(x.y, 4u) * y;
-    (*acc)[18] = (*acc)[18] + subgroupBroadcast(x.z, 4u) * y;
-    (*acc)[19] = (*acc)[19] + subgroupBroadcast(x.w, 4u) * y;
-    (*acc)[20] = (*acc)[20] + subgroupBroadcast(x.x, 5u) * y;
-    (*acc)[21] = (*acc)[21] + subgroupBroadcast(x.y, 5u) * y;
-    (*acc)[22] = (*acc)[22] + subgroupBroadcast(x.z, 5u) * y;
-    (*acc)[23] = (*acc)[23] + subgroupBroadcast(x.w, 5u) * y;
-    (*acc)[24] = (*acc)[24] + subgroupBroadcast(x.x, 6u) * y;
-    (*acc)[25] = (*acc)[25] + subgroupBroadcast(x.y, 6u) * y;
-    (*acc)[26] = (*acc)[26] + subgroupBroadcast(x.z, 6u) * y;
-    (*acc)[27] = (*acc)[27] + subgroupBroadcast(x.w, 6u) * y;
-    (*acc)[28] = (*acc)[28] + subgroupBroadcast(x.x, 7u) * y;
-    (*acc)[29] = (*acc)[29] + subgroupBroadcast(x.y, 7u) * y;
-    (*acc)[30] = (*acc)[30] + subgroupBroadcast(x.z, 7u) * y;
-    (*acc)[31] = (*acc)[31] + subgroupBroadcast(x.w, 7u) * y;
+    if (ROW_QUADS > 1u) {
+        (*acc)[4] = (*acc)[4] + subgroupBroadcast(x.x, 1u) * y;
+        (*acc)[5] = (*acc)[5] + subgroupBroadcast(x.y, 1u) * y;
+        (*acc)[6] = (*acc)[6] + subgroupBroadcast(x.z, 1u) * y;
+        (*acc)[7] = (*acc)[7] + subgroupBroadcast(x.w, 1u) * y;
+    }
+    if (ROW_QUADS > 2u) {
+        (*acc)[8] = (*acc)[8] + subgroupBroadcast(x.x, 2u) * y;
+        (*acc)[9] = (*acc)[9] + subgroupBroadcast(x.y, 2u) * y;
+        (*acc)[10] = (*acc)[10] + subgroupBroadcast(x.z, 2u) * y;
+        (*acc)[11] = (*acc)[11] + subgroupBroadcast(x.w, 2u) * y;
+    }
+    if (ROW_QUADS > 3u) {
+        (*acc)[12] = (*acc)[12] + subgroupBroadcast(x.x, 3u) * y;
+        (*acc)[13] = (*acc)[13] + subgroupBroadcast(x.y, 3u) * y;
+        (*acc)[14] = (*acc)[14] + subgroupBroadcast(x.z, 3u) * y;
+        (*acc)[15] = (*acc)[15] + subgroupBroadcast(x.w, 3u) * y;
+    }
+    if (ROW_QUADS > 4u) {
+        (*acc)[16] = (*acc)[16] + subgroupBroadcast(x.x, 4u) * y;
+        (*acc)[17] = (*acc)[17] + subgroupBroadcast(x.y, 4u) * y;
+        (*acc)[18] = (*acc)[18] + subgroupBroadcast(x.z, 4u) * y;
+        (*acc)[19] = (*acc)[19] + subgroupBroadcast(x.w, 4u) * y;
+    }
+    if (ROW_QUADS > 5u) {
+        (*acc)[20] = (*acc)[20] + subgroupBroadcast(x.x, 5u) * y;
+        (*acc)[21] = (*acc)[21] + subgroupBroadcast(x.y, 5u) * y;
+        (*acc)[22] = (*acc)[22] + subgroupBroadcast(x.z, 5u) * y;
+        (*acc)[23] = (*acc)[23] + subgroupBroadcast(x.w, 5u) * y;
+    }
+    if (ROW_QUADS > 6u) {
+        (*acc)[24] = (*acc)[24] + subgroupBroadcast(x.x, 6u) * y;
+        (*acc)[25] = (*acc)[25] + subgroupBroadcast(x.y, 6u) * y;
+        (*acc)[26] = (*acc)[26] + subgroupBroadcast(x.z, 6u) * y;
+        (*acc)[27] = (*acc)[27] + subgroupBroadcast(x.w, 6u) * y;
+    }
+    if (ROW_QUADS > 7u) {
+        (*acc)[28] = (*acc)[28] + subgroupBroadcast(x.x, 7u) * y;
+        (*acc)[29] = (*acc)[29] + subgroupBroadcast(x.y, 7u) * y;
+        (*acc)[30] = (*acc)[30] + subgroupBroadcast(x.z, 7u) * y;
+        (*acc)[31] = (*acc)[31] + subgroupBroadcast(x.w, 7u) * y;
+    }
 }
 
 // X's 4 values at element `at` (a multiple of 4) as 16 bytes: from X's buffer, or with

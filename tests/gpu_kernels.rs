@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, gpu, to_f64};
-use wgrnn::gpu::{Dtype, Gpu, Recording};
+use wgrnn::gpu::{Dtype, Gpu, Kernel, Recording};
 use wgrnn::model::{Activation, Loss, OutputActivation, Pool};
 use wgrnn::ops::{
     self, GemmKernel, GemmSpec, Launch, Operand, PoolShape, RecurrenceShape, SequenceStart,
@@ -825,7 +825,7 @@ fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
 }
 
 #[test]
-fn outer_gemm_with_at_most_8_columns_runs_narrow_with_the_tiles_bits() {
+fn outer_gemm_with_few_columns_or_rows_runs_narrow_or_short_with_the_tiles_bits() {
     // dYᵀ·X where C has at most 8 columns (a weight gradient over few input features, W2's
     // dW_ih): the outer-product formulations run `gemm_outer_narrow` (a lane owns 4 rows and
     // every column, one workgroup per 32 rows). Its results must be f64's and, bit for bit,
@@ -843,24 +843,30 @@ fn outer_gemm_with_at_most_8_columns_runs_narrow_with_the_tiles_bits() {
         .filter(|k| GemmKernel::candidates(&gpu).contains(k))
         .collect();
     let mut rng = Rng::new(41);
-    // (n, accumulate, long K, f16 B)
+    // (n, accumulate, long K, f16 B, M where it is not random)
     let cases = [
-        (1, false, false, false),
-        (2, true, false, false),
-        (3, false, false, false),
-        (4, false, false, false),
-        (5, true, false, false),
-        (6, false, false, false),
-        (7, false, false, false),
-        (8, false, false, false),
-        (8, true, false, false),
-        (8, false, true, false),
-        (4, false, true, false),
-        (9, false, false, false),
-        (8, false, false, gpu.adapter().shader_f16),
+        (1, false, false, false, None),
+        (2, true, false, false, None),
+        (3, false, false, false, None),
+        (4, false, false, false, None),
+        (5, true, false, false, None),
+        (6, false, false, false, None),
+        (7, false, false, false, None),
+        (8, false, false, false, None),
+        (8, true, false, false, None),
+        (8, false, true, false, None),
+        (4, false, true, false, None),
+        (9, false, false, false, None),
+        (8, false, false, gpu.adapter().shader_f16, None),
+        (40, false, false, false, Some(18)),
+        (256, true, false, false, Some(20)),
+        (9, false, false, false, Some(1)),
+        (36, false, true, false, Some(17)),
+        (12, false, false, false, Some(21)),
+        (40, false, false, gpu.adapter().shader_f16, Some(18)),
     ];
-    for (case, &(n, accumulate, long_k, half_b)) in cases.iter().enumerate() {
-        let m = 1 + rng.below(150);
+    for (case, &(n, accumulate, long_k, half_b, m)) in cases.iter().enumerate() {
+        let m = m.unwrap_or_else(|| 1 + rng.below(150));
         let k = if long_k {
             // Past the rows' threshold (see `outer_quads_walk_a_long_k_in_blocks...`), and a
             // part of a block at the end.
@@ -895,10 +901,16 @@ fn outer_gemm_with_at_most_8_columns_runs_narrow_with_the_tiles_bits() {
         let a_buf = gpu.storage_from("a", &a_all).unwrap();
         let (b_buf, b_all) = operand_buffer(&gpu, "b", &b_all, half_b);
         let narrow = n <= 8 && !half_b;
+        let short = !narrow && m <= 20 && !half_b;
         assert_eq!(
             GemmKernel::outer_narrow_apply(&spec, &a_buf, &b_buf),
             narrow,
             "case {case}: whether the narrow kernel serves N {n}"
+        );
+        assert_eq!(
+            !narrow && GemmKernel::outer_short_apply(&spec, &a_buf, &b_buf),
+            short,
+            "case {case}: whether the short tiles serve M {m}"
         );
         let mut want = product_f64(&spec, &a_all, &b_all, &b_all, &c_all[c_off..]);
         want.splice(0..0, c_all[..c_off].iter().map(|&v| f64::from(v)));
@@ -924,6 +936,15 @@ fn outer_gemm_with_at_most_8_columns_runs_narrow_with_the_tiles_bits() {
                         .iter()
                         .all(|l| l.binding.entry() == entry && l.groups == groups),
                     "case {case}: {kernel:?}'s kernel and workgroups"
+                );
+                let short_kernel = match kernel {
+                    GemmKernel::OuterLongs => Kernel::GemmOuterLongsShort,
+                    _ => Kernel::GemmOuterQuadsShort,
+                };
+                assert_eq!(
+                    launches.iter().all(|l| l.binding.kernel() == short_kernel),
+                    short,
+                    "case {case}: {kernel:?} as the short tiles"
                 );
                 let blocks = ops::outer_k_block(&gpu, &spec, kernel, &a_buf, &b_buf, &c);
                 assert_eq!(

@@ -84,6 +84,10 @@ pub enum Kernel {
     /// 4 rows and every column; f32), with 4- and 8-byte storage words.
     GemmOuterNarrow,
     GemmOuterNarrowLongs,
+    /// `gemm_outer_quads` where M is at most 20 (ROW_QUADS 5: the tile's first 20 rows get
+    /// products), with 4- and 8-byte storage words (f32).
+    GemmOuterQuadsShort,
+    GemmOuterLongsShort,
     GemmSplitReduce,
     EmbedGather,
     /// EmbedGather with 4 consecutive d per invocation (f32 table and x, D and offset
@@ -259,7 +263,9 @@ impl Kernel {
             | Kernel::GemmOuterLongs
             | Kernel::GemmOuterLongsRows
             | Kernel::GemmOuterNarrow
-            | Kernel::GemmOuterNarrowLongs => "gemm_quads.wgsl",
+            | Kernel::GemmOuterNarrowLongs
+            | Kernel::GemmOuterQuadsShort
+            | Kernel::GemmOuterLongsShort => "gemm_quads.wgsl",
             Kernel::EmbedGather
             | Kernel::EmbedGatherQuads
             | Kernel::EmbedGrad
@@ -342,7 +348,9 @@ impl Kernel {
             | Kernel::GemmOuterQuadsRows
             | Kernel::GemmOuterQuadsRowsYPairs
             | Kernel::GemmOuterLongs
-            | Kernel::GemmOuterLongsRows => "gemm_outer_quads",
+            | Kernel::GemmOuterLongsRows
+            | Kernel::GemmOuterQuadsShort
+            | Kernel::GemmOuterLongsShort => "gemm_outer_quads",
             Kernel::GemmOuterNarrow | Kernel::GemmOuterNarrowLongs => "gemm_outer_narrow",
             Kernel::GemmSubgroupWindowA | Kernel::GemmSubgroupWindowAPairs => {
                 "gemm_subgroup_window_a"
@@ -405,6 +413,7 @@ impl Kernel {
             Kernel::GemmOuterQuadsXPairs => &[("X_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsYPairs => &[("Y_PAIRS", 1.0)],
             Kernel::GemmOuterQuadsRows | Kernel::GemmOuterLongsRows => &[("A_ROWS", 1.0)],
+            Kernel::GemmOuterQuadsShort | Kernel::GemmOuterLongsShort => &[("ROW_QUADS", 5.0)],
             Kernel::GemmOuterQuadsRowsYPairs => &[("A_ROWS", 1.0), ("Y_PAIRS", 1.0)],
             Kernel::GemmWindowQuadsA => &[("TRANSPOSED", 1.0)],
             Kernel::GemmWindowQuadsAPairs => &[("TRANSPOSED", 1.0), ("PACKED_PAIRS", 1.0)],
@@ -449,6 +458,7 @@ impl Kernel {
             Kernel::GemmOuterLongs
                 | Kernel::GemmOuterLongsRows
                 | Kernel::GemmOuterNarrowLongs
+                | Kernel::GemmOuterLongsShort
                 | Kernel::GemmWindowLongsSweep
                 | Kernel::GemmWindowLongsSweepStorage
                 | Kernel::LstmLongsSweepForward

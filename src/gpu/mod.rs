@@ -159,14 +159,19 @@ pub const UNIFORM_WINDOW: u64 = 64 << 10;
 pub struct Binding {
     pipeline: Arc<wgpu::ComputePipeline>,
     group: wgpu::BindGroup,
-    /// The kernel's entry point ([`ProfileBy::Kernel`] names its time after it).
-    entry: &'static str,
+    /// The kernel (its entry point names its time under [`ProfileBy::Kernel`]).
+    kernel: Kernel,
 }
 
 impl Binding {
-    /// The kernel's entry point (which formulation a launch runs).
+    /// The kernel bound (which formulation and variant a launch runs).
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The kernel's entry point.
     pub fn entry(&self) -> &'static str {
-        self.entry
+        self.kernel.entry()
     }
 }
 
@@ -544,7 +549,7 @@ impl Gpu {
         Binding {
             pipeline,
             group,
-            entry: kernel.entry(),
+            kernel,
         }
     }
 
@@ -626,7 +631,7 @@ impl Gpu {
             for op in &recording.ops {
                 match op {
                     Op::Dispatch { binding, .. } => {
-                        split.ops.push(Op::Phase(binding.entry));
+                        split.ops.push(Op::Phase(binding.entry()));
                         split.ops.push(op.clone());
                     }
                     Op::Phase(_) => {}

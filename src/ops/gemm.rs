@@ -373,6 +373,17 @@ impl GemmKernel {
             && b.dtype() == Dtype::F32
     }
 
+    /// Whether the outer-product formulations run this product with the multiply-adds of
+    /// only the first 20 of each tile's 32 rows (`gemm_outer_quads` with ROW_QUADS 5): where
+    /// [`GemmKernel::outer_apply`], M is at most 20 (the head's weight gradient over a POS
+    /// tagger's 17 or 18 tags) and A and B are f32.
+    pub fn outer_short_apply(spec: &GemmSpec, a: &Buffer, b: &Buffer) -> bool {
+        spec.m <= 20
+            && GemmKernel::outer_apply(spec)
+            && a.dtype() == Dtype::F32
+            && b.dtype() == Dtype::F32
+    }
+
     /// Whether [`GemmKernel::OuterLongs`] serves operands `a`, `b` (where the outer-product
     /// kernel does): both f32 (f16 operands keep [`GemmKernel::OuterQuads`]' loads of 4
     /// values as two 4-byte words: as one 8-byte word they measured 12-17% slower).
@@ -586,9 +597,12 @@ fn gemm_pass(
         // A and B as 16- and 8-byte words (slots 9 to 12); no other operand slots. A along k
         // (x·W's layout) where A along m does not apply.
         let narrow = GemmKernel::outer_narrow_apply(spec, a, b);
+        let short = !narrow && GemmKernel::outer_short_apply(spec, a, b);
         let entry = match (a.dtype(), b.dtype()) {
             _ if narrow && kernel == GemmKernel::OuterLongs => Kernel::GemmOuterNarrowLongs,
             _ if narrow => Kernel::GemmOuterNarrow,
+            _ if short && kernel == GemmKernel::OuterLongs => Kernel::GemmOuterLongsShort,
+            _ if short => Kernel::GemmOuterQuadsShort,
             _ if kernel == GemmKernel::OuterLongs && !GemmKernel::outer_apply(spec) => {
                 Kernel::GemmOuterLongsRows
             }
