@@ -720,6 +720,65 @@ fn outer_quads_gemm_matches_f64_and_the_subgroup_kernel_bit_for_bit() {
     }
 }
 
+/// The outer-product formulations `gpu` offers (`OuterQuads`, and `OuterLongs` where it has
+/// 64-bit integers); None where it offers neither (lavapipe must).
+fn outer_kernels(gpu: &Gpu) -> Option<Vec<GemmKernel>> {
+    if !offered(gpu, &[GemmKernel::OuterQuads]) {
+        return None;
+    }
+    Some(
+        [GemmKernel::OuterQuads, GemmKernel::OuterLongs]
+            .into_iter()
+            .filter(|k| GemmKernel::candidates(gpu).contains(k))
+            .collect(),
+    )
+}
+
+/// `spec` run by each of `kernels` and by the subgroup kernel, each on a fresh C holding
+/// `c_all`: every result must be f64's `want` (all of C, its offset included) and, bit for
+/// bit, the subgroup kernel's. `check` sees each kernel's launches and C before they run.
+#[allow(clippy::too_many_arguments)]
+fn outer_products_match(
+    gpu: &Gpu,
+    what: &str,
+    case: usize,
+    spec: &GemmSpec,
+    kernels: &[GemmKernel],
+    (a, b): (&wgrnn::gpu::Buffer, &wgrnn::gpu::Buffer),
+    c_all: &[f32],
+    want: &[f64],
+    mut check: impl FnMut(GemmKernel, &[Launch], &wgrnn::gpu::Buffer),
+) {
+    let mut u = Uniforms::new();
+    let scratch = gpu.storage("scratch", 4).unwrap();
+    let mut results = Vec::new();
+    for &kernel in kernels.iter().chain([&GemmKernel::Subgroup]) {
+        let c = gpu.storage_from("c", c_all).unwrap();
+        let launches =
+            ops::gemm_split(gpu, &mut u, spec, kernel, 1, a, b, b, &c, &scratch).unwrap();
+        check(kernel, &launches, &c);
+        run(gpu, &launches);
+        let got = gpu.read_f32(&c, 0, c_all.len()).unwrap();
+        let GemmSpec { m, n, k, .. } = *spec;
+        assert_close(
+            &format!("{what} case {case} ({m}x{n}x{k}) {kernel:?}"),
+            &got,
+            want,
+            1e-4,
+        );
+        results.push(got);
+    }
+    let (outer, subgroup) = results.split_at(kernels.len());
+    assert_bits_match(
+        gpu,
+        case,
+        kernels,
+        outer,
+        GemmKernel::Subgroup,
+        &subgroup[0],
+    );
+}
+
 #[test]
 fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
     // A K whose rows of A and B exceed `ops::OUTER_BLOCKS_FROM_BYTES`: on a software adapter the
@@ -729,13 +788,9 @@ fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
     // offset, the biases (added once, by the last block); and products that take one pass:
     // one that adds to C (blocks would reorder its additions), one with an f16 B.
     let gpu = gpu();
-    if !offered(&gpu, &[GemmKernel::OuterQuads]) {
+    let Some(kernels) = outer_kernels(&gpu) else {
         return;
-    }
-    let kernels: Vec<GemmKernel> = [GemmKernel::OuterQuads, GemmKernel::OuterLongs]
-        .into_iter()
-        .filter(|k| GemmKernel::candidates(&gpu).contains(k))
-        .collect();
+    };
     let mut rng = Rng::new(37);
     let (m, n) = (36, 40);
     // (x·W's layout, adds to C, B f16: --precision f16's weight gradients, f32 gradients
@@ -777,49 +832,33 @@ fn outer_quads_walk_a_long_k_in_blocks_with_the_bits_of_one_pass() {
         let (b_buf, b_all) = operand_buffer(&gpu, "b", &b_all, half_b);
         let mut want = product_f64(&spec, &a_all, &b_all, &b_all, &c_all[c_off..]);
         want.splice(0..0, c_all[..c_off].iter().map(|&v| f64::from(v)));
-        let mut u = Uniforms::new();
-        let scratch = gpu.storage("scratch", 4).unwrap();
-        let mut results = Vec::new();
-        for &kernel in kernels.iter().chain([&GemmKernel::Subgroup]) {
-            let c = gpu.storage_from("c", &c_all).unwrap();
-            let launches = ops::gemm_split(
-                &gpu, &mut u, &spec, kernel, 1, &a_buf, &b_buf, &b_buf, &c, &scratch,
-            )
-            .unwrap();
-            let blocked = ops::outer_k_block(&gpu, &spec, kernel, &a_buf, &b_buf, &c);
-            let expect_blocks = kernel != GemmKernel::Subgroup
-                && gpu.adapter().is_software
-                && !accumulate
-                && !half_b;
-            assert_eq!(
-                blocked,
-                expect_blocks.then_some(block),
-                "case {case}: {kernel:?}'s block of rows"
-            );
-            let dispatches = if expect_blocks { whole + 1 } else { 1 };
-            assert_eq!(
-                launches.len(),
-                dispatches,
-                "case {case}: {kernel:?}'s dispatches"
-            );
-            run(&gpu, &launches);
-            let got = gpu.read_f32(&c, 0, c_off + m * n).unwrap();
-            assert_close(
-                &format!("long-K outer gemm case {case} ({m}x{n}x{k}) {kernel:?}"),
-                &got,
-                &want,
-                1e-4,
-            );
-            results.push(got);
-        }
-        let (outer, subgroup) = results.split_at(kernels.len());
-        assert_bits_match(
+        outer_products_match(
             &gpu,
+            "long-K outer gemm",
             case,
+            &spec,
             &kernels,
-            outer,
-            GemmKernel::Subgroup,
-            &subgroup[0],
+            (&a_buf, &b_buf),
+            &c_all,
+            &want,
+            |kernel, launches, c| {
+                let blocked = ops::outer_k_block(&gpu, &spec, kernel, &a_buf, &b_buf, c);
+                let expect_blocks = kernel != GemmKernel::Subgroup
+                    && gpu.adapter().is_software
+                    && !accumulate
+                    && !half_b;
+                assert_eq!(
+                    blocked,
+                    expect_blocks.then_some(block),
+                    "case {case}: {kernel:?}'s block of rows"
+                );
+                let dispatches = if expect_blocks { whole + 1 } else { 1 };
+                assert_eq!(
+                    launches.len(),
+                    dispatches,
+                    "case {case}: {kernel:?}'s dispatches"
+                );
+            },
         );
     }
 }
@@ -833,15 +872,13 @@ fn outer_gemm_with_few_columns_or_rows_runs_narrow_or_short_with_the_tiles_bits(
     // as words, the others value by value), M off the 32-row groups, C at an offset, the
     // biases, a product adding to C; and K long enough that a software adapter walks it in
     // blocks of rows (each block continuing the sums from C). N 9 and f16 operands keep the
-    // 32x32 tiles.
+    // 32x32 tiles. Where M is at most 20 (and N more than 8: the head's weight gradient over
+    // a POS tagger's tags) they run the tiles with only the first 20 rows' multiply-adds
+    // (ROW_QUADS 5): M 1 to 20, with the same checks; M 21 keeps all 32.
     let gpu = gpu();
-    if !offered(&gpu, &[GemmKernel::OuterQuads]) {
+    let Some(kernels) = outer_kernels(&gpu) else {
         return;
-    }
-    let kernels: Vec<GemmKernel> = [GemmKernel::OuterQuads, GemmKernel::OuterLongs]
-        .into_iter()
-        .filter(|k| GemmKernel::candidates(&gpu).contains(k))
-        .collect();
+    };
     let mut rng = Rng::new(41);
     // (n, accumulate, long K, f16 B, M where it is not random)
     let cases = [
@@ -914,16 +951,19 @@ fn outer_gemm_with_few_columns_or_rows_runs_narrow_or_short_with_the_tiles_bits(
         );
         let mut want = product_f64(&spec, &a_all, &b_all, &b_all, &c_all[c_off..]);
         want.splice(0..0, c_all[..c_off].iter().map(|&v| f64::from(v)));
-        let mut u = Uniforms::new();
-        let scratch = gpu.storage("scratch", 4).unwrap();
-        let mut results = Vec::new();
-        for &kernel in kernels.iter().chain([&GemmKernel::Subgroup]) {
-            let c = gpu.storage_from("c", &c_all).unwrap();
-            let launches = ops::gemm_split(
-                &gpu, &mut u, &spec, kernel, 1, &a_buf, &b_buf, &b_buf, &c, &scratch,
-            )
-            .unwrap();
-            if kernel != GemmKernel::Subgroup {
+        outer_products_match(
+            &gpu,
+            "narrow or short outer gemm",
+            case,
+            &spec,
+            &kernels,
+            (&a_buf, &b_buf),
+            &c_all,
+            &want,
+            |kernel, launches, c| {
+                if kernel == GemmKernel::Subgroup {
+                    return;
+                }
                 // The narrow kernel, one workgroup per 32 rows; else the 32x32 tiles'.
                 let entry = if narrow {
                     "gemm_outer_narrow"
@@ -946,7 +986,7 @@ fn outer_gemm_with_few_columns_or_rows_runs_narrow_or_short_with_the_tiles_bits(
                     short,
                     "case {case}: {kernel:?} as the short tiles"
                 );
-                let blocks = ops::outer_k_block(&gpu, &spec, kernel, &a_buf, &b_buf, &c);
+                let blocks = ops::outer_k_block(&gpu, &spec, kernel, &a_buf, &b_buf, c);
                 assert_eq!(
                     blocks.is_some(),
                     long_k
@@ -956,25 +996,7 @@ fn outer_gemm_with_few_columns_or_rows_runs_narrow_or_short_with_the_tiles_bits(
                     "case {case}: {kernel:?} in blocks of rows"
                 );
                 assert_eq!(launches.len(), blocks.map_or(1, |b| k.div_ceil(b)));
-            }
-            run(&gpu, &launches);
-            let got = gpu.read_f32(&c, 0, c_off + m * n).unwrap();
-            assert_close(
-                &format!("narrow outer gemm case {case} ({m}x{n}x{k}) {kernel:?}"),
-                &got,
-                &want,
-                1e-4,
-            );
-            results.push(got);
-        }
-        let (outer_results, subgroup) = results.split_at(kernels.len());
-        assert_bits_match(
-            &gpu,
-            case,
-            &kernels,
-            outer_results,
-            GemmKernel::Subgroup,
-            &subgroup[0],
+            },
         );
     }
 }
