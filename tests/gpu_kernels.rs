@@ -1713,6 +1713,80 @@ fn loss_kernel_matches_reference_for_every_loss_and_activation() {
 }
 
 #[test]
+fn transposes_copy_every_value_by_blocks_and_one_by_one() {
+    // The [rows, cols] block of a buffer at an offset into [cols, rows]: value by value
+    // (`transpose_elements`: any shape, an f16 destination too) and, where rows, columns and
+    // offset are multiples of 4, by 4x4 blocks in every kind of storage word; each must copy
+    // every value exactly, leave what follows the destination alone, and the engine's choice
+    // (`ops::transpose`) must take the blocks on a software adapter wherever they apply.
+    let gpu = gpu();
+    let mut rng = Rng::new(43);
+    for case in 0..12 {
+        let whole = case % 3 != 2;
+        let dim = |rng: &mut Rng| {
+            let v = 1 + rng.below(70);
+            if whole {
+                4 * v
+            } else {
+                v
+            }
+        };
+        let (rows, cols) = (dim(&mut rng), dim(&mut rng));
+        let offset = 4 * rng.below(20) + usize::from(!whole && case % 2 == 0);
+        let src_values = randn(&mut rng, offset + rows * cols);
+        let src = gpu.storage_from("src", &src_values).unwrap();
+        let want: Vec<f32> = (0..cols * rows)
+            .map(|i| src_values[offset + (i % rows) * cols + i / rows])
+            .collect();
+        let blocks = ops::transpose_words(&gpu, offset, rows, cols, &src, &src);
+        assert_eq!(
+            blocks.is_some(),
+            gpu.adapter().is_software && whole,
+            "case {case}: {rows}x{cols} at {offset} by blocks"
+        );
+        let mut kinds = vec![None];
+        if whole {
+            kinds.extend(ops::StorageWords::available(&gpu).into_iter().map(Some));
+        }
+        for words in kinds {
+            // Past the destination: values the copy must not touch.
+            let guard = vec![7.5f32; rows * cols + 8];
+            let dst = gpu.storage_from("dst", &guard).unwrap();
+            let mut u = Uniforms::new();
+            let launch =
+                ops::transpose_in(&gpu, &mut u, words, offset, rows, cols, &src, &dst).unwrap();
+            run(&gpu, &[launch]);
+            let got = gpu.read_f32(&dst, 0, rows * cols + 8).unwrap();
+            assert_eq!(
+                bits(&got[..rows * cols]),
+                bits(&want),
+                "case {case}: {rows}x{cols} at {offset} by {words:?}"
+            );
+            assert_eq!(got[rows * cols..], [7.5; 8], "case {case}: past the copy");
+        }
+        if gpu.adapter().shader_f16 {
+            let (dst, _) = half_buffer(&gpu, "dst16", &vec![0.0; rows * cols]);
+            assert_eq!(
+                ops::transpose_words(&gpu, offset, rows, cols, &src, &dst),
+                None
+            );
+            let mut u = Uniforms::new();
+            let launch = ops::transpose(&gpu, &mut u, offset, rows, cols, &src, &dst).unwrap();
+            run(&gpu, &[launch]);
+            let rounded: Vec<f32> = want
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32())
+                .collect();
+            assert_eq!(
+                bits(&gpu.read_f32(&dst, 0, rows * cols).unwrap()),
+                bits(&rounded),
+                "case {case}: into f16"
+            );
+        }
+    }
+}
+
+#[test]
 fn embedding_gather_and_gradient_match_f64() {
     let gpu = gpu();
     let mut rng = Rng::new(5);

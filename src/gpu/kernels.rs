@@ -149,6 +149,10 @@ pub enum Kernel {
     Cast,
     /// `transpose_elements`: a [rows, cols] block into [cols, rows].
     Transpose,
+    /// `transpose_quads`: the same by 4x4 blocks (f32, rows, cols and offset multiples of 4);
+    /// the Longs variant with 8-byte storage words.
+    TransposeQuads,
+    TransposeLongs,
 }
 
 /// WGSL shared by several kernel files, spliced in where a file has the line
@@ -307,7 +311,9 @@ impl Kernel {
             | Kernel::NormFinalize => "reduce.wgsl",
             Kernel::Sgd | Kernel::Adam | Kernel::SgdLongs | Kernel::AdamLongs => "optim.wgsl",
             Kernel::FmaPeak => "ceiling.wgsl",
-            Kernel::Cast | Kernel::Transpose => "convert.wgsl",
+            Kernel::Cast | Kernel::Transpose | Kernel::TransposeQuads | Kernel::TransposeLongs => {
+                "convert.wgsl"
+            }
         }
     }
 
@@ -399,6 +405,7 @@ impl Kernel {
             Kernel::FmaPeak => "fma_peak",
             Kernel::Cast => "convert_elements",
             Kernel::Transpose => "transpose_elements",
+            Kernel::TransposeQuads | Kernel::TransposeLongs => "transpose_quads",
         }
     }
 
@@ -466,6 +473,7 @@ impl Kernel {
                 | Kernel::GruLongsSweepForward
                 | Kernel::GruLongsSweepBackward
                 | Kernel::ColumnSumLongs
+                | Kernel::TransposeLongs
                 | Kernel::EmbedGradLongs
                 | Kernel::SquarePartialsLongs
                 | Kernel::SgdLongs

@@ -4,9 +4,9 @@
 // struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
-use super::{groups_for, need, u32_of, Launch, Uniforms};
+use super::{groups_for, need, u32_of, Launch, StorageWords, Uniforms};
 use crate::error::Result;
-use crate::gpu::{Buffer, Gpu, Kernel, Resource};
+use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
 use bytemuck::{Pod, Zeroable};
 
 #[repr(C)]
@@ -34,10 +34,51 @@ pub fn cast(
 }
 
 /// `dst[c·rows + r] = src[offset + r·cols + c]`: the `[rows, cols]` block of `src` at
-/// `offset`, transposed into `dst` (`[cols, rows]` at 0), in `dst`'s element type.
+/// `offset`, transposed into `dst` (`[cols, rows]` at 0), in `dst`'s element type; by 4x4
+/// blocks where [`transpose_words`] says so.
 pub fn transpose(
     gpu: &Gpu,
     u: &mut Uniforms,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    src: &Buffer,
+    dst: &Buffer,
+) -> Result<Launch> {
+    let words = transpose_words(gpu, offset, rows, cols, src, dst);
+    transpose_in(gpu, u, words, offset, rows, cols, src, dst)
+}
+
+/// How [`transpose`] moves the values: by 4x4 blocks of 16-byte words (`transpose_quads`) on
+/// software adapters, where each value moved alone costs a per-lane load, store and integer
+/// division, for f32 buffers whose rows, columns and offset are multiples of 4 (and rows / 4
+/// within one dispatch dimension); None: value by value (`transpose_elements`).
+pub fn transpose_words(
+    gpu: &Gpu,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    src: &Buffer,
+    dst: &Buffer,
+) -> Option<StorageWords> {
+    let whole = |v: usize| v.is_multiple_of(4);
+    (gpu.adapter().is_software
+        && whole(offset)
+        && whole(rows)
+        && whole(cols)
+        && rows / 4 <= u16::MAX as usize
+        && src.dtype() == Dtype::F32
+        && dst.dtype() == Dtype::F32)
+        .then(|| StorageWords::for_gpu(gpu))
+}
+
+/// [`transpose`] by the kernel `words` names (`Some`: 4x4 blocks, which need what
+/// [`transpose_words`] checks; tests run every kind).
+#[allow(clippy::too_many_arguments)]
+pub fn transpose_in(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    words: Option<StorageWords>,
     offset: usize,
     rows: usize,
     cols: usize,
@@ -49,16 +90,51 @@ pub fn transpose(
         need(src, offset + count, "transpose src")?;
     }
     need(dst, count, "transpose dst")?;
-    convert(
+    let Some(words) = words else {
+        return convert(
+            gpu,
+            u,
+            Kernel::Transpose,
+            offset,
+            count,
+            (rows, cols),
+            src,
+            dst,
+        );
+    };
+    let uniform = u.push(
         gpu,
-        u,
-        Kernel::Transpose,
-        offset,
-        count,
-        (rows, cols),
-        src,
-        dst,
-    )
+        &CastParams {
+            count: u32_of(count, "count")?,
+            offset: u32_of(offset, "offset")?,
+            rows: u32_of(rows, "rows")?,
+            cols: u32_of(cols, "cols")?,
+        },
+    );
+    let binding = gpu.bind(
+        words.pick(Kernel::TransposeQuads, Kernel::TransposeLongs),
+        &[
+            uniform.resource(),
+            Resource::Unused,
+            Resource::Unused,
+            Resource::Storage(src),
+            Resource::Storage(dst),
+        ],
+    );
+    let groups = if count == 0 {
+        [0, 0, 0]
+    } else {
+        [
+            u32_of(cols.div_ceil(32), "column blocks")?,
+            u32_of(rows / 4, "row blocks")?,
+            1,
+        ]
+    };
+    Ok(Launch {
+        binding,
+        groups,
+        uniform,
+    })
 }
 
 /// One launch of a `shaders/convert.wgsl` kernel over `count` elements.
