@@ -295,7 +295,7 @@ fn bench_embed(gpu: &Gpu, rows: usize, vocab: usize, dim: usize) {
     let mut u = Uniforms::new();
     let (mut gather, mut grad) = (Recording::new(), Recording::new());
     for _ in 0..10 {
-        ops::embed_gather(gpu, &mut u, rows, dim, 0, &table, &tokens, &x)
+        ops::embed_gather(gpu, &mut u, words, rows, dim, 0, &table, &tokens, &x)
             .unwrap()
             .record(&mut gather);
         ops::embed_grad(

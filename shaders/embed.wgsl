@@ -43,12 +43,13 @@ fn embed_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     out[idx] = out_t(f32(table[p.emb_off + index_a[r] * p.dim + d]));
 }
 
-// `out` as vec4s: x (embed_gather_quads) or the grads (embed_grad_quads).
-@group(0) @binding(3) var<storage, read_write> out_quads: array<vec4<f32>>;
+// `out` as 16-byte words: x (embed_gather_quads) or the grads (embed_grad_quads).
+@group(0) @binding(3) var<storage, read_write> out_quads: array<quad_word>;
 
-// embed_gather_quads: embed_gather for 4 consecutive d per invocation, loaded and stored as
-// one vec4 (f32 table and x, D and emb_off multiples of 4).
-@group(0) @binding(1) var<storage, read> table_quads: array<vec4<f32>>;
+// embed_gather_quads: embed_gather for 4 consecutive d per invocation, each copied as one
+// 16-byte word (f32 table and x, D and emb_off multiples of 4; in the Longs pipeline two
+// 64-bit integers, half the per-lane loops on lavapipe).
+@group(0) @binding(1) var<storage, read> table_quads: array<quad_word>;
 
 // The (row, d) of the first of an invocation's 4 consecutive elements of a [rows, D] array
 // (the quads kernels), or (rows, 0) past its end.
@@ -112,5 +113,5 @@ fn embed_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     for (var i = index_a[j]; i < index_a[j + 1u]; i++) {
         s = s + quad_f32s(dx_words[(positions[i] * p.dim + d) >> 2u]);
     }
-    out_quads[(p.emb_off + v * p.dim + d) >> 2u] = s;
+    out_quads[(p.emb_off + v * p.dim + d) >> 2u] = f32s_word(s);
 }

@@ -1820,14 +1820,14 @@ fn embedding_gather_and_gradient_match_f64() {
             .storage_from("grads", &vec![stale; emb_off + vocab * dim])
             .unwrap();
         let mut u = Uniforms::new();
-        let g = ops::embed_gather(&gpu, &mut u, rows, dim, emb_off, &pb, &idb, &xb).unwrap();
+        let words = ops::StorageWords::for_gpu(&gpu);
+        let g = ops::embed_gather(&gpu, &mut u, words, rows, dim, emb_off, &pb, &idb, &xb).unwrap();
         let buffers = ops::TokenIndexBuffers {
             present: &presentb,
             offsets: &ob,
             positions: &posb,
         };
         let slots = vocab.min(rows);
-        let words = ops::StorageWords::for_gpu(&gpu);
         let d = ops::embed_grad(
             &gpu, &mut u, words, slots, vocab, dim, emb_off, &dxb, &buffers, &gb,
         )
@@ -1861,9 +1861,19 @@ fn embedding_gather_and_gradient_match_f64() {
             &want_g,
             1e-4,
         );
-        // Every kind of storage word for dx gives the same bits.
+        // Every kind of storage word gives the same bits: the gather's copies of the table's
+        // rows, the gradient's reads of dx.
         let first = gpu.read_all_f32(&gb).unwrap();
         for words in ops::StorageWords::available(&gpu) {
+            let xb2 = gpu.storage("x2", (rows * dim * 4) as u64).unwrap();
+            let g = ops::embed_gather(&gpu, &mut u, words, rows, dim, emb_off, &pb, &idb, &xb2)
+                .unwrap();
+            run(&gpu, &[g]);
+            assert_eq!(
+                bits(&gpu.read_all_f32(&xb2).unwrap()[..rows * dim]),
+                bits(&gpu.read_all_f32(&xb).unwrap()[..rows * dim]),
+                "{what}: the gather in {words:?} words"
+            );
             let gb2 = gpu
                 .storage_from("grads2", &vec![stale; emb_off + vocab * dim])
                 .unwrap();
@@ -1890,7 +1900,8 @@ fn recordings_count_their_commands() {
     let tokens = gpu.storage_from("tokens", &[0u32, 1]).unwrap();
     let x = gpu.storage("x", 16).unwrap();
     let mut u = Uniforms::new();
-    let gather = ops::embed_gather(&gpu, &mut u, 2, 2, 0, &table, &tokens, &x).unwrap();
+    let words = ops::StorageWords::for_gpu(&gpu);
+    let gather = ops::embed_gather(&gpu, &mut u, words, 2, 2, 0, &table, &tokens, &x).unwrap();
     let mut rec = Recording::new();
     rec.phase("first");
     gather.record(&mut rec);

@@ -146,6 +146,7 @@ impl PlanContext<'_> {
             ops::embed_gather(
                 gpu,
                 u,
+                ops::StorageWords::for_gpu(gpu),
                 rows,
                 embed,
                 lay.offset(EMBEDDING),

@@ -93,6 +93,8 @@ pub enum Kernel {
     /// EmbedGather with 4 consecutive d per invocation (f32 table and x, D and offset
     /// multiples of 4).
     EmbedGatherQuads,
+    /// EmbedGatherQuads copying 8-byte words ([`Kernel::long_words`]).
+    EmbedGatherLongs,
     EmbedGrad,
     /// EmbedGrad with 4 consecutive d per invocation (f32 grads, D and offset multiples of 4).
     EmbedGradQuads,
@@ -272,6 +274,7 @@ impl Kernel {
             | Kernel::GemmOuterLongsShort => "gemm_quads.wgsl",
             Kernel::EmbedGather
             | Kernel::EmbedGatherQuads
+            | Kernel::EmbedGatherLongs
             | Kernel::EmbedGrad
             | Kernel::EmbedGradQuads
             | Kernel::EmbedGradLongs => "embed.wgsl",
@@ -363,7 +366,7 @@ impl Kernel {
             }
             Kernel::GemmSplitReduce => "gemm_split_reduce",
             Kernel::EmbedGather => "embed_gather",
-            Kernel::EmbedGatherQuads => "embed_gather_quads",
+            Kernel::EmbedGatherQuads | Kernel::EmbedGatherLongs => "embed_gather_quads",
             Kernel::EmbedGrad => "embed_grad",
             Kernel::EmbedGradQuads | Kernel::EmbedGradLongs => "embed_grad_quads",
             Kernel::RnnStepForward => "rnn_step_forward",
@@ -475,6 +478,7 @@ impl Kernel {
                 | Kernel::ColumnSumLongs
                 | Kernel::TransposeLongs
                 | Kernel::EmbedGradLongs
+                | Kernel::EmbedGatherLongs
                 | Kernel::SquarePartialsLongs
                 | Kernel::SgdLongs
                 | Kernel::AdamLongs

@@ -19,9 +19,13 @@ struct EmbedParams {
 }
 
 /// `x[r, :] = params[emb_off + tokens[r]·D ..]` for `rows` rows.   x: [rows, D]
+/// Where D and the offset are multiples of 4 and both buffers f32, 4 values an invocation as
+/// one storage word of the kind `words` names ([`StorageWords::for_gpu`] in the engine).
+#[allow(clippy::too_many_arguments)]
 pub fn embed_gather(
     gpu: &Gpu,
     u: &mut Uniforms,
+    words: StorageWords,
     rows: usize,
     dim: usize,
     emb_off: usize,
@@ -45,7 +49,7 @@ pub fn embed_gather(
         && emb_off.is_multiple_of(4);
     let binding = gpu.bind(
         if quads {
-            Kernel::EmbedGatherQuads
+            words.pick(Kernel::EmbedGatherQuads, Kernel::EmbedGatherLongs)
         } else {
             Kernel::EmbedGather
         },
