@@ -5,7 +5,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::{groups_for, need, u32_of, Launch, StorageWords, Uniforms};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
 use bytemuck::{Pod, Zeroable};
 
@@ -61,15 +61,20 @@ pub fn transpose_words(
     src: &Buffer,
     dst: &Buffer,
 ) -> Option<StorageWords> {
+    (gpu.adapter().is_software && blocks_fit(offset, rows, cols, src, dst))
+        .then(|| StorageWords::for_gpu(gpu))
+}
+
+/// Whether `transpose_quads` can move this block: f32 buffers, rows, columns and offset
+/// multiples of 4, rows / 4 within one dispatch dimension.
+fn blocks_fit(offset: usize, rows: usize, cols: usize, src: &Buffer, dst: &Buffer) -> bool {
     let whole = |v: usize| v.is_multiple_of(4);
-    (gpu.adapter().is_software
-        && whole(offset)
+    whole(offset)
         && whole(rows)
         && whole(cols)
         && rows / 4 <= u16::MAX as usize
         && src.dtype() == Dtype::F32
-        && dst.dtype() == Dtype::F32)
-        .then(|| StorageWords::for_gpu(gpu))
+        && dst.dtype() == Dtype::F32
 }
 
 /// [`transpose`] by the kernel `words` names (`Some`: 4x4 blocks, which need what
@@ -90,6 +95,14 @@ pub fn transpose_in(
         need(src, offset + count, "transpose src")?;
     }
     need(dst, count, "transpose dst")?;
+    if words.is_some() && !blocks_fit(offset, rows, cols, src, dst) {
+        return Err(Error::Gpu(format!(
+            "transpose of {rows}x{cols} at {offset} ({:?} into {:?}): 4x4 blocks need f32 \
+             buffers and rows, columns and offset multiples of 4",
+            src.dtype(),
+            dst.dtype()
+        )));
+    }
     let Some(words) = words else {
         return convert(
             gpu,
