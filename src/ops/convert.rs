@@ -4,7 +4,7 @@
 // struct per kernel.
 #![allow(clippy::too_many_arguments)]
 
-use super::{groups_for, need, u32_of, Launch, StorageWords, Uniforms};
+use super::{groups_for, need, u32_of, Launch, StorageWords, UniformRef, Uniforms};
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Dtype, Gpu, Kernel, Resource};
 use bytemuck::{Pod, Zeroable};
@@ -115,15 +115,7 @@ pub fn transpose_in(
             dst,
         );
     };
-    let uniform = u.push(
-        gpu,
-        &CastParams {
-            count: u32_of(count, "count")?,
-            offset: u32_of(offset, "offset")?,
-            rows: u32_of(rows, "rows")?,
-            cols: u32_of(cols, "cols")?,
-        },
-    );
+    let uniform = push_params(gpu, u, offset, count, (rows, cols))?;
     let binding = gpu.bind(
         words.pick(Kernel::TransposeQuads, Kernel::TransposeLongs),
         &[
@@ -162,15 +154,7 @@ fn convert(
     src: &Buffer,
     dst: &Buffer,
 ) -> Result<Launch> {
-    let uniform = u.push(
-        gpu,
-        &CastParams {
-            count: u32_of(count, "count")?,
-            offset: u32_of(offset, "offset")?,
-            rows: u32_of(rows, "rows")?,
-            cols: u32_of(cols, "cols")?,
-        },
-    );
+    let uniform = push_params(gpu, u, offset, count, (rows, cols))?;
     let binding = gpu.bind(
         kernel,
         &[
@@ -184,4 +168,23 @@ fn convert(
         groups: groups_for(count),
         uniform,
     })
+}
+
+/// The kernels' parameters, pushed to the uniform ring.
+fn push_params(
+    gpu: &Gpu,
+    u: &mut Uniforms,
+    offset: usize,
+    count: usize,
+    (rows, cols): (usize, usize),
+) -> Result<UniformRef> {
+    Ok(u.push(
+        gpu,
+        &CastParams {
+            count: u32_of(count, "count")?,
+            offset: u32_of(offset, "offset")?,
+            rows: u32_of(rows, "rows")?,
+            cols: u32_of(cols, "cols")?,
+        },
+    ))
 }
