@@ -79,7 +79,6 @@ fn blocks_fit(offset: usize, rows: usize, cols: usize, src: &Buffer, dst: &Buffe
 
 /// [`transpose`] by the kernel `words` names (`Some`: 4x4 blocks, which need what
 /// [`transpose_words`] checks; tests run every kind).
-#[allow(clippy::too_many_arguments)]
 pub fn transpose_in(
     gpu: &Gpu,
     u: &mut Uniforms,

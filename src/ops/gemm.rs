@@ -629,15 +629,11 @@ fn gemm_pass(
             Resource::Storage(b),
             Resource::Storage(b),
         ]);
-        // The narrow kernel: one workgroup per 32 rows, all of C's columns.
-        let groups = if narrow {
-            [1, m.div_ceil(32) as u32, 1]
-        } else {
-            kernel.groups(m, n)
-        };
+        // (The narrow kernel's one workgroup per 32 rows, all of C's at most 8 columns, is
+        // the tiles' grid for such an N.)
         return Ok(Launch {
             binding: gpu.bind(entry, &resources),
-            groups,
+            groups: kernel.groups(m, n),
             uniform,
         });
     }
