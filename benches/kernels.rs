@@ -498,6 +498,8 @@ fn bench_recurrence(gpu: &Gpu, batch: usize, hidden: usize, steps: usize) {
             ));
         }
     }
+    // WGRNN_BENCH_RNN_KERNELS=GemmSweepLongs(WindowQuads),PerStep narrows the ways.
+    ways.retain(|kernel| listed("WGRNN_BENCH_RNN_KERNELS", &format!("{kernel:?}")));
     for kernel in ways {
         let mut forward = Recording::new();
         let mut backward = Recording::new();
@@ -637,7 +639,11 @@ fn main() {
         }
     }
     if wanted("rnn") {
+        // WGRNN_BENCH_RNN_SHAPES=64x256,256x128 (B x H) narrows the shapes.
         for (b, h) in [(64, 256), (256, 128), (512, 512)] {
+            if !listed("WGRNN_BENCH_RNN_SHAPES", &format!("{b}x{h}")) {
+                continue;
+            }
             bench_recurrence(&gpu, b, h, 16);
         }
     }

@@ -125,6 +125,12 @@ const CONTINUE: u32 = 128u;
 // gemm_outer_quads: Y's (B's) buffer the same ways.
 @group(0) @binding(11) var<storage, read> y_quads: array<quad_word>;
 @group(0) @binding(12) var<storage, read> y_pairs: array<vec2<u32>>;
+// gemm_window_quads_sweep: the steps' inputs (binding 3's pre or dh_out) and aux (binding
+// 7's hs) again as 16-byte words, so its epilogue reads 4 values a load (f32, offsets
+// multiples of 4: `ops::gemm_sweep`); any read-only buffers in the other kernels, which read
+// bindings 3 and 7 value by value (theirs may be f16).
+@group(0) @binding(24) var<storage, read> step_input_words: array<quad_word>;
+@group(0) @binding(25) var<storage, read> step_aux_words: array<quad_word>;
 
 // Set by the host: Y is A (its rows through the window), X is Bᵀ, C stored transposed.
 override TRANSPOSED: bool = false;
@@ -239,13 +245,13 @@ fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) 
     let w = (p.c_off + step_offset + e) >> 2u;
     if ((A_FROM_C || STEP_COPY || SWEEP) && (p.flags & (STEP_FORWARD | STEP_BACKWARD)) != 0u) {
         let relu = (p.flags & RELU) != 0u;
-        let g = bias_quad(p.bias_off + step_offset + e) + value;
+        let g = step_inputs(p.bias_off + step_offset + e) + value;
         var out: vec4<f32>;
         if ((p.flags & STEP_FORWARD) != 0u) {
             out = select(tanh(g), max(g, vec4<f32>(0.0)), relu);
         } else {
             let at = p.bias2_off + step_offset + e;
-            let h = vec4<f32>(f32(aux[at]), f32(aux[at + 1u]), f32(aux[at + 2u]), f32(aux[at + 3u]));
+            let h = step_aux(at);
             let one = vec4<f32>(1.0);
             out = g * select(one - h * h, select(vec4<f32>(0.0), one, h > vec4<f32>(0.0)), relu);
         }
@@ -269,6 +275,23 @@ fn store_words(m: u32, n0: u32, value: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) 
         v = quad_f32s(c_words[w]) + v;
     }
     c_words[w] = f32s_word(v);
+}
+
+// A fused step's inputs at elements at .. at + 3 (a multiple of 4 in the sweep): one word
+// there, else 4 values.
+fn step_inputs(at: u32) -> vec4<f32> {
+    if (SWEEP) {
+        return quad_f32s(step_input_words[at >> 2u]);
+    }
+    return bias_quad(at);
+}
+
+// A fused backward step's aux (h[t + 1]) at elements at .. at + 3, as step_inputs.
+fn step_aux(at: u32) -> vec4<f32> {
+    if (SWEEP) {
+        return quad_f32s(step_aux_words[at >> 2u]);
+    }
+    return vec4<f32>(f32(aux[at]), f32(aux[at + 1u]), f32(aux[at + 2u]), f32(aux[at + 3u]));
 }
 
 // bias[at .. at + 3].

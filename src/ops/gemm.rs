@@ -85,6 +85,12 @@ const RELU: u32 = 32;
 const QUAD_STORE: u32 = 64;
 const CONTINUE: u32 = 128;
 
+/// The binding slots of gemm_quads.wgsl's GEMM kernels (0..=25; the gated sweeps' 15..=23
+/// undeclared there), and the two the Elman sweep reads its inputs and aux through as words.
+const QUADS_SLOTS: usize = 26;
+const SWEEP_INPUT_WORDS: usize = 24;
+const SWEEP_AUX_WORDS: usize = 25;
+
 /// The kernels' flag bits for `spec`: add bias, add bias2, accumulate into C.
 fn flags_of(spec: &GemmSpec) -> u32 {
     spec.bias.map_or(0, |_| ADD_BIAS)
@@ -614,12 +620,15 @@ fn gemm_pass(
             (_, Dtype::F16) => Kernel::GemmOuterQuadsYPairs,
             _ => Kernel::GemmOuterQuads,
         };
-        let mut resources = vec![Resource::Unused; 15];
+        let mut resources = vec![Resource::Unused; QUADS_SLOTS];
         resources[0] = uniform.resource();
         resources[3] = Resource::Storage(bias);
         resources[4] = Resource::Storage(c);
-        // The fused steps' aux operand and copy (unused here: C stands in for the copy).
+        // The fused steps' aux operand and copy (unused here: C stands in for the copy), and
+        // the sweep's inputs and aux as words (the bias stands in).
         resources[7] = Resource::Storage(bias);
+        resources[SWEEP_INPUT_WORDS] = Resource::Storage(bias);
+        resources[SWEEP_AUX_WORDS] = Resource::Storage(bias);
         resources[13] = Resource::Storage(c);
         // C as 16-byte words (QUAD_STORE).
         resources[14] = Resource::Storage(c);
@@ -1055,29 +1064,33 @@ fn window_launches(
         } else {
             Resource::Unused
         };
-        let binding = gpu.bind(
-            entry,
-            &[
-                uniform.resource(),
-                a_slot,
-                b_slot,
-                Resource::Storage(bias),
-                Resource::Storage(c),
-                a_words,
-                b_words,
-                aux,
-                window,
-                storage,
-                // The quads kernels' storage operand again, as 8-byte words.
-                storage,
-                // gemm_outer_quads' B (11, 12), undeclared here; the fused steps' copy
-                // (13) and C's words (14).
-                Resource::Unused,
-                Resource::Unused,
-                c_slot,
-                c_slot,
-            ],
-        );
+        let mut resources = vec![
+            uniform.resource(),
+            a_slot,
+            b_slot,
+            Resource::Storage(bias),
+            Resource::Storage(c),
+            a_words,
+            b_words,
+            aux,
+            window,
+            storage,
+            // The quads kernels' storage operand again, as 8-byte words.
+            storage,
+            // gemm_outer_quads' B (11, 12), undeclared here; the fused steps' copy
+            // (13) and C's words (14).
+            Resource::Unused,
+            Resource::Unused,
+            c_slot,
+            c_slot,
+        ];
+        if quads {
+            // The sweep's inputs and aux as words (the bias stands in).
+            resources.resize(QUADS_SLOTS, Resource::Unused);
+            resources[SWEEP_INPUT_WORDS] = Resource::Storage(bias);
+            resources[SWEEP_AUX_WORDS] = Resource::Storage(bias);
+        }
+        let binding = gpu.bind(entry, &resources);
         launches.push(Launch {
             binding,
             groups: kernel.groups(part.m, part.n),
@@ -1495,13 +1508,16 @@ fn window_step_launches(
 /// The bindings of a window quads step with B's windows (`gemm_window_quads`'s step and
 /// sweep): B's window at byte `window`; A comes through C, so X's storage slots (9, 10) are
 /// not read (the inputs stand in), nor is the copy (13: C stands in); slots 1, 2, 5, 6, 11
-/// and 12 undeclared; C's words: 14.
+/// and 12 undeclared; C's words: 14; the inputs and aux again as words (24, 25: read by the
+/// sweep, whose conditions `gemm_sweep` checks).
 fn window_step_resources<'a>(
     uniform: &'a super::UniformRef,
     operands: &StepOperands<'a>,
     window: u64,
 ) -> Vec<Resource<'a>> {
-    let mut resources = vec![Resource::Unused; 15];
+    let mut resources = vec![Resource::Unused; QUADS_SLOTS];
+    resources[SWEEP_INPUT_WORDS] = Resource::Storage(operands.inputs);
+    resources[SWEEP_AUX_WORDS] = Resource::Storage(operands.aux);
     resources[0] = uniform.resource();
     resources[3] = Resource::Storage(operands.inputs);
     resources[4] = Resource::Storage(operands.state);
@@ -1526,7 +1542,8 @@ fn window_step_resources<'a>(
 /// `long_words` the kernel's 16-byte storage words are two 64-bit integers
 /// ([`Kernel::long_words`]; the caller offers it where the adapter has them). None where it
 /// does not apply: no windows on this adapter, an operand not f32, the quads loads or
-/// stores not applying; the caller then runs the steps one by one.
+/// stores not applying, the inputs' or aux's offset not a multiple of 4 (the epilogue reads
+/// them as 16-byte words); the caller then runs the steps one by one.
 pub fn gemm_sweep(
     gpu: &Gpu,
     uniforms: &mut Uniforms,
@@ -1597,6 +1614,15 @@ pub fn gemm_sweep(
             })
     };
     let (flags, bias_off, aux_off) = epilogue.kernel_terms();
+    // The epilogue reads the inputs (and backward aux) as 16-byte words: f32, from offsets
+    // that are multiples of 4 (each step's too: the shift is one).
+    let backward = matches!(epilogue, StepEpilogue::Backward { .. });
+    if inputs.dtype() != Dtype::F32
+        || !bias_off.is_multiple_of(4)
+        || (backward && (aux.dtype() != Dtype::F32 || !aux_off.is_multiple_of(4)))
+    {
+        return Ok(None);
+    }
     for s in [0, steps - 1] {
         let a_first = moved(first.a.offset, s)?;
         let c_first = moved(first.c_offset, s)?;
@@ -1609,7 +1635,7 @@ pub fn gemm_sweep(
             )));
         }
         need(inputs, moved(bias_off, s)? + m * n, "sweep inputs")?;
-        if matches!(epilogue, StepEpilogue::Backward { .. }) {
+        if backward {
             need(aux, moved(aux_off, s)? + m * n, "sweep aux")?;
         }
     }
