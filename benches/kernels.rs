@@ -5,6 +5,10 @@
 //!
 //!     cargo bench --bench kernels            # all cases
 //!     cargo bench --bench kernels -- gemm    # cases whose name contains "gemm"
+//!
+//! Environment filters: `WGRNN_BENCH_GEMM_KERNELS`, `_SHAPES`, `_TYPES` and `_EXTRA` for the
+//! GEMM cases (see `listed` and `extra_shapes`), `WGRNN_BENCH_RNN_SHAPES=64x256,256x128`
+//! (B x H) and `WGRNN_BENCH_RNN_KERNELS=GemmSweepLongs(WindowQuads)` for the recurrences.
 
 use std::time::{Duration, Instant};
 use wgrnn::gpu::{AdapterChoice, Dtype, Gpu, Recording, UNIFORM_WINDOW};
