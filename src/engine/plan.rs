@@ -342,19 +342,23 @@ impl PlanContext<'_> {
         // Gradient reaching the head input: dy · W_head, onto the last layer's output; with
         // padded dy rows, over K = o_pad through a copy of W_head with o_pad - o zero rows
         // after it (the buffer's, never written), so that K is a multiple of 4.
+        // The copy is a buffer copy where both hold the same type at 4-byte boundaries (a
+        // [1, O·W] transpose moves one value an invocation).
         let (head_weight, head_weight_at) = if o_pad == o {
             (b.weights(), lay.offset(HEAD_WEIGHT))
         } else {
-            ops::transpose(
-                gpu,
-                u,
-                lay.offset(HEAD_WEIGHT),
-                1,
-                o * ow,
-                b.weights(),
-                &b.head_weight_pad,
-            )?
-            .record(&mut rec);
+            let (src, dst) = (b.weights(), &b.head_weight_pad);
+            let width = src.dtype().bytes() as u64;
+            let (from, bytes) = (
+                lay.offset(HEAD_WEIGHT) as u64 * width,
+                (o * ow) as u64 * width,
+            );
+            if src.dtype() == dst.dtype() && from % 4 == 0 && bytes % 4 == 0 {
+                rec.copy(src, from, dst, 0, bytes);
+            } else {
+                ops::transpose(gpu, u, lay.offset(HEAD_WEIGHT), 1, o * ow, src, dst)?
+                    .record(&mut rec);
+            }
             (&b.head_weight_pad, 0)
         };
         let d_head_in = GemmSpec {
