@@ -2284,3 +2284,107 @@ fn a_non_finite_gradient_or_loss_skips_the_whole_step() {
         );
     }
 }
+
+#[test]
+fn elman_sweep_runs_only_where_its_epilogue_can_read_words() {
+    // The sweep's epilogue reads the step inputs (and backward h[t + 1]) as 16-byte words, so
+    // `ops::gemm_sweep` must decline (None: the caller runs the steps one by one) where their
+    // offsets are not multiples of 4, and take the same product where they are.
+    let gpu = gpu();
+    if !GemmKernel::candidates(&gpu).contains(&GemmKernel::WindowQuads) {
+        assert!(
+            !gpu.adapter().is_software,
+            "lavapipe must offer the quads GEMMs"
+        );
+        return;
+    }
+    let (batch, hidden, steps) = (32, 128, 3);
+    let bh = batch * hidden;
+    let mut rng = Rng::new(11);
+    let mut random =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-0.5, 0.5) as f32).collect() };
+    let whh = gpu.storage_from("whh", &random(hidden * hidden)).unwrap();
+    let hs = gpu.storage_from("hs", &random((steps + 1) * bh)).unwrap();
+    let inputs = gpu.storage_from("inputs", &random(steps * bh + 8)).unwrap();
+    let aux = gpu
+        .storage_from("aux", &random((steps + 1) * bh + 8))
+        .unwrap();
+    let first = GemmSpec {
+        m: batch,
+        n: hidden,
+        k: hidden,
+        a: Operand::row_major(0, hidden),
+        b: Operand::transposed(0, hidden),
+        c_offset: bh,
+        bias: None,
+        bias2: None,
+        accumulate: false,
+    };
+    let mut u = Uniforms::new();
+    let mut sweep = |epilogue: ops::StepEpilogue| {
+        ops::gemm_sweep(
+            &gpu,
+            &mut u,
+            true,
+            &first,
+            steps,
+            bh as isize,
+            epilogue,
+            &whh,
+            &hs,
+            &inputs,
+            &aux,
+        )
+        .unwrap()
+        .is_some()
+    };
+    for (epilogue, runs) in [
+        (
+            ops::StepEpilogue::Forward {
+                relu: false,
+                pre_offset: 0,
+            },
+            true,
+        ),
+        (
+            ops::StepEpilogue::Forward {
+                relu: false,
+                pre_offset: 4,
+            },
+            true,
+        ),
+        (
+            ops::StepEpilogue::Forward {
+                relu: false,
+                pre_offset: 2,
+            },
+            false,
+        ),
+        (
+            ops::StepEpilogue::Backward {
+                relu: false,
+                dh_offset: 0,
+                h_offset: 4,
+            },
+            true,
+        ),
+        (
+            ops::StepEpilogue::Backward {
+                relu: false,
+                dh_offset: 1,
+                h_offset: 4,
+            },
+            false,
+        ),
+        (
+            ops::StepEpilogue::Backward {
+                relu: false,
+                dh_offset: 0,
+                h_offset: 6,
+            },
+            false,
+        ),
+    ] {
+        assert_eq!(sweep(epilogue), runs, "{epilogue:?}");
+    }
+}
