@@ -8,7 +8,8 @@
 //!
 //! Environment filters: `WGRNN_BENCH_GEMM_KERNELS`, `_SHAPES`, `_TYPES` and `_EXTRA` for the
 //! GEMM cases (see `listed` and `extra_shapes`), `WGRNN_BENCH_RNN_SHAPES=64x256,256x128`
-//! (B x H) and `WGRNN_BENCH_RNN_KERNELS=GemmSweepLongs(WindowQuads)` for the recurrences.
+//! (B x H, in place of W1's, W2's and W3's) and
+//! `WGRNN_BENCH_RNN_KERNELS=GemmSweepLongs(WindowQuads)` for the recurrences.
 
 use std::time::{Duration, Instant};
 use wgrnn::gpu::{AdapterChoice, Dtype, Gpu, Recording, UNIFORM_WINDOW};
@@ -45,6 +46,23 @@ fn median_time(mut run: impl FnMut()) -> Duration {
 /// cases.
 fn listed(var: &str, name: &str) -> bool {
     std::env::var(var).map_or(true, |list| list.split(',').any(|item| item.trim() == name))
+}
+
+/// The recurrences' (B, H): W1's, W2's and W3's, or those WGRNN_BENCH_RNN_SHAPES lists as
+/// `BxH` comma-separated (a malformed item stops the run with its text).
+fn rnn_shapes() -> Vec<(usize, usize)> {
+    let Ok(list) = std::env::var("WGRNN_BENCH_RNN_SHAPES") else {
+        return vec![(64, 256), (256, 128), (512, 512)];
+    };
+    list.split(',')
+        .map(|item| {
+            let parsed = item
+                .trim()
+                .split_once('x')
+                .and_then(|(b, h)| Some((b.parse().ok()?, h.parse().ok()?)));
+            parsed.unwrap_or_else(|| panic!("WGRNN_BENCH_RNN_SHAPES: {item:?} is not BxH"))
+        })
+        .collect()
 }
 
 /// The products WGRNN_BENCH_GEMM_EXTRA lists, `MxNxK:LAYOUT` comma-separated (LAYOUT one
@@ -643,11 +661,8 @@ fn main() {
         }
     }
     if wanted("rnn") {
-        // WGRNN_BENCH_RNN_SHAPES=64x256,256x128 (B x H) narrows the shapes.
-        for (b, h) in [(64, 256), (256, 128), (512, 512)] {
-            if !listed("WGRNN_BENCH_RNN_SHAPES", &format!("{b}x{h}")) {
-                continue;
-            }
+        // WGRNN_BENCH_RNN_SHAPES=64x256,256x128 (B x H) replaces the shapes.
+        for (b, h) in rnn_shapes() {
             bench_recurrence(&gpu, b, h, 16);
         }
     }
