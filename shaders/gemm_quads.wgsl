@@ -442,55 +442,103 @@ fn store_results(row0: u32, col: u32, acc: ptr<function, array<vec4<f32>, 32>>) 
     store_tile(row0, col, acc);
 }
 
-// acc[r] += X(kernel row 4·(r / 4) + r % 4 of the subgroup's tile, k) · y, where lane j's
-// x holds X's lines 4j .. 4j + 3 at k and y = Y(k, this lane's 4 kernel columns); only the
-// first ROW_QUADS lanes' lines (the rest are past M and never stored).
-fn add_products(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<f32>, y: vec4<f32>) {
-    (*acc)[0] = (*acc)[0] + subgroupBroadcast(x.x, 0u) * y;
-    (*acc)[1] = (*acc)[1] + subgroupBroadcast(x.y, 0u) * y;
-    (*acc)[2] = (*acc)[2] + subgroupBroadcast(x.z, 0u) * y;
-    (*acc)[3] = (*acc)[3] + subgroupBroadcast(x.w, 0u) * y;
+// acc[r] += the products of 4 k values k0 < k1 < k2 < k3, one accumulator at a time:
+// acc[r] = (((acc[r] + X(r, k0)·y0) + X(r, k1)·y1) + X(r, k2)·y2) + X(r, k3)·y3, where
+// X(r, ki) is kernel row r = 4q + c of the subgroup's tile at ki (lane q's xi holds X's
+// lines 4q .. 4q + 3 at ki, shared by subgroupBroadcast) and yi = Y(ki, this lane's 4
+// kernel columns); only the first ROW_QUADS lanes' lines (the rest are past M and never
+// stored). Each accumulator's four products in a row, rather than one k for all 32 and then
+// the next, keep LLVM on lavapipe from spilling the products of one k while it adds those
+// of another (BENCHMARKS.md, "the products one accumulator at a time"); the sums are the
+// same operations in the same order either way.
+fn add_products(
+    acc: ptr<function, array<vec4<f32>, 32>>,
+    x0: vec4<f32>,
+    x1: vec4<f32>,
+    x2: vec4<f32>,
+    x3: vec4<f32>,
+    y0: vec4<f32>,
+    y1: vec4<f32>,
+    y2: vec4<f32>,
+    y3: vec4<f32>,
+) {
+    (*acc)[0] = (*acc)[0] + subgroupBroadcast(x0.x, 0u) * y0 + subgroupBroadcast(x1.x, 0u) * y1
+        + subgroupBroadcast(x2.x, 0u) * y2 + subgroupBroadcast(x3.x, 0u) * y3;
+    (*acc)[1] = (*acc)[1] + subgroupBroadcast(x0.y, 0u) * y0 + subgroupBroadcast(x1.y, 0u) * y1
+        + subgroupBroadcast(x2.y, 0u) * y2 + subgroupBroadcast(x3.y, 0u) * y3;
+    (*acc)[2] = (*acc)[2] + subgroupBroadcast(x0.z, 0u) * y0 + subgroupBroadcast(x1.z, 0u) * y1
+        + subgroupBroadcast(x2.z, 0u) * y2 + subgroupBroadcast(x3.z, 0u) * y3;
+    (*acc)[3] = (*acc)[3] + subgroupBroadcast(x0.w, 0u) * y0 + subgroupBroadcast(x1.w, 0u) * y1
+        + subgroupBroadcast(x2.w, 0u) * y2 + subgroupBroadcast(x3.w, 0u) * y3;
     if (ROW_QUADS > 1u) {
-        (*acc)[4] = (*acc)[4] + subgroupBroadcast(x.x, 1u) * y;
-        (*acc)[5] = (*acc)[5] + subgroupBroadcast(x.y, 1u) * y;
-        (*acc)[6] = (*acc)[6] + subgroupBroadcast(x.z, 1u) * y;
-        (*acc)[7] = (*acc)[7] + subgroupBroadcast(x.w, 1u) * y;
+        (*acc)[4] = (*acc)[4] + subgroupBroadcast(x0.x, 1u) * y0 + subgroupBroadcast(x1.x, 1u) * y1
+            + subgroupBroadcast(x2.x, 1u) * y2 + subgroupBroadcast(x3.x, 1u) * y3;
+        (*acc)[5] = (*acc)[5] + subgroupBroadcast(x0.y, 1u) * y0 + subgroupBroadcast(x1.y, 1u) * y1
+            + subgroupBroadcast(x2.y, 1u) * y2 + subgroupBroadcast(x3.y, 1u) * y3;
+        (*acc)[6] = (*acc)[6] + subgroupBroadcast(x0.z, 1u) * y0 + subgroupBroadcast(x1.z, 1u) * y1
+            + subgroupBroadcast(x2.z, 1u) * y2 + subgroupBroadcast(x3.z, 1u) * y3;
+        (*acc)[7] = (*acc)[7] + subgroupBroadcast(x0.w, 1u) * y0 + subgroupBroadcast(x1.w, 1u) * y1
+            + subgroupBroadcast(x2.w, 1u) * y2 + subgroupBroadcast(x3.w, 1u) * y3;
     }
     if (ROW_QUADS > 2u) {
-        (*acc)[8] = (*acc)[8] + subgroupBroadcast(x.x, 2u) * y;
-        (*acc)[9] = (*acc)[9] + subgroupBroadcast(x.y, 2u) * y;
-        (*acc)[10] = (*acc)[10] + subgroupBroadcast(x.z, 2u) * y;
-        (*acc)[11] = (*acc)[11] + subgroupBroadcast(x.w, 2u) * y;
+        (*acc)[8] = (*acc)[8] + subgroupBroadcast(x0.x, 2u) * y0 + subgroupBroadcast(x1.x, 2u) * y1
+            + subgroupBroadcast(x2.x, 2u) * y2 + subgroupBroadcast(x3.x, 2u) * y3;
+        (*acc)[9] = (*acc)[9] + subgroupBroadcast(x0.y, 2u) * y0 + subgroupBroadcast(x1.y, 2u) * y1
+            + subgroupBroadcast(x2.y, 2u) * y2 + subgroupBroadcast(x3.y, 2u) * y3;
+        (*acc)[10] = (*acc)[10] + subgroupBroadcast(x0.z, 2u) * y0 + subgroupBroadcast(x1.z, 2u) * y1
+            + subgroupBroadcast(x2.z, 2u) * y2 + subgroupBroadcast(x3.z, 2u) * y3;
+        (*acc)[11] = (*acc)[11] + subgroupBroadcast(x0.w, 2u) * y0 + subgroupBroadcast(x1.w, 2u) * y1
+            + subgroupBroadcast(x2.w, 2u) * y2 + subgroupBroadcast(x3.w, 2u) * y3;
     }
     if (ROW_QUADS > 3u) {
-        (*acc)[12] = (*acc)[12] + subgroupBroadcast(x.x, 3u) * y;
-        (*acc)[13] = (*acc)[13] + subgroupBroadcast(x.y, 3u) * y;
-        (*acc)[14] = (*acc)[14] + subgroupBroadcast(x.z, 3u) * y;
-        (*acc)[15] = (*acc)[15] + subgroupBroadcast(x.w, 3u) * y;
+        (*acc)[12] = (*acc)[12] + subgroupBroadcast(x0.x, 3u) * y0 + subgroupBroadcast(x1.x, 3u) * y1
+            + subgroupBroadcast(x2.x, 3u) * y2 + subgroupBroadcast(x3.x, 3u) * y3;
+        (*acc)[13] = (*acc)[13] + subgroupBroadcast(x0.y, 3u) * y0 + subgroupBroadcast(x1.y, 3u) * y1
+            + subgroupBroadcast(x2.y, 3u) * y2 + subgroupBroadcast(x3.y, 3u) * y3;
+        (*acc)[14] = (*acc)[14] + subgroupBroadcast(x0.z, 3u) * y0 + subgroupBroadcast(x1.z, 3u) * y1
+            + subgroupBroadcast(x2.z, 3u) * y2 + subgroupBroadcast(x3.z, 3u) * y3;
+        (*acc)[15] = (*acc)[15] + subgroupBroadcast(x0.w, 3u) * y0 + subgroupBroadcast(x1.w, 3u) * y1
+            + subgroupBroadcast(x2.w, 3u) * y2 + subgroupBroadcast(x3.w, 3u) * y3;
     }
     if (ROW_QUADS > 4u) {
-        (*acc)[16] = (*acc)[16] + subgroupBroadcast(x.x, 4u) * y;
-        (*acc)[17] = (*acc)[17] + subgroupBroadcast(x.y, 4u) * y;
-        (*acc)[18] = (*acc)[18] + subgroupBroadcast(x.z, 4u) * y;
-        (*acc)[19] = (*acc)[19] + subgroupBroadcast(x.w, 4u) * y;
+        (*acc)[16] = (*acc)[16] + subgroupBroadcast(x0.x, 4u) * y0 + subgroupBroadcast(x1.x, 4u) * y1
+            + subgroupBroadcast(x2.x, 4u) * y2 + subgroupBroadcast(x3.x, 4u) * y3;
+        (*acc)[17] = (*acc)[17] + subgroupBroadcast(x0.y, 4u) * y0 + subgroupBroadcast(x1.y, 4u) * y1
+            + subgroupBroadcast(x2.y, 4u) * y2 + subgroupBroadcast(x3.y, 4u) * y3;
+        (*acc)[18] = (*acc)[18] + subgroupBroadcast(x0.z, 4u) * y0 + subgroupBroadcast(x1.z, 4u) * y1
+            + subgroupBroadcast(x2.z, 4u) * y2 + subgroupBroadcast(x3.z, 4u) * y3;
+        (*acc)[19] = (*acc)[19] + subgroupBroadcast(x0.w, 4u) * y0 + subgroupBroadcast(x1.w, 4u) * y1
+            + subgroupBroadcast(x2.w, 4u) * y2 + subgroupBroadcast(x3.w, 4u) * y3;
     }
     if (ROW_QUADS > 5u) {
-        (*acc)[20] = (*acc)[20] + subgroupBroadcast(x.x, 5u) * y;
-        (*acc)[21] = (*acc)[21] + subgroupBroadcast(x.y, 5u) * y;
-        (*acc)[22] = (*acc)[22] + subgroupBroadcast(x.z, 5u) * y;
-        (*acc)[23] = (*acc)[23] + subgroupBroadcast(x.w, 5u) * y;
+        (*acc)[20] = (*acc)[20] + subgroupBroadcast(x0.x, 5u) * y0 + subgroupBroadcast(x1.x, 5u) * y1
+            + subgroupBroadcast(x2.x, 5u) * y2 + subgroupBroadcast(x3.x, 5u) * y3;
+        (*acc)[21] = (*acc)[21] + subgroupBroadcast(x0.y, 5u) * y0 + subgroupBroadcast(x1.y, 5u) * y1
+            + subgroupBroadcast(x2.y, 5u) * y2 + subgroupBroadcast(x3.y, 5u) * y3;
+        (*acc)[22] = (*acc)[22] + subgroupBroadcast(x0.z, 5u) * y0 + subgroupBroadcast(x1.z, 5u) * y1
+            + subgroupBroadcast(x2.z, 5u) * y2 + subgroupBroadcast(x3.z, 5u) * y3;
+        (*acc)[23] = (*acc)[23] + subgroupBroadcast(x0.w, 5u) * y0 + subgroupBroadcast(x1.w, 5u) * y1
+            + subgroupBroadcast(x2.w, 5u) * y2 + subgroupBroadcast(x3.w, 5u) * y3;
     }
     if (ROW_QUADS > 6u) {
-        (*acc)[24] = (*acc)[24] + subgroupBroadcast(x.x, 6u) * y;
-        (*acc)[25] = (*acc)[25] + subgroupBroadcast(x.y, 6u) * y;
-        (*acc)[26] = (*acc)[26] + subgroupBroadcast(x.z, 6u) * y;
-        (*acc)[27] = (*acc)[27] + subgroupBroadcast(x.w, 6u) * y;
+        (*acc)[24] = (*acc)[24] + subgroupBroadcast(x0.x, 6u) * y0 + subgroupBroadcast(x1.x, 6u) * y1
+            + subgroupBroadcast(x2.x, 6u) * y2 + subgroupBroadcast(x3.x, 6u) * y3;
+        (*acc)[25] = (*acc)[25] + subgroupBroadcast(x0.y, 6u) * y0 + subgroupBroadcast(x1.y, 6u) * y1
+            + subgroupBroadcast(x2.y, 6u) * y2 + subgroupBroadcast(x3.y, 6u) * y3;
+        (*acc)[26] = (*acc)[26] + subgroupBroadcast(x0.z, 6u) * y0 + subgroupBroadcast(x1.z, 6u) * y1
+            + subgroupBroadcast(x2.z, 6u) * y2 + subgroupBroadcast(x3.z, 6u) * y3;
+        (*acc)[27] = (*acc)[27] + subgroupBroadcast(x0.w, 6u) * y0 + subgroupBroadcast(x1.w, 6u) * y1
+            + subgroupBroadcast(x2.w, 6u) * y2 + subgroupBroadcast(x3.w, 6u) * y3;
     }
     if (ROW_QUADS > 7u) {
-        (*acc)[28] = (*acc)[28] + subgroupBroadcast(x.x, 7u) * y;
-        (*acc)[29] = (*acc)[29] + subgroupBroadcast(x.y, 7u) * y;
-        (*acc)[30] = (*acc)[30] + subgroupBroadcast(x.z, 7u) * y;
-        (*acc)[31] = (*acc)[31] + subgroupBroadcast(x.w, 7u) * y;
+        (*acc)[28] = (*acc)[28] + subgroupBroadcast(x0.x, 7u) * y0 + subgroupBroadcast(x1.x, 7u) * y1
+            + subgroupBroadcast(x2.x, 7u) * y2 + subgroupBroadcast(x3.x, 7u) * y3;
+        (*acc)[29] = (*acc)[29] + subgroupBroadcast(x0.y, 7u) * y0 + subgroupBroadcast(x1.y, 7u) * y1
+            + subgroupBroadcast(x2.y, 7u) * y2 + subgroupBroadcast(x3.y, 7u) * y3;
+        (*acc)[30] = (*acc)[30] + subgroupBroadcast(x0.z, 7u) * y0 + subgroupBroadcast(x1.z, 7u) * y1
+            + subgroupBroadcast(x2.z, 7u) * y2 + subgroupBroadcast(x3.z, 7u) * y3;
+        (*acc)[31] = (*acc)[31] + subgroupBroadcast(x0.w, 7u) * y0 + subgroupBroadcast(x1.w, 7u) * y1
+            + subgroupBroadcast(x2.w, 7u) * y2 + subgroupBroadcast(x3.w, 7u) * y3;
     }
 }
 
@@ -574,21 +622,12 @@ fn multiply_tile(
             add_products(
                 acc,
                 pair_values(xq0, xq1, xq2, xq3, 0u, 0u),
-                pair_values(yq0, yq1, yq2, yq3, 0u, 0u),
-            );
-            add_products(
-                acc,
                 pair_values(xq0, xq1, xq2, xq3, 0u, 1u),
-                pair_values(yq0, yq1, yq2, yq3, 0u, 1u),
-            );
-            add_products(
-                acc,
                 pair_values(xq0, xq1, xq2, xq3, 1u, 0u),
-                pair_values(yq0, yq1, yq2, yq3, 1u, 0u),
-            );
-            add_products(
-                acc,
                 pair_values(xq0, xq1, xq2, xq3, 1u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 0u, 0u),
+                pair_values(yq0, yq1, yq2, yq3, 0u, 1u),
+                pair_values(yq0, yq1, yq2, yq3, 1u, 0u),
                 pair_values(yq0, yq1, yq2, yq3, 1u, 1u),
             );
         } else {
@@ -608,10 +647,17 @@ fn add_quad_products(
     x: array<vec4<u32>, 4>,
     y: array<vec4<u32>, 4>,
 ) {
-    add_products(acc, word_values(x[0], x[1], x[2], x[3], 0u), word_values(y[0], y[1], y[2], y[3], 0u));
-    add_products(acc, word_values(x[0], x[1], x[2], x[3], 1u), word_values(y[0], y[1], y[2], y[3], 1u));
-    add_products(acc, word_values(x[0], x[1], x[2], x[3], 2u), word_values(y[0], y[1], y[2], y[3], 2u));
-    add_products(acc, word_values(x[0], x[1], x[2], x[3], 3u), word_values(y[0], y[1], y[2], y[3], 3u));
+    add_products(
+        acc,
+        word_values(x[0], x[1], x[2], x[3], 0u),
+        word_values(x[0], x[1], x[2], x[3], 1u),
+        word_values(x[0], x[1], x[2], x[3], 2u),
+        word_values(x[0], x[1], x[2], x[3], 3u),
+        word_values(y[0], y[1], y[2], y[3], 0u),
+        word_values(y[0], y[1], y[2], y[3], 1u),
+        word_values(y[0], y[1], y[2], y[3], 2u),
+        word_values(y[0], y[1], y[2], y[3], 3u),
+    );
 }
 
 @compute @workgroup_size(8)
@@ -762,10 +808,7 @@ fn gemm_outer_quads(
         let y1 = outer_values(b0 + (kk + 1u) * p.b_rs, true);
         let y2 = outer_values(b0 + (kk + 2u) * p.b_rs, true);
         let y3 = outer_values(b0 + (kk + 3u) * p.b_rs, true);
-        add_products(&acc, x0, y0);
-        add_products(&acc, x1, y1);
-        add_products(&acc, x2, y2);
-        add_products(&acc, x3, y3);
+        add_products(&acc, x0, x1, x2, x3, y0, y1, y2, y3);
     }
     store_results(row0, col, &acc);
 }
