@@ -2334,52 +2334,22 @@ fn elman_sweep_runs_only_where_its_epilogue_can_read_words() {
         .unwrap()
         .is_some()
     };
+    let forward = |pre_offset| ops::StepEpilogue::Forward {
+        relu: false,
+        pre_offset,
+    };
+    let backward = |dh_offset, h_offset| ops::StepEpilogue::Backward {
+        relu: false,
+        dh_offset,
+        h_offset,
+    };
     for (epilogue, runs) in [
-        (
-            ops::StepEpilogue::Forward {
-                relu: false,
-                pre_offset: 0,
-            },
-            true,
-        ),
-        (
-            ops::StepEpilogue::Forward {
-                relu: false,
-                pre_offset: 4,
-            },
-            true,
-        ),
-        (
-            ops::StepEpilogue::Forward {
-                relu: false,
-                pre_offset: 2,
-            },
-            false,
-        ),
-        (
-            ops::StepEpilogue::Backward {
-                relu: false,
-                dh_offset: 0,
-                h_offset: 4,
-            },
-            true,
-        ),
-        (
-            ops::StepEpilogue::Backward {
-                relu: false,
-                dh_offset: 1,
-                h_offset: 4,
-            },
-            false,
-        ),
-        (
-            ops::StepEpilogue::Backward {
-                relu: false,
-                dh_offset: 0,
-                h_offset: 6,
-            },
-            false,
-        ),
+        (forward(0), true),
+        (forward(4), true),
+        (forward(2), false),
+        (backward(0, 4), true),
+        (backward(1, 4), false),
+        (backward(0, 6), false),
     ] {
         assert_eq!(sweep(epilogue), runs, "{epilogue:?}");
     }
