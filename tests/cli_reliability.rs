@@ -272,6 +272,38 @@ fn oversized_batches_are_refused_before_any_work() {
 }
 
 #[test]
+fn output_destinations_are_checked_before_any_work() {
+    let dir = scratch("destinations");
+    let missing = dir.join("no-such-dir").join("out");
+    let missing = s(&missing);
+    let a_file = dir.join("a-file");
+    std::fs::write(&a_file, "not a directory").unwrap();
+    let under_a_file = a_file.join("checkpoints");
+    for args in [
+        vec!["train", "--epochs", "1", "--save", missing],
+        vec!["train", "--epochs", "1", "--plot", s(&dir)],
+        vec!["train", "--epochs", "1", "--checkpoint", s(&under_a_file)],
+        vec!["bench", "--workload", "W2", "--json", missing],
+    ] {
+        let (ok, out) = run(&args);
+        assert!(!ok, "{args:?}: {out}");
+        let flag = args[args.len() - 2];
+        assert!(
+            out.contains(flag)
+                && (out.contains("does not exist")
+                    || out.contains("is a directory")
+                    || out.contains("cannot create")),
+            "{args:?}: {out}"
+        );
+        assert!(
+            !out.contains("epoch 1/") && !out.contains("adapter:"),
+            "{args:?}: work started before the refusal:\n{out}"
+        );
+    }
+    assert!(!dir.join("no-such-dir").exists());
+}
+
+#[test]
 fn log_every_and_log_outputs_do_not_change_the_bits() {
     let dir = scratch("logevery");
     let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));

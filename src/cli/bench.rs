@@ -321,7 +321,11 @@ pub fn run(adapter: &AdapterChoice, args: &BenchArgs) -> Result<()> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    // Read before measuring anything: a wrong file fails now, not after the workloads.
+    // Checked and read before measuring anything: a wrong file or destination fails now,
+    // not after the workloads.
+    if let Some(path) = &args.json {
+        super::destinations::check_writable("--json", path)?;
+    }
     let earlier = match &args.compare {
         Some(path) => Some(EarlierReport::read(path)?),
         None => None,

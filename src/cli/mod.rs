@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod destinations;
 pub mod devices;
 pub mod hooks;
 pub mod infer;

@@ -89,6 +89,22 @@ pub fn run(
     opt: &OptimizerArgs,
     args: &TrainArgs,
 ) -> Result<()> {
+    // The files written after training: a bad destination fails now, not after the epochs.
+    for (flag, path) in [("--save", &args.save), ("--plot", &args.plot)] {
+        if let Some(path) = path {
+            super::destinations::check_writable(flag, path)?;
+        }
+    }
+    // The checkpoint directory likewise, before the first epoch ends: created now.
+    if let Some(dir) = &args.checkpoint {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "--checkpoint {}: cannot create the directory",
+                dir.display()
+            )
+        })?;
+        super::destinations::check_writable("--checkpoint", &dir.join(checkpoint::META_FILE))?;
+    }
     let resumed = args
         .resume
         .as_ref()
