@@ -279,9 +279,11 @@ fn output_destinations_are_checked_before_any_work() {
     let a_file = dir.join("a-file");
     std::fs::write(&a_file, "not a directory").unwrap();
     let under_a_file = a_file.join("checkpoints");
+    let pdf = dir.join("curves.pdf");
     for args in [
         vec!["train", "--epochs", "1", "--save", missing],
         vec!["train", "--epochs", "1", "--plot", s(&dir)],
+        vec!["train", "--epochs", "1", "--plot", s(&pdf)],
         vec!["train", "--epochs", "1", "--checkpoint", s(&under_a_file)],
         vec!["bench", "--workload", "W2", "--json", missing],
     ] {
@@ -292,7 +294,8 @@ fn output_destinations_are_checked_before_any_work() {
             out.contains(flag)
                 && (out.contains("does not exist")
                     || out.contains("is a directory")
-                    || out.contains("cannot create")),
+                    || out.contains("cannot create")
+                    || out.contains("SVG or PNG")),
             "{args:?}: {out}"
         );
         assert!(

@@ -95,6 +95,9 @@ pub fn run(
             super::destinations::check_writable(flag, path)?;
         }
     }
+    if let Some(path) = &args.plot {
+        wgrnn::plot::check_format(path)?;
+    }
     // The checkpoint directory likewise, before the first epoch ends: created now.
     if let Some(dir) = &args.checkpoint {
         std::fs::create_dir_all(dir).with_context(|| {
@@ -470,15 +473,7 @@ pub fn run(
             }
         }
     }
-    if let Some(path) = &args.plot {
-        let per_epoch = report.losses.len() as f64 / report.epochs.len().max(1) as f64;
-        let name = match style {
-            MetricStyle::Regression { .. } => "validation MAE / MSE",
-            _ => "validation accuracy",
-        };
-        wgrnn::plot::write_plot(path, &report.epochs, &report.losses, per_epoch, name)?;
-        println!("plotted the curves in {}", path.display());
-    }
+    // The weights first: nothing after them (the plot) can cost them.
     if let Some(path) = &args.save {
         let params = engine.params()?;
         let mut meta = HashMap::new();
@@ -488,6 +483,15 @@ pub fn run(
         wgrnn::weights::save(path, &layout, &params, meta)
             .with_context(|| format!("saving weights to {}", path.display()))?;
         println!("saved weights to {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let per_epoch = report.losses.len() as f64 / report.epochs.len().max(1) as f64;
+        let name = match style {
+            MetricStyle::Regression { .. } => "validation MAE / MSE",
+            _ => "validation accuracy",
+        };
+        wgrnn::plot::write_plot(path, &report.epochs, &report.losses, per_epoch, name)?;
+        println!("plotted the curves in {}", path.display());
     }
     Ok(())
 }

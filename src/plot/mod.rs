@@ -131,15 +131,9 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
-/// Writes the curves of a run to `path` (`.svg` or `.png`); `metric_name` labels the metric
-/// panel. The file is replaced atomically.
-pub fn write_plot(
-    path: &Path,
-    history: &[EpochStats],
-    iteration_losses: &[f32],
-    iterations_per_epoch: f64,
-    metric_name: &str,
-) -> Result<()> {
+/// The format `path` asks for, "svg" or "png" (by its extension, any case); an error naming
+/// the path for any other (checked before training, so that a wrong name cannot cost a run).
+pub fn check_format(path: &Path) -> Result<String> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -151,6 +145,19 @@ pub fn write_plot(
             "--plot writes SVG or PNG: give a file name ending in .svg or .png",
         ));
     }
+    Ok(ext)
+}
+
+/// Writes the curves of a run to `path` (`.svg` or `.png`); `metric_name` labels the metric
+/// panel. The file is replaced atomically.
+pub fn write_plot(
+    path: &Path,
+    history: &[EpochStats],
+    iteration_losses: &[f32],
+    iterations_per_epoch: f64,
+    metric_name: &str,
+) -> Result<()> {
+    let ext = check_format(path)?;
     let per_iter: Vec<(f64, f64)> = iteration_losses
         .iter()
         .enumerate()
