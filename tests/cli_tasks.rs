@@ -71,6 +71,20 @@ fn tagger_train_eval_and_predict_agree() {
         "predict's accuracy {predicted} vs eval's {accuracy}"
     );
     assert!(accuracy > 40.0, "{eval}");
+    // A failing predict (a malformed line in its data) leaves an earlier --output as it was.
+    let bad = dir.join("bad.conllu");
+    std::fs::write(&bad, gold.replacen("\tNOUN\t", "\tNOT-A-TAG\t", 1)).unwrap();
+    let (good, text) = common::cli::run(&[
+        "predict",
+        "--checkpoint",
+        s(&ckpt),
+        "--data",
+        s(&bad),
+        "--output",
+        s(&out),
+    ]);
+    assert!(!good && text.contains("bad.conllu"), "{text}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), pred);
 }
 
 #[test]

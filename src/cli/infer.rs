@@ -155,14 +155,14 @@ pub fn eval(adapter: &AdapterChoice, args: &ModelData) -> Result<()> {
 
 pub fn predict(adapter: &AdapterChoice, args: &PredictArgs) -> Result<()> {
     let io = &args.io;
+    if let Some(p) = &args.output {
+        super::destinations::check_writable("--output", p)?;
+    }
     let ckpt = load(&io.checkpoint, io.best)?;
     let gpu = Gpu::new(adapter)?;
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    // The whole output first, then written at once (--output: atomically), so that an error
+    // on the way leaves no half-written file and an earlier --output file as it was.
+    let mut out: Vec<u8> = Vec::new();
     match &ckpt.meta.data {
         DataMeta::Tagging { words } => {
             let bytes = std::fs::read(&io.data)
@@ -218,7 +218,14 @@ pub fn predict(adapter: &AdapterChoice, args: &PredictArgs) -> Result<()> {
             }
         }
     }
-    out.flush()?;
+    match &args.output {
+        Some(p) => wgrnn::weights::write_atomic(p, &out)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out)?;
+            stdout.flush()?;
+        }
+    }
     Ok(())
 }
 
