@@ -477,19 +477,18 @@ impl<'g> Engine<'g> {
             && self.bufs.precision == Precision::F32
             && self.config.hidden.is_multiple_of(4)
         {
-            let int64 = self.gpu.adapter().shader_int64;
-            // The gated sweeps with 16-byte words only where 8-byte ones are not available:
-            // slower in every run measured (BENCHMARKS.md, "the gated cells' steps of a chunk
-            // in one dispatch"), and each variant costs seconds of compiling on lavapipe.
-            if !self.config.cell.is_gated() || !int64 {
-                candidates.push(RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads));
-            }
-            // ... and with 8-byte storage words, measured beside it (as OuterLongs).
-            if int64 {
-                candidates.push(RecurrenceKernel::GemmSweepLongs(
-                    ops::GemmKernel::WindowQuads,
-                ));
-            }
+            // With 8-byte storage words where the adapter has 64-bit integers, else 16-byte
+            // ones. Not both: the 16-byte sweeps were slower in every gated run measured
+            // (BENCHMARKS.md, "the gated cells' steps of a chunk in one dispatch") and the
+            // Elman one 1.1-1.25x slower, taken in 3 of 32 tuned directions by a hair
+            // ("the Elman sweep with 8-byte storage words"), while each costs a fresh
+            // machine seconds of compiling on lavapipe (the Elman one 9 s of the default
+            // job's first run: "what a first run compiles").
+            candidates.push(if self.gpu.adapter().shader_int64 {
+                RecurrenceKernel::GemmSweepLongs(ops::GemmKernel::WindowQuads)
+            } else {
+                RecurrenceKernel::GemmSweep(ops::GemmKernel::WindowQuads)
+            });
         }
         // On GPUs, the 64x64 kernels' products split over K where [B, H] has few tiles (the
         // finishing kernel sums the slices; gated cells: their backward products), if
