@@ -1,6 +1,7 @@
 //! Output files written at the end of a run (`train --save`, `train --plot`, `bench
-//! --json`), checked before any work starts: a typo in a directory should cost an error
-//! message, not the training or the measurements that came before the write.
+//! --json`, `predict --output`) or during it (a `train --checkpoint` directory's files),
+//! checked before any work starts: a typo in a directory should cost an error message, not
+//! the training or the measurements that came before the write.
 
 use anyhow::{bail, Result};
 use std::fs::OpenOptions;
