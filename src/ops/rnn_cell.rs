@@ -160,8 +160,8 @@ pub enum RecurrenceKernel {
     GemmSweep(super::GemmKernel),
     /// [`RecurrenceKernel::GemmSweep`] with the sweep kernel's 16-byte storage words (W_hh
     /// from storage, the states through C's words) as two 64-bit integers: half the per-lane
-    /// load and store loops on lavapipe. The tuner offers it beside `GemmSweep` where the
-    /// adapter has 64-bit integers.
+    /// load and store loops on lavapipe. The tuner offers it instead of `GemmSweep` where
+    /// the adapter has 64-bit integers.
     GemmSweepLongs(super::GemmKernel),
 }
 
