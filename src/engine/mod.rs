@@ -480,8 +480,8 @@ impl<'g> Engine<'g> {
             // With 8-byte storage words where the adapter has 64-bit integers, else 16-byte
             // ones. Not both: the 16-byte sweeps were slower in every gated run measured
             // (BENCHMARKS.md, "the gated cells' steps of a chunk in one dispatch") and the
-            // Elman one 1.1-1.25x slower, taken in 3 of 32 tuned directions by a hair
-            // ("the Elman sweep with 8-byte storage words"), while each costs a fresh
+            // Elman one 1.1-1.25x slower, taken in 3 of 32 tuned directions by 8-12%, within
+            // the noise ("the Elman sweep with 8-byte storage words"), while each costs a fresh
             // machine seconds of compiling on lavapipe (the Elman one 9 s of the default
             // job's first run: "what a first run compiles").
             candidates.push(if self.gpu.adapter().shader_int64 {
